@@ -5,7 +5,7 @@ The flags allow reassociation (vectorised reductions), contraction (FMA) and app
 functions, but never ``nnan``/``ninf``: NaN and inf can reach a kernel and must be detected there.
 """
 
-FASTMATH = frozenset({"reassoc", "contract", "arcp", "nsz", "afn"})
+FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
 
 # Target bytes of input per chunk when the caller does not choose ``chunk_rows``:
 # large enough that the per-call cost of a parallel kernel (tens of microseconds) is

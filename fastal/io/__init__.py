@@ -1,0 +1,52 @@
+"""Where rows come from: arrays, Arrow tables, IPC/Parquet files and directories.
+
+Every source is read through one interface, ``Source.chunks(chunk_rows)``, which yields
+consecutive ``Chunk`` objects keyed by global row position.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .._errors import FastalError
+from ._base import Chunk, Source, check_chunk_rows, compute_dtype
+from .arrays import ArraySource, to_numpy
+from .arrow import TableSource, directory_source, file_source
+
+__all__ = ["Chunk", "Source", "as_source", "check_chunk_rows", "compute_dtype", "to_numpy"]
+
+
+def as_source(data, *, column=None, id_column=None, what: str = "data") -> Source:
+    """Turn what the user passed into a ``Source``.
+
+    Parameters
+    ----------
+    data : array-like, pyarrow.Table, pyarrow.RecordBatch, str or os.PathLike
+        A 2-D array (NumPy, or anything with ``__dlpack__``/``__array__``), an Arrow
+        table, or the path of a Parquet file, an Arrow IPC file or a directory of them.
+    column : str or list of str, optional
+        For Arrow data: the list column holding one vector per row, or one column per class.
+        By default the only list column is used.
+    id_column : str, optional
+        For Arrow data: an integer or string column identifying each row.
+    """
+    if isinstance(data, Source):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if not path.exists():
+            raise FastalError(f"{what} path does not exist: {path}")
+        if path.is_dir():
+            return directory_source(path, column, id_column)
+        return file_source(path, column, id_column)
+    import pyarrow as pa
+
+    if isinstance(data, (pa.Table, pa.RecordBatch)):
+        return TableSource(data, column, id_column)
+    if column is not None or id_column is not None:
+        raise FastalError(
+            f"column/id_column apply to Arrow tables and files; {what} is a "
+            f"{type(data).__name__}, pass the 2-D array itself"
+        )
+    return ArraySource(data, what)

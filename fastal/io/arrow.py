@@ -1,0 +1,348 @@
+"""Arrow data: in-memory tables, Arrow IPC files (memory-mapped), Parquet files, directories.
+
+The score column is either one ``fixed_size_list<float>`` / ``list<float>`` column or C
+scalar float columns named by the caller. An optional id column (integer or string) is
+carried through so results can name rows by id. Rows are numbered globally in reading order
+(files of a directory in sorted path order), which is what ``Selection.indices`` refers to.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._errors import FastalError
+from ._base import Chunk, Source, compute_dtype
+
+_PARQUET_MAGIC = b"PAR1"
+_IPC_FILE_MAGIC = b"ARROW1"
+_IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
+_DATA_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows")
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
+
+
+def _is_real(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_integer(t)
+
+
+def _describe(schema: pa.Schema) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in schema)
+
+
+class _Columns:
+    """Which columns of a schema hold the scores and the ids, checked once."""
+
+    def __init__(self, schema: pa.Schema, column, id_column, name: str):
+        self.id_column = id_column
+        if id_column is not None:
+            if id_column not in schema.names:
+                raise FastalError(
+                    f"id_column {id_column!r} not found in {name}; columns are: {_describe(schema)}"
+                )
+            t = schema.field(id_column).type
+            if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+                raise FastalError(
+                    f"id_column {id_column!r} must be an integer or string column; got {t}"
+                )
+        if column is None:
+            candidates = [f.name for f in schema if _is_list(f.type) and f.name != id_column]
+            if len(candidates) != 1:
+                what = "no list column" if not candidates else f"several list columns {candidates}"
+                raise FastalError(
+                    f"{name} has {what}; name the score column with column='...' (a "
+                    f"list<float> column) or column=[...] (one float column per class). "
+                    f"Columns are: {_describe(schema)}"
+                )
+            column = candidates[0]
+        if isinstance(column, str):
+            if column not in schema.names:
+                raise FastalError(
+                    f"column {column!r} not found in {name}; columns are: {_describe(schema)}"
+                )
+            t = schema.field(column).type
+            if not _is_list(t):
+                raise FastalError(
+                    f"column {column!r} must be a list<float> or fixed_size_list<float> column "
+                    f"(one list per row); got {t}. For one column per class pass column=[...]"
+                )
+            if not _is_real(t.value_type):
+                raise FastalError(f"column {column!r} must hold floats; got {t}")
+            self.names = [column]
+            self.is_list = True
+            self.dtype = compute_dtype(t.value_type.to_pandas_dtype(), f"column {column!r}")
+            self.fixed_width = t.list_size if pa.types.is_fixed_size_list(t) else None
+        else:
+            names = list(column)
+            if len(names) < 1 or not all(isinstance(c, str) for c in names):
+                raise FastalError(f"column must be a name or a list of names; got {column!r}")
+            for c in names:
+                if c not in schema.names:
+                    raise FastalError(
+                        f"column {c!r} not found in {name}; columns are: {_describe(schema)}"
+                    )
+                t = schema.field(c).type
+                if not _is_real(t):
+                    raise FastalError(f"column {c!r} must be a numeric column; got {t}")
+            dtypes = {compute_dtype(schema.field(c).type.to_pandas_dtype(), f"column {c!r}") for c in names}
+            self.names = names
+            self.is_list = False
+            self.dtype = np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
+            self.fixed_width = len(names)
+        self.read = self.names + ([id_column] if id_column is not None else [])
+
+    def to_chunk(self, batch: pa.RecordBatch, start: int, name: str, width: int | None) -> Chunk:
+        """Convert a record batch to a chunk: zero-copy for non-null float list columns."""
+        n = batch.num_rows
+        if self.is_list:
+            col = batch.column(self.names[0])
+            if col.null_count:
+                row = start + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+                raise FastalError(f"column {self.names[0]!r} of {name} is null at row {row}")
+            if not pa.types.is_fixed_size_list(col.type) and n:
+                lengths = np.diff(col.offsets.to_numpy())
+                expected = width if width is not None else int(lengths[0])
+                bad = np.flatnonzero(lengths != expected)
+                if bad.size:
+                    raise FastalError(
+                        f"rows of list column {self.names[0]!r} in {name} must all have the same "
+                        f"length; row {start + int(bad[0])} has {int(lengths[bad[0]])} values, "
+                        f"expected {expected}"
+                    )
+            flat = col.flatten()
+            if flat.null_count:
+                pos = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
+                w = len(flat) // max(n, 1)
+                raise FastalError(
+                    f"column {self.names[0]!r} of {name} has a null value at row {start + pos // w}"
+                )
+            values = flat.to_numpy(zero_copy_only=False)
+            values = values.reshape(n, -1) if n else values.reshape(0, width or 0)
+            values = np.ascontiguousarray(values, dtype=self.dtype)
+        else:
+            cols = []
+            for c in self.names:
+                arr = batch.column(c)
+                if arr.null_count:
+                    row = start + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+                    raise FastalError(f"column {c!r} of {name} is null at row {row}")
+                cols.append(arr.to_numpy(zero_copy_only=False))
+            values = np.empty((n, len(cols)), dtype=self.dtype)
+            for j, c in enumerate(cols):
+                values[:, j] = c
+        ids = None
+        if self.id_column is not None:
+            arr = batch.column(self.id_column)
+            if arr.null_count:
+                row = start + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+                raise FastalError(f"id_column {self.id_column!r} of {name} is null at row {row}")
+            ids = arr.to_numpy(zero_copy_only=False)
+        return Chunk(start, values, ids)
+
+
+class ArrowSource(Source):
+    """Common logic of the Arrow-backed sources; subclasses provide ``_batches``."""
+
+    def _setup(self, schema, column, id_column, name):
+        self.name = name
+        self.columns = _Columns(schema, column, id_column, name)
+        self.dtype = self.columns.dtype
+        self.has_ids = id_column is not None
+        self.width = self.columns.fixed_width
+        if self.width is None:
+            self.width = self._peek_width()
+
+    def _peek_width(self) -> int:
+        for batch in self._batches(1024):
+            if batch.num_rows:
+                col = batch.column(self.columns.names[0])
+                first = col[0]
+                return 0 if not first.is_valid else len(first)
+        return 0
+
+    def _batches(self, chunk_rows):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _release(self, chunk):
+        """Hook run after a chunk was consumed (memory-mapped sources drop its pages)."""
+
+    def _pieces(self, chunk_rows):
+        start = 0
+        for batch in self._batches(chunk_rows):
+            if batch.num_rows == 0:
+                continue
+            chunk = self.columns.to_chunk(batch, start, self.name, self.width)
+            if chunk.values.shape[1] != self.width:
+                raise FastalError(
+                    f"rows of {self.name} must all have {self.width} values; the rows from "
+                    f"{start} have {chunk.values.shape[1]}"
+                )
+            yield chunk
+            self._release(chunk)
+            start += batch.num_rows
+
+
+class TableSource(ArrowSource):
+    """A ``pyarrow.Table`` or ``RecordBatch`` in memory."""
+
+    def __init__(self, table, column=None, id_column=None, name="table"):
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        self.table = table
+        self.n_rows = table.num_rows
+        self._setup(table.schema, column, id_column, name)
+
+    def _batches(self, chunk_rows):
+        for batch in self.table.select(self.columns.read).to_batches(max_chunksize=chunk_rows):
+            yield batch
+
+
+class IpcSource(ArrowSource):
+    """An Arrow IPC file (file or stream format), memory-mapped and read zero-copy.
+
+    After each chunk is consumed its pages are dropped from this process's mapping
+    (``madvise(MADV_DONTNEED)``; they stay in the page cache), so the resident memory of a
+    scan stays O(chunk) however large the file is.
+    """
+
+    def __init__(self, path, column=None, id_column=None):
+        self.path = str(path)
+        try:
+            with open(self.path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._buffer = pa.py_buffer(self._map)
+            self._is_file = bytes(self._map[:6]) == _IPC_FILE_MAGIC
+            schema, self.n_rows = self._scan()
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as exc:
+            raise FastalError(f"cannot read {self.path} as an Arrow IPC file: {exc}") from exc
+        self._setup(schema, column, id_column, self.path)
+
+    def _reader(self):
+        if self._is_file:
+            return pa.ipc.open_file(self._buffer)
+        return pa.ipc.open_stream(self._buffer)
+
+    def _all_batches(self):
+        reader = self._reader()
+        if self._is_file:
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
+        else:
+            yield from reader
+
+    def _scan(self):
+        reader = self._reader()
+        n = sum(b.num_rows for b in self._all_batches())
+        return reader.schema, n
+
+    def _batches(self, chunk_rows):
+        try:
+            for batch in self._all_batches():
+                batch = batch.select(self.columns.read)
+                for lo in range(0, batch.num_rows, chunk_rows):
+                    yield batch.slice(lo, chunk_rows)
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            raise FastalError(f"cannot read {self.path}: {exc}") from exc
+
+    def _release(self, chunk):
+        base, size = self._buffer.address, self._buffer.size
+        page = mmap.PAGESIZE
+        for arr in (chunk.values, chunk.ids):
+            if arr is None or arr.dtype == object or arr.size == 0:
+                continue
+            lo = arr.__array_interface__["data"][0]
+            if base <= lo < base + size:
+                first = (lo - base) // page * page
+                end = min(size, lo - base + arr.nbytes)
+                self._map.madvise(mmap.MADV_DONTNEED, first, end - first)
+
+
+class ParquetSource(ArrowSource):
+    """A Parquet file, decoded record batch by record batch (memory O(chunk + row group))."""
+
+    def __init__(self, path, column=None, id_column=None):
+        self.path = str(path)
+        try:
+            self.file = pq.ParquetFile(self.path)
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            raise FastalError(f"cannot read {self.path} as a Parquet file: {exc}") from exc
+        self.n_rows = self.file.metadata.num_rows
+        self._setup(self.file.schema_arrow, column, id_column, self.path)
+
+    def _batches(self, chunk_rows):
+        try:
+            yield from self.file.iter_batches(batch_size=chunk_rows, columns=self.columns.read)
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            raise FastalError(f"cannot read {self.path}: {exc}") from exc
+
+
+class ConcatSource(Source):
+    """Several sources read one after another, rows numbered globally (a directory)."""
+
+    def __init__(self, sources, name):
+        first = sources[0]
+        for s in sources[1:]:
+            if s.width != first.width or s.has_ids != first.has_ids:
+                raise FastalError(
+                    f"files in {name} disagree: {first.name} has {first.width} values per row, "
+                    f"{s.name} has {s.width}"
+                )
+        self.sources = sources
+        self.name = name
+        self.n_rows = sum(s.n_rows for s in sources)
+        self.width = first.width
+        self.has_ids = first.has_ids
+        dtypes = {s.dtype for s in sources}
+        self.dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
+
+    def _pieces(self, chunk_rows):
+        offset = 0
+        for s in self.sources:
+            for chunk in s.chunks(chunk_rows):
+                values = chunk.values.astype(self.dtype, copy=False)
+                yield Chunk(offset + chunk.start, values, chunk.ids)
+            offset += s.n_rows
+
+
+def file_source(path, column=None, id_column=None) -> Source:
+    """Open one file, recognising Parquet and Arrow IPC by their magic bytes."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise FastalError(f"cannot open {path}: {exc}") from exc
+    if head[:4] == _PARQUET_MAGIC:
+        return ParquetSource(path, column, id_column)
+    if head[:6] == _IPC_FILE_MAGIC or head[:4] == _IPC_STREAM_MAGIC:
+        return IpcSource(path, column, id_column)
+    raise FastalError(
+        f"{path} is neither a Parquet file nor an Arrow IPC file (first bytes {head!r})"
+    )
+
+
+def directory_source(path, column=None, id_column=None) -> Source:
+    """All Parquet / Arrow IPC files below a directory, in sorted path order.
+
+    Files and folders whose name starts with '.' or '_' are skipped, as pyarrow.dataset does.
+    """
+    files = []
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        files += [
+            os.path.join(root, n) for n in names
+            if not n.startswith((".", "_")) and n.lower().endswith(_DATA_SUFFIXES)
+        ]
+    if not files:
+        raise FastalError(
+            f"directory {path} holds no Parquet or Arrow IPC files (looked for {', '.join(_DATA_SUFFIXES)})"
+        )
+    sources = [file_source(f, column, id_column) for f in sorted(files)]
+    return ConcatSource(sources, str(path))

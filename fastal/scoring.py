@@ -1,0 +1,262 @@
+"""Scoring drivers: chunk the data, call the kernels, merge per-chunk top-k candidates.
+
+Data flows one way: ``fastal.io`` source -> chunks -> ``fastal._kernels`` -> this module's
+merge -> NumPy result or ``Selection``. Memory is O(chunk + k) for ``top_k``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ._errors import FastalError
+from ._kernels import uncertainty as _k
+from ._selection import Selection
+from .io import Chunk, Source, as_source
+
+#: Names accepted by ``method=`` in :func:`score` and :func:`top_k`.
+UNCERTAINTY_METHODS = ("entropy", "least_confidence", "margin", "ratio")
+
+#: Rows of probabilities must sum to 1 within this absolute tolerance and have no entry
+#: below ``-PROBABILITY_TOLERANCE``; anything else is rejected (pass logits instead).
+PROBABILITY_TOLERANCE = 1e-3
+
+_CODES = {
+    "entropy": _k.ENTROPY,
+    "least_confidence": _k.LEAST_CONFIDENCE,
+    "margin": _k.MARGIN,
+    "ratio": _k.RATIO,
+}
+
+
+def check_method(method) -> str:
+    """Return the canonical method name or raise a FastalError listing the valid ones."""
+    if not isinstance(method, str) or method not in _CODES:
+        raise FastalError(
+            f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}"
+        )
+    return method
+
+
+def _open(data, column, id_column) -> Source:
+    source = as_source(data, column=column, id_column=id_column)
+    if source.n_rows == 0:
+        raise FastalError(f"{source.name} is empty: the pool has no rows to score")
+    if source.width < 2:
+        raise FastalError(
+            f"{source.name} must have at least 2 classes per row (rows, classes); "
+            f"got {source.width}"
+        )
+    return source
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="rows", unit_scale=True,
+                desc=desc, file=sys.stderr, leave=False)
+
+
+def _score_chunk(chunk: Chunk, code: int, from_logits: bool, out: np.ndarray, name: str):
+    """Score one chunk into ``out`` (len == rows); raise a precise error for bad rows."""
+    values = chunk.values
+    if from_logits:
+        n_bad = _k._scores_from_logits(values, code, out)
+    elif code == _k.ENTROPY:
+        n_bad = _k._entropy_from_probs(values, PROBABILITY_TOLERANCE, out)
+    else:
+        n_bad = _k._top2_from_probs(values, code, PROBABILITY_TOLERANCE, out)
+    if n_bad:
+        _raise_bad_row(values, out, chunk.start, from_logits, name)
+
+
+def _raise_bad_row(values, out, start, from_logits, name):
+    r = int(np.flatnonzero(np.isnan(out))[0])
+    row = values[r].astype(np.float64)
+    where = f"row {start + r} of {name}"
+    if not np.isfinite(row).all():
+        j = int(np.flatnonzero(~np.isfinite(row))[0])
+        raise FastalError(f"{where} contains {row[j]} at column {j}; scores need finite values")
+    if row.min() < -PROBABILITY_TOLERANCE:
+        j = int(np.argmin(row))
+        raise FastalError(
+            f"{where} has a negative probability {row[j]:.6g} at column {j}; "
+            f"pass from_logits=True if these are logits"
+        )
+    raise FastalError(
+        f"{where} sums to {row.sum():.6g}, not 1 (tolerance {PROBABILITY_TOLERANCE}); "
+        f"pass from_logits=True if these are logits, or normalise the rows"
+    )
+
+
+def score(data, method, *, from_logits=False, column=None, chunk_rows=None, progress=False):
+    """Score every row of a pool for uncertainty (higher = more informative).
+
+    Parameters
+    ----------
+    data : array-like (rows, classes), pyarrow.Table, or path
+        Class probabilities (or logits with ``from_logits=True``): a NumPy array or any
+        array-like, an Arrow table, or a Parquet / Arrow IPC file or directory of them.
+    method : {"entropy", "least_confidence", "margin", "ratio"}
+        See Notes for the formulas.
+    from_logits : bool, default False
+        Treat the rows as unnormalised logits; a stable log-softmax is applied inside the
+        kernel (nothing of the pool's size is allocated for it).
+    column : str or list of str, optional
+        For Arrow data: the list column of probabilities/logits, or one column per class.
+    chunk_rows : int, optional
+        Rows per chunk (default: about 4 MiB of input per chunk). Results do not depend on it.
+    progress : bool, default False
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    scores : ndarray of float32, shape (rows,)
+
+    Raises
+    ------
+    FastalError
+        Unknown method; data that is not 2-D, has fewer than 2 classes, no rows, or a
+        non-numeric dtype; a missing or mistyped column; NaN or inf values; probabilities
+        that are negative or whose rows do not sum to 1 within ``PROBABILITY_TOLERANCE``.
+
+    Notes
+    -----
+    With p the row's probabilities sorted so that p_(1) >= p_(2) >= ...:
+
+    - entropy: H(p) = -sum_j p_j log p_j (natural log; 0 log 0 = 0), in [0, log C];
+    - least_confidence: 1 - p_(1), in [0, 1 - 1/C];
+    - margin: 1 - (p_(1) - p_(2)), in [0, 1] (Scheffer et al., 2001);
+    - ratio: p_(2) / p_(1), in [0, 1] (ratio of confidences).
+
+    Examples
+    --------
+    >>> import numpy as np, fastal
+    >>> probs = np.array([[0.75, 0.25], [0.5, 0.5]], dtype=np.float32)
+    >>> fastal.score(probs, "margin")
+    array([0.5, 1. ], dtype=float32)
+    """
+    method = check_method(method)
+    source = _open(data, column, None)
+    out = np.empty(source.n_rows, dtype=np.float32)
+    with _progress(source.n_rows, progress, f"scoring ({method})") as bar:
+        for chunk in source.chunks(chunk_rows):
+            _score_chunk(chunk, _CODES[method], from_logits, out[chunk.start:chunk.stop], source.name)
+            bar.update(chunk.values.shape[0])
+    return out
+
+
+class TopK:
+    """The k best (score, row) pairs seen so far; ties go to the lower row position.
+
+    Each chunk is filtered against the current k-th best score before anything is copied,
+    so after the first chunks only a few candidates per chunk survive; the merge is a
+    partition plus a sort of at most a few times k rows. The result is the same for any
+    chunking because the order (-score, row) is total.
+    """
+
+    def __init__(self, k: int):
+        self.k = k
+        self.scores = np.empty(0, dtype=np.float32)
+        self.rows = np.empty(0, dtype=np.int64)
+        self.ids = None
+
+    def push(self, scores: np.ndarray, start: int, ids=None):
+        if self.rows.shape[0] >= self.k:
+            # A later row must beat the k-th best strictly: on a tie the held row is lower.
+            keep = np.flatnonzero(scores > self.scores[-1])
+        else:
+            keep = np.arange(scores.shape[0])
+        if keep.size == 0:
+            return
+        scores_all = np.concatenate([self.scores, scores[keep]])
+        rows_all = np.concatenate([self.rows, start + keep])
+        ids_all = None
+        if ids is not None:
+            held = self.ids if self.ids is not None else ids[:0]
+            ids_all = np.concatenate([held, ids[keep]])
+        if scores_all.shape[0] > self.k:
+            # Keep every row scoring at least the k-th largest value, then order exactly.
+            kth = np.partition(scores_all, scores_all.shape[0] - self.k)[scores_all.shape[0] - self.k]
+            sel = np.flatnonzero(scores_all >= kth)
+        else:
+            sel = np.arange(scores_all.shape[0])
+        order = sel[np.lexsort((rows_all[sel], -scores_all[sel]))][: self.k]
+        self.scores = scores_all[order]
+        self.rows = rows_all[order]
+        if ids_all is not None:
+            self.ids = ids_all[order]
+
+
+def check_k(k, n_rows: int, name: str) -> int:
+    """Validate a batch size against the pool size."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise FastalError(f"k must be a positive integer; got {k!r}")
+    if k < 1:
+        raise FastalError(f"k must be >= 1; got {k}")
+    if k > n_rows:
+        raise FastalError(f"k={k} is larger than the pool ({name} has {n_rows} rows)")
+    return int(k)
+
+
+def top_k(data, k, method, *, from_logits=False, column=None, id_column=None,
+          chunk_rows=None, progress=False):
+    """The k most informative rows of a pool, in bounded memory.
+
+    Scores are computed chunk by chunk and only the best candidates are kept, so memory is
+    O(chunk_rows + k) whatever the pool size; the full score vector is never held.
+
+    Parameters
+    ----------
+    data : array-like (rows, classes), pyarrow.Table, or path
+        As in :func:`score`.
+    k : int
+        Number of rows to return, 1 <= k <= rows.
+    method : {"entropy", "least_confidence", "margin", "ratio"}
+        See :func:`score`.
+    from_logits : bool, default False
+        Treat the rows as logits.
+    column : str or list of str, optional
+        For Arrow data: the probability/logit column(s).
+    id_column : str, optional
+        For Arrow data: an integer or string column whose values are returned as ``ids``.
+    chunk_rows : int, optional
+        Rows per chunk. The result does not depend on it.
+    progress : bool, default False
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    Selection
+        ``indices`` (int64 global row positions), ``scores`` (float32) and ``ids`` (when
+        ``id_column`` is given), most informative first; equal scores are ordered by row.
+
+    Raises
+    ------
+    FastalError
+        As :func:`score`, plus k < 1, k larger than the pool, or a missing id column.
+
+    Examples
+    --------
+    >>> import numpy as np, fastal
+    >>> probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4]], dtype=np.float32)
+    >>> fastal.top_k(probs, 2, "margin").indices
+    array([1, 2])
+    """
+    method = check_method(method)
+    source = _open(data, column, id_column)
+    k = check_k(k, source.n_rows, source.name)
+    best = TopK(k)
+    buffer = None
+    with _progress(source.n_rows, progress, f"top-{k} ({method})") as bar:
+        for chunk in source.chunks(chunk_rows):
+            rows = chunk.values.shape[0]
+            if buffer is None or buffer.shape[0] < rows:
+                buffer = np.empty(rows, dtype=np.float32)
+            out = buffer[:rows]
+            _score_chunk(chunk, _CODES[method], from_logits, out, source.name)
+            best.push(out, chunk.start, chunk.ids)
+            bar.update(rows)
+    return Selection(indices=best.rows, scores=best.scores, ids=best.ids,
+                     method=method, n_pool=source.n_rows)
