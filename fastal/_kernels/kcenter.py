@@ -1,0 +1,261 @@
+"""Kernels for exact greedy k-center (``fastal.diversity.kcenter``).
+
+Plain arrays in, plain arrays out; the driver validates everything once.
+
+State shared by the kernels (N pool rows, G groups, d dimensions):
+
+- ``mindist`` (N,) float64, in *original* row order: the distance of each row to the
+  centre set, in score units (Euclidean distance for l2, ``||a - b||**2 / 2`` for cosine);
+  ``-1.0`` marks a row that is itself a centre (labeled by position, or already picked).
+- ``perm`` (N,) int32/int64, in *group* order: ``perm[offsets[g]:offsets[g + 1]]`` are the
+  original rows of group ``g``, increasing, so a forward scan breaks ties by lower row.
+- ``rowdist`` (N,) float32, in group order: each row's distance to its group centroid,
+  rounded *up*, so that the triangle-inequality bound computed from it stays a lower bound.
+
+Distances are always accumulated in float64 from the difference ``x - c`` (no
+``|x|^2 + |c|^2 - 2 x.c`` cancellation), so a row and an exact duplicate of a centre get an
+exact 0, and integer-valued data gives exact distances.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .._config import FASTMATH
+
+# No FMA contraction here: for cosine the kernels compute ``x * inv_norm - c`` where ``c`` is
+# the centre's own ``x * inv_norm``. A fused multiply-subtract would skip the rounding of the
+# product and leave a non-zero distance between a row and its exact duplicate.
+_FASTMATH = set(FASTMATH) - {"contract"}
+
+# Relative slack on every triangle-inequality skip test. Computed distances carry ~1e-15
+# relative error; the slack makes a skip provably safe, at no measurable cost in pruning.
+_SKIP_SLACK = 1e-9
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _sq_to(X, i, scale, cosine, c):
+    """||x_i * scale - c||^2 (cosine) or ||x_i - c||^2 (l2), accumulated in float64."""
+    acc = 0.0
+    if cosine:
+        for j in range(X.shape[1]):
+            t = X[i, j] * scale - c[j]
+            acc += t * t
+    else:
+        for j in range(X.shape[1]):
+            t = X[i, j] - c[j]
+            acc += t * t
+    return acc
+
+
+@njit(inline="always")
+def _to_score_units(sq, cosine):
+    # l2: Euclidean distance. cosine: ||a - b||^2 / 2 == 1 - cos(a, b) for unit vectors.
+    if cosine:
+        return 0.5 * sq
+    return np.sqrt(sq)
+
+
+@njit(inline="always")
+def _to_chord(dist, cosine):
+    # Back from score units to the Euclidean distance the triangle inequality holds for.
+    if cosine:
+        return np.sqrt(2.0 * dist)
+    return dist
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def labeled_mindist(X, start, inv_norm, cosine, labeled, cand, cand_sq, shift, labeled_norm_max,
+                    err_coef, mindist, n_fallback):
+    """Exact distance of rows ``start:start + len(cand)`` to their nearest labeled point.
+
+    ``cand`` (rows, kk) holds FAISS's kk nearest labeled points for each row of the chunk and
+    ``cand_sq`` their float32 squared distances (computed on ``x - shift`` in float32, so with
+    error at most ``err_coef * (|x - shift| + max|y - shift|)^2``). The exact distance is
+    recomputed for every candidate; if the kk-th FAISS distance does not exceed the best exact
+    one by more than that error bound, the true nearest neighbour might be outside the
+    candidates, so the row falls back to an exact scan of all labeled points. Writes
+    ``mindist[start + r]`` and ``n_fallback[r]`` (0 or 1).
+    """
+    n_rows, kk = cand.shape
+    n_labeled, d = labeled.shape
+    for r in prange(n_rows):
+        i = start + r
+        scale = inv_norm[i] if cosine else 1.0
+        best = np.inf
+        for t in range(kk):
+            sq = _sq_to(X, i, scale, cosine, labeled[cand[r, t]])
+            if sq < best:
+                best = sq
+        fallback = 0
+        if kk < n_labeled:
+            norm_sq = 0.0
+            for j in range(d):
+                v = X[i, j] * scale - shift[j]
+                norm_sq += v * v
+            bound = np.sqrt(norm_sq) + labeled_norm_max
+            if cand_sq[r, kk - 1] <= best + err_coef * bound * bound:
+                fallback = 1
+                for t in range(n_labeled):
+                    sq = _sq_to(X, i, scale, cosine, labeled[t])
+                    if sq < best:
+                        best = sq
+        n_fallback[r] = fallback
+        mindist[i] = _to_score_units(best, cosine)
+
+
+@njit(cache=True)
+def group_order(labels, n_groups, perm, offsets):
+    """Counting sort of rows by group label: fills ``perm`` (group order) and ``offsets``.
+
+    Rows are visited in increasing order, so each group's rows stay increasing.
+    """
+    offsets[:] = 0
+    for i in range(labels.shape[0]):
+        offsets[labels[i] + 1] += 1
+    for g in range(n_groups):
+        offsets[g + 1] += offsets[g]
+    cursor = offsets[:-1].copy()
+    for i in range(labels.shape[0]):
+        g = labels[i]
+        perm[cursor[g]] = i
+        cursor[g] += 1
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def centroid_distances(X, inv_norm, cosine, perm, offsets, centroids, rowdist, radius):
+    """Distance of every row to its group centroid (float32, rounded up) and group radii."""
+    n_groups = offsets.shape[0] - 1
+    for g in prange(n_groups):
+        c = centroids[g]
+        r_max = 0.0
+        for p in range(offsets[g], offsets[g + 1]):
+            i = perm[p]
+            scale = inv_norm[i] if cosine else 1.0
+            dist = np.sqrt(_sq_to(X, i, scale, cosine, c))
+            # float32 rounding is at most 2**-24 relative: inflating first keeps it an
+            # upper bound, so ``d(c, m_g) - rowdist`` stays a valid lower bound.
+            up = np.float32(dist * (1.0 + 2.5e-7) + 1e-300)
+            rowdist[p] = up
+            if up > r_max:
+                r_max = up
+        radius[g] = r_max
+
+
+@njit(parallel=True, cache=True)
+def group_stats(mindist, weights, weighted, perm, offsets, gmax, gbest_score, gbest_pos):
+    """Per group: largest min-distance, best (weighted) score and its position."""
+    n_groups = offsets.shape[0] - 1
+    for g in prange(n_groups):
+        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gmax,
+                    gbest_score, gbest_pos)
+
+
+@njit(inline="always")
+def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gmax, gbest_score, gbest_pos):
+    m_max = -1.0
+    best = -np.inf
+    best_pos = -1
+    for p in range(lo, hi):
+        i = perm[p]
+        m = mindist[i]
+        if m < 0.0:
+            continue
+        if m > m_max:
+            m_max = m
+        s = m * weights[i] if weighted else m
+        if s > best:  # strict: the earlier (lower) row wins ties
+            best = s
+            best_pos = p
+    gmax[g] = m_max
+    gbest_score[g] = best
+    gbest_pos[g] = best_pos
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroids, radius,
+               rowdist, mindist, weights, weighted, gmax, gbest_score, gbest_pos, dcm, active):
+    """Lower ``mindist`` to the new ``center`` and refresh the touched groups' statistics.
+
+    A group is skipped when ``d(center, m_g) - r_g >= max mindist in g``: by the triangle
+    inequality every row of the group is then at least its current min-distance away from the
+    centre. Inside a visited group, a row is skipped when ``d(center, m_g) - rowdist >=
+    mindist`` for the same reason. ``forced_group`` (the group of the row that was just
+    picked and excluded; -1 for none) is always rescanned. Returns the number of exact
+    row-distance evaluations.
+    """
+    n_groups = offsets.shape[0] - 1
+    d = X.shape[1]
+    for g in prange(n_groups):
+        acc = 0.0
+        for j in range(d):
+            t = centroids[g, j] - center[j]
+            acc += t * t
+        dcm[g] = np.sqrt(acc)
+    n_active = 0
+    for g in range(n_groups):
+        if g != forced_group:
+            if gmax[g] < 0.0:
+                continue  # every row of the group is a centre already
+            lower = dcm[g] - radius[g]
+            if lower - _SKIP_SLACK * (dcm[g] + radius[g]) >= _to_chord(gmax[g], cosine):
+                continue
+        active[n_active] = g
+        n_active += 1
+    evaluated = np.zeros(n_active, dtype=np.int64)
+    # Groups differ in size and in how many rows the per-row bound skips: the driver sets
+    # numba's parallel chunk size to 1 so they are handed out one at a time (cache=True
+    # kernels cannot use the ``parallel_chunksize`` context manager).
+    for a in prange(n_active):
+        g = active[a]
+        dg = dcm[g]
+        n_eval = 0
+        for p in range(offsets[g], offsets[g + 1]):
+            i = perm[p]
+            m = mindist[i]
+            if m < 0.0:
+                continue
+            lower = dg - rowdist[p]
+            if lower - _SKIP_SLACK * (dg + rowdist[p]) >= _to_chord(m, cosine):
+                continue
+            scale = inv_norm[i] if cosine else 1.0
+            new = _to_score_units(_sq_to(X, i, scale, cosine, center), cosine)
+            n_eval += 1
+            if new < m:
+                mindist[i] = new
+        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gmax,
+                    gbest_score, gbest_pos)
+        evaluated[a] = n_eval
+    return evaluated.sum()
+
+
+@njit(cache=True)
+def best_pick(gbest_score, gbest_pos, perm, gmax):
+    """Global argmax over groups (ties -> lower original row) and the covering radius.
+
+    Returns ``(position in group order or -1, score, covering radius)``; the covering radius
+    is the largest min-distance over all rows (centres count as 0).
+    """
+    best = -np.inf
+    best_pos = -1
+    radius = 0.0
+    for g in range(gbest_score.shape[0]):
+        if gmax[g] > radius:
+            radius = gmax[g]
+        p = gbest_pos[g]
+        if p < 0:
+            continue
+        s = gbest_score[g]
+        if s > best or (s == best and perm[p] < perm[best_pos]):
+            best = s
+            best_pos = p
+    return best_pos, best, radius
+
+
+@njit(cache=True)
+def covering_radius(gmax):
+    """Largest min-distance over all rows (centres count as 0)."""
+    radius = 0.0
+    for g in range(gmax.shape[0]):
+        if gmax[g] > radius:
+            radius = gmax[g]
+    return radius

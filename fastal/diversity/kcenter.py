@@ -1,0 +1,417 @@
+"""Exact greedy k-center (core-set) selection, accelerated by triangle-inequality pruning."""
+
+from __future__ import annotations
+
+import numbers
+
+import numba
+import numpy as np
+
+from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
+from .._errors import FastalError
+from .._kernels import kcenter as _k
+from .._selection import Selection
+
+_METRICS = ("l2", "cosine")
+# FAISS candidates per row for the initial labeled search. The exact distance of each is
+# recomputed; more candidates make the exactness certificate succeed more often.
+_N_CANDIDATES = 8
+# Worst-case relative error factor of FAISS's float32 ``|x|^2 + |y|^2 - 2 x.y`` (dot products
+# of length d: gamma_d = d * u, plus a few roundings and the float32 cast of the inputs),
+# doubled for safety. Multiplied by ``(|x - shift| + max |y - shift|)^2``.
+_U32 = 2.0**-24
+_KMEANS_ITER = 8
+_KMEANS_POINTS_PER_GROUP = 32
+_GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
+
+
+def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None):
+    """Pick ``k`` pool rows by exact greedy k-center (the core-set strategy).
+
+    Each pick is the pool row farthest from the current centre set (the labeled points and
+    the rows picked so far), which greedily minimises the covering radius
+    (Sener & Savarese, 2018).
+
+    Parameters
+    ----------
+    X : array-like of shape (N, d)
+        Pool embeddings. float32 and float64 are used as given; any other real or boolean
+        dtype is converted to float32. Must be finite. A non C-contiguous array is copied.
+    k : int
+        Number of rows to pick, ``1 <= k <= `` number of unlabeled pool rows.
+    labeled : None, array-like of int of shape (L,), bool of shape (N,), or array of shape (L, d)
+        The labeled set. Told apart by dimension and dtype:
+
+        - 1-D integer: positions of labeled rows *in the pool*. Those rows are centres: they
+          are never picked and their min-distance is 0. Repeats are allowed.
+        - 1-D bool of length N: a mask of labeled pool rows (same meaning).
+        - 2-D real of shape (L, d): labeled embeddings that are *not* pool rows (converted
+          like ``X``). Pool rows equal to one of them get min-distance 0 but stay pickable.
+        - None or an empty array: no labeled set (see Notes for the first pick).
+    metric : {"l2", "cosine"}
+        ``"l2"``: Euclidean distance. ``"cosine"``: cosine distance ``1 - cos(x, y)``,
+        computed as ``||x/|x| - y/|y| ||^2 / 2`` (equal in exact arithmetic, but without
+        cancellation, so exact duplicates are at distance exactly 0). Zero vectors are an
+        error with ``"cosine"``.
+    seed : int, numpy.random.Generator or None
+        Only used without a labeled set: the first centre is
+        ``int(np.random.default_rng(seed).integers(N))``.
+    weights : array-like of shape (N,), optional
+        Non-negative finite weights. Each pick is then the argmax of
+        ``weights[i] * mindist[i]`` (weighted k-center, e.g. uncertainty x distance).
+    chunk_rows : int, optional
+        Rows per chunk in the initial FAISS passes (memory of those passes is proportional
+        to it). Default: about 4 MiB of input per chunk.
+
+    Returns
+    -------
+    Selection
+        ``indices`` (k,) int64 in pick order; ``scores`` (k,) float32, the (weighted)
+        min-distance of each pick when it was picked (``inf`` for a random first pick, which
+        has no centre to be distant from); ``method="kcenter"``; ``n_pool=N``;
+        ``extra["covering_radius"]`` (k,) float64, the largest (unweighted) min-distance
+        over the pool after each pick (centres count as 0), in the units of ``metric``.
+
+    Raises
+    ------
+    FastalError
+        Invalid ``X``, ``k``, ``labeled``, ``metric``, ``weights`` or ``chunk_rows``: wrong
+        shape or dtype, NaN/inf, zero vectors with cosine, positions out of range, ``k``
+        larger than the number of unlabeled rows, a labeled set covering the whole pool.
+
+    Notes
+    -----
+    Greedy rule: with ``D(i) = min_{c in C} dist(x_i, c)`` over the centre set ``C``, pick
+    ``argmax_i w_i D(i)`` over rows that are not centres (``w_i = 1`` unweighted), add it to
+    ``C`` and repeat. Ties go to the lower row index. When every remaining row has
+    ``D(i) = 0`` (duplicate-heavy pools), this keeps picking the lowest-index rows that are
+    neither labeled nor picked, so ``k`` distinct rows are always returned.
+
+    The result is exactly that of the plain greedy loop with float64 distances
+    (``tests/reference_diversity.py``); only the work differs:
+
+    1. ``D`` for the labeled set comes from an exact FAISS flat search of the pool in chunks
+       (no N x L matrix). FAISS's float32 ``|x|^2 + |y|^2 - 2 x.y`` can mis-rank close
+       neighbours, so the exact float64 distance of its 8 best candidates is recomputed,
+       and a row whose 8th candidate is not provably farther than the best one (worst-case
+       float32 error bound) is rescanned exactly against every labeled point.
+    2. The pool is split into about ``sqrt(N)`` groups by FAISS k-means. For a new centre
+       ``c``, a group with centroid ``m`` and radius ``r`` is skipped when
+       ``d(c, m) - r >= max D`` over the group, and a row at distance ``r_i`` from ``m`` is
+       skipped when ``d(c, m) - r_i >= D(i)``: by the triangle inequality neither can get
+       closer to ``c`` than to the current centres. Each group keeps its best row, so the
+       global argmax is a max over groups.
+
+    Extra memory is O(N): 16 bytes per pool row (float64 ``D``, float32 row-to-centroid
+    distance, int32 group permutation; int64 beyond 2**31 rows), plus 8 bytes per row for
+    the inverse norms with ``"cosine"``, plus O(G d + chunk_rows (d + L)) scratch. The pool
+    is never copied or reordered.
+
+    References
+    ----------
+    O. Sener and S. Savarese, "Active Learning for Convolutional Neural Networks: A Core-Set
+    Approach", ICLR 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastal.diversity import kcenter
+    >>> X = np.array([[0.0], [1.0], [10.0], [4.0]], dtype=np.float32)
+    >>> sel = kcenter(X, 2, labeled=[0])
+    >>> sel.indices.tolist(), sel.scores.tolist()
+    ([2, 3], [10.0, 4.0])
+    >>> sel.extra["covering_radius"].tolist()
+    [4.0, 1.0]
+    """
+    return _kcenter(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
+                    chunk_rows=chunk_rows)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _as_embeddings(a, name):
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise FastalError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise FastalError(f"{name} must be 2-D (rows, dims); got shape {a.shape}")
+    if a.dtype != np.float32 and a.dtype != np.float64:
+        a = a.astype(np.float32)
+    return np.ascontiguousarray(a)
+
+
+def _check_finite(a, name, chunk):
+    for start in range(0, a.shape[0], chunk):
+        block = a[start:start + chunk]
+        if not np.isfinite(block).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+            raise FastalError(f"{name} must be finite; row {bad} contains NaN or inf")
+
+
+def _row_norms(block):
+    """Row norms in float64. The reference computes them the same way (exact duplicates
+    must normalise to bit-identical vectors)."""
+    block = block.astype(np.float64)
+    return np.sqrt(np.sum(block * block, axis=1))
+
+
+def _inverse_norms(a, name, chunk):
+    inv = np.empty(a.shape[0], dtype=np.float64)
+    for start in range(0, a.shape[0], chunk):
+        norms = _row_norms(a[start:start + chunk])
+        zero = np.flatnonzero(norms == 0.0)
+        if zero.size:
+            raise FastalError(f"{name} row {start + int(zero[0])} is a zero vector; "
+                              "cosine distance is undefined for it")
+        inv[start:start + chunk] = 1.0 / norms
+    return inv
+
+
+def _check_int(value, name, low, high=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise FastalError(f"{name} must be an integer; got {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        upper = "" if high is None else f" and <= {high}"
+        raise FastalError(f"{name} must be >= {low}{upper}; got {value}")
+    return value
+
+
+def _parse_labeled(labeled, n_pool, d):
+    """-> (positions int64 sorted unique or None, embeddings 2-D or None)."""
+    if labeled is None:
+        return None, None
+    lab = np.asarray(labeled)
+    if lab.size == 0 and lab.ndim in (1, 2):
+        if lab.ndim == 2 and lab.shape[1] != d:
+            raise FastalError(f"labeled embeddings must have {d} columns like X; "
+                              f"got shape {lab.shape}")
+        return None, None
+    if lab.ndim == 1:
+        if lab.dtype.kind == "b":
+            if lab.shape[0] != n_pool:
+                raise FastalError(f"labeled as a boolean mask must have length {n_pool} "
+                                  f"(pool rows); got length {lab.shape[0]}")
+            return np.flatnonzero(lab).astype(np.int64), None
+        if lab.dtype.kind not in "iu":
+            raise FastalError("labeled as 1-D must hold integer row positions in the pool "
+                              f"(or be a boolean mask); got dtype {lab.dtype}")
+        lo, hi = int(lab.min()), int(lab.max())
+        if lo < 0 or hi >= n_pool:
+            bad = lo if lo < 0 else hi
+            raise FastalError(f"labeled positions must be in [0, {n_pool}); got {bad}")
+        return np.unique(lab.astype(np.int64)), None
+    if lab.ndim == 2:
+        emb = _as_embeddings(lab, "labeled")
+        if emb.shape[1] != d:
+            raise FastalError(f"labeled embeddings must have {d} columns like X; "
+                              f"got shape {emb.shape}")
+        return None, emb
+    raise FastalError("labeled must be None, 1-D row positions, a 1-D boolean mask or 2-D "
+                      f"embeddings (L, d); got shape {lab.shape}")
+
+
+def _parse_weights(weights, n_pool):
+    if weights is None:
+        return None
+    w = np.asarray(weights)
+    if w.dtype.kind not in "biuf":
+        raise FastalError(f"weights must be real numbers; got dtype {w.dtype}")
+    if w.shape != (n_pool,):
+        raise FastalError(f"weights must have shape ({n_pool},) (one per pool row); "
+                          f"got shape {w.shape}")
+    if w.dtype != np.float32 and w.dtype != np.float64:
+        w = w.astype(np.float64)
+    w = np.ascontiguousarray(w)
+    if not np.isfinite(w).all():
+        raise FastalError("weights must be finite; got NaN or inf at position "
+                          f"{int(np.flatnonzero(~np.isfinite(w))[0])}")
+    if (w < 0).any():
+        raise FastalError("weights must be non-negative; got "
+                          f"{float(w[np.flatnonzero(w < 0)[0]])} at position "
+                          f"{int(np.flatnonzero(w < 0)[0])}")
+    return w
+
+
+def _default_groups(n_pool):
+    return int(min(max(1, round(np.sqrt(n_pool))), 4096))
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None,
+             n_groups=None, stats=None):
+    """``kcenter`` with the number of groups exposed (tests, benchmarks).
+
+    ``stats``, if a dict, receives diagnostics (evaluated row distances, fallbacks).
+    """
+    pool = _as_embeddings(X, "X")
+    n_pool, d = pool.shape
+    if n_pool == 0 or d == 0:
+        raise FastalError(f"X must have at least one row and one column; got shape {pool.shape}")
+    if metric not in _METRICS:
+        raise FastalError(f"metric must be one of {_METRICS}; got {metric!r}")
+    cosine = metric == "cosine"
+    k = _check_int(k, "k", 1)
+    if k > n_pool:
+        raise FastalError(f"k must be <= the number of pool rows ({n_pool}); got {k}")
+    if chunk_rows is None:
+        chunk = max(MIN_CHUNK_ROWS, CHUNK_BYTES // (d * pool.dtype.itemsize))
+    else:
+        chunk = _check_int(chunk_rows, "chunk_rows", 1)
+    positions, emb = _parse_labeled(labeled, n_pool, d)
+    n_unlabeled = n_pool - (0 if positions is None else positions.size)
+    if n_unlabeled == 0:
+        raise FastalError(f"labeled covers all {n_pool} pool rows; nothing left to pick")
+    if k > n_unlabeled:
+        raise FastalError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled}); "
+                          f"got {k}")
+    w = _parse_weights(weights, n_pool)
+    _check_finite(pool, "X", chunk)
+    if emb is not None:
+        _check_finite(emb, "labeled", chunk)
+    if n_groups is None:
+        n_groups = _default_groups(n_pool)
+    n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
+
+    # Inverse norms for cosine; for l2 an empty placeholder the kernels never read.
+    if cosine:
+        inv_norm = _inverse_norms(pool, "X", chunk)
+    else:
+        inv_norm = np.empty(0, dtype=np.float64)
+
+    def transformed(block, inv):
+        """Rows in the metric's space, float64 (unit rows for cosine)."""
+        out = block.astype(np.float64)
+        if cosine:
+            out *= inv[:, None]
+        return out
+
+    # Labeled points as exact float64 vectors in the metric's space.
+    if positions is not None:
+        lab64 = transformed(pool[positions], inv_norm[positions] if cosine else None)
+    elif emb is not None:
+        lab64 = transformed(emb, _inverse_norms(emb, "labeled", chunk) if cosine else None)
+    else:
+        lab64 = None
+
+    import faiss
+
+    rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
+
+    centroids = _train_groups(pool, inv_norm, transformed, n_groups)
+    n_groups = centroids.shape[0]
+    centroid_index = faiss.IndexFlatL2(d)
+    centroid_index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+
+    mindist = np.empty(n_pool, dtype=np.float64)
+    labels = np.empty(n_pool, dtype=np.int32)
+    n_fallback = 0
+    if lab64 is not None:
+        shift = lab64.mean(axis=0)
+        shifted = lab64 - shift
+        labeled_norm_max = float(np.sqrt((shifted * shifted).sum(axis=1)).max())
+        labeled_index = faiss.IndexFlatL2(d)
+        labeled_index.add(np.ascontiguousarray(shifted, dtype=np.float32))
+        n_cand = min(_N_CANDIDATES, lab64.shape[0])
+        err_coef = 2.0 * (d + 8) * _U32
+        fallback = np.empty(chunk, dtype=np.int8)
+    for start in range(0, n_pool, chunk):
+        stop = min(start + chunk, n_pool)
+        block = transformed(pool[start:stop], inv_norm[start:stop] if cosine else None)
+        _, assign = centroid_index.search(block.astype(np.float32), 1)
+        labels[start:stop] = assign[:, 0]
+        if lab64 is None:
+            continue
+        block -= shift
+        cand_sq, cand = labeled_index.search(block.astype(np.float32), n_cand)
+        del block
+        _k.labeled_mindist(pool, start, inv_norm, cosine, lab64, cand, cand_sq, shift,
+                           labeled_norm_max, err_coef, mindist, fallback[:stop - start])
+        n_fallback += int(fallback[:stop - start].sum())
+    if lab64 is None:
+        mindist.fill(np.inf)
+
+    perm = np.empty(n_pool, dtype=np.int32 if n_pool < 2**31 else np.int64)
+    offsets = np.empty(n_groups + 1, dtype=np.int64)
+    _k.group_order(labels, n_groups, perm, offsets)
+    del labels
+    rowdist = np.empty(n_pool, dtype=np.float32)
+    radius = np.empty(n_groups, dtype=np.float64)
+    _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, centroids, rowdist, radius)
+
+    if positions is not None:
+        mindist[positions] = -1.0
+    weighted = w is not None
+    w_arr = w if weighted else np.empty(0, dtype=np.float64)
+    gmax = np.empty(n_groups, dtype=np.float64)
+    gbest_score = np.empty(n_groups, dtype=np.float64)
+    gbest_pos = np.empty(n_groups, dtype=np.int64)
+    dcm = np.empty(n_groups, dtype=np.float64)
+    active = np.empty(n_groups, dtype=np.int64)
+    if lab64 is not None:
+        _k.group_stats(mindist, w_arr, weighted, perm, offsets, gmax, gbest_score, gbest_pos)
+    else:
+        gmax.fill(np.inf)  # every group must be scanned against the first centre
+
+    indices = np.empty(k, dtype=np.int64)
+    scores = np.empty(k, dtype=np.float64)
+    cover = np.empty(k, dtype=np.float64)
+    n_eval = 0
+    previous_chunksize = numba.get_parallel_chunksize()
+    numba.set_parallel_chunksize(1)  # hand groups to threads one at a time (uneven work)
+    try:
+        for t in range(k):
+            if t == 0 and lab64 is None:
+                row = int(rng.integers(n_pool))
+                score = np.inf
+                forced = -1
+            else:
+                pos, score, _ = _k.best_pick(gbest_score, gbest_pos, perm, gmax)
+                row = int(perm[pos])
+                # the picked row's group must be rescanned: its best row just left
+                forced = int(np.searchsorted(offsets, pos, side="right") - 1)
+            indices[t] = row
+            scores[t] = score
+            mindist[row] = -1.0
+            center = pool[row].astype(np.float64)
+            if cosine:
+                center *= inv_norm[row]  # bit-identical to the kernels' x * inv_norm
+            n_eval += _k.add_center(pool, inv_norm, cosine, center, forced, perm, offsets,
+                                    centroids, radius, rowdist, mindist, w_arr, weighted, gmax,
+                                    gbest_score, gbest_pos, dcm, active)
+            cover[t] = _k.covering_radius(gmax)
+    finally:
+        numba.set_parallel_chunksize(previous_chunksize)
+
+    if stats is not None:
+        stats.update(n_groups=n_groups, row_evaluations=n_eval, fallback_rows=n_fallback)
+    return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
+                     n_pool=n_pool, extra={"covering_radius": cover})
+
+
+def _train_groups(pool, inv_norm, transformed, n_groups):
+    """Centroids (G, d) float64 of a FAISS k-means on a sample of the pool.
+
+    Any centroids give exact results (the bounds hold for any point); good ones make the
+    groups tight and the pruning effective. Empty clusters are dropped later by sizes only.
+    """
+    n_pool, d = pool.shape
+    cosine = inv_norm.shape[0] > 0
+    sample_size = min(n_pool, max(n_groups * _KMEANS_POINTS_PER_GROUP, 1))
+    rng = np.random.default_rng(_GROUP_SEED)
+    if sample_size < n_pool:
+        rows = np.sort(rng.choice(n_pool, size=sample_size, replace=False))
+    else:
+        rows = np.arange(n_pool)
+    sample = transformed(pool[rows], inv_norm[rows] if cosine else None)
+    if n_groups == 1:
+        return sample.mean(axis=0, keepdims=True)
+    import faiss
+
+    km = faiss.Kmeans(d, n_groups, niter=_KMEANS_ITER, seed=_GROUP_SEED, verbose=False,
+                      min_points_per_centroid=1, max_points_per_centroid=10**9)
+    km.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return km.centroids.astype(np.float64)

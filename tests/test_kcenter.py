@@ -1,0 +1,286 @@
+"""fastal.diversity.kcenter against the plain NumPy greedy loop in reference_diversity.py."""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastal._errors import FastalError
+from fastal.diversity import kcenter
+from fastal.diversity.kcenter import _kcenter
+from tests.reference_diversity import kcenter_greedy
+
+
+def assert_matches_reference(X, k, *, labeled=None, metric="l2", seed=0, weights=None,
+                             n_groups=None, chunk_rows=None):
+    sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
+                   n_groups=n_groups, chunk_rows=chunk_rows)
+    idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=seed,
+                                        weights=weights)
+    assert sel.indices.dtype == np.int64 and sel.scores.dtype == np.float32
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    assert len(set(sel.indices.tolist())) == k
+    assert sel.method == "kcenter" and sel.n_pool == np.asarray(X).shape[0]
+    return sel
+
+
+def blobs(rng, n, d, n_centers, spread=0.05, offset=0.0):
+    centers = rng.normal(size=(n_centers, d)) + offset
+    return centers[rng.integers(n_centers, size=n)] + spread * rng.normal(size=(n, d))
+
+
+# --------------------------------------------------------------------------- exactness
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_groups", [1, 5, 40, None])
+@pytest.mark.parametrize("labeled_kind", ["none", "positions", "embeddings"])
+def test_random_matches_reference(dtype, n_groups, labeled_kind):
+    rng = np.random.default_rng(hash((str(dtype), n_groups, labeled_kind)) % 2**32)
+    X = rng.normal(size=(700, 6)).astype(dtype)
+    labeled = {"none": None,
+               "positions": rng.choice(700, 30, replace=False),
+               "embeddings": rng.normal(size=(25, 6)).astype(dtype)}[labeled_kind]
+    assert_matches_reference(X, 60, labeled=labeled, n_groups=n_groups, seed=3)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("n_labeled", [0, 1, 7, 300])
+def test_clustered_matches_reference(metric, n_labeled):
+    rng = np.random.default_rng(n_labeled)
+    X = blobs(rng, 3000, 12, 20, offset=5.0).astype(np.float32)
+    labeled = rng.choice(3000, n_labeled, replace=False) if n_labeled else None
+    assert_matches_reference(X, 150, labeled=labeled, metric=metric, n_groups=50)
+
+
+def test_clustered_pruning_skips_work():
+    rng = np.random.default_rng(1)
+    X = blobs(rng, 20000, 8, 50, spread=0.02).astype(np.float32)
+    stats = {}
+    _kcenter(X, 200, labeled=np.arange(100), stats=stats)
+    # 200 picks x 20000 rows without pruning
+    assert stats["row_evaluations"] < 0.25 * 200 * 20000
+
+
+def test_offset_data_certificate_and_fallback():
+    # Large common offset: FAISS's |x|^2 + |y|^2 - 2xy loses digits; the shifted search and
+    # the exact recomputation must still give the reference's picks. Many labeled points so
+    # that only 8 FAISS candidates are recomputed per row.
+    rng = np.random.default_rng(2)
+    X = (rng.normal(size=(2000, 5)) * 1e-2 + 1e3).astype(np.float64)
+    labeled = (rng.normal(size=(200, 5)) * 1e-2 + 1e3)
+    stats = {}
+    sel = _kcenter(X, 50, labeled=labeled, stats=stats, n_groups=30)
+    idx, _, _ = kcenter_greedy(X, 50, labeled=labeled)
+    np.testing.assert_array_equal(sel.indices, idx)
+
+
+def test_fallback_rows_are_rescanned_exactly():
+    # Nearly equidistant labeled points (a tiny ring around each pool row) defeat the
+    # certificate; those rows must be scanned exactly against all labeled points.
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(300, 3)) * 100
+    labeled = np.repeat(base[:30], 20, axis=0) + rng.normal(size=(600, 3)) * 1e-6
+    stats = {}
+    sel = _kcenter(base, 40, labeled=labeled, stats=stats, n_groups=10)
+    idx, _, _ = kcenter_greedy(base, 40, labeled=labeled)
+    assert stats["fallback_rows"] > 0
+    np.testing.assert_array_equal(sel.indices, idx)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("labeled_kind", ["none", "positions", "embeddings"])
+def test_duplicate_heavy_pool(metric, labeled_kind):
+    rng = np.random.default_rng(5)
+    distinct = rng.normal(size=(6, 4)).astype(np.float32)
+    X = distinct[rng.integers(6, size=400)]
+    labeled = {"none": None, "positions": np.array([0, 1, 2, 5, 9]),
+               "embeddings": distinct[:3].copy()}[labeled_kind]
+    n_unlabeled = 400 - (5 if labeled_kind == "positions" else 0)
+    # k beyond the number of distinct rows: the zero-distance phase picks lowest indices
+    k = min(60, n_unlabeled)
+    sel = assert_matches_reference(X, k, labeled=labeled, metric=metric, n_groups=7)
+    assert sel.scores[-1] == 0.0
+
+
+def test_all_rows_picked_when_k_equals_unlabeled():
+    rng = np.random.default_rng(6)
+    X = rng.integers(0, 3, size=(50, 2)).astype(np.float32)
+    labeled = np.array([3, 4, 49])
+    sel = assert_matches_reference(X, 47, labeled=labeled, n_groups=4)
+    assert sorted(sel.indices.tolist()) == sorted(set(range(50)) - {3, 4, 49})
+
+
+def test_one_dimensional_ties_go_to_lower_row():
+    # 1-D integer grid: many exact distance ties.
+    X = np.arange(40, dtype=np.float32)[:, None] % 10
+    assert_matches_reference(X, 25, labeled=np.array([0]), n_groups=3)
+    assert_matches_reference(X, 25, n_groups=5, seed=11)
+
+
+def test_integer_and_bool_dtypes_are_converted():
+    rng = np.random.default_rng(7)
+    Xi = rng.integers(-50, 50, size=(300, 3))
+    assert_matches_reference(Xi, 30, labeled=np.arange(5), n_groups=6)
+    Xb = rng.random((300, 10)) > 0.5
+    assert_matches_reference(Xb, 30, labeled=np.arange(5), n_groups=6)
+
+
+def test_bool_mask_labeled_equals_positions():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(200, 4))
+    mask = np.zeros(200, dtype=bool)
+    mask[[3, 50, 120]] = True
+    a = kcenter(X, 20, labeled=mask)
+    b = kcenter(X, 20, labeled=[120, 3, 50, 3])
+    np.testing.assert_array_equal(a.indices, b.indices)
+
+
+@pytest.mark.parametrize("labeled_kind", ["none", "positions"])
+def test_weighted_matches_reference(labeled_kind):
+    rng = np.random.default_rng(9)
+    X = blobs(rng, 1500, 5, 10).astype(np.float32)
+    w = rng.random(1500)
+    w[::7] = 0.0  # zero weights: score 0, picked only in the all-zero phase
+    labeled = rng.choice(1500, 20, replace=False) if labeled_kind == "positions" else None
+    assert_matches_reference(X, 100, labeled=labeled, weights=w, n_groups=25)
+    assert_matches_reference(X, 100, labeled=labeled, weights=w.astype(np.float32),
+                             metric="cosine", n_groups=25)
+
+
+def test_first_pick_is_documented_random_draw():
+    X = np.random.default_rng(10).normal(size=(100, 3))
+    for seed in (0, 1, 123):
+        sel = kcenter(X, 3, seed=seed)
+        assert sel.indices[0] == np.random.default_rng(seed).integers(100)
+        assert np.isinf(sel.scores[0])
+
+
+def test_chunk_rows_do_not_change_result():
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(1000, 8)).astype(np.float32)
+    L = rng.normal(size=(40, 8))
+    a = _kcenter(X, 50, labeled=L, chunk_rows=1, n_groups=17)
+    b = _kcenter(X, 50, labeled=L, chunk_rows=333, n_groups=17)
+    c = _kcenter(X, 50, labeled=L)
+    for other in (b, c):
+        np.testing.assert_array_equal(a.indices, other.indices)
+        np.testing.assert_array_equal(a.scores, other.scores)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_thread_count_does_not_change_result(metric):
+    rng = np.random.default_rng(12)
+    X = blobs(rng, 5000, 16, 30).astype(np.float32)
+    labeled = rng.choice(5000, 50, replace=False)
+    previous = numba.get_num_threads()
+    results = []
+    try:
+        for n_threads in (1, 2):
+            numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+            results.append(_kcenter(X, 200, labeled=labeled, metric=metric, n_groups=70))
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(results[0].indices, results[1].indices)
+    np.testing.assert_array_equal(results[0].scores, results[1].scores)
+    np.testing.assert_array_equal(results[0].extra["covering_radius"],
+                                  results[1].extra["covering_radius"])
+
+
+def test_cosine_scale_invariance_and_duplicates_of_labeled_embeddings():
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(300, 5))
+    labeled = X[:4] * 2.0  # same directions as pool rows 0..3 -> cosine distance exactly 0
+    sel = assert_matches_reference(X, 300, labeled=labeled, metric="cosine", n_groups=9)
+    assert set(sel.indices[-4:].tolist()) == {0, 1, 2, 3}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 120), d=st.integers(1, 5), k_frac=st.floats(0.0, 1.0),
+       n_labeled=st.integers(0, 30), labeled_as=st.sampled_from(["positions", "embeddings"]),
+       metric=st.sampled_from(["l2", "cosine"]), grid=st.booleans(),
+       n_groups=st.integers(1, 12), weighted=st.booleans(), seed=st.integers(0, 2**31))
+def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric, grid,
+                                    n_groups, weighted, seed):
+    rng = np.random.default_rng(seed)
+    # grid: small integers -> exact ties and duplicates; else generic floats
+    X = rng.integers(-2, 3, size=(n, d)) if grid else rng.normal(size=(n, d))
+    X = X.astype(np.float32)
+    if metric == "cosine":
+        X[np.abs(X).sum(axis=1) == 0, 0] = 1.0
+    if labeled_as == "positions":
+        labeled = rng.choice(n, min(n_labeled, n - 1), replace=False) if n > 1 else None
+    else:
+        labeled = X[rng.integers(n, size=n_labeled)] + (0 if grid else rng.normal(
+            size=(n_labeled, d)).astype(np.float32))
+        if metric == "cosine" and n_labeled:
+            labeled[np.abs(labeled).sum(axis=1) == 0, 0] = 1.0
+    n_unlabeled = n - (len(labeled) if labeled_as == "positions" and labeled is not None else 0)
+    k = max(1, int(round(k_frac * n_unlabeled)))
+    weights = rng.integers(0, 3, size=n).astype(np.float64) if weighted else None
+    assert_matches_reference(X, k, labeled=labeled, metric=metric, weights=weights,
+                             n_groups=min(n_groups, n), seed=seed)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+X_OK = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(X=np.zeros(5), k=1), "2-D"),
+    (dict(X=np.zeros((2, 3, 4)), k=1), "2-D"),
+    (dict(X=np.array([["a", "b"]]), k=1), "numeric"),
+    (dict(X=np.ones((3, 2), dtype=complex), k=1), "numeric"),
+    (dict(X=np.zeros((0, 3)), k=1), "at least one row"),
+    (dict(X=X_OK, k=0), "k must be >= 1"),
+    (dict(X=X_OK, k=-3), "k must be >= 1"),
+    (dict(X=X_OK, k=2.5), "k must be an integer"),
+    (dict(X=X_OK, k=True), "k must be an integer"),
+    (dict(X=X_OK, k=21), "number of pool rows"),
+    (dict(X=X_OK, k=19, labeled=[0, 1]), "unlabeled"),
+    (dict(X=X_OK, k=1, labeled=np.arange(20)), "covers all"),
+    (dict(X=X_OK, k=1, labeled=[0, 20]), r"\[0, 20\)"),
+    (dict(X=X_OK, k=1, labeled=[-1]), r"\[0, 20\)"),
+    (dict(X=X_OK, k=1, labeled=np.array([0.5, 1.0])), "integer row positions"),
+    (dict(X=X_OK, k=1, labeled=np.zeros(7, dtype=bool)), "boolean mask"),
+    (dict(X=X_OK, k=1, labeled=np.zeros((4, 5))), "3 columns"),
+    (dict(X=X_OK, k=1, labeled=np.zeros((2, 2, 3))), "labeled must be"),
+    (dict(X=X_OK, k=1, labeled=np.full((2, 3), np.nan)), "labeled must be finite"),
+    (dict(X=X_OK, k=1, metric="manhattan"), "metric"),
+    (dict(X=X_OK, k=1, weights=np.ones(19)), r"weights must have shape \(20,\)"),
+    (dict(X=X_OK, k=1, weights=-np.ones(20)), "non-negative"),
+    (dict(X=X_OK, k=1, weights=np.full(20, np.nan)), "weights must be finite"),
+    (dict(X=X_OK, k=1, weights=np.array(["x"] * 20)), "weights must be real"),
+    (dict(X=X_OK, k=1, chunk_rows=0), "chunk_rows"),
+])
+def test_bad_input_raises(kwargs, match):
+    with pytest.raises(FastalError, match=match):
+        kcenter(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_embeddings_raise(bad):
+    X = X_OK.copy()
+    X[7, 2] = bad
+    with pytest.raises(FastalError, match="X must be finite; row 7"):
+        kcenter(X, 2)
+
+
+def test_zero_vectors_with_cosine_raise():
+    X = X_OK.copy()
+    X[4] = 0.0
+    with pytest.raises(FastalError, match="X row 4 is a zero vector"):
+        kcenter(X, 2, metric="cosine")
+    kcenter(X, 2, metric="l2")  # fine for l2
+    with pytest.raises(FastalError, match="labeled row 1 is a zero vector"):
+        kcenter(X_OK, 2, metric="cosine", labeled=np.array([[1.0, 0, 0], [0, 0, 0]]))
+
+
+def test_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        kcenter(X_OK, 0)
