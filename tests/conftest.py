@@ -1,0 +1,18 @@
+import numba
+import numpy as np
+import pytest
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """Run a test with 1 and with 2 Numba threads (more when the machine has them)."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(request.param, numba.config.NUMBA_NUM_THREADS))
+    yield request.param
+    numba.set_num_threads(before)
+
+
+def random_probs(rng, n, c, dtype=np.float32, concentration=1.0):
+    """Rows drawn from a Dirichlet, renormalised in the target dtype."""
+    p = rng.dirichlet(np.full(c, concentration), size=n)
+    return (p / p.sum(axis=1, keepdims=True)).astype(dtype)

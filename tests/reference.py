@@ -1,0 +1,51 @@
+"""Slow, obviously correct NumPy versions of fastal's kernels (float64 throughout)."""
+
+import numpy as np
+
+
+def softmax(logits):
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def entropy(probs):
+    p = np.asarray(probs, dtype=np.float64)
+    safe = np.where(p > 0, p, 1.0)
+    return -(np.where(p > 0, p * np.log(safe), 0.0)).sum(axis=1)
+
+
+def least_confidence(probs):
+    p = np.asarray(probs, dtype=np.float64)
+    return 1.0 - p.max(axis=1)
+
+
+def margin(probs):
+    s = np.sort(np.asarray(probs, dtype=np.float64), axis=1)
+    return 1.0 - (s[:, -1] - s[:, -2])
+
+
+def ratio(probs):
+    s = np.sort(np.asarray(probs, dtype=np.float64), axis=1)
+    return np.maximum(s[:, -2], 0.0) / s[:, -1]
+
+
+UNCERTAINTY = {
+    "entropy": entropy,
+    "least_confidence": least_confidence,
+    "margin": margin,
+    "ratio": ratio,
+}
+
+
+def uncertainty(values, method, from_logits=False):
+    probs = softmax(values) if from_logits else values
+    return UNCERTAINTY[method](probs)
+
+
+def top_k(scores, k):
+    """Rows of the k highest scores; ties broken by the lower row index."""
+    scores = np.asarray(scores)
+    order = np.lexsort((np.arange(scores.shape[0]), -scores))
+    return order[:k]
