@@ -50,26 +50,27 @@ class Source:
         return max(MIN_CHUNK_ROWS, CHUNK_BYTES // row_bytes)
 
     def chunks(self, chunk_rows: int | None = None) -> Iterator[Chunk]:
-        """Yield consecutive chunks of exactly ``chunk_rows`` rows (the last may be shorter).
+        """Yield consecutive chunks of at most ``chunk_rows`` rows, in order.
 
-        Pieces larger than a chunk are sliced without copying; smaller pieces (e.g. small
-        Arrow record batches) are concatenated, so kernels always see full chunks.
+        Pieces larger than a chunk are sliced without copying. A piece of at least half a
+        chunk passes through as it is (no copy); smaller pieces (e.g. tiny Arrow record
+        batches) are concatenated up to ``chunk_rows`` so kernels never see crumbs.
         """
         chunk_rows = check_chunk_rows(chunk_rows) or self.default_chunk_rows()
         pending: list[Chunk] = []
         pending_rows = 0
         for piece in self._pieces(chunk_rows):
-            offset = 0
             rows = piece.values.shape[0]
+            if not pending and 2 * rows >= chunk_rows:
+                for lo in range(0, rows, chunk_rows):
+                    yield _slice(piece, lo, min(rows, lo + chunk_rows))
+                continue
+            offset = 0
             while offset < rows:
                 take = min(rows - offset, chunk_rows - pending_rows)
-                part = _slice(piece, offset, offset + take)
-                offset += take
-                if not pending and take == chunk_rows:
-                    yield part
-                    continue
-                pending.append(part)
+                pending.append(_slice(piece, offset, offset + take))
                 pending_rows += take
+                offset += take
                 if pending_rows == chunk_rows:
                     yield _concat(pending)
                     pending, pending_rows = [], 0
