@@ -206,7 +206,10 @@ def test_cosine_scale_invariance_and_duplicates_of_labeled_embeddings():
 def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric, grid,
                                     n_groups, weighted, seed):
     rng = np.random.default_rng(seed)
-    # grid: small integers -> exact ties and duplicates; else generic floats
+    # grid: small integers -> exact ties and duplicates; else generic floats. Only for l2:
+    # with cosine, exact ties in real arithmetic (orthogonal rows: distance 1) are broken by
+    # the last bit of 1/|x|, which depends on summation order -> not bit-reproducible.
+    grid = grid and metric == "l2"
     X = rng.integers(-2, 3, size=(n, d)) if grid else rng.normal(size=(n, d))
     X = X.astype(np.float32)
     if metric == "cosine":

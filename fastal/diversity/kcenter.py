@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import time
 
 import numba
 import numpy as np
@@ -20,8 +21,8 @@ _N_CANDIDATES = 8
 # of length d: gamma_d = d * u, plus a few roundings and the float32 cast of the inputs),
 # doubled for safety. Multiplied by ``(|x - shift| + max |y - shift|)^2``.
 _U32 = 2.0**-24
-_KMEANS_ITER = 8
-_KMEANS_POINTS_PER_GROUP = 32
+_KMEANS_ITER = 6
+_KMEANS_POINTS_PER_GROUP = 16
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 
 
@@ -95,7 +96,8 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
        neighbours, so the exact float64 distance of its 8 best candidates is recomputed,
        and a row whose 8th candidate is not provably farther than the best one (worst-case
        float32 error bound) is rescanned exactly against every labeled point.
-    2. The pool is split into about ``sqrt(N)`` groups by FAISS k-means. For a new centre
+    2. The pool is split into G ~ ``sqrt(N)`` (0.5x to 2x, growing with k) groups by FAISS
+       k-means on a sample. For a new centre
        ``c``, a group with centroid ``m`` and radius ``r`` is skipped when
        ``d(c, m) - r >= max D`` over the group, and a row at distance ``r_i`` from ``m`` is
        skipped when ``d(c, m) - r_i >= D(i)``: by the triangle inequality neither can get
@@ -234,8 +236,14 @@ def _parse_weights(weights, n_pool):
     return w
 
 
-def _default_groups(n_pool):
-    return int(min(max(1, round(np.sqrt(n_pool))), 4096))
+def _default_groups(n_pool, k):
+    """About sqrt(N) groups, more when many picks will amortise the grouping.
+
+    Setup costs O(N G d) (assignment), each pick O(G d) plus the rows of groups that the
+    bound cannot skip, a fraction that falls quickly with G (measured in bench/).
+    """
+    scale = min(max(np.sqrt(k / 250.0), 0.5), 2.0)
+    return int(min(max(1, round(scale * np.sqrt(n_pool))), 4096, n_pool))
 
 
 # --------------------------------------------------------------------------- driver
@@ -272,9 +280,6 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     _check_finite(pool, "X", chunk)
     if emb is not None:
         _check_finite(emb, "labeled", chunk)
-    if n_groups is None:
-        n_groups = _default_groups(n_pool)
-    n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
 
     # Inverse norms for cosine; for l2 an empty placeholder the kernels never read.
     if cosine:
@@ -301,10 +306,15 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
 
     rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
 
+    clock = _Clock()
+    if n_groups is None:
+        n_groups = _default_groups(n_pool, k)
+    n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
     centroids = _train_groups(pool, inv_norm, transformed, n_groups)
-    n_groups = centroids.shape[0]
     centroid_index = faiss.IndexFlatL2(d)
     centroid_index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    n_groups = centroids.shape[0]
+    clock.lap("kmeans")
 
     mindist = np.empty(n_pool, dtype=np.float64)
     labels = np.empty(n_pool, dtype=np.int32)
@@ -322,7 +332,8 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
         stop = min(start + chunk, n_pool)
         block = transformed(pool[start:stop], inv_norm[start:stop] if cosine else None)
         _, assign = centroid_index.search(block.astype(np.float32), 1)
-        labels[start:stop] = assign[:, 0]
+        labels[start:stop] = np.maximum(assign[:, 0], 0)  # -1 (none found) -> group 0
+        clock.lap("assign")
         if lab64 is None:
             continue
         block -= shift
@@ -331,6 +342,7 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
         _k.labeled_mindist(pool, start, inv_norm, cosine, lab64, cand, cand_sq, shift,
                            labeled_norm_max, err_coef, mindist, fallback[:stop - start])
         n_fallback += int(fallback[:stop - start].sum())
+        clock.lap("labeled")
     if lab64 is None:
         mindist.fill(np.inf)
 
@@ -341,6 +353,7 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     rowdist = np.empty(n_pool, dtype=np.float32)
     radius = np.empty(n_groups, dtype=np.float64)
     _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, centroids, rowdist, radius)
+    clock.lap("groups")
 
     if positions is not None:
         mindist[positions] = -1.0
@@ -385,11 +398,26 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
             cover[t] = _k.covering_radius(gmax)
     finally:
         numba.set_parallel_chunksize(previous_chunksize)
+    clock.lap("picks")
 
     if stats is not None:
-        stats.update(n_groups=n_groups, row_evaluations=n_eval, fallback_rows=n_fallback)
+        stats.update(n_groups=n_groups, row_evaluations=n_eval, fallback_rows=n_fallback,
+                     seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
+
+
+class _Clock:
+    """Wall-clock time per phase, for ``stats`` (benchmarks)."""
+
+    def __init__(self):
+        self.laps = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name):
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 def _train_groups(pool, inv_norm, transformed, n_groups):
