@@ -61,12 +61,17 @@ def _progress(total: int, enabled: bool, desc: str):
 def _score_chunk(chunk: Chunk, code: int, from_logits: bool, out: np.ndarray, name: str):
     """Score one chunk into ``out`` (len == rows); raise a precise error for bad rows."""
     values = chunk.values
+    tol = PROBABILITY_TOLERANCE
     if from_logits:
         n_bad = _k._scores_from_logits(values, code, out)
-    elif code == _k.ENTROPY:
-        n_bad = _k._entropy_from_probs(values, PROBABILITY_TOLERANCE, out)
+    elif code == _k.LEAST_CONFIDENCE:
+        n_bad = _k._least_confidence_from_probs(values, tol, out)
+    elif code != _k.ENTROPY:
+        n_bad = _k._top2_from_probs(values, code, tol, _k.block_rows(values.shape[1]), out)
+    elif values.dtype == np.float32:
+        n_bad = _k._entropy_from_probs32(values, tol, _k.block_rows(values.shape[1]), out)
     else:
-        n_bad = _k._top2_from_probs(values, code, PROBABILITY_TOLERANCE, out)
+        n_bad = _k._entropy_from_probs(values, tol, out)
     if n_bad:
         _raise_bad_row(values, out, chunk.start, from_logits, name)
 

@@ -288,3 +288,26 @@ def test_dlpack_tensor():
     torch = pytest.importorskip("torch")
     probs = torch.tensor([[0.75, 0.25], [0.5, 0.5]])
     np.testing.assert_array_equal(fastal.score(probs, "margin"), [0.5, 1.0])
+
+
+def test_subnormal_and_zero_probabilities():
+    tiny = np.finfo(np.float32).tiny
+    rows = np.array([[1 - 3e-39, 1e-39, 2e-39, 0.0],
+                     [0.5, 0.5 - tiny, tiny, 0.0],
+                     [0.25, 0.25, 0.25, 0.25]], dtype=np.float32)
+    for method in METHODS:
+        np.testing.assert_allclose(fastal.score(rows, method), ref.uncertainty(rows, method),
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("c", [2, 15, 16, 17, 63, 64, 65, 513])
+def test_block_edges(c):
+    # Row counts around the kernels' block sizes: partial blocks and partial tasks.
+    from fastal._kernels.uncertainty import block_rows
+    rng = np.random.default_rng(c)
+    b = block_rows(c)
+    for n in (1, b - 1, b, b + 1, 32 * b + 3):
+        probs = random_probs(rng, n, c)
+        for method in METHODS:
+            np.testing.assert_allclose(fastal.score(probs, method), ref.uncertainty(probs, method),
+                                       rtol=3e-6, atol=3e-6)

@@ -14,38 +14,67 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import FASTMATH
+from ._math import log32
 
 ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
 
-# Rows per block in the top-2 kernel: the block is transposed into a (C, BLOCK) buffer that
-# stays in L1, so the class loop runs over contiguous memory and vectorises across rows.
-_BLOCK = 128
-# Blocks per parallel task: one buffer allocation per task, few enough tasks to balance.
+# Blocks per parallel task: one set of scratch buffers per task, few enough tasks to balance.
 _BLOCKS_PER_TASK = 32
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _top2_from_probs(probs, method, atol, out):
-    """Least confidence, margin or ratio of each row of probs (rows, C), C >= 2.
+def block_rows(n_classes: int) -> int:
+    """Rows per transposed block: the (C, block) buffer stays within ~32 KiB (L1/L2)."""
+    return int(min(128, max(16, (8192 // max(n_classes, 1)) // 16 * 16)))
 
-    Writes out[i]; returns the number of invalid rows (out[i] = NaN for those). A row is
-    valid when it sums to 1 within atol (false for any NaN/inf entry, which makes the sum
-    NaN or inf) and no entry is below -atol.
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _least_confidence_from_probs(probs, atol, out):
+    """1 - max_j p_j of each row of probs (rows, C); returns the number of invalid rows.
+
+    A row is valid when it sums to 1 within atol (false for any NaN/inf entry, which makes
+    the sum NaN or inf) and no entry is below -atol; invalid rows get out[i] = NaN. The
+    select-style min/max below (not ``min()``/``max()``) is what lets LLVM vectorise the
+    class loop.
     """
     n, c = probs.shape
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
+    n_bad = 0
+    for i in prange(n):
+        total = probs[i, 0] * 0
+        lowest = probs[i, 0]
+        top = probs[i, 0]
+        for j in range(c):
+            p = probs[i, j]
+            total += p
+            lowest = lowest if lowest < p else p
+            top = top if top > p else p
+        if lowest >= -atol and abs(total - 1.0) <= atol:
+            out[i] = 1.0 - np.float64(top)
+        else:
+            out[i] = np.nan
+            n_bad += 1
+    return n_bad
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _top2_from_probs(probs, method, atol, block, out):
+    """Margin or ratio of each row of probs (rows, C), C >= 2; same validity rule.
+
+    Rows are processed in blocks: a block is transposed into a (C, block) buffer, so the
+    class loop walks contiguous memory and the running top-2 vectorises across rows.
+    """
+    n, c = probs.shape
+    n_blocks = (n + block - 1) // block
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
     n_bad = 0
     for task in prange(n_tasks):
-        columns = np.empty((c, _BLOCK), dtype=probs.dtype)
-        total = np.empty(_BLOCK, dtype=np.float64)
-        lowest = np.empty(_BLOCK, dtype=probs.dtype)
-        top1 = np.empty(_BLOCK, dtype=probs.dtype)
-        top2 = np.empty(_BLOCK, dtype=probs.dtype)
-        block_end = min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)
-        for block in range(task * _BLOCKS_PER_TASK, block_end):
-            start = block * _BLOCK
-            m = min(n, start + _BLOCK) - start
+        columns = np.empty((c, block), dtype=probs.dtype)
+        total = np.empty(block, dtype=probs.dtype)
+        lowest = np.empty(block, dtype=probs.dtype)
+        top1 = np.empty(block, dtype=probs.dtype)
+        top2 = np.empty(block, dtype=probs.dtype)
+        for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
+            start = b * block
+            m = min(n, start + block) - start
             for r in range(m):
                 for j in range(c):
                     columns[j, r] = probs[start + r, j]
@@ -58,17 +87,19 @@ def _top2_from_probs(probs, method, atol, out):
                 for r in range(m):
                     p = columns[j, r]
                     total[r] += p
-                    lowest[r] = min(lowest[r], p)
-                    # branch-free running top-2: ties keep top2 == top1.
-                    top2[r] = max(top2[r], min(top1[r], p))
-                    top1[r] = max(top1[r], p)
+                    lo = lowest[r]
+                    lowest[r] = lo if lo < p else p
+                    # branch-free running top-2; a tie at the top leaves top2 == top1
+                    a = top1[r]
+                    smaller = a if a < p else p
+                    t2 = top2[r]
+                    top2[r] = t2 if t2 > smaller else smaller
+                    top1[r] = a if a > p else p
             for r in range(m):
                 if lowest[r] >= -atol and abs(total[r] - 1.0) <= atol:
                     p1 = np.float64(top1[r])
                     p2 = np.float64(top2[r])
-                    if method == LEAST_CONFIDENCE:
-                        out[start + r] = 1.0 - p1
-                    elif method == MARGIN:
+                    if method == MARGIN:
                         out[start + r] = 1.0 - (p1 - p2)
                     else:
                         out[start + r] = max(p2, 0.0) / p1
@@ -79,8 +110,54 @@ def _top2_from_probs(probs, method, atol, out):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _entropy_from_probs32(probs, atol, block, out):
+    """Entropy (nats) of each row of float32 probs, vectorised across rows with log32.
+
+    Same blocks as _top2_from_probs. Entries below the smallest normal float32 (1.2e-38,
+    incl. 0) contribute 0: their true p log p is below 1e-36. Same validity rule.
+    """
+    n, c = probs.shape
+    tiny = np.float32(1.1754944e-38)
+    n_blocks = (n + block - 1) // block
+    n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
+    n_bad = 0
+    for task in prange(n_tasks):
+        columns = np.empty((c, block), dtype=np.float32)
+        total = np.empty(block, dtype=np.float32)
+        lowest = np.empty(block, dtype=np.float32)
+        acc = np.empty(block, dtype=np.float32)
+        for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
+            start = b * block
+            m = min(n, start + block) - start
+            for r in range(m):
+                for j in range(c):
+                    columns[j, r] = probs[start + r, j]
+            for r in range(m):
+                total[r] = 0.0
+                lowest[r] = np.inf
+                acc[r] = 0.0
+            for j in range(c):
+                for r in range(m):
+                    p = columns[j, r]
+                    total[r] += p
+                    lo = lowest[r]
+                    lowest[r] = lo if lo < p else p
+                    # mask before the log: log32 needs a normal positive input; q = 1 adds 0
+                    # (NaN/inf rows are caught by the sum check, whatever the log returns)
+                    q = p if p > tiny else np.float32(1.0)
+                    acc[r] -= q * log32(q)
+            for r in range(m):
+                if lowest[r] >= -atol and abs(total[r] - 1.0) <= atol:
+                    out[start + r] = acc[r]
+                else:
+                    out[start + r] = np.nan
+                    n_bad += 1
+    return n_bad
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _entropy_from_probs(probs, atol, out):
-    """Shannon entropy (nats) of each row of probs; same validity rule as _top2_from_probs.
+    """Shannon entropy (nats) of each row of probs with libm's log (used for float64 input).
 
     Terms with p <= 0 contribute 0 (the limit of p log p), so one-hot rows score 0.
     """

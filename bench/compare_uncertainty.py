@@ -1,0 +1,204 @@
+"""Side-by-side: fastal's uncertainty scoring vs the NumPy formula vs peer libraries.
+
+One run, one machine, the same float32 data for everyone. Prints markdown tables:
+
+1. a measured streaming-read bandwidth (parallel sum over 2 GiB);
+2. per (rows, classes, method): rows/s of fastal, of the plain vectorised NumPy formula and
+   of each peer (peers at --peer-rows rows, they are slow), fastal as a fraction of the
+   bandwidth, and the ratios fastal/NumPy and fastal/fastest peer;
+3. end to end: ``top_k`` from a 10M x 10 float32 Arrow IPC file (warm page cache) and from
+   a Parquet file, against ``top_k`` on the same array in memory, with the peak RSS each
+   run adds (fresh process per run).
+
+    python bench/compare_uncertainty.py                 # full run (about 10 minutes)
+    python bench/compare_uncertainty.py --quick         # small sizes, a smoke test
+
+Peers run in this interpreter when installed (``pip install -e '.[bench]'``), else in the
+interpreter named by $FASTAL_PEERS_PYTHON (see bench/peers.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+import peers  # noqa: E402
+
+import fastal  # noqa: E402
+
+METHODS = fastal.UNCERTAINTY_METHODS
+
+
+def make_probs(n, c, seed=0, block=1 << 20):
+    """Softmax of Gaussian logits with a per-row temperature, float32, built in blocks."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, c), dtype=np.float32)
+    for s in range(0, n, block):
+        z = rng.standard_normal((min(block, n - s), c), dtype=np.float32)
+        z *= rng.uniform(0.5, 4.0, size=(z.shape[0], 1)).astype(np.float32)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        out[s:s + z.shape[0]] = z
+    return out
+
+
+def numpy_formula(method):
+    """The obvious vectorised NumPy way of each method."""
+    if method == "entropy":
+        return lambda p: -(p * np.log(p)).sum(axis=1)
+    if method == "least_confidence":
+        return lambda p: 1.0 - p.max(axis=1)
+
+    def top2(p):
+        part = np.partition(p, p.shape[1] - 2, axis=1)
+        return part[:, -1], part[:, -2]
+
+    if method == "margin":
+        return lambda p: (lambda a, b: 1.0 - (a - b))(*top2(p))
+    return lambda p: (lambda a, b: b / a)(*top2(p))
+
+
+def run_peers(probs, methods, repeat):
+    """{(library, method): seconds} for every available peer (in-process or subprocess)."""
+    here = peers.uncertainty_peers()
+    if here:
+        results = peers.run_here("uncertainty", {"probs": probs}, methods=methods, repeat=repeat)
+        meta = {"versions": peers.peer_versions()}
+    elif os.environ.get(peers.PEERS_PYTHON_ENV):
+        results, meta = peers.run_peers("uncertainty", {"probs": probs}, methods=methods,
+                                        repeat=repeat)
+    else:
+        return {}, {}
+    times = {}
+    for (library, method), r in results.items():
+        if r.error is None and r.seconds:
+            times[(library, method)] = min(r.seconds)
+    return times, meta.get("versions", {})
+
+
+def scoring_tables(sizes, peer_rows, bandwidth, repeat, skip_peers):
+    rows = []
+    versions = {}
+    for n, c in sizes:
+        probs = make_probs(n, c)
+        nbytes = probs.nbytes
+        peer_times = {}
+        if not skip_peers and peer_rows:
+            sub = probs[:min(n, peer_rows)]
+            peer_times, versions = run_peers(sub, METHODS, repeat=2)
+            peer_n = sub.shape[0]
+        for method in METHODS:
+            fastal.score(probs[:1000], method)  # compile outside the timing
+            t_fastal = _common.best_of(lambda: fastal.score(probs, method), repeat=repeat)
+            formula = numpy_formula(method)
+            with np.errstate(all="ignore"):
+                t_numpy = _common.best_of(lambda: formula(probs), repeat=max(1, repeat - 1))
+            fastal_rate = n / t_fastal
+            numpy_rate = n / t_numpy
+            peer_rates = {lib: peer_n / t for (lib, m), t in peer_times.items() if m == method}
+            best_peer = max(peer_rates.items(), key=lambda kv: kv[1]) if peer_rates else None
+            rows.append([
+                f"{n:,}", c, method,
+                _common.fmt_rate(fastal_rate),
+                f"{nbytes / t_fastal / 1e9:.1f} GB/s = {nbytes / t_fastal / bandwidth:.0%}",
+                _common.fmt_rate(numpy_rate),
+                f"{fastal_rate / numpy_rate:.1f}x",
+                ", ".join(f"{lib} {_common.fmt_rate(r)}" for lib, r in sorted(peer_rates.items()))
+                or "-",
+                f"{fastal_rate / best_peer[1]:.0f}x ({best_peer[0]})" if best_peer else "-",
+            ])
+            print(" | ".join(str(x) for x in rows[-1]), file=sys.stderr)
+        del probs
+    headers = ["rows", "C", "method", "fastal rows/s", "fastal read rate = share of bandwidth",
+               "NumPy rows/s", "fastal / NumPy", f"peers rows/s (at {peer_rows:,} rows)",
+               "fastal / fastest peer"]
+    return _common.table(headers, rows), versions
+
+
+RSS_CODE = """
+import numpy as np, fastal
+fastal.top_k(np.full((2000, 10), 0.1, dtype=np.float32), 5, 'margin')  # compile / load cache
+print('BASE', _rss('VmRSS'))
+import time
+t0 = time.perf_counter()
+sel = fastal.top_k({path!r}, 100, 'margin', id_column='id')
+print('SECONDS', time.perf_counter() - t0)
+"""
+
+
+def end_to_end_table(n, c, repeat):
+    from fastal.demo import write_pool
+    import pyarrow.parquet as pq
+    import pyarrow.ipc as ipc
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fastal-bench-", dir=os.environ.get("TMPDIR")) as tmp:
+        ipc_path = os.path.join(tmp, "pool.arrow")
+        pq_path = os.path.join(tmp, "pool.parquet")
+        write_pool(ipc_path, n, c, seed=1)
+        table = ipc.open_file(ipc_path).read_all()
+        pq.write_table(table, pq_path, row_group_size=1 << 18, compression="none")
+        probs = np.ascontiguousarray(
+            table.column("probs").combine_chunks().flatten().to_numpy().reshape(n, c))
+        ids = table.column("id").to_numpy()
+        del table
+        want = fastal.top_k(probs, 100, "margin")
+        t_mem = _common.best_of(lambda: fastal.top_k(probs, 100, "margin"), repeat=repeat)
+        rows.append(["NumPy array in memory", f"{probs.nbytes / 1e6:,.0f} MB",
+                     _common.fmt_rate(n / t_mem), "100%", "-", "-"])
+        del probs
+        for label, path in (("Arrow IPC file, mmap (warm cache)", ipc_path),
+                            ("Parquet file, uncompressed (warm cache)", pq_path)):
+            got = fastal.top_k(path, 100, "margin", id_column="id")
+            assert np.array_equal(got.indices, want.indices)
+            assert np.array_equal(got.ids, ids[want.indices])
+            t = _common.best_of(lambda: fastal.top_k(path, 100, "margin", id_column="id"),
+                                repeat=repeat)
+            size = os.path.getsize(path)
+            rss = _common.peak_rss_of(RSS_CODE.format(path=path))
+            rows.append([label, f"{size / 1e6:,.0f} MB", _common.fmt_rate(n / t),
+                         f"{t_mem / t:.0%}", f"{rss['added'] / 1e6:,.1f} MB",
+                         f"{rss['added'] / size:.1%}"])
+            print(" | ".join(rows[-1]), file=sys.stderr)
+    headers = ["top_k(k=100, margin) source", "size", "rows/s", "share of in-memory rate",
+               "peak RSS added", "RSS added / file size"]
+    return _common.table(headers, rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        sizes, peer_rows, e2e = [(200_000, 10), (100_000, 100)], 50_000, (1_000_000, 10)
+    else:
+        sizes = [(1_000_000, 10), (1_000_000, 100), (10_000_000, 10), (10_000_000, 100)]
+        peer_rows, e2e = 1_000_000, (10_000_000, 10)
+    started = time.strftime("%Y-%m-%d %H:%M")
+    bandwidth = _common.read_bandwidth(gib=0.5 if args.quick else 2.0)
+    scoring, versions = scoring_tables(sizes, peer_rows, bandwidth, args.repeat, args.no_peers)
+    e2e_table = end_to_end_table(*e2e, repeat=args.repeat)
+    print(f"### Uncertainty scoring, {started}\n")
+    print(f"Machine: {_common.machine()}.  ")
+    print(f"Measured streaming-read bandwidth (parallel sum, 2 threads): "
+          f"{bandwidth / 1e9:.1f} GB/s.  ")
+    if versions:
+        print("Peers: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + ".  ")
+    print(f"Command: `python bench/compare_uncertainty.py{' --quick' if args.quick else ''}`\n")
+    print(scoring)
+    print(f"\n#### End to end, {e2e[0]:,} x {e2e[1]} float32\n")
+    print(e2e_table)
+
+
+if __name__ == "__main__":
+    main()
