@@ -265,12 +265,16 @@ class IpcSource(ArrowSource):
 
 
 class ParquetSource(ArrowSource):
-    """A Parquet file, decoded record batch by record batch (memory O(chunk + row group))."""
+    """A Parquet file, decoded record batch by record batch (memory O(chunk + row group)).
+
+    Read through a 1 MiB buffered stream without pre-buffering: pyarrow's default
+    pre-buffering keeps every column chunk it has read, so memory would grow with the file.
+    """
 
     def __init__(self, path, column=None, id_column=None):
         self.path = str(path)
         try:
-            self.file = pq.ParquetFile(self.path)
+            self.file = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
             raise FastalError(f"cannot read {self.path} as a Parquet file: {exc}") from exc
         self.n_rows = self.file.metadata.num_rows
@@ -278,7 +282,8 @@ class ParquetSource(ArrowSource):
 
     def _batches(self, chunk_rows):
         try:
-            yield from self.file.iter_batches(batch_size=chunk_rows, columns=self.columns.read)
+            yield from self.file.iter_batches(batch_size=chunk_rows, columns=self.columns.read,
+                                              use_threads=False)
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
             raise FastalError(f"cannot read {self.path}: {exc}") from exc
 
