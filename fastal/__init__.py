@@ -9,6 +9,7 @@ The public verbs:
 - :class:`FastalError` -- raised for every bad input.
 """
 
+from . import _config  # noqa: F401  (sets the OpenMP wait policy before any kernel runs)
 from ._errors import FastalError
 from ._selection import Selection
 from .scoring import UNCERTAINTY_METHODS, score, top_k
