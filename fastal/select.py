@@ -1,0 +1,286 @@
+"""``fastal.select``: the one entry point users reach for first, and its strategy registry.
+
+A strategy is a name, a short description with its reference, what it reads (class
+probabilities, embeddings or both), the options it accepts, and a function. ``select``
+validates the common arguments once, resolves the strategy and hands it plain arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ._errors import FastalError
+from ._selection import Selection
+from .io import to_numpy
+from .scoring import UNCERTAINTY_METHODS, check_k, score, top_k
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named batch-selection strategy (see ``STRATEGIES``)."""
+
+    name: str
+    needs: tuple          # subset of ("probs", "embeddings")
+    options: tuple        # keyword options the strategy accepts
+    description: str
+    fn: Callable
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+#: The strategy used when none is named: margin sampling. Chosen by measurement: with
+#: logistic regression on Fashion-MNIST it saved 40-50 % of labels against random, while
+#: entropy and raw-input k-center did worse than random (see bench/README.md).
+DEFAULT_STRATEGY = "margin"
+
+
+def _register(name, needs, options, description):
+    def wrap(fn):
+        STRATEGIES[name] = Strategy(name, needs, tuple(options), description, fn)
+        return fn
+    return wrap
+
+
+def _rng(seed):
+    """The one place a seed becomes a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise FastalError(f"seed must be an int, a numpy Generator or None; got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+@dataclass
+class _Pool:
+    """What a strategy sees: the pool's arrays, the labeled positions, the seed."""
+
+    n_pool: int
+    labeled: np.ndarray          # sorted unique int64 positions
+    seed: object
+    data: object
+    probs_arg: object
+    from_logits: bool
+    chunk_rows: object
+
+    @property
+    def unlabeled(self) -> np.ndarray:
+        mask = np.ones(self.n_pool, dtype=bool)
+        mask[self.labeled] = False
+        return np.flatnonzero(mask)
+
+    def embeddings(self):
+        return self.data
+
+    def probs(self):
+        return self.data if self.probs_arg is None else self.probs_arg
+
+    def uncertainty(self, method):
+        return score(self.probs(), method, from_logits=self.from_logits, chunk_rows=self.chunk_rows)
+
+
+def _top_unlabeled(scores, k, pool: _Pool):
+    """Top-k of scores over unlabeled rows; ties to the lower row."""
+    candidates = pool.unlabeled
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
+    return candidates[order]
+
+
+def _uncertainty_strategy(method):
+    def run(pool: _Pool, k, **_):
+        if pool.labeled.size == 0:
+            return top_k(pool.probs(), k, method, from_logits=pool.from_logits,
+                         chunk_rows=pool.chunk_rows)
+        scores = pool.uncertainty(method)
+        picks = _top_unlabeled(scores, k, pool)
+        return Selection(picks, scores[picks], method=method, n_pool=pool.n_pool)
+    return run
+
+
+for _m in UNCERTAINTY_METHODS:
+    _register(_m, ("probs",), (), {
+        "entropy": "top-k Shannon entropy of the predicted distribution",
+        "least_confidence": "top-k 1 - max probability (Lewis & Gale, 1994)",
+        "margin": "top-k smallest gap between the two most likely classes (Scheffer et al., 2001)",
+        "ratio": "top-k ratio of the second to the first probability",
+    }[_m])(_uncertainty_strategy(_m))
+
+
+@_register("random", (), (), "uniform sample of unlabeled rows (the baseline every strategy must beat)")
+def _random(pool: _Pool, k):
+    picks = _rng(pool.seed).choice(pool.unlabeled, size=k, replace=False)
+    return Selection(picks.astype(np.int64), np.zeros(k, dtype=np.float32), method="random",
+                     n_pool=pool.n_pool)
+
+
+@_register("kcenter", ("embeddings",), ("metric",),
+           "greedy k-center / core-set in embedding space (Sener & Savarese, 2018); "
+           "with no labels the first centre is drawn with `seed` (cold start)")
+def _kcenter(pool: _Pool, k, metric="l2"):
+    from .diversity.kcenter import kcenter
+
+    labeled = pool.labeled if pool.labeled.size else None
+    return kcenter(pool.embeddings(), k, labeled=labeled, metric=metric, seed=pool.seed,
+                   chunk_rows=pool.chunk_rows)
+
+
+@_register("uncertain_kcenter", ("probs", "embeddings"), ("beta", "method", "metric"),
+           "the beta*k most uncertain unlabeled rows (default beta=10, margin), then k-center "
+           "among them with the labeled set as centres (uncertainty first, diversity within)")
+def _uncertain_kcenter(pool: _Pool, k, beta=10, method="margin", metric="l2"):
+    from .diversity.kcenter import kcenter
+
+    if not isinstance(beta, (int, float, np.integer, np.floating)) or beta < 1:
+        raise FastalError(f"beta must be a number >= 1; got {beta!r}")
+    if method not in UNCERTAINTY_METHODS:
+        raise FastalError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}")
+    scores = pool.uncertainty(method)
+    n_candidates = min(pool.unlabeled.size, max(k, int(np.ceil(beta * k))))
+    candidates = np.sort(_top_unlabeled(scores, n_candidates, pool))
+    X = to_numpy(pool.embeddings(), "data")
+    labeled = X[pool.labeled] if pool.labeled.size else None
+    inner = kcenter(X[candidates], k, labeled=labeled, metric=metric, seed=pool.seed)
+    picks = candidates[inner.indices]
+    return Selection(picks, inner.scores, method="uncertain_kcenter", n_pool=pool.n_pool,
+                     extra={"uncertainty": scores[picks], "candidates": n_candidates})
+
+
+@_register("weighted_kcenter", ("probs", "embeddings"), ("method", "metric"),
+           "k-center whose distances are scaled by each row's uncertainty "
+           "(argmax of score * distance to the nearest centre)")
+def _weighted_kcenter(pool: _Pool, k, method="margin", metric="l2"):
+    from .diversity.kcenter import kcenter
+
+    if method not in UNCERTAINTY_METHODS:
+        raise FastalError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}")
+    weights = pool.uncertainty(method).astype(np.float64)
+    labeled = pool.labeled if pool.labeled.size else None
+    sel = kcenter(pool.embeddings(), k, labeled=labeled, metric=metric, seed=pool.seed,
+                  weights=weights, chunk_rows=pool.chunk_rows)
+    return Selection(sel.indices, sel.scores, method="weighted_kcenter", n_pool=pool.n_pool,
+                     extra=sel.extra)
+
+
+def _n_rows(data, what):
+    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        from .io import as_source
+        return as_source(data).n_rows
+    shape = getattr(data, "shape", None)
+    if shape is None:
+        data = to_numpy(data, what)
+        shape = data.shape
+    if len(shape) < 1:
+        raise FastalError(f"{what} must be an array with one row per pool example; got a scalar")
+    return int(shape[0])
+
+
+def _check_labeled(labeled, n_pool):
+    if labeled is None:
+        return np.empty(0, dtype=np.int64)
+    arr = np.asarray(labeled)
+    if arr.dtype == bool:
+        if arr.shape != (n_pool,):
+            raise FastalError(f"labeled as a mask must have shape ({n_pool},); got {arr.shape}")
+        return np.flatnonzero(arr).astype(np.int64)
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise FastalError(
+            f"labeled must be a 1-D array of pool row positions (or a bool mask); "
+            f"got dtype {arr.dtype}, shape {arr.shape}")
+    if arr.min() < 0 or arr.max() >= n_pool:
+        bad = int(arr[(arr < 0) | (arr >= n_pool)][0])
+        raise FastalError(f"labeled position {bad} is outside the pool of {n_pool} rows")
+    return np.unique(arr.astype(np.int64))
+
+
+def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_logits=False,
+           chunk_rows=None, **options):
+    """Pick the next batch of k rows to label.
+
+    Parameters
+    ----------
+    data : array-like or path
+        The pool: class probabilities (rows, C) for uncertainty strategies, embeddings
+        (rows, d) for diversity and hybrid strategies. Uncertainty strategies also accept
+        Arrow tables and Parquet/IPC paths (see :func:`fastal.top_k`).
+    k : int
+        Batch size; at most the number of unlabeled rows.
+    strategy : str, optional
+        A name from ``fastal.STRATEGIES`` (default ``DEFAULT_STRATEGY``, margin sampling).
+        ``fastal.strategies()`` lists them with their descriptions.
+    probs : array-like (rows, C), optional
+        Class probabilities (or logits with ``from_logits``) when ``data`` holds embeddings
+        and the strategy needs both (hybrids, BADGE, cluster-margin).
+    labeled : array-like of int, or bool mask, optional
+        Pool positions that are already labeled: never picked; diversity strategies use them
+        as centres.
+    seed : int or numpy.random.Generator, default 0
+        Controls every random choice; the same inputs and seed give the same batch.
+    from_logits : bool, default False
+        The probabilities are logits.
+    chunk_rows : int, optional
+        Rows per chunk in streamed passes; the result does not depend on it.
+    **options
+        Strategy options (e.g. ``beta`` for ``uncertain_kcenter``, ``metric`` for k-center);
+        an option the strategy does not take is an error.
+
+    Returns
+    -------
+    Selection
+        ``indices`` of the picked rows (int64, in pick order), their ``scores`` (the
+        strategy's criterion), ``method`` (the strategy), ``extra`` diagnostics.
+
+    Raises
+    ------
+    FastalError
+        Unknown strategy or option; k < 1 or larger than the unlabeled pool; labeled
+        positions outside the pool; a strategy that needs probabilities or embeddings that
+        were not given; every input error of the underlying scorer or strategy.
+
+    Examples
+    --------
+    >>> import numpy as np, fastal
+    >>> probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.7, 0.3]])
+    >>> fastal.select(probs, 2).indices          # margin sampling
+    array([1, 2])
+    >>> fastal.select(probs, 2, labeled=[1]).indices
+    array([2, 3])
+    """
+    name = DEFAULT_STRATEGY if strategy is None else strategy
+    if not isinstance(name, str) or name not in STRATEGIES:
+        raise FastalError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    spec = STRATEGIES[name]
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        accepted = ", ".join(spec.options) or "no options"
+        raise FastalError(f"strategy {name!r} does not take {', '.join(unknown)}; it accepts {accepted}")
+    if "probs" in spec.needs and "embeddings" in spec.needs and probs is None:
+        raise FastalError(
+            f"strategy {name!r} needs class probabilities and embeddings: pass the embeddings "
+            f"as data and the probabilities as probs=...")
+    n_pool = _n_rows(data, "data")
+    if probs is not None:
+        n_probs = _n_rows(probs, "probs")
+        if n_probs != n_pool:
+            raise FastalError(f"probs has {n_probs} rows but data has {n_pool}; they must describe the same pool")
+    if n_pool == 0:
+        raise FastalError("data is empty: the pool has no rows to select from")
+    labeled_pos = _check_labeled(labeled, n_pool)
+    n_unlabeled = n_pool - labeled_pos.size
+    if n_unlabeled == 0:
+        raise FastalError(f"every one of the {n_pool} pool rows is labeled: nothing left to select")
+    k = check_k(k, n_pool, "data")
+    if k > n_unlabeled:
+        raise FastalError(
+            f"k={k} is larger than the unlabeled pool ({n_unlabeled} of {n_pool} rows are unlabeled)")
+    pool = _Pool(n_pool, labeled_pos, seed, data, probs, from_logits, chunk_rows)
+    _rng(seed)  # validate the seed once, whatever the strategy
+    return spec.fn(pool, k, **options)
+
+
+def strategies() -> dict:
+    """``{name: description}`` of every registered strategy."""
+    return {name: s.description for name, s in STRATEGIES.items()}

@@ -1,0 +1,119 @@
+"""fastal.select: the strategy registry, the shared arguments, every strategy's contract."""
+
+import numpy as np
+import pytest
+
+import fastal
+from fastal import FastalError
+
+import reference as ref
+from conftest import random_probs
+
+
+@pytest.fixture(scope="module")
+def pool():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 8)) * 5
+    X = (centres[rng.integers(0, 6, 600)] + rng.normal(size=(600, 8))).astype(np.float32)
+    probs = random_probs(rng, 600, 4, concentration=0.5)
+    return X, probs
+
+
+def run(strategy, X, probs, k, **kw):
+    spec = fastal.STRATEGIES[strategy]
+    data = probs if spec.needs == ("probs",) else X
+    extra = {"probs": probs} if "probs" in spec.needs and "embeddings" in spec.needs else {}
+    return fastal.select(data, k, strategy, **extra, **kw)
+
+
+@pytest.mark.parametrize("strategy", list(fastal.STRATEGIES))
+def test_every_strategy_returns_k_distinct_unlabeled_rows(pool, strategy):
+    X, probs = pool
+    labeled = np.arange(0, 600, 7)
+    for lab in (None, labeled):
+        sel = run(strategy, X, probs, 25, labeled=lab, seed=3)
+        assert isinstance(sel, fastal.Selection)
+        assert sel.indices.dtype == np.int64 and len(sel) == 25
+        assert np.unique(sel.indices).size == 25
+        assert sel.indices.min() >= 0 and sel.indices.max() < 600
+        if lab is not None:
+            assert not np.isin(sel.indices, lab).any()
+        again = run(strategy, X, probs, 25, labeled=lab, seed=3)
+        np.testing.assert_array_equal(sel.indices, again.indices)  # deterministic under a seed
+
+
+def test_default_is_margin(pool):
+    X, probs = pool
+    assert fastal.DEFAULT_STRATEGY == "margin"
+    np.testing.assert_array_equal(fastal.select(probs, 10).indices,
+                                  fastal.top_k(probs, 10, "margin").indices)
+
+
+@pytest.mark.parametrize("method", fastal.UNCERTAINTY_METHODS)
+def test_uncertainty_with_labeled_matches_reference(pool, method):
+    _, probs = pool
+    labeled = np.arange(0, 600, 3)
+    sel = fastal.select(probs, 30, method, labeled=labeled)
+    scores = fastal.score(probs, method).copy()
+    scores[labeled] = -np.inf
+    np.testing.assert_array_equal(sel.indices, ref.top_k(scores, 30))
+
+
+def test_uncertain_kcenter_picks_among_the_most_uncertain(pool):
+    X, probs = pool
+    sel = fastal.select(X, 10, "uncertain_kcenter", probs=probs, beta=3)
+    top = fastal.top_k(probs, 30, "margin").indices
+    assert np.isin(sel.indices, top).all()
+    # beta=1 degenerates to plain margin top-k (as a set)
+    sel = fastal.select(X, 10, "uncertain_kcenter", probs=probs, beta=1)
+    assert set(sel.indices) == set(fastal.top_k(probs, 10, "margin").indices)
+
+
+def test_kcenter_strategy_is_fastal_kcenter(pool):
+    X, _ = pool
+    labeled = [1, 2, 3]
+    np.testing.assert_array_equal(fastal.select(X, 12, "kcenter", labeled=labeled).indices,
+                                  fastal.kcenter(X, 12, labeled=labeled).indices)
+
+
+def test_random_is_seeded(pool):
+    _, probs = pool
+    a = fastal.select(probs, 20, "random", seed=1).indices
+    b = fastal.select(probs, 20, "random", seed=2).indices
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, fastal.select(probs, 20, "random", seed=1).indices)
+
+
+def test_strategies_are_discoverable():
+    names = fastal.strategies()
+    for name in ("margin", "entropy", "random", "kcenter", "uncertain_kcenter", "weighted_kcenter"):
+        assert name in names and len(names[name]) > 10
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(strategy="nope"), "strategy must be one of"),
+    (dict(strategy="margin", beta=3), "strategy 'margin' does not take beta; it accepts no options"),
+    (dict(strategy="uncertain_kcenter"), "needs class probabilities and embeddings"),
+    (dict(strategy="uncertain_kcenter", probs=np.full((5, 2), 0.5)), "probs has 5 rows but data has 600"),
+    (dict(strategy="uncertain_kcenter", probs="P", beta=0), "beta must be a number >= 1"),
+    (dict(labeled=[600]), "labeled position 600 is outside the pool of 600 rows"),
+    (dict(labeled=[[1, 2]]), "labeled must be a 1-D array"),
+    (dict(labeled=np.ones(5, dtype=bool)), r"labeled as a mask must have shape \(600,\)"),
+    (dict(labeled=np.arange(600)), "every one of the 600 pool rows is labeled"),
+    (dict(labeled=np.arange(590)), r"k=20 is larger than the unlabeled pool \(10 of 600"),
+    (dict(seed="x"), "seed must be an int"),
+])
+def test_bad_arguments(pool, kwargs, message):
+    X, probs = pool
+    kwargs = dict(kwargs)
+    if isinstance(kwargs.get("probs"), str):
+        kwargs["probs"] = probs
+    data = X if kwargs.get("strategy", "margin") not in fastal.UNCERTAINTY_METHODS else probs
+    with pytest.raises(FastalError, match=message):
+        fastal.select(data, 20, **kwargs)
+
+
+def test_k_larger_than_pool(pool):
+    _, probs = pool
+    with pytest.raises(FastalError, match="larger than the pool"):
+        fastal.select(probs, 601)
