@@ -64,6 +64,7 @@ class _Pool:
     probs_arg: object
     from_logits: bool
     chunk_rows: object
+    column: object = None
 
     @property
     def unlabeled(self) -> np.ndarray:
@@ -72,13 +73,32 @@ class _Pool:
         return np.flatnonzero(mask)
 
     def embeddings(self):
-        return self.data
+        """The pool's embeddings as an array (files and tables are read whole, once)."""
+        if not hasattr(self, "_embeddings"):
+            from .io import as_source
+            from .io.arrays import ArraySource
+
+            source = as_source(self.data, column=self.column) if _is_table_or_path(self.data) \
+                else ArraySource(self.data, "data")
+            self._embeddings = source.array if isinstance(source, ArraySource) \
+                else source.read_all(self.chunk_rows)
+        return self._embeddings
 
     def probs(self):
         return self.data if self.probs_arg is None else self.probs_arg
 
     def uncertainty(self, method):
-        return score(self.probs(), method, from_logits=self.from_logits, chunk_rows=self.chunk_rows)
+        column = self.column if self.probs_arg is None else None
+        return score(self.probs(), method, from_logits=self.from_logits, column=column,
+                     chunk_rows=self.chunk_rows)
+
+
+def _is_table_or_path(data) -> bool:
+    import os
+
+    import pyarrow as pa
+
+    return isinstance(data, (str, os.PathLike, pa.Table, pa.RecordBatch))
 
 
 def _top_unlabeled(scores, k, pool: _Pool):
@@ -91,7 +111,8 @@ def _top_unlabeled(scores, k, pool: _Pool):
 def _uncertainty_strategy(method):
     def run(pool: _Pool, k, **_):
         if pool.labeled.size == 0:
-            return top_k(pool.probs(), k, method, from_logits=pool.from_logits,
+            column = pool.column if pool.probs_arg is None else None
+            return top_k(pool.probs(), k, method, from_logits=pool.from_logits, column=column,
                          chunk_rows=pool.chunk_rows)
         scores = pool.uncertainty(method)
         picks = _top_unlabeled(scores, k, pool)
@@ -163,10 +184,10 @@ def _weighted_kcenter(pool: _Pool, k, method="margin", metric="l2"):
                      extra=sel.extra)
 
 
-def _n_rows(data, what):
-    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+def _n_rows(data, what, column=None):
+    if _is_table_or_path(data):
         from .io import as_source
-        return as_source(data).n_rows
+        return as_source(data, column=column).n_rows
     shape = getattr(data, "shape", None)
     if shape is None:
         data = to_numpy(data, what)
@@ -197,7 +218,7 @@ def _check_labeled(labeled, n_pool):
 
 
 def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_logits=False,
-           chunk_rows=None, **options):
+           column=None, chunk_rows=None, **options):
     """Pick the next batch of k rows to label.
 
     Parameters
@@ -221,6 +242,9 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
         Controls every random choice; the same inputs and seed give the same batch.
     from_logits : bool, default False
         The probabilities are logits.
+    column : str or list of str, optional
+        For Arrow tables and files given as ``data``: the column of probabilities (uncertainty
+        strategies) or of embeddings (diversity strategies), as in :func:`fastal.top_k`.
     chunk_rows : int, optional
         Rows per chunk in streamed passes; the result does not depend on it.
     **options
@@ -261,7 +285,7 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
         raise FastalError(
             f"strategy {name!r} needs class probabilities and embeddings: pass the embeddings "
             f"as data and the probabilities as probs=...")
-    n_pool = _n_rows(data, "data")
+    n_pool = _n_rows(data, "data", column)
     if probs is not None:
         n_probs = _n_rows(probs, "probs")
         if n_probs != n_pool:
@@ -276,7 +300,7 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
     if k > n_unlabeled:
         raise FastalError(
             f"k={k} is larger than the unlabeled pool ({n_unlabeled} of {n_pool} rows are unlabeled)")
-    pool = _Pool(n_pool, labeled_pos, seed, data, probs, from_logits, chunk_rows)
+    pool = _Pool(n_pool, labeled_pos, seed, data, probs, from_logits, chunk_rows, column)
     _rng(seed)  # validate the seed once, whatever the strategy
     return spec.fn(pool, k, **options)
 

@@ -117,3 +117,22 @@ def test_k_larger_than_pool(pool):
     _, probs = pool
     with pytest.raises(FastalError, match="larger than the pool"):
         fastal.select(probs, 601)
+
+
+def test_embeddings_from_arrow_files(pool, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X, probs = pool
+    emb = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1])
+    prb = pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), probs.shape[1])
+    path = tmp_path / "pool.parquet"
+    pq.write_table(pa.table({"emb": emb, "probs": prb}), path, row_group_size=100)
+    np.testing.assert_array_equal(
+        fastal.select(path, 15, "kcenter", column="emb", labeled=[0, 5]).indices,
+        fastal.select(X, 15, "kcenter", labeled=[0, 5]).indices)
+    np.testing.assert_array_equal(
+        fastal.select(path, 15, "margin", column="probs", labeled=[0, 5]).indices,
+        fastal.select(probs, 15, "margin", labeled=[0, 5]).indices)
+    np.testing.assert_array_equal(fastal.select(path, 15, column="probs").indices,
+                                  fastal.select(probs, 15).indices)

@@ -78,6 +78,14 @@ class Source:
             yield _concat(pending)
 
 
+    def read_all(self, chunk_rows: int | None = None) -> np.ndarray:
+        """Every row in one (n_rows, width) array (for strategies that need the whole pool)."""
+        out = np.empty((self.n_rows, self.width), dtype=self.dtype)
+        for chunk in self.chunks(chunk_rows):
+            out[chunk.start:chunk.stop] = chunk.values
+        return out
+
+
 def check_chunk_rows(chunk_rows):
     """Validate the ``chunk_rows`` argument (None means: choose from the row width)."""
     if chunk_rows is None:
