@@ -82,6 +82,12 @@ COMMITTEE = {
 
 
 def committee(members, method, from_logits=False):
+    if from_logits and method in ("vote_entropy", "variation_ratio"):
+        # Votes are the argmax of the logits (= of the exact softmax): rounding the softmax
+        # can turn a strict maximum into a tie, e.g. logits (0, 1e-38).
+        votes = votes_of(np.asarray(members, dtype=np.float64))
+        fn = vote_entropy_from_votes if method == "vote_entropy" else variation_ratio_from_votes
+        return fn(votes, np.shape(members)[2])
     return COMMITTEE[method](member_probs(members, from_logits))
 
 
