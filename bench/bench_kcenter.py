@@ -168,6 +168,7 @@ def main(argv=None):
     print("| N | d | L | k | fastal s | NumPy loop s | ratio | fastal added MB (B/row) "
           "| NumPy added MB (B/row) | picks identical | rows evaluated |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    phases = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, d, n_labeled, k in cases:
             X, labeled = make_data(n, d, n_labeled, args.data_kind, args.seed)
@@ -193,6 +194,11 @@ def main(argv=None):
                   f"| {nu['time'] / fa['time']:.1f}x | {fa['added'] / 2**20:.0f} "
                   f"({fa['added'] / n:.1f}) | {nu['added'] / 2**20:.0f} ({nu['added'] / n:.1f}) "
                   f"| {ident} | {100 * evaluated:.1f}% (G={st['n_groups']}) |", flush=True)
+            phases.append((n, d, n_labeled, k, st["seconds"]))
+    print("\nfastal phases (s): " + "; ".join(
+        f"N={n:,} d={d} L={n_labeled:,} k={k:,}: "
+        + ", ".join(f"{name} {sec:.2f}" for name, sec in secs.items())
+        for n, d, n_labeled, k, secs in phases))
 
 
 if __name__ == "__main__":
