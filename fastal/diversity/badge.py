@@ -1,0 +1,302 @@
+"""BADGE: k-means++ seeding on gradient embeddings, without forming them.
+
+Also home of the input checks shared by the diversity strategies of this package
+(``clustering``, ``coldstart``): pool embeddings, probabilities, labeled positions, ``k``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
+from .._errors import FastalError
+from .._kernels import badge as _k
+from .._selection import Selection
+
+#: Rows of ``probs`` must sum to 1 within this tolerance, with no entry below its negative.
+PROBABILITY_TOLERANCE = 1e-3
+
+
+def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
+    """Pick ``k`` pool rows by BADGE: k-means++ seeding on gradient embeddings.
+
+    Parameters
+    ----------
+    X : array-like of shape (N, d)
+        Pool embeddings (the input of the model's last linear layer). float32 and float64
+        are used as given (no copy when C-contiguous); other real dtypes become float32.
+        Must be finite.
+    probs : array-like of shape (N, C)
+        Predicted class probabilities of the pool rows, float32 or float64 (others become
+        float32). Finite, no entry below ``-1e-3``, each row summing to 1 within ``1e-3``.
+    k : int
+        Number of rows to pick, ``1 <= k <=`` number of unlabeled rows.
+    labeled : array-like of int of shape (L,) or bool of shape (N,), optional
+        Pool positions (or a mask) of rows that are already labeled. They are never picked
+        and, as in BADGE, are not centres: the seeding runs on the unlabeled rows only.
+        Repeats are allowed.
+    seed : int, numpy.random.Generator or None
+        Source of the k-means++ draws, through ``numpy.random.default_rng(seed)``.
+    chunk_rows : int, optional
+        Rows per parallel task of the per-pick pass (rounded up to a multiple of 4096).
+        Only affects speed; the picks do not depend on it or on the thread count.
+
+    Returns
+    -------
+    Selection
+        ``indices`` (k,) int64 in pick order; ``scores`` (k,) float32: for the first pick
+        its squared gradient norm ``||g||^2``, for later picks their ``D^2`` (squared
+        gradient distance to the nearest earlier pick) when drawn, 0 for uniform
+        fall-back picks; ``method="badge"``; ``n_pool=N``; ``extra["probability"]`` (k,)
+        float64, the probability with which each pick was drawn (1.0 for the first);
+        ``extra["n_uniform"]``, the number of uniform fall-back picks.
+
+    Raises
+    ------
+    FastalError
+        ``X`` or ``probs`` not 2-D, non-numeric, empty or with NaN/inf; row counts that
+        differ; ``probs`` rows that are not probability vectors; ``labeled`` positions out
+        of range or a mask of the wrong length; ``k`` not an integer in
+        ``[1, n_unlabeled]``; bad ``chunk_rows``.
+
+    Notes
+    -----
+    With ``yhat_i = argmax_j p_ij`` (ties to the lowest class) and ``p~_i = p_i - e_yhat_i``,
+    the gradient embedding of the cross-entropy loss w.r.t. the last layer's weights, at the
+    pseudo-label, is ``g_i = p~_i (x) x_i`` (C*d values). Only inner products are needed:
+
+    ``||g_i||^2 = ||p~_i||^2 ||x_i||^2``, ``<g_i, g_j> = <p~_i, p~_j> <x_i, x_j>``.
+
+    Distances to a new centre c are evaluated in the equivalent, cancellation-free form
+    ``||p~_i||^2 ||x_i - x_c||^2 + ||p~_i - p~_c||^2 ||x_c||^2
+    + 2 <p~_i, p~_i - p~_c> <x_i - x_c, x_c>`` in float64, so exact duplicates are at
+    distance exactly 0; negative rounding residue is clamped at 0. Each pick costs one
+    parallel pass over ``X`` and ``probs`` (O(N (d + C))), minus the rows whose distance
+    provably cannot drop (a Cauchy-Schwarz bound computed in O(C)). Extra memory is
+    O(N): about 34 bytes per row (float64 ``D^2``, ``||p~||^2``, ``||x||^2``, int32 class,
+    uint8 status); nothing of size N x (C d) or N x k is formed.
+
+    Seeding (k-means++, Arthur & Vassilvitskii 2007, as used by BADGE):
+
+    1. the first centre is the unlabeled row with the largest ``||g||`` (ties to the lower
+       row), as in the authors' reference implementation (the paper samples it uniformly);
+    2. every later centre is drawn with probability ``D^2(i) / sum D^2`` over unlabeled,
+       unpicked rows, ``D^2(i)`` being the squared distance to the nearest chosen centre
+       (picked and labeled rows have probability 0). One ``u = rng.random()`` per draw;
+       the row is the first whose cumulative float64 ``D^2`` exceeds ``u * sum``, with
+       sums taken left to right over fixed blocks of 4096 rows (see
+       ``fastal._kernels.badge.sample_row`` for the exact definition);
+    3. if every remaining ``D^2`` is 0 (duplicates, or zero gradients from one-hot
+       probabilities), the same ``u`` picks uniformly: the ``floor(u m)``-th of the ``m``
+       remaining unlabeled rows in index order. So ``k`` distinct rows are always returned.
+
+    The picks equal those of the plain NumPy loop over explicit gradient embeddings
+    (``tests/reference_badge.py``) for the same seed, up to float64 rounding in ``D^2``.
+
+    References
+    ----------
+    J. T. Ash, C. Zhang, A. Krishnamurthy, J. Langford and A. Agarwal, "Deep Batch Active
+    Learning by Diverse, Uncertain Gradient Lower Bounds", ICLR 2020.
+
+    D. Arthur and S. Vassilvitskii, "k-means++: The Advantages of Careful Seeding",
+    SODA 2007.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastal.diversity.badge import badge
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [2.0, 2.0]], dtype=np.float32)
+    >>> probs = np.array([[0.5, 0.5], [0.9, 0.1], [0.5, 0.5], [0.6, 0.4]], dtype=np.float32)
+    >>> sel = badge(X, probs, 2, labeled=[0], seed=0)
+    >>> sel.indices.tolist()
+    [3, 2]
+    >>> round(float(sel.scores[0]), 4)  # ||g||^2 = ||(-0.4, 0.4)||^2 * ||(2, 2)||^2
+    2.56
+    """
+    pool = as_embeddings(X, "X")
+    n_pool, d = pool.shape
+    proba = as_probs(probs, n_pool)
+    positions = parse_labeled(labeled, n_pool)
+    n_unlabeled = n_pool - positions.size
+    k = check_k(k, n_unlabeled, n_pool)
+    if chunk_rows is None:
+        chunk = max(MIN_CHUNK_ROWS, CHUNK_BYTES // ((d + proba.shape[1]) * pool.dtype.itemsize))
+    else:
+        chunk = check_int(chunk_rows, "chunk_rows", 1)
+    blocks_per_task = max(1, -(-chunk // _k.SAMPLING_BLOCK))
+    rng = make_rng(seed)
+
+    yhat = np.empty(n_pool, dtype=np.int32)
+    pnorm2 = np.empty(n_pool, dtype=np.float64)
+    xnorm2 = np.empty(n_pool, dtype=np.float64)
+    bad = np.empty(n_pool, dtype=np.uint8)
+    if _k.row_stats(pool, proba, PROBABILITY_TOLERANCE, yhat, pnorm2, xnorm2, bad):
+        row = int(np.flatnonzero(bad)[0])
+        if bad[row] == 1:
+            raise FastalError(f"X must be finite; row {row} contains NaN or inf "
+                              "(or its squared norm overflows float64)")
+        raise FastalError(f"probs row {row} is not a probability vector (NaN/inf, an entry "
+                          f"below -{PROBABILITY_TOLERANCE} or a sum off 1 by more than "
+                          f"{PROBABILITY_TOLERANCE}): {proba[row].tolist()}")
+    del bad
+
+    status = np.full(n_pool, _k.CANDIDATE, dtype=np.uint8)
+    mindist = np.full(n_pool, np.inf, dtype=np.float64)
+    if positions.size:
+        status[positions] = _k.LABELED
+        mindist[positions] = 0.0
+    block_sums = np.empty(-(-n_pool // _k.SAMPLING_BLOCK), dtype=np.float64)
+
+    indices = np.empty(k, dtype=np.int64)
+    scores = np.empty(k, dtype=np.float64)
+    probability = np.empty(k, dtype=np.float64)
+    n_uniform = 0
+    for t in range(k):
+        if t == 0:
+            # k-means++ from the largest gradient: D^2 to an empty centre set is unbounded.
+            gnorm2 = pnorm2 * xnorm2
+            gnorm2[status != _k.CANDIDATE] = -1.0
+            row = int(np.argmax(gnorm2))
+            score, prob = gnorm2[row], 1.0
+            del gnorm2
+        else:
+            total = _sum_left_to_right(block_sums)
+            u = rng.random()
+            row = int(_k.sample_row(mindist, block_sums, u))
+            if row >= 0:
+                score = mindist[row]
+                prob = score / total
+            else:
+                remaining = n_unlabeled - t
+                row = int(_k.nth_candidate(status, min(int(u * remaining), remaining - 1)))
+                score, prob = 0.0, 1.0 / remaining
+                n_uniform += 1
+        indices[t] = row
+        scores[t] = score
+        probability[t] = prob
+        status[row] = _k.PICKED
+        if t + 1 < k:
+            _k.add_center(pool, proba, yhat, pnorm2, xnorm2, row, mindist, block_sums,
+                          blocks_per_task)
+    return Selection(indices=indices, scores=scores.astype(np.float32), method="badge",
+                     n_pool=n_pool, extra={"probability": probability, "n_uniform": n_uniform})
+
+
+def _sum_left_to_right(values):
+    total = 0.0
+    for v in values.tolist():
+        total += v
+    return total
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+def check_int(value, name, low, high=None):
+    """An integer in [low, high] or a FastalError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise FastalError(f"{name} must be an integer; got {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        upper = "" if high is None else f" and <= {high}"
+        raise FastalError(f"{name} must be >= {low}{upper}; got {value}")
+    return value
+
+
+def check_k(k, n_unlabeled, n_pool):
+    """``k`` as an int in [1, n_unlabeled]."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+        raise FastalError(f"k must be a positive integer; got {k!r}")
+    k = int(k)
+    if k < 1:
+        raise FastalError(f"k must be >= 1; got {k}")
+    if n_unlabeled == 0:
+        raise FastalError(f"labeled covers all {n_pool} pool rows; nothing left to pick")
+    if k > n_unlabeled:
+        raise FastalError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled} "
+                          f"of {n_pool}); got {k}")
+    return k
+
+
+def make_rng(seed):
+    """The one place a seed becomes a ``numpy.random.Generator``."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise FastalError(f"seed must be None, an int or a numpy.random.Generator; "
+                          f"got {seed!r}") from exc
+
+
+def as_embeddings(X, name="X"):
+    """2-D float32/float64 C-contiguous array with at least one row and column.
+
+    Finiteness is checked by the caller (fused into its first pass where it has one).
+    """
+    a = np.asarray(X)
+    if a.dtype.kind not in "biuf":
+        raise FastalError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise FastalError(f"{name} must be 2-D (rows, dims); got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise FastalError(f"{name} must have at least one row and one column; "
+                          f"got shape {a.shape}")
+    if a.dtype != np.float32 and a.dtype != np.float64:
+        a = a.astype(np.float32)
+    return np.ascontiguousarray(a)
+
+
+def check_finite(a, name="X", chunk_rows=None):
+    """Raise naming the first row with NaN/inf; checks ``chunk_rows`` rows at a time."""
+    chunk = chunk_rows or max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(1, a.shape[1] * a.itemsize))
+    for start in range(0, a.shape[0], chunk):
+        ok = np.isfinite(a[start:start + chunk]).all(axis=1)
+        if not ok.all():
+            raise FastalError(f"{name} must be finite; row {start + int(np.flatnonzero(~ok)[0])} "
+                              "contains NaN or inf")
+
+
+def as_probs(probs, n_pool):
+    """2-D float32/float64 C-contiguous (N, C) array with N == n_pool, C >= 1.
+
+    Values (finite, on the simplex) are checked by the caller's first pass.
+    """
+    p = np.asarray(probs)
+    if p.dtype.kind not in "biuf":
+        raise FastalError(f"probs must be a real numeric array; got dtype {p.dtype}")
+    if p.ndim != 2:
+        raise FastalError(f"probs must be 2-D (rows, classes); got shape {p.shape}")
+    if p.shape[0] != n_pool:
+        raise FastalError(f"probs must have one row per pool row ({n_pool} rows like X); "
+                          f"got {p.shape[0]} rows")
+    if p.shape[1] == 0:
+        raise FastalError(f"probs must have at least one class column; got shape {p.shape}")
+    if p.dtype != np.float32 and p.dtype != np.float64:
+        p = p.astype(np.float32)
+    return np.ascontiguousarray(p)
+
+
+def parse_labeled(labeled, n_pool):
+    """Sorted unique int64 positions from None, int positions or a boolean mask."""
+    if labeled is None:
+        return np.empty(0, dtype=np.int64)
+    lab = np.asarray(labeled)
+    if lab.ndim != 1:
+        raise FastalError("labeled must be 1-D: pool row positions or a boolean mask of "
+                          f"length {n_pool}; got shape {lab.shape}")
+    if lab.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if lab.dtype.kind == "b":
+        if lab.shape[0] != n_pool:
+            raise FastalError(f"labeled as a boolean mask must have length {n_pool} "
+                              f"(pool rows); got length {lab.shape[0]}")
+        return np.flatnonzero(lab).astype(np.int64)
+    if lab.dtype.kind not in "iu":
+        raise FastalError("labeled must hold integer pool row positions (or be a boolean "
+                          f"mask); got dtype {lab.dtype}")
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0 or hi >= n_pool:
+        raise FastalError(f"labeled positions must be in [0, {n_pool}); "
+                          f"got {lo if lo < 0 else hi}")
+    return np.unique(lab.astype(np.int64))

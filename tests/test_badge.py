@@ -1,0 +1,180 @@
+"""BADGE (fastal.diversity.badge) against the explicit-gradient NumPy reference."""
+
+import numba
+import numpy as np
+import pytest
+
+from fastal._errors import FastalError
+from fastal._kernels import badge as _k
+from fastal.diversity.badge import badge
+
+from tests import reference_badge as ref
+from tests.conftest import random_probs
+
+
+def make_pool(kind, n, d, c, dtype, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        X = rng.standard_normal((n, d))
+        probs = random_probs(rng, n, c, dtype=np.float64, concentration=0.5)
+    elif kind == "clustered":
+        centers = 5.0 * rng.standard_normal((6, d))
+        labels = rng.integers(6, size=n)
+        X = centers[labels] + 0.1 * rng.standard_normal((n, d))
+        logits = 3.0 * np.eye(c)[labels % c] + rng.standard_normal((n, c))
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    elif kind == "duplicates":
+        # few distinct (x, p) rows, many exact copies, plus one-hot rows (zero gradient)
+        base_x = rng.standard_normal((5, d))
+        base_p = random_probs(rng, 5, c, dtype=np.float64)
+        base_p[0] = np.eye(c)[1]
+        pick = rng.integers(5, size=n)
+        X, probs = base_x[pick], base_p[pick]
+    else:
+        raise ValueError(kind)
+    return X.astype(dtype), probs.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["random", "clustered", "duplicates"])
+@pytest.mark.parametrize("with_labeled", [False, True])
+def test_matches_explicit_reference(kind, dtype, with_labeled):
+    n, d, c, k = 300, 7, 4, 50
+    X, probs = make_pool(kind, n, d, c, dtype, seed=hash((kind, with_labeled)) % 1000)
+    labeled = np.arange(0, n, 7) if with_labeled else None
+    for seed in range(3):
+        sel = badge(X, probs, k, labeled=labeled, seed=seed)
+        indices, scores = ref.badge(X, probs, k, labeled=labeled, seed=seed)
+        np.testing.assert_array_equal(sel.indices, indices)
+        np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-5,
+                                   atol=1e-6 * max(1.0, float(scores[0])))
+        assert len(set(sel.indices.tolist())) == k
+        if labeled is not None:
+            assert not np.isin(sel.indices, labeled).any()
+
+
+def test_matches_reference_across_sampling_blocks():
+    """More rows than one sampling block: the blockwise draw is the documented one."""
+    X, probs = make_pool("random", 9000, 3, 3, np.float32, seed=5)
+    labeled = np.arange(0, 9000, 11)
+    sel = badge(X, probs, 30, labeled=labeled, seed=1)
+    indices, _ = ref.badge(X, probs, 30, labeled=labeled, seed=1)
+    np.testing.assert_array_equal(sel.indices, indices)
+
+
+def test_thread_and_chunk_invariance():
+    X, probs = make_pool("clustered", 20000, 16, 5, np.float32, seed=2)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads, chunk in [(1, None), (2, None), (2, 1), (2, 50000)]:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            results.append(badge(X, probs, 40, seed=3, chunk_rows=chunk))
+    finally:
+        numba.set_num_threads(before)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other.indices, results[0].indices)
+        np.testing.assert_array_equal(other.scores, results[0].scores)
+
+
+def test_sampling_rule_matches_reference_bitwise():
+    rng = np.random.default_rng(0)
+    d2 = rng.random(10000) * (rng.random(10000) < 0.3)
+    block_sums = np.array([np.cumsum(d2[s:s + _k.SAMPLING_BLOCK])[-1]
+                           for s in range(0, d2.size, _k.SAMPLING_BLOCK)])
+    for u in list(rng.random(200)) + [0.0, 1.0 - 2.0**-53]:
+        assert _k.sample_row(d2, block_sums, u) == ref.sample_row(d2, u)
+    assert _k.sample_row(np.zeros(5), np.zeros(1), 0.5) == -1
+
+
+def test_first_pick_is_largest_gradient_and_duplicates_have_zero_distance():
+    X = np.array([[1.0, 0.0], [3.0, 0.0], [3.0, 0.0], [0.0, 1.0]])
+    probs = np.array([[0.5, 0.5], [0.6, 0.4], [0.6, 0.4], [0.7, 0.3]])
+    sel = badge(X, probs, 3, seed=0)
+    assert sel.indices[0] == 1  # ||g||^2 = 0.32 * 9, ties (row 2) go to the lower row
+    # row 2 duplicates row 1: its D^2 is exactly 0, so it is drawn only after rows 0 and 3
+    assert sorted(sel.indices[1:].tolist()) == [0, 3]
+    assert sel.extra["probability"][0] == 1.0 and sel.extra["n_uniform"] == 0
+    assert badge(X, probs, 4, seed=0).indices[3] == 2
+
+
+def test_all_zero_distances_fall_back_to_uniform_distinct_rows():
+    X = np.ones((10, 3), dtype=np.float32)
+    probs = np.tile(np.array([[0.2, 0.8]], dtype=np.float32), (10, 1))
+    sel = badge(X, probs, 10, labeled=None, seed=4)
+    assert sorted(sel.indices.tolist()) == list(range(10))
+    assert sel.extra["n_uniform"] == 9
+    indices, _ = ref.badge(X, probs, 10, seed=4)
+    np.testing.assert_array_equal(sel.indices, indices)
+
+
+def test_one_hot_probabilities_zero_gradients():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((50, 4))
+    probs = np.eye(3)[rng.integers(3, size=50)]
+    probs[7] = [0.3, 0.3, 0.4]
+    sel = badge(X, probs, 5, seed=0)
+    assert sel.indices[0] == 7
+    assert len(set(sel.indices.tolist())) == 5
+    np.testing.assert_array_equal(sel.indices, ref.badge(X, probs, 5, seed=0)[0])
+
+
+def test_probabilities_are_consistent_with_scores():
+    X, probs = make_pool("random", 200, 5, 3, np.float64, seed=9)
+    sel = badge(X, probs, 10, seed=0)
+    assert sel.method == "badge" and sel.n_pool == 200
+    assert sel.indices.dtype == np.int64 and sel.scores.dtype == np.float32
+    p = sel.extra["probability"]
+    assert p[0] == 1.0 and np.all((p[1:] > 0) & (p[1:] <= 1))
+
+
+def test_boolean_mask_equals_positions():
+    X, probs = make_pool("random", 100, 4, 3, np.float32, seed=3)
+    mask = np.zeros(100, dtype=bool)
+    mask[[3, 50, 77]] = True
+    a = badge(X, probs, 8, labeled=mask, seed=2)
+    b = badge(X, probs, 8, labeled=[77, 3, 50, 3], seed=2)
+    np.testing.assert_array_equal(a.indices, b.indices)
+
+
+def test_k_equals_unlabeled_returns_every_row():
+    X, probs = make_pool("duplicates", 40, 3, 3, np.float32, seed=1)
+    sel = badge(X, probs, 30, labeled=np.arange(10), seed=0)
+    assert sorted(sel.indices.tolist()) == list(range(10, 40))
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    ((np.zeros(5), np.full((5, 2), 0.5), 1), {}, "X must be 2-D"),
+    ((np.zeros((5, 2)), np.full((4, 2), 0.5), 1), {}, "one row per pool row"),
+    ((np.zeros((5, 2)), np.full(5, 0.5), 1), {}, "probs must be 2-D"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 0), {}, "k must be >= 1"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 6), {}, "unlabeled pool rows"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 4), {"labeled": [0, 1]}, "unlabeled pool rows"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 2.0), {}, "k must be a positive integer"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 1), {"labeled": [5]}, r"in \[0, 5\)"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 1), {"labeled": [-1]}, r"in \[0, 5\)"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 1), {"labeled": [True]}, "length 5"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 1), {"labeled": [0.5]}, "integer"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 1), {"labeled": np.arange(5)}, "nothing left"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.5), 1), {"chunk_rows": 0}, "chunk_rows"),
+    ((np.zeros((0, 2)), np.zeros((0, 2)), 1), {}, "at least one row"),
+    ((np.array([["a"]]), np.ones((1, 1)), 1), {}, "real numeric"),
+    ((np.zeros((5, 2)), np.full((5, 2), 0.7), 1), {}, "probs row 0 is not a probability"),
+    ((np.zeros((5, 2)), np.array([[1.5, -0.5]] * 5), 1), {}, "probs row 0"),
+])
+def test_bad_input(args, kwargs, match):
+    with pytest.raises(FastalError, match=match):
+        badge(*args, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input(bad):
+    X = np.ones((6, 3), dtype=np.float32)
+    probs = np.full((6, 2), 0.5, dtype=np.float32)
+    X[4, 1] = bad
+    with pytest.raises(FastalError, match="X must be finite; row 4"):
+        badge(X, probs, 2)
+    X[4, 1] = 1.0
+    probs[2, 0] = bad
+    with pytest.raises(FastalError, match="probs row 2"):
+        badge(X, probs, 2)
