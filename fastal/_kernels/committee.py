@@ -34,12 +34,63 @@ _MAX_BLOCK = 256
 _ROWS_PER_TASK = 1024
 
 
+# Bit patterns for the vectorisable logarithm below.
+_MANTISSA_BITS = 0x000FFFFFFFFFFFFF
+_ONE_BITS = 0x3FF0000000000000  # 1.0
+_TWO52_BITS = 0x4330000000000000  # 2**52
+_TWO52_PLUS_BIAS = 4503599627371519.0  # 2**52 + 1023
+_SQRT2 = 1.4142135623730951
+_LN2 = 0.6931471805599453
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+
+
 @njit(cache=True)
 def _block_rows(n_members, n_classes):
     return max(1, min(_MAX_BLOCK, _BLOCK_ELEMENTS // max(1, n_members * n_classes)))
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+# error_model="numpy": no ZeroDivisionError check on "/", which would stop LLVM from
+# vectorising the loops.
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _xlogx(values, n, mantissas, exponents):
+    """values[k] <- values[k] * log(values[k]) for k < n; 0 where values[k] < 2.2e-308.
+
+    Numba calls libm's scalar ``log`` (no vector math library is assumed), which costs
+    several ns per element; this version vectorises. x = 2**e * m with m in [1, 2) is split
+    with integer masks (the exponent is read as a double by planting it in the mantissa of
+    2**52), m is folded into [sqrt(1/2), sqrt(2)), and log m = 2 atanh(s), s = (m-1)/(m+1),
+    |s| <= 0.172, by its odd series to s**15: relative error below 1e-13. Subnormal and
+    non-positive values contribute 0 (|x log x| < 2e-305 there). ``mantissas`` and
+    ``exponents`` are float64 scratch buffers of at least n elements.
+    """
+    bits = values.view(np.int64)
+    mantissa_bits = mantissas.view(np.int64)
+    exponent_bits = exponents.view(np.int64)
+    for k in range(n):
+        b = bits[k]
+        mantissa_bits[k] = (b & _MANTISSA_BITS) | _ONE_BITS
+        exponent_bits[k] = ((b >> 52) & 0x7FF) | _TWO52_BITS
+    for k in range(n):
+        x = values[k]
+        m = mantissas[k]
+        e = exponents[k] - _TWO52_PLUS_BIAS
+        fold = m > _SQRT2
+        m = m * 0.5 if fold else m
+        e = e + 1.0 if fold else e
+        s = (m - 1.0) / (m + 1.0)
+        s2 = s * s
+        series = 1.0 / 15.0
+        series = series * s2 + 1.0 / 13.0
+        series = series * s2 + 1.0 / 11.0
+        series = series * s2 + 1.0 / 9.0
+        series = series * s2 + 1.0 / 7.0
+        series = series * s2 + 1.0 / 5.0
+        series = series * s2 + 1.0 / 3.0
+        series = series * s2 + 1.0
+        values[k] = x * (e * _LN2 + 2.0 * s * series) if x >= _SMALLEST_NORMAL else 0.0
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _committee_scores(members, codes, from_logits, atol, out):
     """Disagreement measures of a committee, members (M, rows, C), M >= 1, C >= 2.
 
@@ -57,28 +108,52 @@ def _committee_scores(members, codes, from_logits, atol, out):
     rows are valid when they sum to 1 within ``atol`` (false for NaN/inf) and no entry is
     below ``-atol``; logit rows when every entry is finite. Returns the number of rows
     with an invalid member row; those rows get NaN in every output.
+
+    Layout: rows are processed in blocks; each member's block is transposed to (C, block)
+    so that the loops over classes run across rows and vectorise (running sums, minima,
+    a branch-free argmax, the vectorised p log p). Every row's arithmetic is the same
+    whatever the block or chunk it falls in, so results do not depend on chunking.
     """
     n_members, n, c = members.shape
     n_codes = codes.shape[0]
     need_kl = False
+    need_member_entropy = False  # only BALD and KL-max need the members' own entropies
     for k in range(n_codes):
         if codes[k] == KL_MAX:
             need_kl = True
+        if codes[k] == KL_MAX or codes[k] == BALD:
+            need_member_entropy = True
     block = _block_rows(n_members, c)
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_blocks = (n + block - 1) // block
     n_tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     inv_members = 1.0 / n_members
+    # -f log f for every possible vote fraction f = k / M: vote entropy is a table lookup.
+    vote_terms = np.zeros(n_members + 1, dtype=np.float64)
+    for k in range(1, n_members + 1):
+        f = k * inv_members
+        vote_terms[k] = -f * np.log(f)
     n_bad = 0
     for task in prange(n_tasks):
-        mean = np.empty((block, c), dtype=np.float64)
-        log_mean = np.empty((block, c), dtype=np.float64)
-        counts = np.empty((block, c), dtype=np.int64)
+        columns = np.empty(c * block, dtype=np.float64)  # one member's block, (C, block)
+        mean = np.empty(c * block, dtype=np.float64)  # sum, then mean, of p: (C, block)
+        log_mean = np.empty(c * block, dtype=np.float64)
+        scratch_a = np.empty(c * block, dtype=np.float64)
+        scratch_b = np.empty(c * block, dtype=np.float64)
+        counts = np.empty(c * block, dtype=np.int64)  # votes per class: (C, block)
+        total = np.empty(block, dtype=np.float64)
+        lowest = np.empty(block, dtype=np.float64)
+        top = np.empty(block, dtype=np.float64)
+        vote = np.empty(block, dtype=np.int64)
+        entropy = np.empty(block, dtype=np.float64)
         entropy_sum = np.empty(block, dtype=np.float64)
         bad = np.empty(block, dtype=np.bool_)
         member_entropy = np.empty((n_members, block), dtype=np.float64)
         shift = np.empty((n_members, block), dtype=np.float64)
         kl_max = np.empty(block, dtype=np.float64)
+        consensus = np.empty(block, dtype=np.float64)
+        top1 = np.empty(block, dtype=np.float64)
+        top2 = np.empty(block, dtype=np.float64)
         exps = np.empty(c, dtype=np.float64)
         block_stop = min(n_blocks, (task + 1) * blocks_per_task)
         for blk in range(task * blocks_per_task, block_stop):
@@ -88,29 +163,29 @@ def _committee_scores(members, codes, from_logits, atol, out):
                 entropy_sum[r] = 0.0
                 bad[r] = False
                 kl_max[r] = 0.0
-                for j in range(c):
-                    mean[r, j] = 0.0
-                    counts[r, j] = 0
-            # Pass 1, member by member so each member's block is read contiguously:
-            # accumulate q, the members' entropies and their votes.
+            for k in range(c * block):
+                mean[k] = 0.0
+                counts[k] = 0
+            # Pass 1, member by member (each member's block is read contiguously):
+            # validity, votes, the sum of p and the members' entropies.
             for m in range(n_members):
-                for r in range(rows):
-                    i = lo + r
-                    if from_logits:
-                        top = -np.inf
-                        vote = 0
+                if from_logits:
+                    for r in range(rows):
+                        i = lo + r
+                        t_max = -np.inf
+                        best = 0
                         check = 0.0
                         for j in range(c):
                             z = members[m, i, j]
                             check += z * 0.0  # stays 0.0 unless some z is NaN or +-inf
-                            if z > top:  # strict: the lowest class wins a tie
-                                top = z
-                                vote = j
+                            if z > t_max:  # strict: the lowest class wins a tie
+                                t_max = z
+                                best = j
                         if not (check == 0.0):
                             bad[r] = True
                             continue
                         # float64 differences: z - max(z) cannot overflow for float32.
-                        top64 = np.float64(top)
+                        top64 = np.float64(t_max)
                         s = 0.0
                         w = 0.0
                         for j in range(c):
@@ -124,54 +199,65 @@ def _committee_scores(members, codes, from_logits, atol, out):
                         h = log_s - w / s
                         inv_s = 1.0 / s
                         for j in range(c):
-                            mean[r, j] += exps[j] * inv_s
+                            mean[j * block + r] += exps[j] * inv_s
                         shift[m, r] = top64 + log_s  # log p_mj = z_mj - shift
-                    else:
-                        total = 0.0
-                        lowest = np.inf
-                        top = -np.inf
-                        vote = 0
-                        h = 0.0
-                        for j in range(c):
-                            p = np.float64(members[m, i, j])
-                            total += p
-                            lowest = min(lowest, p)
-                            if p > top:
-                                top = p
-                                vote = j
-                            if p > 0.0:
-                                h -= p * np.log(p)
-                        if not (lowest >= -atol and abs(total - 1.0) <= atol):
-                            bad[r] = True
-                            continue
-                        for j in range(c):
-                            mean[r, j] += members[m, i, j]
-                    entropy_sum[r] += h
-                    member_entropy[m, r] = h
-                    counts[r, vote] += 1
-            # The consensus q and the per-row measures that need only pass 1.
-            for r in range(rows):
-                if bad[r]:
+                        entropy_sum[r] += h
+                        member_entropy[m, r] = h
+                        counts[best * block + r] += 1
                     continue
-                consensus = 0.0
-                top1 = -np.inf
-                top2 = -np.inf
+                for r in range(rows):
+                    for j in range(c):
+                        columns[j * block + r] = members[m, lo + r, j]
+                for r in range(rows):
+                    total[r] = 0.0
+                    lowest[r] = np.inf
+                    top[r] = -np.inf
+                    vote[r] = 0
                 for j in range(c):
-                    q = mean[r, j] * inv_members
-                    mean[r, j] = q
-                    if q > 0.0:
-                        lq = np.log(q)
-                        consensus -= q * lq
-                        log_mean[r, j] = lq
-                    else:
-                        log_mean[r, j] = 0.0  # only read where some p_mj > 0, i.e. q > 0
-                    top2 = max(top2, min(top1, q))
-                    top1 = max(top1, q)
-                mean[r, 0] = consensus  # q is no longer needed: reuse column 0 for H(q)
-                mean[r, 1] = top1 - top2 if c > 1 else top1
-            # Pass 2 (only for KL-max): KL(p_m || q) needs q, so each member is read again,
-            # from cache. For logits log p_mj = z_mj - shift, so no logarithm is needed.
+                    for r in range(rows):
+                        p = columns[j * block + r]
+                        total[r] += p
+                        lowest[r] = min(lowest[r], p)
+                        vote[r] = j if p > top[r] else vote[r]  # strict: lowest class on ties
+                        top[r] = max(top[r], p)
+                        mean[j * block + r] += p
+                if need_member_entropy:
+                    _xlogx(columns, c * block, scratch_a, scratch_b)
+                    for r in range(rows):
+                        entropy[r] = 0.0
+                    for j in range(c):
+                        for r in range(rows):
+                            entropy[r] -= columns[j * block + r]
+                for r in range(rows):
+                    if not (lowest[r] >= -atol and abs(total[r] - 1.0) <= atol):
+                        bad[r] = True
+                        continue
+                    counts[vote[r] * block + r] += 1
+                    if need_member_entropy:
+                        entropy_sum[r] += entropy[r]
+                        member_entropy[m, r] = entropy[r]
+            # The consensus q, its entropy, its top two and log q (for KL-max).
+            for k in range(c * block):
+                mean[k] *= inv_members
+                log_mean[k] = mean[k]
+            _xlogx(log_mean, c * block, scratch_a, scratch_b)  # q log q
+            for r in range(rows):
+                consensus[r] = 0.0
+                top1[r] = -np.inf
+                top2[r] = -np.inf
+            for j in range(c):
+                for r in range(rows):
+                    q = mean[j * block + r]
+                    consensus[r] -= log_mean[j * block + r]
+                    top2[r] = max(top2[r], min(top1[r], q))
+                    top1[r] = max(top1[r], q)
             if need_kl:
+                for k in range(c * block):
+                    q = mean[k]
+                    # log q = (q log q) / q; 0 where q underflows (only read where p > 0)
+                    log_mean[k] = log_mean[k] / q if q >= _SMALLEST_NORMAL else 0.0
+                # Pass 2: KL(p_m || q) needs q, so each member's block is read again, from
+                # cache. For logits log p_mj = z_mj - shift, so no logarithm is needed.
                 for m in range(n_members):
                     for r in range(rows):
                         if bad[r]:
@@ -184,13 +270,12 @@ def _committee_scores(members, codes, from_logits, atol, out):
                                 lp = np.float64(members[m, i, j]) - sh
                                 p = np.exp(lp)
                                 if p > 0.0:
-                                    kl += p * (lp - log_mean[r, j])
+                                    kl += p * (lp - log_mean[j * block + r])
                         else:
                             cross = 0.0
                             for j in range(c):
-                                p = np.float64(members[m, i, j])
-                                if p > 0.0:
-                                    cross += p * log_mean[r, j]
+                                p = max(np.float64(members[m, i, j]), 0.0)
+                                cross += p * log_mean[j * block + r]
                             kl = -member_entropy[m, r] - cross
                         kl_max[r] = max(kl_max[r], kl)
             for r in range(rows):
@@ -200,33 +285,30 @@ def _committee_scores(members, codes, from_logits, atol, out):
                         out[k, i] = np.nan
                     n_bad += 1
                     continue
-                consensus = mean[r, 0]
                 vote_entropy = 0.0
                 modal = 0
                 for j in range(c):
-                    count = counts[r, j]
-                    if count > 0:
-                        f = count * inv_members
-                        vote_entropy -= f * np.log(f)
-                        modal = max(modal, count)
+                    count = counts[j * block + r]
+                    vote_entropy += vote_terms[count]
+                    modal = max(modal, count)
                 for k in range(n_codes):
                     code = codes[k]
                     if code == VOTE_ENTROPY:
                         out[k, i] = vote_entropy
                     elif code == CONSENSUS_ENTROPY:
-                        out[k, i] = consensus
+                        out[k, i] = consensus[r]
                     elif code == BALD:
-                        out[k, i] = max(consensus - entropy_sum[r] * inv_members, 0.0)
+                        out[k, i] = max(consensus[r] - entropy_sum[r] * inv_members, 0.0)
                     elif code == KL_MAX:
                         out[k, i] = kl_max[r]
                     elif code == VARIATION_RATIO:
                         out[k, i] = 1.0 - modal * inv_members
                     else:
-                        out[k, i] = 1.0 - mean[r, 1]
+                        out[k, i] = 1.0 - (top1[r] - top2[r])
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _vote_scores(votes, n_classes, codes, out):
     """Vote entropy / variation ratio from hard votes (M, rows) of any integer dtype.
 
@@ -278,7 +360,7 @@ def _vote_scores(votes, n_classes, codes, out):
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _committee_std(values, out):
     """Population standard deviation (ddof=0) across members of values (M, rows).
 
@@ -315,7 +397,7 @@ def _committee_std(values, out):
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _egl_scores(features, values, codes, from_logits, include_bias, atol, out):
     """Expected gradient length of a softmax linear model, closed form.
 
