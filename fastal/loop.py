@@ -735,7 +735,10 @@ class ActiveLoop:
             k = min(k, self.budget - self.n_labeled - int(self._pending.sum()))
         k = min(k, remaining)
         t0 = time.perf_counter()
-        positions = _select_batch(self.strategy, probs=self._probs, X=self.embeddings,
+        # A callable gets the embeddings when given, else the pool as the model sees it.
+        features = self.embeddings if self.embeddings is not None or not callable(self.strategy) \
+            else self.X
+        positions = _select_batch(self.strategy, probs=self._probs, X=features,
                                   labeled_mask=out, k=k, rng=self._rng,
                                   **self.strategy_options)
         select_seconds = time.perf_counter() - t0

@@ -95,7 +95,8 @@ def test_uncertain_kcenter_within_top_margin_candidates(digits):
 def test_callable_strategy_and_kcenter_cold_start(digits):
     X, y, _, _ = digits
 
-    def lowest_unlabeled(probs, X, labeled_mask, k, rng):
+    def lowest_unlabeled(probs, X_given, labeled_mask, k, rng):
+        assert X_given is X and probs.shape[0] == X.shape[0]
         return np.flatnonzero(~labeled_mask)[:k]
 
     loop = ActiveLoop(model(), X, strategy=lowest_unlabeled, batch_size=10, seed_size=10,
