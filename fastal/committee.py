@@ -153,7 +153,8 @@ def votes_chunk(votes, methods, n_classes, out, start=0, name="votes"):
     Parameters
     ----------
     votes : ndarray, shape (M, rows), any integer dtype
-        Class label voted by each member for each row.
+        Class label voted by each member for each row (int64 is used as is; other integer
+        dtypes are widened to int64 for the kernel).
     methods : tuple of str
         Canonical names from :data:`VOTE_METHODS`.
     n_classes : int
@@ -172,7 +173,10 @@ def votes_chunk(votes, methods, n_classes, out, start=0, name="votes"):
     Same formulas as :func:`committee_chunk`; the votes are taken as given.
     """
     out2 = _as_2d_out(out, len(methods), votes.shape[1])
-    n_bad = _k._vote_scores(votes, int(n_classes), _codes(methods, _COMMITTEE_CODES), out2)
+    # One compiled kernel: other integer dtypes are widened (a copy of M x rows labels).
+    # uint64 labels above 2**63 wrap negative and are reported as out of range.
+    labels = votes if votes.dtype == np.int64 else votes.astype(np.int64)
+    n_bad = _k._vote_scores(labels, int(n_classes), _codes(methods, _COMMITTEE_CODES), out2)
     if n_bad:
         r = int(np.flatnonzero(np.isnan(out2[0]))[0])
         column = votes[:, r]
