@@ -206,7 +206,7 @@ def main(argv=None):
                         help="comma-separated subset of fashion, rt, digits")
     parser.add_argument("--strategies", default=",".join(ALL),
                         help=f"comma-separated, from {', '.join(STRATEGIES)}")
-    parser.add_argument("--repeats", type=int, default=None, help="default 3 (quick: 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="default 10 (quick: 1)")
     parser.add_argument("--pool", type=int, default=None,
                         help="subsample Fashion-MNIST's pool to this many rows "
                              "(default: all 60,000; quick: 10,000)")
@@ -225,7 +225,7 @@ def main(argv=None):
     if "random" not in args.strategies:
         parser.error("--strategies must include random (the baseline)")
     if args.repeats is None:
-        args.repeats = 1 if args.quick else 3
+        args.repeats = 1 if args.quick else 10
     if args.pool is None and args.quick:
         args.pool = 10000
     keys = [k for k in args.datasets.split(",") if k]
@@ -258,7 +258,7 @@ def main(argv=None):
             f"threads {numba.get_num_threads()}), shared with other jobs.  ",
             "Produced by `bench/label_efficiency.py` with `fastal.loop.simulate`; curves in "
             "`bench/plots/`.", "", "## Summary: labels saved vs random (mean over repeats)", "",
-            "| dataset | strategy | " + " | ".join(["saved @budget 1", "saved @budget 2"]) + " |",
+            "| dataset | strategy | saved (smaller budget) | saved (larger budget) |",
             "|---|---|---|---|"]
     for name, budgets, table in summary:
         for i, strategy in enumerate(table.strategies):
