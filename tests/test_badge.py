@@ -178,3 +178,22 @@ def test_non_finite_input(bad):
     probs[2, 0] = bad
     with pytest.raises(FastalError, match="probs row 2"):
         badge(X, probs, 2)
+
+
+def test_kernel_block_sums_are_left_to_right():
+    """The block sums must be the sequential sums the reference uses (no reassociation,
+    even after the fastmath add_center was compiled in the same process)."""
+    X, probs = make_pool("random", 3 * _k.SAMPLING_BLOCK + 123, 6, 4, np.float32, seed=8)
+    n = X.shape[0]
+    yhat = np.empty(n, dtype=np.int32)
+    pnorm2, xnorm2 = np.empty(n), np.empty(n)
+    assert _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, np.empty(n, np.uint8)) == 0
+    mindist = np.full(n, np.inf)
+    block_sums = np.empty(4)
+    for center in (5, 1000, 9000):
+        _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, 1)
+        _k.block_sums(mindist, block_sums)
+        expected = [np.cumsum(mindist[s:s + _k.SAMPLING_BLOCK])[-1]
+                    for s in range(0, n, _k.SAMPLING_BLOCK)]
+        assert block_sums.tolist() == expected
+        assert mindist[center] == 0.0

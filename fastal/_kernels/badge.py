@@ -12,10 +12,10 @@ The gradient embedding of row i is ``g_i = p~_i (x) x_i`` with ``p~_i = p_i - e_
 - ``mindist`` (N,) float64: squared gradient distance to the nearest chosen centre
   (``inf`` before the first centre) for candidates, 0 for labeled and picked rows.
 
-Sampling is defined over fixed blocks of ``SAMPLING_BLOCK`` consecutive rows so that it can
-be fused into the parallel update and still be reproduced bit for bit by plain NumPy
+Sampling is defined over fixed blocks of ``SAMPLING_BLOCK`` consecutive rows so that the
+sums can be computed in parallel and still be reproduced bit for bit by plain NumPy
 (``tests/reference_badge.py``): each block's sum is a left-to-right float64 sum, the total a
-left-to-right sum of the block sums. Those sums live in functions compiled *without*
+left-to-right sum of the block sums. Those sums live in kernels compiled *without*
 fastmath, so LLVM cannot reassociate them.
 """
 
@@ -75,13 +75,20 @@ def _prefetch_row(typingctx, matrix, row):
     return types.void(matrix, row), codegen
 
 
-@njit(cache=True)
-def _sequential_sum(values, start, stop):
-    """Left-to-right float64 sum of values[start:stop] (no fastmath: the order is the contract)."""
-    acc = 0.0
-    for i in range(start, stop):
-        acc += values[i]
-    return acc
+@njit(parallel=True, cache=True)
+def block_sums(mindist, out):
+    """out[b] = left-to-right float64 sum of block b of mindist.
+
+    No fastmath, and only ever called from Python: Numba compiles a jitted callee with its
+    caller's fastmath flags, so this sum cannot live inside the fastmath ``add_center``
+    without being reassociated (and no longer matching the reference bit for bit).
+    """
+    n = mindist.shape[0]
+    for b in prange(out.shape[0]):
+        acc = 0.0
+        for i in range(b * SAMPLING_BLOCK, min(n, (b + 1) * SAMPLING_BLOCK)):
+            acc += mindist[i]
+        out[b] = acc
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -132,8 +139,8 @@ def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, block_sums, blocks_per_task):
-    """Lower ``mindist`` with the gradient distance to row ``center``; refresh block sums.
+def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task):
+    """Lower ``mindist`` with the gradient distance to row ``center``.
 
     For each row i with ``mindist[i] > 0`` (candidates not yet at distance 0):
 
@@ -149,12 +156,12 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, block_sums, bloc
     ``||g_i - g_c||^2 >= |g_i|^2 + |g_c|^2 - 2 |pp| |x_i| |x_c|``; when that bound exceeds
     ``mindist[i]`` the O(d) pass is skipped (the minimum cannot change).
 
-    Work is split into tasks of ``blocks_per_task`` sampling blocks; each task writes the
-    sequential sums of its blocks into ``block_sums``. Results do not depend on the split.
+    Work is split into tasks of ``blocks_per_task`` sampling blocks (each row's result is
+    independent of the split and of the thread count).
     """
     n, d = X.shape
     c = probs.shape[1]
-    n_blocks = block_sums.shape[0]
+    n_blocks = (n + SAMPLING_BLOCK - 1) // SAMPLING_BLOCK
     n_tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     yc = yhat[center]
     pc_norm2 = pnorm2[center]
@@ -226,7 +233,6 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, block_sums, bloc
                     dist = 0.0
                 if dist < mindist[i]:
                     mindist[i] = dist
-            block_sums[b] = _sequential_sum(mindist, start, stop)
 
 
 @njit(cache=True)

@@ -76,7 +76,8 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
     parallel pass over ``X`` and ``probs`` (O(N (d + C))), minus the rows whose distance
     provably cannot drop (a Cauchy-Schwarz bound computed in O(C)). Extra memory is
     O(N): about 34 bytes per row (float64 ``D^2``, ``||p~||^2``, ``||x||^2``, int32 class,
-    uint8 status); nothing of size N x (C d) or N x k is formed.
+    uint8 status), 8 more while the first centre is chosen; nothing of size N x (C d) or
+    N x k is formed. Inputs are not copied when float32/float64 and C-contiguous.
 
     Seeding (k-means++, Arthur & Vassilvitskii 2007, as used by BADGE):
 
@@ -178,8 +179,8 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
         probability[t] = prob
         status[row] = _k.PICKED
         if t + 1 < k:
-            _k.add_center(pool, proba, yhat, pnorm2, xnorm2, row, mindist, block_sums,
-                          blocks_per_task)
+            _k.add_center(pool, proba, yhat, pnorm2, xnorm2, row, mindist, blocks_per_task)
+            _k.block_sums(mindist, block_sums)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="badge",
                      n_pool=n_pool, extra={"probability": probability, "n_uniform": n_uniform})
 
