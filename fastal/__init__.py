@@ -7,7 +7,8 @@ The public verbs:
 - :func:`select` -- the next batch by any strategy (:func:`strategies` lists them);
 - :func:`kcenter` -- exact greedy k-center (core-set) on embeddings;
 - :class:`Selection` -- what every selection returns;
-- :data:`UNCERTAINTY_METHODS` -- the method names;
+- :data:`METHODS` -- every scoring method name (uncertainty, committee, expected gradient
+  length); :mod:`fastal.models` scores embeddings through a linear head or a committee;
 - :class:`FastalError` -- raised for every bad input.
 """
 
@@ -15,12 +16,13 @@ from . import _config  # noqa: F401  (sets the OpenMP wait policy before any ker
 from ._errors import FastalError
 from ._selection import Selection
 from .diversity import kcenter
-from .scoring import UNCERTAINTY_METHODS, score, top_k
+from . import models
+from .scoring import COMMITTEE_METHODS, METHODS, UNCERTAINTY_METHODS, score, top_k
 from .select import DEFAULT_STRATEGY, STRATEGIES, select, strategies
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_STRATEGY", "FastalError", "STRATEGIES", "Selection", "UNCERTAINTY_METHODS",
-    "kcenter", "score", "select", "strategies", "top_k", "__version__",
+    "COMMITTEE_METHODS", "DEFAULT_STRATEGY", "FastalError", "METHODS", "STRATEGIES",
+    "Selection", "UNCERTAINTY_METHODS", "kcenter", "models", "score", "select", "strategies", "top_k", "__version__",
 ]

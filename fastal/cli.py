@@ -15,6 +15,18 @@ uncertainty methods (higher score = more informative; p sorted so p(1) >= p(2)):
   least_confidence  1 - p(1)
   margin            1 - (p(1) - p(2))
   ratio             p(2) / p(1)
+
+committee methods (one list column per member: --column m0,m1,...; q = mean of members):
+  vote_entropy       entropy of the members' argmax votes
+  consensus_entropy  H(q)                       (alias soft_vote_entropy)
+  bald               H(q) - mean_m H(p_m)       (alias mutual_information)
+  kl_max             max_m KL(p_m || q)
+  variation_ratio    1 - (votes for the modal class) / M
+  consensus_margin   1 - (q(1) - q(2))
+  committee_std      std over members of regression predictions (one float column each)
+
+expected model change:
+  expected_gradient_length_bias  sum_y p_y ||p - e_y|| (gradient of the softmax bias)
 """
 
 
@@ -43,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     score.add_argument("pool", metavar="POOL", help="Parquet / Arrow IPC file, or a directory of them")
     score.add_argument("--method", default="margin",
-                       help="entropy, least_confidence, margin (default) or ratio")
+                       help="a method below (default margin)")
     score.add_argument("--k", type=int, required=True, help="number of rows to pick")
     score.add_argument("--out", default="-",
                        help="output file: .parquet, .arrow/.feather or .csv; '-' prints CSV "

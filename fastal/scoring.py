@@ -10,13 +10,21 @@ import sys
 
 import numpy as np
 
+from . import committee as _committee
 from ._errors import FastalError
 from ._kernels import uncertainty as _k
 from ._selection import Selection
 from .io import Chunk, Source, as_source
 
-#: Names accepted by ``method=`` in :func:`score` and :func:`top_k`.
+#: Uncertainty methods: one model's class probabilities (or logits) per row.
 UNCERTAINTY_METHODS = ("entropy", "least_confidence", "margin", "ratio")
+#: Committee methods: several models' outputs per row (see :mod:`fastal.committee`).
+COMMITTEE_METHODS = _committee.COMMITTEE_METHODS + _committee.REGRESSION_METHODS
+#: Expected model change (see :func:`fastal.committee.egl_chunk`).
+EGL_METHODS = _committee.EGL_METHODS
+#: Every name accepted by ``method=`` in :func:`score` and :func:`top_k` (plus the aliases
+#: ``mutual_information`` for ``bald`` and ``soft_vote_entropy`` for ``consensus_entropy``).
+METHODS = UNCERTAINTY_METHODS + COMMITTEE_METHODS + EGL_METHODS
 
 #: Rows of probabilities must sum to 1 within this absolute tolerance and have no entry
 #: below ``-PROBABILITY_TOLERANCE``; anything else is rejected (pass logits instead).
@@ -32,23 +40,115 @@ _CODES = {
 
 def check_method(method) -> str:
     """Return the canonical method name or raise a FastalError listing the valid ones."""
-    if not isinstance(method, str) or method not in _CODES:
-        raise FastalError(
-            f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}"
-        )
+    if isinstance(method, str):
+        method = _committee.COMMITTEE_ALIASES.get(method, method)
+    if not isinstance(method, str) or method not in METHODS:
+        raise FastalError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     return method
 
 
-def _open(data, column, id_column) -> Source:
+def _open(data, column, id_column, min_width=2) -> Source:
     source = as_source(data, column=column, id_column=id_column)
     if source.n_rows == 0:
         raise FastalError(f"{source.name} is empty: the pool has no rows to score")
-    if source.width < 2:
+    if source.width < min_width:
         raise FastalError(
             f"{source.name} must have at least 2 classes per row (rows, classes); "
             f"got {source.width}"
         )
     return source
+
+
+def _plan(data, method, *, from_logits, column, id_column, model, n_classes, chunk_rows):
+    """How to score ``data`` by ``method``: ``(method, source, scorer)``.
+
+    ``scorer(chunk, out)`` fills ``out`` (float32, one per chunk row) and raises a
+    FastalError naming the global row on bad values. For in-memory committees the scores
+    are computed at once (the members already take M*C times their memory) and returned
+    in place of the scorer, with ``source`` None.
+    """
+    from .io import is_table_or_path
+
+    method = check_method(method)
+    if model is not None:
+        from .models import check_model_methods, model_chunk_scores
+
+        (method,) = check_model_methods(model, method)
+        if from_logits:
+            raise FastalError("from_logits does not apply with model=: the model computes "
+                              "the outputs from the embeddings")
+        source = _open(data, column, id_column, min_width=1)
+
+        def scorer(chunk, out):
+            model_chunk_scores(model, chunk.values, (method,), out, start=chunk.start,
+                               name=source.name)
+        return method, source, scorer
+    if method in UNCERTAINTY_METHODS:
+        source = _open(data, column, id_column)
+        if source.n_members > 1:
+            raise FastalError(
+                f"{method} scores one probability vector per row, but {len(column)} list "
+                f"columns were named (one per committee member): use a committee method "
+                f"such as 'bald' or 'vote_entropy', or name one column")
+        code = _CODES[method]
+
+        def scorer(chunk, out):
+            _score_chunk(chunk, code, from_logits, out, source.name)
+        return method, source, scorer
+    if method in EGL_METHODS:
+        if method == "expected_gradient_length":
+            raise FastalError(
+                "expected_gradient_length needs the features and the model: pass the "
+                "embeddings as data and model=fastal.models.LinearHead(W, b); from "
+                "probabilities alone use 'expected_gradient_length_bias'")
+        source = _open(data, column, id_column)
+
+        def scorer(chunk, out):
+            _committee.egl_chunk(None, chunk.values, out, methods=(method,),
+                                 from_logits=from_logits, start=chunk.start, name=source.name)
+        return method, source, scorer
+    if not is_table_or_path(data):
+        if not isinstance(data, (list, tuple)) and method not in _committee.REGRESSION_METHODS:
+            from .io import to_numpy
+
+            arr = to_numpy(data, "members")
+            if arr.ndim == 2 and (arr.dtype.kind == "f" or method not in _committee.VOTE_METHODS):
+                raise FastalError(
+                    f"{method} needs the outputs of several models: a (members, rows, classes) "
+                    f"array or a list of (rows, classes) arrays (or (members, rows) integer "
+                    f"votes for vote_entropy / variation_ratio); got a 2-D {arr.dtype} array "
+                    f"of shape {arr.shape}")
+        scores = _committee.score_committee(data, method, from_logits=from_logits,
+                                            chunk_rows=chunk_rows, n_classes=n_classes)
+        return method, None, scores
+    # Arrow committees: one list column per member, or one scalar column per member for
+    # regression committees.
+    source = _open(data, column, id_column, min_width=1)
+    if method in _committee.REGRESSION_METHODS:
+        if source.n_members > 1 or source.width < 2:
+            raise FastalError(f"{method} reads one float column per member: pass "
+                              f"column=['member0', 'member1', ...]")
+
+        def scorer(chunk, out):
+            _committee.regression_chunk(chunk.values.T, out, start=chunk.start, name=source.name)
+        return method, source, scorer
+    if method in _committee.VOTE_METHODS and source.n_members < 2:
+        raise FastalError(f"{method} from Arrow data reads one list column of class "
+                          f"probabilities per member; pass hard votes as an in-memory "
+                          f"(members, rows) integer array")
+    if source.n_members < 2:
+        raise FastalError(
+            f"committee method {method!r} reads one list column per member from Arrow data: "
+            f"pass column=['member0', 'member1', ...] (at least 2)")
+    n_members = source.n_members
+    n_classes_per = source.width // n_members
+
+    def scorer(chunk, out):
+        rows = chunk.values.shape[0]
+        members = chunk.values.reshape(rows, n_members, n_classes_per).transpose(1, 0, 2)
+        _committee.committee_chunk(members, (method,), from_logits=from_logits, out=out,
+                                   start=chunk.start, name=source.name)
+    return method, source, scorer
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -95,7 +195,8 @@ def _raise_bad_row(values, out, start, from_logits, name):
     )
 
 
-def score(data, method, *, from_logits=False, column=None, chunk_rows=None, progress=False):
+def score(data, method, *, from_logits=False, column=None, chunk_rows=None, progress=False,
+          model=None, n_classes=None):
     """Score every row of a pool for uncertainty (higher = more informative).
 
     Parameters
@@ -142,12 +243,15 @@ def score(data, method, *, from_logits=False, column=None, chunk_rows=None, prog
     >>> fastal.score(probs, "margin")
     array([0.5, 1. ], dtype=float32)
     """
-    method = check_method(method)
-    source = _open(data, column, None)
+    method, source, scorer = _plan(data, method, from_logits=from_logits, column=column,
+                                   id_column=None, model=model, n_classes=n_classes,
+                                   chunk_rows=chunk_rows)
+    if source is None:
+        return scorer
     out = np.empty(source.n_rows, dtype=np.float32)
     with _progress(source.n_rows, progress, f"scoring ({method})") as bar:
         for chunk in source.chunks(chunk_rows):
-            _score_chunk(chunk, _CODES[method], from_logits, out[chunk.start:chunk.stop], source.name)
+            scorer(chunk, out[chunk.start:chunk.stop])
             bar.update(chunk.values.shape[0])
     return out
 
@@ -206,7 +310,7 @@ def check_k(k, n_rows: int, name: str) -> int:
 
 
 def top_k(data, k, method, *, from_logits=False, column=None, id_column=None,
-          chunk_rows=None, progress=False):
+          chunk_rows=None, progress=False, model=None, n_classes=None):
     """The k most informative rows of a pool, in bounded memory.
 
     Scores are computed chunk by chunk and only the best candidates are kept, so memory is
@@ -249,8 +353,15 @@ def top_k(data, k, method, *, from_logits=False, column=None, id_column=None,
     >>> fastal.top_k(probs, 2, "margin").indices
     array([1, 2])
     """
-    method = check_method(method)
-    source = _open(data, column, id_column)
+    method, source, scorer = _plan(data, method, from_logits=from_logits, column=column,
+                                   id_column=id_column, model=model, n_classes=n_classes,
+                                   chunk_rows=chunk_rows)
+    if source is None:  # an in-memory committee, already scored
+        k = check_k(k, scorer.shape[0], "members")
+        best = TopK(k)
+        best.push(scorer, 0)
+        return Selection(indices=best.rows, scores=best.scores, method=method,
+                         n_pool=scorer.shape[0])
     k = check_k(k, source.n_rows, source.name)
     best = TopK(k)
     buffer = None
@@ -260,7 +371,7 @@ def top_k(data, k, method, *, from_logits=False, column=None, id_column=None,
             if buffer is None or buffer.shape[0] < rows:
                 buffer = np.empty(rows, dtype=np.float32)
             out = buffer[:rows]
-            _score_chunk(chunk, _CODES[method], from_logits, out, source.name)
+            scorer(chunk, out)
             best.push(out, chunk.start, chunk.ids)
             bar.update(rows)
     return Selection(indices=best.rows, scores=best.scores, ids=best.ids,

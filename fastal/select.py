@@ -93,12 +93,7 @@ class _Pool:
                      chunk_rows=self.chunk_rows)
 
 
-def _is_table_or_path(data) -> bool:
-    import os
-
-    import pyarrow as pa
-
-    return isinstance(data, (str, os.PathLike, pa.Table, pa.RecordBatch))
+from .io import is_table_or_path as _is_table_or_path  # noqa: E402
 
 
 def _top_unlabeled(scores, k, pool: _Pool):

@@ -49,7 +49,7 @@ def test_score_to_stdout_with_columns(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--k", "0"], "k must be >= 1"),
-    (["--k", "10", "--method", "bald"], "method must be one of"),
+    (["--k", "10", "--method", "bogus"], "method must be one of"),
     (["--k", "10", "--column", "nope"], "column 'nope' not found"),
     (["--k", "10", "--out", "x.txt"], "--out must end in"),
     (["--k", "99999"], "larger than the pool"),

@@ -181,7 +181,7 @@ def test_logits_property(logits):
 
 def test_unknown_method():
     with pytest.raises(FastalError, match="method must be one of entropy, least_confidence"):
-        fastal.score(np.full((2, 2), 0.5), "bald")
+        fastal.score(np.full((2, 2), 0.5), "bogus")
 
 
 @pytest.mark.parametrize("data, message", [

@@ -14,7 +14,15 @@ from ._base import Chunk, Source, check_chunk_rows, compute_dtype
 from .arrays import ArraySource, to_numpy
 from .arrow import TableSource, directory_source, file_source
 
-__all__ = ["Chunk", "Source", "as_source", "check_chunk_rows", "compute_dtype", "to_numpy"]
+__all__ = ["Chunk", "Source", "as_source", "check_chunk_rows", "compute_dtype",
+           "is_table_or_path", "to_numpy"]
+
+
+def is_table_or_path(data) -> bool:
+    """True for what ``as_source`` reads through Arrow: tables, batches, paths."""
+    import pyarrow as pa
+
+    return isinstance(data, (str, os.PathLike, pa.Table, pa.RecordBatch, Source))
 
 
 def as_source(data, *, column=None, id_column=None, what: str = "data") -> Source:

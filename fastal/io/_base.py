@@ -41,6 +41,7 @@ class Source:
     width: int = 0
     dtype: np.dtype = np.dtype(np.float32)
     has_ids: bool = False
+    n_members: int = 1  # > 1 when each row holds one vector per committee member
 
     def _pieces(self, chunk_rows: int) -> Iterator[Chunk]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -38,10 +38,16 @@ def _describe(schema: pa.Schema) -> str:
 
 
 class _Columns:
-    """Which columns of a schema hold the scores and the ids, checked once."""
+    """Which columns of a schema hold the values and the ids, checked once.
+
+    Three layouts: one list column (one vector per row); several scalar columns (one per
+    class); several list columns of equal length (one per committee member, read as
+    ``(rows, members * classes)``; ``n_members`` says how many).
+    """
 
     def __init__(self, schema: pa.Schema, column, id_column, name: str):
         self.id_column = id_column
+        self.n_members = 1
         if id_column is not None:
             if id_column not in schema.names:
                 raise FastalError(
@@ -62,70 +68,75 @@ class _Columns:
                     f"Columns are: {_describe(schema)}"
                 )
             column = candidates[0]
-        if isinstance(column, str):
-            if column not in schema.names:
+        names = [column] if isinstance(column, str) else list(column)
+        if len(names) < 1 or not all(isinstance(c, str) for c in names):
+            raise FastalError(f"column must be a name or a list of names; got {column!r}")
+        for c in names:
+            if c not in schema.names:
                 raise FastalError(
-                    f"column {column!r} not found in {name}; columns are: {_describe(schema)}"
+                    f"column {c!r} not found in {name}; columns are: {_describe(schema)}"
                 )
-            t = schema.field(column).type
-            if not _is_list(t):
+        types = [schema.field(c).type for c in names]
+        self.names = names
+        self.is_list = _is_list(types[0])
+        if isinstance(column, str) and not self.is_list:
+            raise FastalError(
+                f"column {column!r} must be a list<float> or fixed_size_list<float> column "
+                f"(one list per row); got {types[0]}. For one column per class pass column=[...]"
+            )
+        for c, t in zip(names, types):
+            if _is_list(t) != self.is_list:
                 raise FastalError(
-                    f"column {column!r} must be a list<float> or fixed_size_list<float> column "
-                    f"(one list per row); got {t}. For one column per class pass column=[...]"
-                )
-            if not _is_real(t.value_type):
-                raise FastalError(f"column {column!r} must hold floats; got {t}")
-            self.names = [column]
-            self.is_list = True
-            self.dtype = compute_dtype(t.value_type.to_pandas_dtype(), f"column {column!r}")
-            self.fixed_width = t.list_size if pa.types.is_fixed_size_list(t) else None
+                    f"columns {names} mix list and scalar columns; pass list columns (one per "
+                    f"committee member) or scalar columns (one per class), not both")
+            value_type = t.value_type if self.is_list else t
+            if not _is_real(value_type):
+                kind = "floats" if self.is_list else "a numeric column"
+                raise FastalError(f"column {c!r} must {'hold' if self.is_list else 'be'} {kind}; got {t}")
+        value_types = [t.value_type if self.is_list else t for t in types]
+        dtypes = {compute_dtype(v.to_pandas_dtype(), f"column {c!r}") for c, v in zip(names, value_types)}
+        self.dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
+        if self.is_list:
+            self.n_members = len(names)
+            sizes = {t.list_size if pa.types.is_fixed_size_list(t) else None for t in types}
+            size = sizes.pop() if len(sizes) == 1 else None
+            self.fixed_width = None if size is None else size * len(names)
         else:
-            names = list(column)
-            if len(names) < 1 or not all(isinstance(c, str) for c in names):
-                raise FastalError(f"column must be a name or a list of names; got {column!r}")
-            for c in names:
-                if c not in schema.names:
-                    raise FastalError(
-                        f"column {c!r} not found in {name}; columns are: {_describe(schema)}"
-                    )
-                t = schema.field(c).type
-                if not _is_real(t):
-                    raise FastalError(f"column {c!r} must be a numeric column; got {t}")
-            dtypes = {compute_dtype(schema.field(c).type.to_pandas_dtype(), f"column {c!r}") for c in names}
-            self.names = names
-            self.is_list = False
-            self.dtype = np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
             self.fixed_width = len(names)
         self.read = self.names + ([id_column] if id_column is not None else [])
 
+    def _list_values(self, col, c, start, n, name, width):
+        """(n, width) values of one list column of a batch (zero-copy when possible)."""
+        if col.null_count:
+            row = start + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise FastalError(f"column {c!r} of {name} is null at row {row}")
+        if not pa.types.is_fixed_size_list(col.type) and n:
+            lengths = np.diff(col.offsets.to_numpy())
+            expected = width if width is not None else int(lengths[0])
+            bad = np.flatnonzero(lengths != expected)
+            if bad.size:
+                raise FastalError(
+                    f"rows of list column {c!r} in {name} must all have the same "
+                    f"length; row {start + int(bad[0])} has {int(lengths[bad[0]])} values, "
+                    f"expected {expected}"
+                )
+        flat = col.flatten()
+        if flat.null_count:
+            pos = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
+            w = len(flat) // max(n, 1)
+            raise FastalError(f"column {c!r} of {name} has a null value at row {start + pos // w}")
+        values = flat.to_numpy(zero_copy_only=False)
+        values = values.reshape(n, -1) if n else values.reshape(0, width or 0)
+        return np.ascontiguousarray(values, dtype=self.dtype)
+
     def to_chunk(self, batch: pa.RecordBatch, start: int, name: str, width: int | None) -> Chunk:
-        """Convert a record batch to a chunk: zero-copy for non-null float list columns."""
+        """Convert a record batch to a chunk: zero-copy for one non-null float list column."""
         n = batch.num_rows
         if self.is_list:
-            col = batch.column(self.names[0])
-            if col.null_count:
-                row = start + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                raise FastalError(f"column {self.names[0]!r} of {name} is null at row {row}")
-            if not pa.types.is_fixed_size_list(col.type) and n:
-                lengths = np.diff(col.offsets.to_numpy())
-                expected = width if width is not None else int(lengths[0])
-                bad = np.flatnonzero(lengths != expected)
-                if bad.size:
-                    raise FastalError(
-                        f"rows of list column {self.names[0]!r} in {name} must all have the same "
-                        f"length; row {start + int(bad[0])} has {int(lengths[bad[0]])} values, "
-                        f"expected {expected}"
-                    )
-            flat = col.flatten()
-            if flat.null_count:
-                pos = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
-                w = len(flat) // max(n, 1)
-                raise FastalError(
-                    f"column {self.names[0]!r} of {name} has a null value at row {start + pos // w}"
-                )
-            values = flat.to_numpy(zero_copy_only=False)
-            values = values.reshape(n, -1) if n else values.reshape(0, width or 0)
-            values = np.ascontiguousarray(values, dtype=self.dtype)
+            per_member = None if width is None else width // self.n_members
+            parts = [self._list_values(batch.column(c), c, start, n, name, per_member)
+                     for c in self.names]
+            values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         else:
             cols = []
             for c in self.names:
@@ -155,6 +166,7 @@ class ArrowSource(Source):
         self.columns = _Columns(schema, column, id_column, name)
         self.dtype = self.columns.dtype
         self.has_ids = id_column is not None
+        self.n_members = self.columns.n_members
         self.width = self.columns.fixed_width
         if self.width is None:
             self.width = self._peek_width()
@@ -164,7 +176,7 @@ class ArrowSource(Source):
             if batch.num_rows:
                 col = batch.column(self.columns.names[0])
                 first = col[0]
-                return 0 if not first.is_valid else len(first)
+                return 0 if not first.is_valid else len(first) * self.columns.n_members
         return 0
 
     def _batches(self, chunk_rows):  # pragma: no cover - abstract
@@ -294,7 +306,7 @@ class ConcatSource(Source):
     def __init__(self, sources, name):
         first = sources[0]
         for s in sources[1:]:
-            if s.width != first.width or s.has_ids != first.has_ids:
+            if s.width != first.width or s.has_ids != first.has_ids or s.n_members != first.n_members:
                 raise FastalError(
                     f"files in {name} disagree: {first.name} has {first.width} values per row, "
                     f"{s.name} has {s.width}"
@@ -304,6 +316,7 @@ class ConcatSource(Source):
         self.n_rows = sum(s.n_rows for s in sources)
         self.width = first.width
         self.has_ids = first.has_ids
+        self.n_members = first.n_members
         dtypes = {s.dtype for s in sources}
         self.dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
 
