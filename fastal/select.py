@@ -87,6 +87,22 @@ class _Pool:
     def probs(self):
         return self.data if self.probs_arg is None else self.probs_arg
 
+    def probabilities(self):
+        """The pool's class probabilities as an in-memory array (softmax of logits)."""
+        from .io import as_source
+        from .io.arrays import ArraySource
+
+        data = self.probs()
+        column = self.column if self.probs_arg is None else None
+        source = as_source(data, column=column) if _is_table_or_path(data) \
+            else ArraySource(data, "probs")
+        probs = source.array if isinstance(source, ArraySource) else source.read_all(self.chunk_rows)
+        if self.from_logits:
+            z = np.asarray(probs, dtype=np.float64)
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            probs = (z / z.sum(axis=1, keepdims=True)).astype(source.dtype)
+        return probs
+
     def uncertainty(self, method):
         column = self.column if self.probs_arg is None else None
         return score(self.probs(), method, from_logits=self.from_logits, column=column,
@@ -177,6 +193,43 @@ def _weighted_kcenter(pool: _Pool, k, method="margin", metric="l2"):
                   weights=weights, chunk_rows=pool.chunk_rows)
     return Selection(sel.indices, sel.scores, method="weighted_kcenter", n_pool=pool.n_pool,
                      extra=sel.extra)
+
+
+@_register("badge", ("probs", "embeddings"), (),
+           "k-means++ seeding on gradient embeddings (p - e_yhat) x (Ash et al., 2020), "
+           "computed without materialising them")
+def _badge(pool: _Pool, k):
+    from .diversity.badge import badge
+
+    return badge(pool.embeddings(), pool.probabilities(), k, labeled=pool.labeled, seed=pool.seed)
+
+
+@_register("cluster_margin", ("probs", "embeddings"), ("n_clusters", "margin_pool"),
+           "the lowest-margin rows spread round-robin over k-means clusters, smallest "
+           "clusters first (Citovsky et al., 2021)")
+def _cluster_margin(pool: _Pool, k, n_clusters=None, margin_pool=None):
+    from .diversity.clustering import cluster_margin
+
+    return cluster_margin(pool.embeddings(), pool.probabilities(), k, labeled=pool.labeled,
+                          n_clusters=n_clusters, margin_pool=margin_pool, seed=pool.seed)
+
+
+@_register("kmeans", ("embeddings",), (),
+           "k-means (FAISS) on the unlabeled rows, the row nearest each centroid")
+def _kmeans(pool: _Pool, k):
+    from .diversity.clustering import kmeans_sample
+
+    return kmeans_sample(pool.embeddings(), k, labeled=pool.labeled, seed=pool.seed)
+
+
+@_register("typiclust", ("embeddings",), ("n_neighbors",),
+           "cold start: the most typical row of the largest uncovered k-means clusters "
+           "(Hacohen et al., 2022)")
+def _typiclust(pool: _Pool, k, n_neighbors=20):
+    from .diversity.coldstart import typiclust
+
+    return typiclust(pool.embeddings(), k, labeled=pool.labeled, seed=pool.seed,
+                     n_neighbors=n_neighbors)
 
 
 def _n_rows(data, what, column=None):

@@ -86,7 +86,8 @@ def test_random_is_seeded(pool):
 
 def test_strategies_are_discoverable():
     names = fastal.strategies()
-    for name in ("margin", "entropy", "random", "kcenter", "uncertain_kcenter", "weighted_kcenter"):
+    for name in ("margin", "entropy", "random", "kcenter", "uncertain_kcenter", "weighted_kcenter",
+                 "badge", "cluster_margin", "kmeans", "typiclust"):
         assert name in names and len(names[name]) > 10
 
 
@@ -136,3 +137,12 @@ def test_embeddings_from_arrow_files(pool, tmp_path):
         fastal.select(probs, 15, "margin", labeled=[0, 5]).indices)
     np.testing.assert_array_equal(fastal.select(path, 15, column="probs").indices,
                                   fastal.select(probs, 15).indices)
+
+
+def test_hybrids_accept_logits(pool):
+    X, probs = pool
+    logits = np.log(probs.astype(np.float64) + 1e-12)
+    for strategy in ("badge", "cluster_margin", "uncertain_kcenter"):
+        a = fastal.select(X, 12, strategy, probs=probs, seed=4).indices
+        b = fastal.select(X, 12, strategy, probs=logits, from_logits=True, seed=4).indices
+        assert len(set(a) & set(b)) >= 10  # same rows up to rounding of the softmax
