@@ -164,7 +164,7 @@ def kmeans_sample(X, k, *, labeled=None, seed=0):
     Selection
         ``indices`` (k,) int64, one row per centroid, larger clusters first (ties by
         centroid id); ``scores`` (k,) float32: the size of the pick's cluster (unlabeled
-        rows nearest to its centroid); ``method="kmeans_sample"``; ``n_pool=N``; ``extra``:
+        rows nearest to its centroid); ``method="kmeans"``; ``n_pool=N``; ``extra``:
         ``"centroids"`` (k, d) float32 in pick order, ``"cluster_size"`` (k,) int64,
         ``"distance"`` (k,) float32 Euclidean distance from each pick to its centroid.
 
@@ -212,7 +212,7 @@ def kmeans_sample(X, k, *, labeled=None, seed=0):
     order = np.lexsort((np.arange(k), -sizes))
     picks, dist2 = distinct_nearest(pool, rows, centroids, order)
     return Selection(indices=picks, scores=sizes[order].astype(np.float32),
-                     method="kmeans_sample", n_pool=n_pool,
+                     method="kmeans", n_pool=n_pool,
                      extra={"centroids": centroids[order], "cluster_size": sizes[order],
                             "distance": np.sqrt(np.maximum(dist2, 0)).astype(np.float32)})
 
