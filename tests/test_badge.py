@@ -3,6 +3,8 @@
 import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastal._errors import FastalError
 from fastal._kernels import badge as _k
@@ -197,3 +199,24 @@ def test_kernel_block_sums_are_left_to_right():
                     for s in range(0, n, _k.SAMPLING_BLOCK)]
         assert block_sums.tolist() == expected
         assert mindist[center] == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), d=st.integers(1, 5), c=st.integers(1, 4),
+       seed=st.integers(0, 2**32 - 1), distinct=st.integers(1, 8), data=st.data())
+def test_property_matches_reference(n, d, c, seed, distinct, data):
+    """Random small pools with few distinct (integer-valued) rows: many ties and duplicates."""
+    rng = np.random.default_rng(seed)
+    base_x = rng.integers(-2, 3, size=(distinct, d)).astype(np.float64)
+    base_p = rng.dirichlet(np.ones(c), size=distinct)
+    base_p[rng.random(distinct) < 0.3] = np.eye(c)[0]  # one-hot rows: zero gradients
+    which = rng.integers(distinct, size=n)
+    X, probs = base_x[which], base_p[which]
+    n_labeled = data.draw(st.integers(0, n - 1))
+    labeled = rng.choice(n, n_labeled, replace=False)
+    k = data.draw(st.integers(1, n - n_labeled))
+    sel = badge(X, probs, k, labeled=labeled, seed=seed)
+    indices, _ = ref.badge(X, probs, k, labeled=labeled, seed=seed)
+    np.testing.assert_array_equal(sel.indices, indices)
+    assert len(set(sel.indices.tolist())) == k
+    assert not np.isin(sel.indices, labeled).any()
