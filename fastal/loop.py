@@ -23,14 +23,14 @@ from .scoring import UNCERTAINTY_METHODS, score, top_k
 
 #: Strategy names accepted by :class:`ActiveLoop` and :func:`simulate`. A callable
 #: ``strategy(probs, X, labeled_mask, k, rng) -> positions`` is accepted too.
-STRATEGIES = ("random",) + UNCERTAINTY_METHODS + ("kcenter", "uncertain_kcenter")
+from .select import STRATEGIES  # noqa: E402  (the one registry, shared with fastal.select)
 
 #: The default strategy, chosen by measurement (bench/label_efficiency.md): margin sampling
 #: saved the most labels on Fashion-MNIST and never lost to random sampling.
 DEFAULT_STRATEGY = "margin"
 
 #: Strategies that need no model (usable for the seed set / a cold start).
-MODEL_FREE_STRATEGIES = ("random", "kcenter")
+MODEL_FREE_STRATEGIES = tuple(n for n, s in STRATEGIES.items() if "probs" not in s.needs)
 
 #: Ways to choose the seed set.
 SEED_STRATEGIES = ("random", "stratified", "kcenter")
@@ -107,7 +107,7 @@ def needs_model(strategy) -> bool:
 
 
 def _needs_embeddings(strategy) -> bool:
-    return strategy in ("kcenter", "uncertain_kcenter")
+    return isinstance(strategy, str) and "embeddings" in STRATEGIES[strategy].needs
 
 
 def _dense_embeddings(X, name):
@@ -155,38 +155,20 @@ def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, **options) -> np.
     if k > unlabeled.size:
         raise FastalError(f"batch size {k} is larger than the remaining pool "
                           f"({unlabeled.size} unlabeled rows)")
-    metric = options.get("metric", "l2")
     if callable(strategy):
         picked = np.asarray(strategy(probs, X, labeled_mask, k, rng))
         return _check_custom_pick(picked, labeled_mask, k, _strategy_name(strategy))
-    if strategy == "random":
-        return np.sort(rng.choice(unlabeled, size=k, replace=False)).astype(np.int64)
-    if strategy in UNCERTAINTY_METHODS:
-        # top_k orders equal scores by position, so the choice is deterministic.
-        picked = top_k(probs[unlabeled], k, strategy).indices
-        return unlabeled[picked]
-    if strategy == "kcenter":
-        labeled = np.flatnonzero(labeled_mask)
-        from .diversity import kcenter
+    from .select import select
 
-        first = int(rng.integers(2**31))  # only used when nothing is labeled yet
-        return kcenter(X, k, labeled=labeled if labeled.size else None, metric=metric,
-                       seed=first).indices
-    if strategy == "uncertain_kcenter":
-        beta = _check_int(options.get("beta", 10), "beta", 1)
-        n_candidates = min(beta * k, unlabeled.size)
-        candidates = unlabeled[top_k(probs[unlabeled], n_candidates, "margin").indices]
-        if n_candidates == k:
-            return candidates
-        from .diversity import kcenter
-
-        labeled = np.flatnonzero(labeled_mask)
-        # The labeled rows are centres given as embeddings: they are not candidates.
-        centres = X[labeled] if labeled.size else None
-        first = int(rng.integers(2**31))
-        picked = kcenter(X[candidates], k, labeled=centres, metric=metric, seed=first).indices
-        return candidates[picked]
-    raise FastalError(f"unknown strategy {strategy!r}")  # unreachable after _check_strategy
+    spec = STRATEGIES[strategy]
+    # One draw from the loop's generator seeds the strategy, so a loop's seed fixes every batch.
+    seed = int(rng.integers(2**31))
+    if "embeddings" in spec.needs:
+        data, extra = X, ({"probs": probs} if "probs" in spec.needs else {})
+    else:
+        data, extra = (probs if probs is not None else labeled_mask), {}
+    return select(data, k, strategy, labeled=labeled_mask, seed=seed, **extra,
+                  **options).indices.astype(np.int64)
 
 
 def _check_custom_pick(picked, labeled_mask, k, name):
