@@ -4,13 +4,18 @@ Plain arrays in, plain arrays out; the driver validates everything once.
 
 State shared by the kernels (N pool rows, G groups, d dimensions):
 
-- ``mindist`` (N,) float64, in *original* row order: the distance of each row to the
-  centre set, in score units (Euclidean distance for l2, ``||a - b||**2 / 2`` for cosine);
-  ``-1.0`` marks a row that is itself a centre (labeled by position, or already picked).
 - ``perm`` (N,) int32/int64, in *group* order: ``perm[offsets[g]:offsets[g + 1]]`` are the
   original rows of group ``g``, increasing, so a forward scan breaks ties by lower row.
-- ``rowdist`` (N,) float32, in group order: each row's distance to its group centroid,
+- ``mindist`` (N,) float64, in group order (position ``p`` is row ``perm[p]``; it is
+  computed in row order and permuted once, in place): the distance of each row to the
+  centre set, in score units (Euclidean distance for l2, ``||a - b||**2 / 2`` for cosine);
+  ``-1.0`` marks a row that is itself a centre (labeled by position, or already picked).
+  Group order makes the per-pick scans sequential over the state; only the rows of ``X``
+  are gathered (``X`` is never copied).
+- ``rowdist`` (N,) float32, in group order: each row's distance to its group centre,
   rounded *up*, so that the triangle-inequality bound computed from it stays a lower bound.
+  A group centre is any point: a k-means centroid, or a labeled point (then ``rowdist`` is
+  the initial min-distance itself, free).
 
 Distances are always accumulated in float64 from the difference ``x - c`` (no
 ``|x|^2 + |c|^2 - 2 x.c`` cancellation), so a row and an exact duplicate of a centre get an
@@ -35,8 +40,9 @@ _FASTMATH = set(FASTMATH) - {"contract"}
 _SKIP_SLACK = 1e-9
 
 
-# Rows are visited in group order, i.e. at random positions of X: without prefetching, each
-# row costs a full memory latency. Prefetch this many rows ahead.
+# Rows of a group are at random positions of X: without prefetching, each evaluated row
+# costs a full memory latency. The state is in group order, so the skip test of the row this
+# many positions ahead is cheap; its X row is prefetched only if it will be evaluated.
 _PREFETCH_AHEAD = 8
 
 
@@ -90,6 +96,16 @@ def _sq_to(X, i, scale, cosine, c):
 
 
 @njit(inline="always")
+def _skip(dg, rowdist, m, cosine):
+    """True if a row cannot get closer to a centre at distance ``dg`` from its group centre
+    (a row that is already a centre, ``m < 0``, is skipped too)."""
+    if m < 0.0:
+        return True
+    lower = dg - rowdist
+    return lower - _SKIP_SLACK * (dg + rowdist) >= _to_chord(m, cosine)
+
+
+@njit(inline="always")
 def _to_score_units(sq, cosine):
     # l2: Euclidean distance. cosine: ||a - b||^2 / 2 == 1 - cos(a, b) for unit vectors.
     if cosine:
@@ -107,7 +123,7 @@ def _to_chord(dist, cosine):
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def labeled_mindist(X, start, inv_norm, cosine, labeled, cand, cand_sq, shift, labeled_norm_max,
-                    err_coef, mindist, n_fallback):
+                    err_coef, mindist, nearest, n_fallback):
     """Exact distance of rows ``start:start + len(cand)`` to their nearest labeled point.
 
     ``cand`` (rows, kk) holds FAISS's kk nearest labeled points for each row of the chunk and
@@ -116,18 +132,25 @@ def labeled_mindist(X, start, inv_norm, cosine, labeled, cand, cand_sq, shift, l
     recomputed for every candidate; if the kk-th FAISS distance does not exceed the best exact
     one by more than that error bound, the true nearest neighbour might be outside the
     candidates, so the row falls back to an exact scan of all labeled points. Writes
-    ``mindist[start + r]`` and ``n_fallback[r]`` (0 or 1).
+    ``mindist[start + r]``, ``n_fallback[r]`` (0 or 1) and, if ``nearest`` is not empty,
+    ``nearest[start + r]``, the position of the (exactly) nearest labeled point.
     """
     n_rows, kk = cand.shape
     n_labeled, d = labeled.shape
+    want_nearest = nearest.shape[0] > 0
     for r in prange(n_rows):
         i = start + r
         scale = inv_norm[i] if cosine else 1.0
         best = np.inf
+        best_t = 0
         for t in range(kk):
-            sq = _sq_to(X, i, scale, cosine, labeled[cand[r, t]])
+            c = cand[r, t]
+            if c < 0:
+                continue
+            sq = _sq_to(X, i, scale, cosine, labeled[c])
             if sq < best:
                 best = sq
+                best_t = c
         fallback = 0
         if kk < n_labeled:
             norm_sq = 0.0
@@ -141,8 +164,11 @@ def labeled_mindist(X, start, inv_norm, cosine, labeled, cand, cand_sq, shift, l
                     sq = _sq_to(X, i, scale, cosine, labeled[t])
                     if sq < best:
                         best = sq
+                        best_t = t
         n_fallback[r] = fallback
         mindist[i] = _to_score_units(best, cosine)
+        if want_nearest:
+            nearest[i] = best_t
 
 
 @njit(cache=True)
@@ -161,6 +187,57 @@ def group_order(labels, n_groups, perm, offsets):
         g = labels[i]
         perm[cursor[g]] = i
         cursor[g] += 1
+
+
+@njit(cache=True)
+def position_of(perm, row):
+    """Group-order position of original ``row``."""
+    for p in range(perm.shape[0]):
+        if perm[p] == row:
+            return p
+    return -1
+
+
+@njit(cache=True)
+def permute_in_place(values, perm, visited):
+    """``values[:] = values[perm]`` without a second N-array: follows the cycles of ``perm``.
+
+    ``visited`` is a zeroed bit set of at least ``ceil(N / 8)`` bytes (N / 8 bytes of
+    scratch instead of a copy of ``values``).
+    """
+    n = values.shape[0]
+    for start in range(n):
+        if visited[start >> 3] & (1 << (start & 7)):
+            continue
+        saved = values[start]
+        q = start
+        while True:
+            visited[q >> 3] |= np.uint8(1 << (q & 7))
+            src = perm[q]
+            if src == start:
+                values[q] = saved
+                break
+            values[q] = values[src]
+            q = src
+
+
+@njit(parallel=True, cache=True)
+def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
+    """Groups centred on labeled points: each row's distance to its centre is its initial
+    min-distance (group order), converted to a Euclidean distance and rounded up."""
+    n_groups = offsets.shape[0] - 1
+    for g in prange(n_groups):
+        r_max = 0.0
+        for p in range(offsets[g], offsets[g + 1]):
+            m = mindist[p]
+            if m <= 0.0:  # a centre (-1) or a duplicate of its group centre
+                rowdist[p] = np.float32(0.0)
+                continue
+            up = np.float32(_to_chord(m, cosine) * (1.0 + 2.5e-7) + 1e-300)
+            rowdist[p] = up
+            if up > r_max:
+                r_max = up
+        radius[g] = r_max
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -198,13 +275,12 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gmax, gbest_score, 
     best = -np.inf
     best_pos = -1
     for p in range(lo, hi):
-        i = perm[p]
-        m = mindist[i]
+        m = mindist[p]
         if m < 0.0:
             continue
         if m > m_max:
             m_max = m
-        s = m * weights[i] if weighted else m
+        s = m * weights[perm[p]] if weighted else m
         if s > best:  # strict: the earlier (lower) row wins ties
             best = s
             best_pos = p
@@ -253,22 +329,18 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroi
         n_eval = 0
         hi = offsets[g + 1]
         for p in range(offsets[g], hi):
-            if p + _PREFETCH_AHEAD < hi:
-                ahead = perm[p + _PREFETCH_AHEAD]
-                _prefetch(mindist, ahead)
-                _prefetch(X, ahead)
+            ahead = p + _PREFETCH_AHEAD
+            if ahead < hi and not _skip(dg, rowdist[ahead], mindist[ahead], cosine):
+                _prefetch(X, perm[ahead])
+            m = mindist[p]
+            if _skip(dg, rowdist[p], m, cosine):
+                continue
             i = perm[p]
-            m = mindist[i]
-            if m < 0.0:
-                continue
-            lower = dg - rowdist[p]
-            if lower - _SKIP_SLACK * (dg + rowdist[p]) >= _to_chord(m, cosine):
-                continue
             scale = inv_norm[i] if cosine else 1.0
             new = _to_score_units(_sq_to(X, i, scale, cosine, center), cosine)
             n_eval += 1
             if new < m:
-                mindist[i] = new
+                mindist[p] = new
         _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gmax,
                     gbest_score, gbest_pos)
         evaluated[a] = n_eval

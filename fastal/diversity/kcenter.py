@@ -25,6 +25,10 @@ _N_CANDIDATES = 2
 _U32 = 2.0**-24
 _KMEANS_ITER = 6
 _KMEANS_POINTS_PER_GROUP = 16
+_MAX_GROUPS = 4096
+# FAISS search scratch per call (query block + distance table), and its floor in rows
+_SEARCH_BYTES = 2 << 20
+_MIN_SEARCH_ROWS = 256
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 
 
@@ -245,15 +249,64 @@ def _default_groups(n_pool, k):
     bound cannot skip, a fraction that falls quickly with G (measured in bench/).
     """
     scale = min(max(np.sqrt(k / 250.0), 0.5), 2.0)
-    return int(min(max(1, round(scale * np.sqrt(n_pool))), 4096, n_pool))
+    return int(min(max(1, round(scale * np.sqrt(n_pool))), _MAX_GROUPS, n_pool))
+
+
+def _labeled_groups_pay(n_pool, n_labeled):
+    """Whether to centre the groups on the labeled points.
+
+    The initial labeled search then gives every row its group and its distance to the group
+    centre for free (no k-means, no assignment pass over the pool). It pays when the labeled
+    set is large enough for tight groups (``L >= sqrt(N) / 2``) and small enough that the
+    per-pick distances from the new centre to every group centre (``O(L d)``) stay cheap.
+    """
+    return n_labeled > 0 and 0.5 * np.sqrt(n_pool) <= n_labeled <= _MAX_GROUPS
+
+
+def _search_rows(chunk, d, n_labeled, n_centroids):
+    """Rows per FAISS search call: the float32 block and the FAISS distance table of a
+    call (about ``rows * (d + L + G)`` floats) stay within ``_SEARCH_BYTES``."""
+    per_row = 4 * (d + min(n_labeled, 1024) + min(n_centroids, 1024)) + 64
+    return int(max(1, min(chunk, max(_MIN_SEARCH_ROWS, _SEARCH_BYTES // per_row))))
+
+
+def _search_block(pool, begin, stop, inv_norm, cosine, shift):
+    """Rows ``begin:stop`` in the metric's space (unit rows for cosine), minus ``shift``,
+    as float32 with one rounding per coordinate (the error model of the certificate)."""
+    if pool.dtype == np.float32 and not cosine:
+        # float32 x - float32 shift is the exact difference rounded once
+        return pool[begin:stop] - shift.astype(np.float32)
+    block = pool[begin:stop].astype(np.float64)
+    if cosine:
+        block *= inv_norm[begin:stop, None]
+    block -= shift
+    return block.astype(np.float32)
+
+
+class _small_faiss_blocks:
+    """Cap FAISS's BLAS query block (default 4096 rows x 1024 database rows, a 16 MB
+    distance table) to our search chunk, restoring the global setting afterwards."""
+
+    def __init__(self, faiss):
+        self.cvar = faiss.cvar
+
+    def __enter__(self):
+        self.saved = self.cvar.distance_compute_blas_query_bs
+        self.cvar.distance_compute_blas_query_bs = min(self.saved, 1024)
+
+    def __exit__(self, *exc):
+        self.cvar.distance_compute_blas_query_bs = self.saved
 
 
 # --------------------------------------------------------------------------- driver
 
 
 def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None,
-             n_groups=None, stats=None):
-    """``kcenter`` with the number of groups exposed (tests, benchmarks).
+             n_groups=None, grouping=None, stats=None):
+    """``kcenter`` with the grouping exposed (tests, benchmarks).
+
+    ``grouping``: ``"labeled"`` (one group per labeled point), ``"kmeans"`` (``n_groups``
+    k-means groups) or None (chosen by ``_labeled_groups_pay``).
 
     ``stats``, if a dict, receives diagnostics (evaluated row distances, fallbacks).
     """
@@ -309,56 +362,90 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
 
     clock = _Clock()
-    if n_groups is None:
-        n_groups = _default_groups(n_pool, k)
-    n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
-    centroids = _train_groups(pool, inv_norm, n_groups)
-    centroid_index = faiss.IndexFlatL2(d)
-    centroid_index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    n_groups = centroids.shape[0]
+    n_labeled = 0 if lab64 is None else lab64.shape[0]
+    if grouping is None:
+        grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "kmeans"
+    if grouping not in ("labeled", "kmeans") or (grouping == "labeled" and not n_labeled):
+        raise FastalError(f"grouping must be 'labeled' (needs a labeled set) or 'kmeans'; "
+                          f"got {grouping!r}")
+    by_labeled = grouping == "labeled"
+    if by_labeled:
+        centroids = lab64
+        n_groups = n_labeled
+    else:
+        if n_groups is None:
+            n_groups = _default_groups(n_pool, k)
+        n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
+        centroids = _train_groups(pool, inv_norm, n_groups)
+        n_groups = centroids.shape[0]
     clock.lap("kmeans")
+    # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
+    # float32 |x|^2 + |y|^2 - 2 x.y accurate for data far from the origin. A float32 value,
+    # so that x - shift of float32 rows is exact-then-rounded once.
+    if lab64 is not None:
+        shift = lab64.mean(axis=0).astype(np.float32).astype(np.float64)
+    else:
+        shift = np.zeros(d)
+    if not by_labeled:
+        centroid_index = faiss.IndexFlatL2(d)
+        centroid_index.add(np.ascontiguousarray(centroids - shift, dtype=np.float32))
 
+    # Row state, 16 bytes per row: mindist (8), rowdist (4), perm (4). The group label of
+    # each row lives in rowdist's buffer until the rows are sorted by group.
     mindist = np.empty(n_pool, dtype=np.float64)
-    labels = np.empty(n_pool, dtype=np.int32)
+    rowdist = np.empty(n_pool, dtype=np.float32)
+    labels = rowdist.view(np.int32)
+    if n_pool >= 2**31:
+        labels = np.empty(n_pool, dtype=np.int64)
     n_fallback = 0
     if lab64 is not None:
-        shift = lab64.mean(axis=0)
         shifted = lab64 - shift
         labeled_norm_max = float(np.sqrt((shifted * shifted).sum(axis=1)).max())
         labeled_index = faiss.IndexFlatL2(d)
         labeled_index.add(np.ascontiguousarray(shifted, dtype=np.float32))
-        n_cand = min(_N_CANDIDATES, lab64.shape[0])
+        del shifted
+        n_cand = min(_N_CANDIDATES, n_labeled)
         err_coef = 2.0 * (d + 8) * _U32
-        fallback = np.empty(chunk, dtype=np.int8)
-    for start in range(0, n_pool, chunk):
-        stop = min(start + chunk, n_pool)
-        block = transformed(pool[start:stop], inv_norm[start:stop] if cosine else None)
-        _, assign = centroid_index.search(block.astype(np.float32), 1)
-        labels[start:stop] = np.maximum(assign[:, 0], 0)  # -1 (none found) -> group 0
-        clock.lap("assign")
-        if lab64 is None:
-            continue
-        block -= shift
-        cand_sq, cand = labeled_index.search(block.astype(np.float32), n_cand)
-        del block
-        _k.labeled_mindist(pool, start, inv_norm, cosine, lab64, cand, cand_sq, shift,
-                           labeled_norm_max, err_coef, mindist, fallback[:stop - start])
-        n_fallback += int(fallback[:stop - start].sum())
-        clock.lap("labeled")
+        nearest = labels if by_labeled else np.empty(0, dtype=np.int32)
+    search_rows = _search_rows(chunk, d, n_labeled if lab64 is not None else 0,
+                               0 if by_labeled else n_groups)
+    fallback = np.empty(search_rows, dtype=np.int8)
+    with _small_faiss_blocks(faiss):
+        for begin in range(0, n_pool, search_rows):
+            stop = min(begin + search_rows, n_pool)
+            block = _search_block(pool, begin, stop, inv_norm, cosine, shift)
+            if not by_labeled:
+                _, assign = centroid_index.search(block, 1)
+                labels[begin:stop] = np.maximum(assign[:, 0], 0)  # -1 (none found) -> group 0
+                del assign
+                clock.lap("assign")
+            if lab64 is None:
+                continue
+            cand_sq, cand = labeled_index.search(block, n_cand)
+            del block
+            _k.labeled_mindist(pool, begin, inv_norm, cosine, lab64, cand, cand_sq, shift,
+                               labeled_norm_max, err_coef, mindist, nearest,
+                               fallback[:stop - begin])
+            n_fallback += int(fallback[:stop - begin].sum())
+            clock.lap("labeled")
     if lab64 is None:
         mindist.fill(np.inf)
+    if positions is not None:
+        mindist[positions] = -1.0
 
     perm = np.empty(n_pool, dtype=np.int32 if n_pool < 2**31 else np.int64)
     offsets = np.empty(n_groups + 1, dtype=np.int64)
     _k.group_order(labels, n_groups, perm, offsets)
     del labels
-    rowdist = np.empty(n_pool, dtype=np.float32)
+    if lab64 is not None:
+        _k.permute_in_place(mindist, perm, np.zeros((n_pool + 7) // 8, dtype=np.uint8))
     radius = np.empty(n_groups, dtype=np.float64)
-    _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, centroids, rowdist, radius)
+    if by_labeled:
+        _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
+    else:
+        _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, centroids, rowdist, radius)
     clock.lap("groups")
 
-    if positions is not None:
-        mindist[positions] = -1.0
     weighted = w is not None
     w_arr = w if weighted else np.empty(0, dtype=np.float64)
     gmax = np.empty(n_groups, dtype=np.float64)
@@ -383,14 +470,15 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
                 row = int(rng.integers(n_pool))
                 score = np.inf
                 forced = -1
+                mindist[_k.position_of(perm, row)] = -1.0
             else:
                 pos, score, _ = _k.best_pick(gbest_score, gbest_pos, perm, gmax)
                 row = int(perm[pos])
                 # the picked row's group must be rescanned: its best row just left
                 forced = int(np.searchsorted(offsets, pos, side="right") - 1)
+                mindist[pos] = -1.0
             indices[t] = row
             scores[t] = score
-            mindist[row] = -1.0
             center = pool[row].astype(np.float64)
             if cosine:
                 center *= inv_norm[row]  # bit-identical to the kernels' x * inv_norm
