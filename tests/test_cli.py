@@ -73,8 +73,19 @@ def test_help_explains_methods(capsys):
 def test_methods_and_demo(capsys):
     assert main(["methods"]) == 0
     assert "ratio" in capsys.readouterr().out
-    assert main(["demo", "--rows", "20000", "--classes", "5", "--k", "3"]) == 0
+    assert main(["demo", "--rows", "20000", "--classes", "5", "--k", "3", "--no-simulation"]) == 0
     out = capsys.readouterr().out
     for name in fastal.UNCERTAINTY_METHODS:
         assert name in out
     assert "rows/s" in out
+
+
+def test_demo_simulation_on_digits(tmp_path, capsys):
+    assert main(["demo", "--rows", "5000", "--datasets", "digits", "--repeats", "1",
+                 "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "digits: labels needed to reach random sampling's accuracy" in out
+    for name in ("random", "margin", "kcenter", "uncertain_kcenter"):
+        assert f"| {name} |" in out
+    assert (tmp_path / "digits.png").stat().st_size > 10_000
+    assert (tmp_path / "digits.csv").exists()
