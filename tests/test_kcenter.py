@@ -287,3 +287,93 @@ def test_zero_vectors_with_cosine_raise():
 def test_error_is_a_value_error():
     with pytest.raises(ValueError):
         kcenter(X_OK, 0)
+
+
+# --------------------------------------------------------------------------- grouping paths
+
+
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans"])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("labeled_kind", ["positions", "embeddings"])
+def test_groupings_match_reference(grouping, metric, labeled_kind):
+    rng = np.random.default_rng(20)
+    X = blobs(rng, 4000, 10, 40, spread=0.3).astype(np.float32)
+    labeled = (rng.choice(4000, 60, replace=False) if labeled_kind == "positions"
+               else blobs(rng, 60, 10, 40, spread=0.3))
+    stats = {}
+    sel = _kcenter(X, 120, labeled=labeled, metric=metric, grouping=grouping, stats=stats)
+    idx, _, cover = kcenter_greedy(X, 120, labeled=labeled, metric=metric)
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    assert stats["grouping"] == grouping
+
+
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells"])
+@pytest.mark.parametrize("n_labeled", [1, 2, 5])
+def test_labeled_groups_tiny_labeled_set(grouping, n_labeled):
+    rng = np.random.default_rng(21 + n_labeled)
+    X = blobs(rng, 1500, 6, 12).astype(np.float32)
+    assert_matches_reference_grouping(X, 80, rng.choice(1500, n_labeled, replace=False),
+                                      grouping)
+
+
+def assert_matches_reference_grouping(X, k, labeled, grouping, **kwargs):
+    sel = _kcenter(X, k, labeled=labeled, grouping=grouping, **kwargs)
+    idx, scores, _ = kcenter_greedy(X, k, labeled=labeled, **kwargs)
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
+    return sel
+
+
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells"])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_labeled_groups_duplicates_and_weights(grouping, metric):
+    # duplicate-heavy pool with duplicate labeled rows: many rows at distance 0 from their
+    # group centre, many exact ties; weights with zeros.
+    rng = np.random.default_rng(22)
+    distinct = rng.normal(size=(30, 5)).astype(np.float32)
+    X = distinct[rng.integers(30, size=2000)]
+    labeled = rng.choice(2000, 50, replace=False)
+    w = rng.integers(0, 3, size=2000).astype(np.float64)
+    assert_matches_reference_grouping(X, 200, labeled, grouping, metric=metric)
+    assert_matches_reference_grouping(X, 200, labeled, grouping, metric=metric, weights=w)
+
+
+def test_auto_grouping_choice():
+    rng = np.random.default_rng(23)
+    X = blobs(rng, 10000, 8, 30).astype(np.float32)
+    for labeled, expected in ((None, "kmeans"), (rng.choice(10000, 10, replace=False), "kmeans"),
+                              (rng.choice(10000, 200, replace=False), "labeled")):
+        stats = {}
+        _kcenter(X, 30, labeled=labeled, stats=stats)
+        assert stats["grouping"] == expected
+    with pytest.raises(FastalError, match="grouping"):
+        _kcenter(X, 3, grouping="labeled")
+
+
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells"])
+def test_labeled_groups_thread_count_does_not_change_result(grouping):
+    rng = np.random.default_rng(24)
+    X = blobs(rng, 6000, 16, 30).astype(np.float32)
+    labeled = rng.choice(6000, 80, replace=False)
+    previous = numba.get_num_threads()
+    results = []
+    try:
+        for n_threads in (1, 2):
+            numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+            results.append(_kcenter(X, 150, labeled=labeled, grouping=grouping))
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(results[0].indices, results[1].indices)
+    np.testing.assert_array_equal(results[0].scores, results[1].scores)
+
+
+def test_permute_in_place_matches_gather():
+    from fastal._kernels.kcenter import permute_in_place
+    rng = np.random.default_rng(25)
+    for n in (1, 2, 7, 64, 1001):
+        perm = rng.permutation(n).astype(np.int32)
+        values = rng.random(n)
+        expected = values[perm]
+        permute_in_place(values, perm, np.zeros((n + 7) // 8, dtype=np.uint8))
+        np.testing.assert_array_equal(values, expected)

@@ -378,3 +378,116 @@ def covering_radius(gmax):
         if gmax[g] > radius:
             radius = gmax[g]
     return radius
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def split_cells(X, inv_norm, cosine, perm, mindist, offsets, n_sub, sub_offsets, n_iter,
+                split_radius, centroids, sub_counts, sublabel):
+    """Split each cell (rows nearest to one labeled point, in group order) into at most
+    ``n_sub[g]`` groups: farthest-first seeds until every row is within ``split_radius`` of
+    a seed (Euclidean), then a few Lloyd iterations on the cell's own rows, and reorder the cell's
+    ``perm`` and ``mindist`` by sub-group (stable: rows stay increasing within a group).
+
+    Cheap where a FAISS k-means assignment of the whole pool is not: each row is compared
+    with its own cell's few seeds only. Writes ``centroids[sub_offsets[g] + j]`` (float64)
+    and ``sub_counts``; ``sublabel`` (N,) int32 is scratch (group order). Any centroids and
+    any assignment keep the selection exact; this only makes the groups tight.
+    """
+    n_cells = offsets.shape[0] - 1
+    d = X.shape[1]
+    for g in prange(n_cells):
+        lo = offsets[g]
+        hi = offsets[g + 1]
+        n = hi - lo
+        s = n_sub[g]
+        base = sub_offsets[g]
+        counts = np.zeros(s, dtype=np.int64)
+        if n == 0:
+            for j in range(d):
+                centroids[base, j] = 0.0
+            sub_counts[base] = 0
+            continue
+        # Seeds by farthest-first traversal inside the cell, starting from the row farthest
+        # from the cell's labeled point: one seed per cluster when the cell straddles several.
+        limit_sq = split_radius * split_radius
+        if s > 1:
+            near = np.empty(n, dtype=np.float64)
+            far = lo
+            for p in range(lo, hi):
+                near[p - lo] = np.inf
+                if mindist[p] > mindist[far]:
+                    far = p
+            for q in range(s):
+                i = perm[far]
+                scale = inv_norm[i] if cosine else 1.0
+                for j in range(d):
+                    centroids[base + q, j] = X[i, j] * scale
+                if q == s - 1:
+                    break
+                far_sq = -1.0
+
+                for p in range(lo, hi):
+                    i = perm[p]
+                    scale = inv_norm[i] if cosine else 1.0
+                    sq = _sq_to(X, i, scale, cosine, centroids[base + q])
+                    if sq < near[p - lo]:
+                        near[p - lo] = sq
+                    if near[p - lo] > far_sq:
+                        far_sq = near[p - lo]
+                        far = p
+                if far_sq <= limit_sq:
+                    s = q + 1  # every row is within split_radius of a seed
+                    break
+        for it in range(n_iter + 1):
+            counts[:] = 0
+            for p in range(lo, hi):
+                i = perm[p]
+                scale = inv_norm[i] if cosine else 1.0
+                best = np.inf
+                best_q = 0
+                if s > 1:
+                    for q in range(s):
+                        sq = _sq_to(X, i, scale, cosine, centroids[base + q])
+                        if sq < best:
+                            best = sq
+                            best_q = q
+                sublabel[p] = best_q
+                counts[best_q] += 1
+            if it == n_iter:
+                break
+            # update: mean of the assigned rows (an empty group keeps its seed)
+            for q in range(s):
+                if counts[q] > 0:
+                    for j in range(d):
+                        centroids[base + q, j] = 0.0
+            for p in range(lo, hi):
+                i = perm[p]
+                q = sublabel[p]
+                scale = inv_norm[i] if cosine else 1.0
+                for j in range(d):
+                    centroids[base + q, j] += X[i, j] * scale
+            for q in range(s):
+                if counts[q] > 0:
+                    inv = 1.0 / counts[q]
+                    for j in range(d):
+                        centroids[base + q, j] *= inv
+        for q in range(n_sub[g]):
+            sub_counts[base + q] = counts[q] if q < s else 0
+        if s == 1:
+            continue
+        # stable counting sort of the cell by sub-group
+        cursor = np.empty(s, dtype=np.int64)
+        acc = 0
+        for q in range(s):
+            cursor[q] = acc
+            acc += counts[q]
+        sorted_perm = np.empty(n, dtype=perm.dtype)
+        sorted_min = np.empty(n, dtype=np.float64)
+        for p in range(lo, hi):
+            q = sublabel[p]
+            sorted_perm[cursor[q]] = perm[p]
+            sorted_min[cursor[q]] = mindist[p]
+            cursor[q] += 1
+        for r in range(n):
+            perm[lo + r] = sorted_perm[r]
+            mindist[lo + r] = sorted_min[r]

@@ -26,6 +26,10 @@ _U32 = 2.0**-24
 _KMEANS_ITER = 6
 _KMEANS_POINTS_PER_GROUP = 16
 _MAX_GROUPS = 4096
+_SPLIT_ITER = 3
+_SPLIT_RADIUS = 0.8
+_SPLIT_MIN_ROWS = 16
+_SPLIT_MAX = 32
 # FAISS search scratch per call (query block + distance table), and its floor in rows
 _SEARCH_BYTES = 2 << 20
 _MIN_SEARCH_ROWS = 256
@@ -365,10 +369,14 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     n_labeled = 0 if lab64 is None else lab64.shape[0]
     if grouping is None:
         grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "kmeans"
-    if grouping not in ("labeled", "kmeans") or (grouping == "labeled" and not n_labeled):
-        raise FastalError(f"grouping must be 'labeled' (needs a labeled set) or 'kmeans'; "
+    if grouping not in ("labeled", "labeled-cells", "kmeans") or (
+            grouping != "kmeans" and not n_labeled):
+        raise FastalError(f"grouping must be 'labeled' or 'labeled-cells' (need a labeled "
+                          f"set) or 'kmeans'; "
                           f"got {grouping!r}")
-    by_labeled = grouping == "labeled"
+    by_labeled = grouping in ("labeled", "labeled-cells")
+    split = grouping == "labeled"
+    n_groups_target = n_groups
     if by_labeled:
         centroids = lab64
         n_groups = n_labeled
@@ -439,6 +447,29 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     del labels
     if lab64 is not None:
         _k.permute_in_place(mindist, perm, np.zeros((n_pool + 7) // 8, dtype=np.uint8))
+    if by_labeled and split:
+        # Labeled cells are loose (one labeled point may sit among several clusters):
+        # split each into about size / target rows with a few Lloyd steps inside the cell.
+        # Seeds are added until every row of the cell is within a fraction of the median
+        # cell radius; at most one group per _SPLIT_MIN_ROWS rows. Empty groups are dropped.
+        radius = np.empty(n_groups, dtype=np.float64)
+        _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
+        sizes = np.diff(offsets)
+        split_radius = _SPLIT_RADIUS * float(np.median(radius[sizes > 0]))
+        n_sub = np.clip(sizes // _SPLIT_MIN_ROWS, 1, _SPLIT_MAX).astype(np.int64)
+        sub_offsets = np.zeros(n_groups + 1, dtype=np.int64)
+        np.cumsum(n_sub, out=sub_offsets[1:])
+        centroids = np.empty((int(sub_offsets[-1]), d), dtype=np.float64)
+        sub_counts = np.empty(int(sub_offsets[-1]), dtype=np.int64)
+        _k.split_cells(pool, inv_norm, cosine, perm, mindist, offsets, n_sub, sub_offsets,
+                       _SPLIT_ITER, split_radius, centroids, sub_counts,
+                       rowdist.view(np.int32))
+        keep = sub_counts > 0
+        centroids = np.ascontiguousarray(centroids[keep])
+        n_groups = centroids.shape[0]
+        offsets = np.zeros(n_groups + 1, dtype=np.int64)
+        np.cumsum(sub_counts[keep], out=offsets[1:])
+        by_labeled = False  # rows are now at distance rowdist from their sub-group centroid
     radius = np.empty(n_groups, dtype=np.float64)
     if by_labeled:
         _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
@@ -491,7 +522,7 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     clock.lap("picks")
 
     if stats is not None:
-        stats.update(n_groups=n_groups, row_evaluations=n_eval, fallback_rows=n_fallback,
+        stats.update(n_groups=n_groups, grouping=grouping, row_evaluations=n_eval, fallback_rows=n_fallback,
                      seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
