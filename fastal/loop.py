@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._errors import FastalError
+from ._validation import check_int, make_rng
 from .scoring import UNCERTAINTY_METHODS, score, top_k
 
 #: Strategy names accepted by :class:`ActiveLoop` and :func:`simulate`. A callable
@@ -43,26 +44,8 @@ STOP_REASONS = ("budget", "max_rounds", "target", "stable_predictions", "low_unc
 # --------------------------------------------------------------------------- helpers
 
 
-def _rng(seed) -> np.random.Generator:
-    """The one place a ``seed`` argument becomes a Generator."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    is_int = isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_))
-    if seed is None or (is_int and seed >= 0):
-        return np.random.default_rng(seed)
-    raise FastalError(
-        f"seed must be None, a non-negative int or a numpy.random.Generator; got {seed!r}"
-    )
-
-
-def _check_int(value, name, low, high=None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise FastalError(f"{name} must be an integer; got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        upper = "" if high is None else f" and <= {high}"
-        raise FastalError(f"{name} must be >= {low}{upper}; got {value}")
-    return value
+_rng = make_rng
+_check_int = check_int
 
 
 def _check_fraction(value, name, *, low=0.0, high=1.0):

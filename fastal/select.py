@@ -14,6 +14,7 @@ import numpy as np
 
 from ._errors import FastalError
 from ._selection import Selection
+from ._validation import make_rng, parse_labeled
 from .io import to_numpy
 from .scoring import UNCERTAINTY_METHODS, check_k, score, top_k
 
@@ -44,13 +45,7 @@ def _register(name, needs, options, description):
     return wrap
 
 
-def _rng(seed):
-    """The one place a seed becomes a Generator."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise FastalError(f"seed must be an int, a numpy Generator or None; got {seed!r}")
-    return np.random.default_rng(seed)
+_rng = make_rng
 
 
 @dataclass
@@ -245,26 +240,6 @@ def _n_rows(data, what, column=None):
     return int(shape[0])
 
 
-def _check_labeled(labeled, n_pool):
-    if labeled is None:
-        return np.empty(0, dtype=np.int64)
-    arr = np.asarray(labeled)
-    if arr.dtype == bool:
-        if arr.shape != (n_pool,):
-            raise FastalError(f"labeled as a mask must have shape ({n_pool},); got {arr.shape}")
-        return np.flatnonzero(arr).astype(np.int64)
-    if arr.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
-        raise FastalError(
-            f"labeled must be a 1-D array of pool row positions (or a bool mask); "
-            f"got dtype {arr.dtype}, shape {arr.shape}")
-    if arr.min() < 0 or arr.max() >= n_pool:
-        bad = int(arr[(arr < 0) | (arr >= n_pool)][0])
-        raise FastalError(f"labeled position {bad} is outside the pool of {n_pool} rows")
-    return np.unique(arr.astype(np.int64))
-
-
 def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_logits=False,
            column=None, chunk_rows=None, **options):
     """Pick the next batch of k rows to label.
@@ -340,7 +315,7 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
             raise FastalError(f"probs has {n_probs} rows but data has {n_pool}; they must describe the same pool")
     if n_pool == 0:
         raise FastalError("data is empty: the pool has no rows to select from")
-    labeled_pos = _check_labeled(labeled, n_pool)
+    labeled_pos = parse_labeled(labeled, n_pool)
     n_unlabeled = n_pool - labeled_pos.size
     if n_unlabeled == 0:
         raise FastalError(f"every one of the {n_pool} pool rows is labeled: nothing left to select")

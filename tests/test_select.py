@@ -97,12 +97,12 @@ def test_strategies_are_discoverable():
     (dict(strategy="uncertain_kcenter"), "needs class probabilities and embeddings"),
     (dict(strategy="uncertain_kcenter", probs=np.full((5, 2), 0.5)), "probs has 5 rows but data has 600"),
     (dict(strategy="uncertain_kcenter", probs="P", beta=0), "beta must be a number >= 1"),
-    (dict(labeled=[600]), "labeled position 600 is outside the pool of 600 rows"),
-    (dict(labeled=[[1, 2]]), "labeled must be a 1-D array"),
-    (dict(labeled=np.ones(5, dtype=bool)), r"labeled as a mask must have shape \(600,\)"),
+    (dict(labeled=[600]), r"labeled positions must be in \[0, 600\); got 600"),
+    (dict(labeled=[[1, 2]]), "labeled must be 1-D"),
+    (dict(labeled=np.ones(5, dtype=bool)), "labeled as a boolean mask must have length 600"),
     (dict(labeled=np.arange(600)), "every one of the 600 pool rows is labeled"),
     (dict(labeled=np.arange(590)), r"k=20 is larger than the unlabeled pool \(10 of 600"),
-    (dict(seed="x"), "seed must be an int"),
+    (dict(seed="x"), "seed must be None, an int or a numpy.random.Generator"),
 ])
 def test_bad_arguments(pool, kwargs, message):
     X, probs = pool

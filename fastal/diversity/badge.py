@@ -6,14 +6,13 @@ Also home of the input checks shared by the diversity strategies of this package
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import FastalError
 from .._kernels import badge as _k
 from .._selection import Selection
+from .._validation import as_embeddings, as_probs, check_int, check_k, make_rng, parse_labeled
 
 #: Rows of ``probs`` must sum to 1 within this tolerance, with no entry below its negative.
 PROBABILITY_TOLERANCE = 1e-3
@@ -190,114 +189,3 @@ def _sum_left_to_right(values):
     for v in values.tolist():
         total += v
     return total
-
-
-# --------------------------------------------------------------------------- shared checks
-
-
-def check_int(value, name, low, high=None):
-    """An integer in [low, high] or a FastalError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise FastalError(f"{name} must be an integer; got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        upper = "" if high is None else f" and <= {high}"
-        raise FastalError(f"{name} must be >= {low}{upper}; got {value}")
-    return value
-
-
-def check_k(k, n_unlabeled, n_pool):
-    """``k`` as an int in [1, n_unlabeled]."""
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
-        raise FastalError(f"k must be a positive integer; got {k!r}")
-    k = int(k)
-    if k < 1:
-        raise FastalError(f"k must be >= 1; got {k}")
-    if n_unlabeled == 0:
-        raise FastalError(f"labeled covers all {n_pool} pool rows; nothing left to pick")
-    if k > n_unlabeled:
-        raise FastalError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled} "
-                          f"of {n_pool}); got {k}")
-    return k
-
-
-def make_rng(seed):
-    """The one place a seed becomes a ``numpy.random.Generator``."""
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise FastalError(f"seed must be None, an int or a numpy.random.Generator; "
-                          f"got {seed!r}") from exc
-
-
-def as_embeddings(X, name="X"):
-    """2-D float32/float64 C-contiguous array with at least one row and column.
-
-    Finiteness is checked by the caller (fused into its first pass where it has one).
-    """
-    a = np.asarray(X)
-    if a.dtype.kind not in "biuf":
-        raise FastalError(f"{name} must be a real numeric array; got dtype {a.dtype}")
-    if a.ndim != 2:
-        raise FastalError(f"{name} must be 2-D (rows, dims); got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0:
-        raise FastalError(f"{name} must have at least one row and one column; "
-                          f"got shape {a.shape}")
-    if a.dtype != np.float32 and a.dtype != np.float64:
-        a = a.astype(np.float32)
-    return np.ascontiguousarray(a)
-
-
-def check_finite(a, name="X", chunk_rows=None):
-    """Raise naming the first row with NaN/inf; checks ``chunk_rows`` rows at a time."""
-    chunk = chunk_rows or max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(1, a.shape[1] * a.itemsize))
-    for start in range(0, a.shape[0], chunk):
-        ok = np.isfinite(a[start:start + chunk]).all(axis=1)
-        if not ok.all():
-            raise FastalError(f"{name} must be finite; row {start + int(np.flatnonzero(~ok)[0])} "
-                              "contains NaN or inf")
-
-
-def as_probs(probs, n_pool):
-    """2-D float32/float64 C-contiguous (N, C) array with N == n_pool, C >= 1.
-
-    Values (finite, on the simplex) are checked by the caller's first pass.
-    """
-    p = np.asarray(probs)
-    if p.dtype.kind not in "biuf":
-        raise FastalError(f"probs must be a real numeric array; got dtype {p.dtype}")
-    if p.ndim != 2:
-        raise FastalError(f"probs must be 2-D (rows, classes); got shape {p.shape}")
-    if p.shape[0] != n_pool:
-        raise FastalError(f"probs must have one row per pool row ({n_pool} rows like X); "
-                          f"got {p.shape[0]} rows")
-    if p.shape[1] == 0:
-        raise FastalError(f"probs must have at least one class column; got shape {p.shape}")
-    if p.dtype != np.float32 and p.dtype != np.float64:
-        p = p.astype(np.float32)
-    return np.ascontiguousarray(p)
-
-
-def parse_labeled(labeled, n_pool):
-    """Sorted unique int64 positions from None, int positions or a boolean mask."""
-    if labeled is None:
-        return np.empty(0, dtype=np.int64)
-    lab = np.asarray(labeled)
-    if lab.ndim != 1:
-        raise FastalError("labeled must be 1-D: pool row positions or a boolean mask of "
-                          f"length {n_pool}; got shape {lab.shape}")
-    if lab.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if lab.dtype.kind == "b":
-        if lab.shape[0] != n_pool:
-            raise FastalError(f"labeled as a boolean mask must have length {n_pool} "
-                              f"(pool rows); got length {lab.shape[0]}")
-        return np.flatnonzero(lab).astype(np.int64)
-    if lab.dtype.kind not in "iu":
-        raise FastalError("labeled must hold integer pool row positions (or be a boolean "
-                          f"mask); got dtype {lab.dtype}")
-    lo, hi = int(lab.min()), int(lab.max())
-    if lo < 0 or hi >= n_pool:
-        raise FastalError(f"labeled positions must be in [0, {n_pool}); "
-                          f"got {lo if lo < 0 else hi}")
-    return np.unique(lab.astype(np.int64))

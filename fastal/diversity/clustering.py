@@ -10,8 +10,9 @@ import numpy as np
 
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._selection import Selection
-from .badge import (as_embeddings, as_probs, badge, check_finite, check_int, check_k,
-                    make_rng, parse_labeled)
+from .._validation import (as_embeddings, as_probs, check_finite, check_int, check_k,
+                           make_rng, parse_labeled)
+from .badge import badge
 
 #: FAISS k-means iterations.
 KMEANS_ITER = 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._selection import Selection
-from .badge import as_embeddings, check_finite, check_int, check_k, make_rng, parse_labeled
+from .._validation import as_embeddings, check_finite, check_int, check_k, make_rng, parse_labeled
 from .clustering import assign, train_kmeans
 
 
