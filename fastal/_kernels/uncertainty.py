@@ -55,6 +55,24 @@ def _least_confidence_from_probs(probs, atol, out):
     return n_bad
 
 
+@njit(inline="always")
+def _load_block(probs, start, m, columns, total, lowest):
+    """Transpose rows [start, start + m) into columns (C, m); reset the validity sums."""
+    c = probs.shape[1]
+    for r in range(m):
+        for j in range(c):
+            columns[j, r] = probs[start + r, j]
+    for r in range(m):
+        total[r] = 0.0
+        lowest[r] = np.inf
+
+
+@njit(inline="always")
+def _valid(total, lowest, r, atol):
+    """The simplex check of one row (False for NaN/inf, which poison the sum)."""
+    return lowest[r] >= -atol and abs(total[r] - 1.0) <= atol
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _top2_from_probs(probs, method, atol, block, out):
     """Margin or ratio of each row of probs (rows, C), C >= 2; same validity rule.
@@ -75,12 +93,8 @@ def _top2_from_probs(probs, method, atol, block, out):
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
             m = min(n, start + block) - start
+            _load_block(probs, start, m, columns, total, lowest)
             for r in range(m):
-                for j in range(c):
-                    columns[j, r] = probs[start + r, j]
-            for r in range(m):
-                total[r] = 0.0
-                lowest[r] = np.inf
                 top1[r] = -np.inf
                 top2[r] = -np.inf
             for j in range(c):
@@ -96,7 +110,7 @@ def _top2_from_probs(probs, method, atol, block, out):
                     top2[r] = t2 if t2 > smaller else smaller
                     top1[r] = a if a > p else p
             for r in range(m):
-                if lowest[r] >= -atol and abs(total[r] - 1.0) <= atol:
+                if _valid(total, lowest, r, atol):
                     p1 = np.float64(top1[r])
                     p2 = np.float64(top2[r])
                     if method == MARGIN:
@@ -129,12 +143,8 @@ def _entropy_from_probs32(probs, atol, block, out):
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
             m = min(n, start + block) - start
+            _load_block(probs, start, m, columns, total, lowest)
             for r in range(m):
-                for j in range(c):
-                    columns[j, r] = probs[start + r, j]
-            for r in range(m):
-                total[r] = 0.0
-                lowest[r] = np.inf
                 acc[r] = 0.0
             for j in range(c):
                 for r in range(m):
@@ -147,7 +157,7 @@ def _entropy_from_probs32(probs, atol, block, out):
                     q = p if p > tiny else np.float32(1.0)
                     acc[r] -= q * log32(q)
             for r in range(m):
-                if lowest[r] >= -atol and abs(total[r] - 1.0) <= atol:
+                if _valid(total, lowest, r, atol):
                     out[start + r] = acc[r]
                 else:
                     out[start + r] = np.nan
