@@ -23,8 +23,13 @@ _BLOCKS_PER_TASK = 32
 
 
 def block_rows(n_classes: int) -> int:
-    """Rows per transposed block: the (C, block) buffer stays within ~32 KiB (L1/L2)."""
-    return int(min(128, max(16, (8192 // max(n_classes, 1)) // 16 * 16)))
+    """Rows per transposed block: a power of two near 4096 / C, between 16 and 128.
+
+    The (C, block) buffer then holds ~16 KiB (stays in L1). Measured on 2 cores: C = 10 runs
+    best at 128 rows, C = 100 at 32 (1.5-2x faster than 128).
+    """
+    target = max(1, 4096 // max(n_classes, 1))
+    return int(min(128, max(16, 1 << (target.bit_length() - 1))))
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
