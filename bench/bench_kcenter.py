@@ -10,8 +10,23 @@ to the labeled set, then per pick one float32 mat-vec ``|x|^2 + |c|^2 - 2 X c`` 
 the exact greedy order; the table reports whether the two pick lists are identical and, if
 not, the first pick at which they differ.
 
-    python bench/bench_kcenter.py            # full table (several minutes, ~3 GB RAM)
-    python bench/bench_kcenter.py --quick    # small sizes, seconds
+Peers run in their own environment (``bench/peers.py``, ``--peers-python``), in the same
+run, on the same data:
+
+- lightly-mundig (Rust) on the full case, killed after ``--peer-cap`` seconds ("> cap").
+- scikit-activeml ``k_greedy_center`` (a (k, N + L) float64 matrix), small-text
+  ``greedy_coreset`` and ALiPy coreset are quadratic in time or memory; they run on the
+  first ``--small-rows`` pool rows with ``k = --small-k`` (fastal and the NumPy loop run on
+  that small case too), each capped at ``--peer-cap`` seconds. Throughput is reported as
+  rows x picks per second, so the full and small runs can be compared.
+
+"picks identical": for fastal and the NumPy loop, against the exact float64 reference
+order (fastal's, checked by the tests); for peers, the same picks as fastal, yes/no. Peers
+use float32 or their own distance formulas and break exact ties their own way, so "no" can
+be legitimate.
+
+    python bench/bench_kcenter.py            # full table (tens of minutes, ~3 GB RAM)
+    python bench/bench_kcenter.py --quick    # small sizes
 """
 
 from __future__ import annotations
@@ -116,20 +131,24 @@ def worker(args):
     except OSError:
         pass
     stats = {}
-    t0 = time.perf_counter()
-    if args.worker == "fastal":
-        picks = _kcenter(X, args.k, labeled=labeled, stats=stats).indices
-    else:
-        picks = numpy_loop(X, args.k, labeled)
-    elapsed = time.perf_counter() - t0
-    peak = _status("VmHWM")
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        if args.worker == "fastal":
+            picks = _kcenter(X, args.k, labeled=labeled, stats=stats).indices
+        else:
+            picks = numpy_loop(X, args.k, labeled)
+        times.append(time.perf_counter() - t0)
+        if len(times) == 1:
+            peak = _status("VmHWM")  # the first call: later calls reuse freed memory
+    elapsed = min(times)
     np.save(args.out, picks)
     print(json.dumps({"time": elapsed, "added": peak - base, "stats": stats}))
 
 
-def run_method(method, data, labeled, k, out):
+def run_method(method, data, labeled, k, out, repeat=1):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", method, "--data", data,
-           "--labeled", labeled, "--k", str(k), "--out", out]
+           "--labeled", labeled, "--k", str(k), "--out", out, "--repeat", str(repeat)]
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -139,6 +158,53 @@ def run_method(method, data, labeled, k, out):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+PEER_FULL = ("lightly-mundig",)
+PEER_SMALL = ("scikit-activeml", "small-text", "ALiPy")
+
+
+def run_peer(library, X, labeled, k, python, cap):
+    """(seconds or None, picks or None, note) of one peer, in the peer environment."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from peers import run_peers
+
+    arrays = {"pool": X, "labeled": X[labeled], "k": k}
+    try:
+        results, _ = run_peers("kcenter", arrays, python=python, libraries=[library],
+                               timeout=cap)
+    except subprocess.TimeoutExpired:
+        return None, None, f"> {cap:.0f} s"
+    except subprocess.CalledProcessError as error:
+        return None, None, f"failed ({error.returncode})"
+    if not results:
+        return None, None, "not installed"
+    result = next(iter(results.values()))
+    if result.error:
+        return None, None, result.error.split(":")[0]
+    return min(result.seconds), np.asarray(result.output), ""
+
+
+def _same(a, b):
+    if a is None or b is None:
+        return "-"
+    if np.array_equal(a, b):
+        return "yes"
+    diff = np.flatnonzero(np.asarray(a)[:len(b)] != np.asarray(b)[:len(a)])
+    first = int(diff[0]) if diff.size else min(len(a), len(b))
+    return f"no (from pick {first})"
+
+
+def _row(name, n, d, n_labeled, k, seconds, note, added, same, reference_seconds):
+    if seconds is None:
+        timing, ratio, rate = note, "-", "-"
+    else:
+        timing = f"{seconds:.2f}"
+        ratio = f"{seconds / reference_seconds:.1f}x" if reference_seconds else "-"
+        rate = f"{n * k / seconds:.2e}"
+    memory = "-" if added is None else f"{added / 2**20:.0f} ({added / n:.1f})"
+    return (f"| {n:,} x {d}, L={n_labeled:,}, k={k:,} | {name} | {timing} | {ratio} | {rate} "
+            f"| {memory} | {same} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
@@ -146,6 +212,15 @@ def main(argv=None):
     parser.add_argument("--cases", default=None,
                         help="semicolon-separated N,d,L,k cases, e.g. '100000,64,100,500'")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="calls per method; the best time is reported")
+    parser.add_argument("--peers-python", default=os.environ.get("FASTAL_PEERS_PYTHON",
+                                                                "/work/peers-venv/bin/python"),
+                        help="interpreter of the peer environment ('' to skip peers)")
+    parser.add_argument("--peer-cap", type=float, default=300.0,
+                        help="seconds before a peer run is killed")
+    parser.add_argument("--small-rows", type=int, default=20_000)
+    parser.add_argument("--small-k", type=int, default=100)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--labeled", help=argparse.SUPPRESS)
@@ -159,46 +234,64 @@ def main(argv=None):
         cases = [tuple(int(v) for v in c.split(",")) for c in args.cases.split(";")]
     else:
         cases = QUICK_CASES if args.quick else FULL_CASES
+    peers_python = args.peers_python if args.peers_python and os.path.exists(
+        args.peers_python) else None
 
     import numba
 
     print(f"command: python bench/bench_kcenter.py {' '.join(sys.argv[1:])}")
     print(f"data: {args.data_kind}, float32, labeled = random pool positions; "
-          f"numba threads: {numba.get_num_threads()}, cpus: {os.cpu_count()}\n")
-    print("| N | d | L | k | fastal s | NumPy loop s | ratio | fastal added MB (B/row) "
-          "| NumPy added MB (B/row) | picks identical | rows evaluated |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          f"numba threads: {numba.get_num_threads()}, cpus: {os.cpu_count()}; "
+          f"best of {args.repeat}; peers capped at {args.peer_cap:.0f} s\n")
+    print("| case | method | seconds | time / fastal | rows x picks / s "
+          "| added MB (B/row) | picks identical |")
+    print("|---|---|---|---|---|---|---|")
     phases = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, d, n_labeled, k in cases:
             X, labeled = make_data(n, d, n_labeled, args.data_kind, args.seed)
-            data, lab = os.path.join(tmp, "X.npy"), os.path.join(tmp, "labeled.npy")
-            np.save(data, X)
-            np.save(lab, labeled)
+            small_n = min(n, args.small_rows)
+            small_k = min(k, args.small_k)
+            small_labeled = labeled[labeled < small_n]
+            if small_labeled.size == 0:
+                small_labeled = labeled[:1] % small_n
+            for scale, (nn, kk, lab) in (("full", (n, k, labeled)),
+                                        ("small", (small_n, small_k, small_labeled))):
+                if scale == "small" and (not peers_python or (nn, kk) == (n, k)):
+                    continue
+                Xs = X[:nn]
+                data, labf = os.path.join(tmp, "X.npy"), os.path.join(tmp, "labeled.npy")
+                np.save(data, Xs)
+                np.save(labf, lab)
+                res, picks = {}, {}
+                for method in ("fastal", "numpy"):
+                    out = os.path.join(tmp, f"{method}.npy")
+                    res[method] = run_method(method, data, labf, kk, out, args.repeat)
+                    picks[method] = np.load(out)
+                fa = res["fastal"]
+                print(_row("fastal", nn, d, lab.size, kk, fa["time"], "", fa["added"],
+                           "yes (reference order)", fa["time"]), flush=True)
+                nu = res["numpy"]
+                print(_row("NumPy loop (FAISS + float32 mat-vec)", nn, d, lab.size, kk,
+                           nu["time"], "", nu["added"], _same(picks["numpy"], picks["fastal"]),
+                           fa["time"]), flush=True)
+                if scale == "full":
+                    st = fa["stats"]
+                    phases.append((nn, d, lab.size, kk, st))
+                for library in (PEER_FULL if scale == "full" else PEER_SMALL):
+                    if not peers_python:
+                        continue
+                    seconds, peer_picks, note = run_peer(library, Xs, lab, kk, peers_python,
+                                                         args.peer_cap)
+                    print(_row(library, nn, d, lab.size, kk, seconds, note, None,
+                               _same(peer_picks, picks["fastal"]), fa["time"]), flush=True)
             del X
-            res, picks = {}, {}
-            for method in ("fastal", "numpy"):
-                out = os.path.join(tmp, f"{method}.npy")
-                res[method] = run_method(method, data, lab, k, out)
-                picks[method] = np.load(out)
-            same = np.array_equal(picks["fastal"], picks["numpy"])
-            if same:
-                ident = "yes"
-            else:
-                first = int(np.flatnonzero(picks["fastal"] != picks["numpy"])[0])
-                ident = f"no (first differs at pick {first})"
-            st = res["fastal"]["stats"]
-            evaluated = st["row_evaluations"] / (n * k)
-            fa, nu = res["fastal"], res["numpy"]
-            print(f"| {n:,} | {d} | {n_labeled:,} | {k:,} | {fa['time']:.2f} | {nu['time']:.2f} "
-                  f"| {nu['time'] / fa['time']:.1f}x | {fa['added'] / 2**20:.0f} "
-                  f"({fa['added'] / n:.1f}) | {nu['added'] / 2**20:.0f} ({nu['added'] / n:.1f}) "
-                  f"| {ident} | {100 * evaluated:.1f}% (G={st['n_groups']}) |", flush=True)
-            phases.append((n, d, n_labeled, k, st["seconds"]))
-    print("\nfastal phases (s): " + "; ".join(
-        f"N={n:,} d={d} L={n_labeled:,} k={k:,}: "
-        + ", ".join(f"{name} {sec:.2f}" for name, sec in secs.items())
-        for n, d, n_labeled, k, secs in phases))
+    print("\nfastal phases (s), groups and rows evaluated (share of N x k):")
+    for n, d, n_labeled, k, st in phases:
+        print(f"- N={n:,} d={d} L={n_labeled:,} k={k:,}: "
+              + ", ".join(f"{name} {sec:.2f}" for name, sec in st["seconds"].items())
+              + f"; {st['grouping']} groups G={st['n_groups']:,}; "
+              f"{100 * st['row_evaluations'] / (n * k):.2f}% rows evaluated")
 
 
 if __name__ == "__main__":

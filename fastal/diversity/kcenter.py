@@ -30,9 +30,8 @@ _SPLIT_ITER = 3
 _SPLIT_RADIUS = 0.8
 _SPLIT_MIN_ROWS = 16
 _SPLIT_MAX = 32
-# FAISS search scratch per call (query block + distance table), and its floor in rows
-_SEARCH_BYTES = 2 << 20
-_MIN_SEARCH_ROWS = 256
+_KERNEL_ROWS = 1 << 16  # rows per exact-recomputation kernel call (24 bytes each of scratch)
+_SEARCH_ROWS = 4096  # rows per FAISS search call (FAISS's BLAS query block)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 
 
@@ -71,8 +70,8 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
         Non-negative finite weights. Each pick is then the argmax of
         ``weights[i] * mindist[i]`` (weighted k-center, e.g. uncertainty x distance).
     chunk_rows : int, optional
-        Rows per chunk in the initial FAISS passes (memory of those passes is proportional
-        to it). Default: about 4 MiB of input per chunk.
+        Rows per chunk in the input checks and the initial FAISS passes (those are further
+        capped to 4096 rows per call). Default: about 4 MiB of input per chunk.
 
     Returns
     -------
@@ -106,18 +105,28 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
        neighbours, so the exact float64 distance of its 2 best candidates is recomputed,
        and a row whose 2nd candidate is not provably farther than the best one (worst-case
        float32 error bound) is rescanned exactly against every labeled point.
-    2. The pool is split into G ~ ``sqrt(N)`` (0.5x to 2x, growing with k) groups by FAISS
-       k-means on a sample. For a new centre
-       ``c``, a group with centroid ``m`` and radius ``r`` is skipped when
+    2. The pool is split into groups. With ``sqrt(N) / 2 <= L <= 4096`` labeled points,
+       the labeled search already gives each row its nearest labeled point: those cells
+       are the coarse groups (no extra pass), and each cell is split inside itself by
+       farthest-first seeds (until every row is within 0.8x the median cell radius of a
+       seed, at most one seed per 16 rows, 32 per cell) and 3 Lloyd steps over the cell's
+       rows only. Otherwise G ~ ``sqrt(N)`` (0.5x to 2x, growing with k) FAISS k-means
+       groups are trained on a sample and the pool is assigned to them. For a new centre
+       ``c``, a group with centre ``m`` and radius ``r`` is skipped when
        ``d(c, m) - r >= max D`` over the group, and a row at distance ``r_i`` from ``m`` is
        skipped when ``d(c, m) - r_i >= D(i)``: by the triangle inequality neither can get
-       closer to ``c`` than to the current centres. Each group keeps its best row, so the
-       global argmax is a max over groups.
+       closer to ``c`` than to the current centres. These bounds hold for any ``m``, so
+       the grouping changes the speed, never the result. Each group keeps its best row,
+       so the global argmax is a max over groups.
 
-    Extra memory is O(N): 16 bytes per pool row (float64 ``D``, float32 row-to-centroid
-    distance, int32 group permutation; int64 beyond 2**31 rows), plus 8 bytes per row for
-    the inverse norms with ``"cosine"``, plus O(G d + chunk_rows (d + L)) scratch. The pool
-    is never copied or reordered.
+    Extra memory is O(N): 16 bytes per pool row (float64 ``D``, float32 row-to-centre
+    distance, int32 group permutation; int64 beyond 2**31 rows), kept in group order so
+    that the per-pick scans are sequential (the group labels live in the row-to-centre
+    buffer until the rows are sorted, and ``D`` is permuted in place with an N-bit mask),
+    plus 8 bytes per row for the inverse norms with ``"cosine"``, plus O(G d) and the
+    FAISS search scratch of 4096-row calls (a 4096 x min(L, 1024) float32 distance table,
+    16 MiB at L >= 1000, the same as a plain FAISS search). The pool is never copied or
+    reordered.
 
     References
     ----------
@@ -267,11 +276,15 @@ def _labeled_groups_pay(n_pool, n_labeled):
     return n_labeled > 0 and 0.5 * np.sqrt(n_pool) <= n_labeled <= _MAX_GROUPS
 
 
-def _search_rows(chunk, d, n_labeled, n_centroids):
-    """Rows per FAISS search call: the float32 block and the FAISS distance table of a
-    call (about ``rows * (d + L + G)`` floats) stay within ``_SEARCH_BYTES``."""
-    per_row = 4 * (d + min(n_labeled, 1024) + min(n_centroids, 1024)) + 64
-    return int(max(1, min(chunk, max(_MIN_SEARCH_ROWS, _SEARCH_BYTES // per_row))))
+def _search_rows(chunk):
+    """Rows per FAISS search call: one FAISS BLAS query block (4096 rows).
+
+    Smaller calls save FAISS's distance table (rows x min(L, 1024) floats, 16 MiB at
+    L >= 1024) but each call is a few OpenMP/BLAS parallel regions, and when FAISS's
+    threads spin (``OMP_WAIT_POLICY`` unset when faiss was imported) on a loaded machine,
+    1024-row calls were measured 2-3x slower than 4096-row calls.
+    """
+    return int(max(1, min(chunk, _SEARCH_ROWS)))
 
 
 def _search_block(pool, begin, stop, inv_norm, cosine, shift):
@@ -285,21 +298,6 @@ def _search_block(pool, begin, stop, inv_norm, cosine, shift):
         block *= inv_norm[begin:stop, None]
     block -= shift
     return block.astype(np.float32)
-
-
-class _small_faiss_blocks:
-    """Cap FAISS's BLAS query block (default 4096 rows x 1024 database rows, a 16 MB
-    distance table) to our search chunk, restoring the global setting afterwards."""
-
-    def __init__(self, faiss):
-        self.cvar = faiss.cvar
-
-    def __enter__(self):
-        self.saved = self.cvar.distance_compute_blas_query_bs
-        self.cvar.distance_compute_blas_query_bs = min(self.saved, 1024)
-
-    def __exit__(self, *exc):
-        self.cvar.distance_compute_blas_query_bs = self.saved
 
 
 # --------------------------------------------------------------------------- driver
@@ -415,27 +413,37 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
         n_cand = min(_N_CANDIDATES, n_labeled)
         err_coef = 2.0 * (d + 8) * _U32
         nearest = labels if by_labeled else np.empty(0, dtype=np.int32)
-    search_rows = _search_rows(chunk, d, n_labeled if lab64 is not None else 0,
-                               0 if by_labeled else n_groups)
-    fallback = np.empty(search_rows, dtype=np.int8)
-    with _small_faiss_blocks(faiss):
-        for begin in range(0, n_pool, search_rows):
-            stop = min(begin + search_rows, n_pool)
+    search_rows = _search_rows(chunk)
+    # FAISS calls run back to back over a super-block, then one kernel call handles the
+    # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
+    # between them at every small chunk costs a thread hand-over each time (measured 3x
+    # slower when FAISS's threads spin, i.e. faiss imported before fastal).
+    block_rows = max(search_rows, min(_KERNEL_ROWS, n_pool))
+    if lab64 is not None:
+        cand = np.empty((block_rows, n_cand), dtype=np.int64)
+        cand_sq = np.empty((block_rows, n_cand), dtype=np.float32)
+        fallback = np.empty(block_rows, dtype=np.int8)
+    for outer in range(0, n_pool, block_rows):
+        outer_stop = min(outer + block_rows, n_pool)
+        for begin in range(outer, outer_stop, search_rows):
+            stop = min(begin + search_rows, outer_stop)
             block = _search_block(pool, begin, stop, inv_norm, cosine, shift)
             if not by_labeled:
                 _, assign = centroid_index.search(block, 1)
-                labels[begin:stop] = np.maximum(assign[:, 0], 0)  # -1 (none found) -> group 0
-                del assign
-                clock.lap("assign")
-            if lab64 is None:
-                continue
-            cand_sq, cand = labeled_index.search(block, n_cand)
-            del block
-            _k.labeled_mindist(pool, begin, inv_norm, cosine, lab64, cand, cand_sq, shift,
-                               labeled_norm_max, err_coef, mindist, nearest,
-                               fallback[:stop - begin])
-            n_fallback += int(fallback[:stop - begin].sum())
-            clock.lap("labeled")
+                labels[begin:stop] = np.maximum(assign[:, 0], 0)  # -1 (none) -> group 0
+            if lab64 is not None:
+                sq, found = labeled_index.search(block, n_cand)
+                cand[begin - outer:stop - outer] = found
+                cand_sq[begin - outer:stop - outer] = sq
+        clock.lap("assign" if lab64 is None else "search")
+        if lab64 is None:
+            continue
+        rows = outer_stop - outer
+        _k.labeled_mindist(pool, outer, inv_norm, cosine, lab64, cand[:rows],
+                           cand_sq[:rows], shift, labeled_norm_max, err_coef, mindist,
+                           nearest, fallback[:rows])
+        n_fallback += int(fallback[:rows].sum())
+        clock.lap("labeled")
     if lab64 is None:
         mindist.fill(np.inf)
     if positions is not None:
@@ -456,7 +464,9 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
         _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
         sizes = np.diff(offsets)
         split_radius = _SPLIT_RADIUS * float(np.median(radius[sizes > 0]))
-        n_sub = np.clip(sizes // _SPLIT_MIN_ROWS, 1, _SPLIT_MAX).astype(np.int64)
+        # fewer picks amortise less splitting: up to 32 groups per cell at k >= 1000
+        split_max = int(np.clip(round(_SPLIT_MAX * np.sqrt(k / 1000.0)), 2, _SPLIT_MAX))
+        n_sub = np.clip(sizes // _SPLIT_MIN_ROWS, 1, split_max).astype(np.int64)
         sub_offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(n_sub, out=sub_offsets[1:])
         centroids = np.empty((int(sub_offsets[-1]), d), dtype=np.float64)
