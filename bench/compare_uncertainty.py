@@ -66,35 +66,47 @@ def numpy_formula(method):
     return lambda p: (lambda a, b: b / a)(*top2(p))
 
 
+# Peers that loop over rows in Python are timed on fewer rows (their rows/s does not depend
+# on the pool size); the others on the full --peer-rows.
+SLOW_PEERS = {"small-text": 20_000, "ALiPy": 100_000}
+
+
 def run_peers(probs, methods, repeat):
-    """{(library, method): seconds} for every available peer (in-process or subprocess)."""
+    """{(library, method): rows/s} for every available peer (in-process or subprocess)."""
     here = peers.uncertainty_peers()
-    if here:
-        results = peers.run_here("uncertainty", {"probs": probs}, methods=methods, repeat=repeat)
-        meta = {"versions": peers.peer_versions()}
-    elif os.environ.get(peers.PEERS_PYTHON_ENV):
-        results, meta = peers.run_peers("uncertainty", {"probs": probs}, methods=methods,
-                                        repeat=repeat)
-    else:
+    if not here and not os.environ.get(peers.PEERS_PYTHON_ENV):
         return {}, {}
-    times = {}
-    for (library, method), r in results.items():
-        if r.error is None and r.seconds:
-            times[(library, method)] = min(r.seconds)
-    return times, meta.get("versions", {})
+    rates, versions = {}, {}
+    groups = [(None, probs)] + [([lib], probs[:rows]) for lib, rows in SLOW_PEERS.items()]
+    fast = [lib for lib in peers.PEERS if lib not in SLOW_PEERS]
+    for libraries, sub in groups:
+        libraries = libraries or fast
+        if here:
+            results = peers.run_here("uncertainty", {"probs": sub}, methods=methods,
+                                     libraries=libraries, repeat=repeat)
+            meta = {"versions": peers.peer_versions()}
+        else:
+            results, meta = peers.run_peers("uncertainty", {"probs": sub}, methods=methods,
+                                            libraries=libraries, repeat=repeat)
+        versions.update(meta.get("versions", {}))
+        for (library, method), r in results.items():
+            if r.error is None and r.seconds:
+                rates[(library, method)] = sub.shape[0] / min(r.seconds)
+    return rates, versions
 
 
 def scoring_tables(sizes, peer_rows, bandwidth, repeat, skip_peers):
     rows = []
     versions = {}
+    peer_cache = {}
     for n, c in sizes:
         probs = make_probs(n, c)
         nbytes = probs.nbytes
-        peer_times = {}
+        peer_rates = {}
         if not skip_peers and peer_rows:
-            sub = probs[:min(n, peer_rows)]
-            peer_times, versions = run_peers(sub, METHODS, repeat=2)
-            peer_n = sub.shape[0]
+            if c not in peer_cache:  # peers' rows/s do not depend on the pool size
+                peer_cache[c] = run_peers(probs[:min(n, peer_rows)], METHODS, repeat=2)
+            peer_rates, versions = peer_cache[c]
         for method in METHODS:
             fastal.score(probs[:1000], method)  # compile outside the timing
             t_fastal = _common.best_of(lambda: fastal.score(probs, method), repeat=repeat)
@@ -103,22 +115,23 @@ def scoring_tables(sizes, peer_rows, bandwidth, repeat, skip_peers):
                 t_numpy = _common.best_of(lambda: formula(probs), repeat=max(1, repeat - 1))
             fastal_rate = n / t_fastal
             numpy_rate = n / t_numpy
-            peer_rates = {lib: peer_n / t for (lib, m), t in peer_times.items() if m == method}
-            best_peer = max(peer_rates.items(), key=lambda kv: kv[1]) if peer_rates else None
+            method_rates = {lib: r for (lib, m), r in peer_rates.items() if m == method}
+            best_peer = max(method_rates.items(), key=lambda kv: kv[1]) if method_rates else None
             rows.append([
                 f"{n:,}", c, method,
                 _common.fmt_rate(fastal_rate),
                 f"{nbytes / t_fastal / 1e9:.1f} GB/s = {nbytes / t_fastal / bandwidth:.0%}",
                 _common.fmt_rate(numpy_rate),
                 f"{fastal_rate / numpy_rate:.1f}x",
-                ", ".join(f"{lib} {_common.fmt_rate(r)}" for lib, r in sorted(peer_rates.items()))
+                ", ".join(f"{lib} {_common.fmt_rate(r)}" for lib, r in sorted(method_rates.items()))
                 or "-",
                 f"{fastal_rate / best_peer[1]:.0f}x ({best_peer[0]})" if best_peer else "-",
             ])
             print(" | ".join(str(x) for x in rows[-1]), file=sys.stderr)
         del probs
     headers = ["rows", "C", "method", "fastal rows/s", "fastal read rate = share of bandwidth",
-               "NumPy rows/s", "fastal / NumPy", f"peers rows/s (at {peer_rows:,} rows)",
+               "NumPy rows/s", "fastal / NumPy",
+               f"peers rows/s (at {peer_rows:,} rows; small-text 20k, ALiPy 100k)",
                "fastal / fastest peer"]
     return _common.table(headers, rows), versions
 
