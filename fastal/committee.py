@@ -141,10 +141,42 @@ def committee_chunk(members, methods, *, from_logits=False, out, start=0, name="
     bald and kl_max are clamped at 0 (rounding can make them -1e-17 for equal members).
     """
     out2 = _as_2d_out(out, len(methods), members.shape[1])
-    n_bad = _k._committee_scores(members, _codes(methods, _COMMITTEE_CODES), bool(from_logits),
-                                 PROBABILITY_TOLERANCE, out2)
+    codes = _codes(methods, _COMMITTEE_CODES)
+    if members.dtype == np.float32 and not from_logits:
+        # float32 probabilities: float32 logarithms vectorised across rows (see the kernel
+        # for the error bound); only the work the requested measures need is done.
+        flat, member_stride, row_stride = _flat_view(members)
+        n_members, n_rows, n_classes = members.shape
+        n_bad = _k._committee_probs32(flat, n_members, n_rows, n_classes, member_stride,
+                                      row_stride, codes, PROBABILITY_TOLERANCE,
+                                      _k.block_rows32(n_members, n_classes), out2)
+    else:
+        n_bad = _k._committee_scores(members, codes, bool(from_logits), PROBABILITY_TOLERANCE,
+                                     out2)
     if n_bad:
         _raise_bad_member_row(members, out2[0], start, from_logits, name)
+
+
+def _flat_view(members):
+    """(flat, member_stride, row_stride): members (M, rows, C) as a 1-D contiguous view.
+
+    ``members[m, r, j] == flat[m * member_stride + r * row_stride + j]``. ``flat`` spans
+    the memory from the first to the last element of ``members`` (all inside the array's
+    own buffer), so a strided slice of a larger array needs no copy; only members whose
+    classes are not adjacent in memory (or with negative strides) are copied first.
+    """
+    item = members.itemsize
+    strides = members.strides
+    if (strides[2] != item or strides[0] < 0 or strides[1] < 0
+            or strides[0] % item or strides[1] % item):
+        members = np.ascontiguousarray(members)
+        strides = members.strides
+    n_members, n_rows, n_classes = members.shape
+    member_stride, row_stride = strides[0] // item, strides[1] // item
+    extent = (n_members - 1) * member_stride + (n_rows - 1) * row_stride + n_classes
+    flat = np.lib.stride_tricks.as_strided(members, shape=(extent,), strides=(item,),
+                                           writeable=False)
+    return flat, member_stride, row_stride
 
 
 def votes_chunk(votes, methods, n_classes, out, start=0, name="votes"):
