@@ -219,6 +219,8 @@ def main(argv=None):
                         help="interpreter of the peer environment ('' to skip peers)")
     parser.add_argument("--peer-cap", type=float, default=300.0,
                         help="seconds before a peer run is killed")
+    parser.add_argument("--small-cap", type=float, default=120.0,
+                        help="seconds before a quadratic peer run (small case) is killed")
     parser.add_argument("--small-rows", type=int, default=20_000)
     parser.add_argument("--small-k", type=int, default=100)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -242,11 +244,14 @@ def main(argv=None):
     print(f"command: python bench/bench_kcenter.py {' '.join(sys.argv[1:])}")
     print(f"data: {args.data_kind}, float32, labeled = random pool positions; "
           f"numba threads: {numba.get_num_threads()}, cpus: {os.cpu_count()}; "
-          f"best of {args.repeat}; peers capped at {args.peer_cap:.0f} s\n")
+          f"best of {args.repeat}; peers capped at {args.peer_cap:.0f} s (full) and "
+          f"{args.small_cap:.0f} s (small: first {args.small_rows:,} rows, "
+          f"k = {args.small_k})\n")
     print("| case | method | seconds | time / fastal | rows x picks / s "
           "| added MB (B/row) | picks identical |")
     print("|---|---|---|---|---|---|---|")
     phases = []
+    small_done = set()
     with tempfile.TemporaryDirectory() as tmp:
         for n, d, n_labeled, k in cases:
             X, labeled = make_data(n, d, n_labeled, args.data_kind, args.seed)
@@ -257,8 +262,11 @@ def main(argv=None):
                 small_labeled = labeled[:1] % small_n
             for scale, (nn, kk, lab) in (("full", (n, k, labeled)),
                                         ("small", (small_n, small_k, small_labeled))):
-                if scale == "small" and (not peers_python or (nn, kk) == (n, k)):
+                if scale == "small" and (not peers_python or (nn, kk) == (n, k)
+                                         or (nn, d, lab.size, kk) in small_done):
                     continue
+                if scale == "small":
+                    small_done.add((nn, d, lab.size, kk))
                 Xs = X[:nn]
                 data, labf = os.path.join(tmp, "X.npy"), os.path.join(tmp, "labeled.npy")
                 np.save(data, Xs)
@@ -281,8 +289,8 @@ def main(argv=None):
                 for library in (PEER_FULL if scale == "full" else PEER_SMALL):
                     if not peers_python:
                         continue
-                    seconds, peer_picks, note = run_peer(library, Xs, lab, kk, peers_python,
-                                                         args.peer_cap)
+                    cap = args.peer_cap if scale == "full" else args.small_cap
+                    seconds, peer_picks, note = run_peer(library, Xs, lab, kk, peers_python, cap)
                     print(_row(library, nn, d, lab.size, kk, seconds, note, None,
                                _same(peer_picks, picks["fastal"]), fa["time"]), flush=True)
             del X

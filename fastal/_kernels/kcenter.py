@@ -381,17 +381,67 @@ def covering_radius(gmax):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def split_cells(X, inv_norm, cosine, perm, mindist, offsets, n_sub, sub_offsets, n_iter,
-                split_radius, centroids, sub_counts, sublabel):
-    """Split each cell (rows nearest to one labeled point, in group order) into at most
-    ``n_sub[g]`` groups: farthest-first seeds until every row is within ``split_radius`` of
-    a seed (Euclidean), then a few Lloyd iterations on the cell's own rows, and reorder the cell's
-    ``perm`` and ``mindist`` by sub-group (stable: rows stay increasing within a group).
+def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
+               split_radius, seed_pos, n_seeds):
+    """Farthest-first seeds inside each cell (rows nearest to one labeled point, in group
+    order): the first seed is the row farthest from the cell's labeled point, each next one
+    the row farthest from the seeds so far, until every row is within ``split_radius``
+    (Euclidean) of a seed or ``max_seeds[g]`` seeds are placed. One seed per cluster when a
+    cell straddles several. Writes group-order positions ``seed_pos[seed_offsets[g] + q]``
+    and ``n_seeds[g]``.
+    """
+    n_cells = offsets.shape[0] - 1
+    d = X.shape[1]
+    limit_sq = split_radius * split_radius
+    for g in prange(n_cells):
+        lo = offsets[g]
+        hi = offsets[g + 1]
+        n = hi - lo
+        if n == 0:
+            n_seeds[g] = 0
+            continue
+        base = seed_offsets[g]
+        far = lo
+        for p in range(lo, hi):
+            if mindist[p] > mindist[far]:
+                far = p
+        seed_pos[base] = far
+        count = 1
+        if max_seeds[g] > 1:
+            near = np.full(n, np.inf)
+            seed = np.empty(d, dtype=np.float64)
+            while True:
+                i = perm[seed_pos[base + count - 1]]
+                scale = inv_norm[i] if cosine else 1.0
+                for j in range(d):
+                    seed[j] = X[i, j] * scale
+                far_sq = -1.0
+                for p in range(lo, hi):
+                    r = perm[p]
+                    sq = _sq_to(X, r, inv_norm[r] if cosine else 1.0, cosine, seed)
+                    if sq < near[p - lo]:
+                        near[p - lo] = sq
+                    if near[p - lo] > far_sq:
+                        far_sq = near[p - lo]
+                        far = p
+                if far_sq <= limit_sq or count == max_seeds[g]:
+                    break
+                seed_pos[base + count] = far
+                count += 1
+        n_seeds[g] = count
 
-    Cheap where a FAISS k-means assignment of the whole pool is not: each row is compared
-    with its own cell's few seeds only. Writes ``centroids[sub_offsets[g] + j]`` (float64)
-    and ``sub_counts``; ``sublabel`` (N,) int32 is scratch (group order). Any centroids and
-    any assignment keep the selection exact; this only makes the groups tight.
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
+                sub_offsets, n_iter, centroids, sub_counts, sublabel):
+    """Lloyd iterations inside each cell, from its seeds, then a stable reorder of the
+    cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
+
+    Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with centroids
+    ``centroids[...]`` (float64) and sizes ``sub_counts[...]`` (possibly 0). Each row is
+    compared with its own cell's few seeds only, where a FAISS assignment compares it with
+    every centroid. Any centroids and any assignment keep the selection exact; this only
+    makes the groups tight. ``sublabel`` (N,) int32 is scratch (group order).
     """
     n_cells = offsets.shape[0] - 1
     d = X.shape[1]
@@ -399,45 +449,16 @@ def split_cells(X, inv_norm, cosine, perm, mindist, offsets, n_sub, sub_offsets,
         lo = offsets[g]
         hi = offsets[g + 1]
         n = hi - lo
-        s = n_sub[g]
-        base = sub_offsets[g]
-        counts = np.zeros(s, dtype=np.int64)
-        if n == 0:
-            for j in range(d):
-                centroids[base, j] = 0.0
-            sub_counts[base] = 0
+        s = sub_offsets[g + 1] - sub_offsets[g]
+        if s == 0:
             continue
-        # Seeds by farthest-first traversal inside the cell, starting from the row farthest
-        # from the cell's labeled point: one seed per cluster when the cell straddles several.
-        limit_sq = split_radius * split_radius
-        if s > 1:
-            near = np.empty(n, dtype=np.float64)
-            far = lo
-            for p in range(lo, hi):
-                near[p - lo] = np.inf
-                if mindist[p] > mindist[far]:
-                    far = p
-            for q in range(s):
-                i = perm[far]
-                scale = inv_norm[i] if cosine else 1.0
-                for j in range(d):
-                    centroids[base + q, j] = X[i, j] * scale
-                if q == s - 1:
-                    break
-                far_sq = -1.0
-
-                for p in range(lo, hi):
-                    i = perm[p]
-                    scale = inv_norm[i] if cosine else 1.0
-                    sq = _sq_to(X, i, scale, cosine, centroids[base + q])
-                    if sq < near[p - lo]:
-                        near[p - lo] = sq
-                    if near[p - lo] > far_sq:
-                        far_sq = near[p - lo]
-                        far = p
-                if far_sq <= limit_sq:
-                    s = q + 1  # every row is within split_radius of a seed
-                    break
+        base = sub_offsets[g]
+        for q in range(s):
+            i = perm[seed_pos[seed_offsets[g] + q]]
+            scale = inv_norm[i] if cosine else 1.0
+            for j in range(d):
+                centroids[base + q, j] = X[i, j] * scale
+        counts = np.zeros(s, dtype=np.int64)
         for it in range(n_iter + 1):
             counts[:] = 0
             for p in range(lo, hi):
@@ -471,8 +492,8 @@ def split_cells(X, inv_norm, cosine, perm, mindist, offsets, n_sub, sub_offsets,
                     inv = 1.0 / counts[q]
                     for j in range(d):
                         centroids[base + q, j] *= inv
-        for q in range(n_sub[g]):
-            sub_counts[base + q] = counts[q] if q < s else 0
+        for q in range(s):
+            sub_counts[base + q] = counts[q]
         if s == 1:
             continue
         # stable counting sort of the cell by sub-group

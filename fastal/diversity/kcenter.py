@@ -444,6 +444,8 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
                            nearest, fallback[:rows])
         n_fallback += int(fallback[:rows].sum())
         clock.lap("labeled")
+    if lab64 is not None:
+        del cand, cand_sq, fallback, labeled_index
     if lab64 is None:
         mindist.fill(np.inf)
     if positions is not None:
@@ -459,26 +461,29 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
         # Labeled cells are loose (one labeled point may sit among several clusters):
         # split each into about size / target rows with a few Lloyd steps inside the cell.
         # Seeds are added until every row of the cell is within a fraction of the median
-        # cell radius; at most one group per _SPLIT_MIN_ROWS rows. Empty groups are dropped.
+        # cell radius; at most one seed per _SPLIT_MIN_ROWS rows.
         radius = np.empty(n_groups, dtype=np.float64)
         _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
         sizes = np.diff(offsets)
         split_radius = _SPLIT_RADIUS * float(np.median(radius[sizes > 0]))
         # fewer picks amortise less splitting: up to 32 groups per cell at k >= 1000
         split_max = int(np.clip(round(_SPLIT_MAX * np.sqrt(k / 1000.0)), 2, _SPLIT_MAX))
-        n_sub = np.clip(sizes // _SPLIT_MIN_ROWS, 1, split_max).astype(np.int64)
+        max_seeds = np.clip(sizes // _SPLIT_MIN_ROWS, 1, split_max).astype(np.int64)
+        seed_offsets = np.zeros(n_groups + 1, dtype=np.int64)
+        np.cumsum(max_seeds, out=seed_offsets[1:])
+        seed_pos = np.empty(int(seed_offsets[-1]), dtype=np.int64)
+        n_seeds = np.empty(n_groups, dtype=np.int64)
+        _k.seed_cells(pool, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
+                      split_radius, seed_pos, n_seeds)
         sub_offsets = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(n_sub, out=sub_offsets[1:])
-        centroids = np.empty((int(sub_offsets[-1]), d), dtype=np.float64)
-        sub_counts = np.empty(int(sub_offsets[-1]), dtype=np.int64)
-        _k.split_cells(pool, inv_norm, cosine, perm, mindist, offsets, n_sub, sub_offsets,
-                       _SPLIT_ITER, split_radius, centroids, sub_counts,
-                       rowdist.view(np.int32))
-        keep = sub_counts > 0
-        centroids = np.ascontiguousarray(centroids[keep])
-        n_groups = centroids.shape[0]
+        np.cumsum(n_seeds, out=sub_offsets[1:])
+        n_groups = int(sub_offsets[-1])
+        centroids = np.empty((n_groups, d), dtype=np.float64)
+        sub_counts = np.empty(n_groups, dtype=np.int64)
+        _k.lloyd_cells(pool, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
+                       sub_offsets, _SPLIT_ITER, centroids, sub_counts, rowdist.view(np.int32))
         offsets = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(sub_counts[keep], out=offsets[1:])
+        np.cumsum(sub_counts, out=offsets[1:])
         by_labeled = False  # rows are now at distance rowdist from their sub-group centroid
     radius = np.empty(n_groups, dtype=np.float64)
     if by_labeled:
