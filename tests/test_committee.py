@@ -125,6 +125,94 @@ def test_fused_equals_single_methods(threads):
         np.testing.assert_array_equal(rev, fused[::-1])
 
 
+# Subsets of measures that skip work in the float32 probability kernel: consensus only (no
+# per-member logarithm, no votes), votes only (no logarithm), BALD / KL-max (members kept).
+SUBSETS = [("consensus_entropy",), ("consensus_margin",),
+           ("consensus_entropy", "consensus_margin"), ("vote_entropy", "variation_ratio"),
+           ("bald", "kl_max"), ("kl_max", "consensus_entropy"), ("bald", "vote_entropy"),
+           ("consensus_margin", "kl_max", "variation_ratio")]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("subset", SUBSETS, ids="+".join)
+def test_subsets_equal_fused_bitwise(subset, dtype, threads):
+    # Each measure's arithmetic must not depend on which other measures are computed.
+    rng = np.random.default_rng(31)
+    members = random_members(rng, 6, 1500, 9, dtype)
+    fused = dict(zip(METHODS, score_committee(members, METHODS)))
+    got = score_committee(members, subset)
+    for k, method in enumerate(subset):
+        np.testing.assert_array_equal(got[k], fused[method], err_msg=method)
+        np.testing.assert_allclose(got[k], rc.committee(members, method), **TOL)
+
+
+@pytest.mark.parametrize("c", [2, 3, 10, 1000])
+def test_float32_kernel_error_bound(c):
+    # The float32 kernel (log32 terms, float64 sums) against the float64 kernel and the
+    # float64 reference: the documented bound is about 3e-7 * (H + cross entropy), far
+    # inside TOL; float32 output rounding is 6e-8 relative.
+    rng = np.random.default_rng(c)
+    members = random_members(rng, 4, 500, c, np.float32, concentration=0.3)
+    out32 = np.empty((len(METHODS), 500))
+    out64 = np.empty((len(METHODS), 500))
+    committee_chunk(members, METHODS, out=out32)
+    committee_chunk(members.astype(np.float64), METHODS, out=out64)
+    scale = 1.0 + np.log(c)
+    for k, method in enumerate(METHODS):
+        want = rc.committee(members, method)
+        assert np.abs(out32[k] - want).max() <= 1e-6 * scale, method
+        assert np.abs(out32[k] - out64[k]).max() <= 1e-6 * scale, method
+
+
+def test_float32_probabilities_in_strided_views():
+    # The kernel reads a chunk as one flat view plus strides: rows that are not adjacent
+    # (a GEMM output seen as (M, rows, C)), every other row, and a reversed class axis (a
+    # negative stride, copied first) must all give the contiguous result.
+    rng = np.random.default_rng(17)
+    m, n, c = 4, 301, 6
+    members = random_members(rng, m, n, c)
+    base = score_committee(members, METHODS)
+    interleaved = np.ascontiguousarray(members.transpose(1, 0, 2)).transpose(1, 0, 2)
+    assert interleaved.strides[1] == m * c * 4
+    views = {
+        "interleaved": interleaved,
+        "every other row": np.repeat(members, 2, axis=1)[:, ::2],
+        "reversed classes": np.ascontiguousarray(members[:, :, ::-1])[:, :, ::-1],
+        "rows of a larger pool": np.concatenate([members, members], axis=1)[:, :n],
+    }
+    for what, view in views.items():
+        out = np.empty((len(METHODS), n), dtype=np.float32)
+        committee_chunk(view, METHODS, out=out)
+        np.testing.assert_array_equal(out, base, err_msg=what)
+        for lo, hi in [(0, 1), (5, 77), (200, n)]:  # chunks of the view
+            part = np.empty((len(METHODS), hi - lo), dtype=np.float32)
+            committee_chunk(view[:, lo:hi], METHODS, out=part)
+            np.testing.assert_array_equal(part, base[:, lo:hi], err_msg=what)
+
+
+@pytest.mark.parametrize("subset", SUBSETS, ids="+".join)
+def test_float32_invalid_member_rows_raise_for_every_subset(subset):
+    # Skipping per-member work must not skip the checks of each member row.
+    rng = np.random.default_rng(19)
+    members = random_members(rng, 5, 600, 7)
+    out = np.empty((len(subset), 600), dtype=np.float32)
+    cases = [((3, 401, 2), np.nan, r"row 401 of data, member 3, contains nan at column 2"),
+             ((1, 9, 6), np.inf, r"row 9 of data, member 1, contains inf at column 6"),
+             ((4, 599, 0), -np.inf, r"row 599 of data, member 4, contains -inf"),
+             ((0, 250, 1), 0.9, r"row 250 of data, member 0, sums to"),
+             ((2, 0, 5), -0.01, r"row 0 of data, member 2, has a negative probability")]
+    for (mm, r, j), value, message in cases:
+        bad = members.copy()
+        if value == -0.01:  # sums to 1: only the minimum check can catch it
+            bad[mm, r] = 0.0
+            bad[mm, r, j] = -0.01
+            bad[mm, r, (j + 1) % 7] = 1.01
+        else:
+            bad[mm, r, j] = value
+        with pytest.raises(FastalError, match=message):
+            committee_chunk(bad, subset, out=out)
+
+
 def test_aliases():
     rng = np.random.default_rng(4)
     members = random_members(rng, 3, 50, 4)
