@@ -408,9 +408,6 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
             for r in range(rows):
                 bad[r] = False
                 entropy_sum[r] = 0.0
-            for k in range(size):
-                mean[k] = 0.0
-                lowest[k] = np.inf
             if need_votes:
                 for k in range(size):
                     counts[k] = 0
@@ -424,12 +421,20 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
                         row = flat[start + r * row_stride:start + r * row_stride + c]
                         for j in range(c):
                             src[r * c + j] = row[j]
-                # Validity and the running sum of p: every entry is read here.
-                for k in range(size):
-                    p = src[k]
-                    mean[k] += p
-                    low = lowest[k]
-                    lowest[k] = low if low < p else p  # select-style: vectorises
+                # Validity and the running sum of p: every entry is read here. The first
+                # member initialises the sum and minimum (0 + p == p, so the sum is the
+                # same as from zeros) and saves a pass over the buffers.
+                if m == 0:
+                    for k in range(size):
+                        p = src[k]
+                        mean[k] = p
+                        lowest[k] = p
+                else:
+                    for k in range(size):
+                        p = src[k]
+                        mean[k] += p
+                        low = lowest[k]
+                        lowest[k] = low if low < p else p  # select-style: vectorises
                 if need_member_entropy:
                     for k in range(size):
                         p = src[k]
