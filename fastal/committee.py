@@ -168,14 +168,15 @@ def _flat_view(members):
     item = members.itemsize
     strides = members.strides
     if (strides[2] != item or strides[0] < 0 or strides[1] < 0
-            or strides[0] % item or strides[1] % item):
+            or strides[0] % item or strides[1] % item or not members.flags.writeable):
         members = np.ascontiguousarray(members)
         strides = members.strides
     n_members, n_rows, n_classes = members.shape
     member_stride, row_stride = strides[0] // item, strides[1] // item
     extent = (n_members - 1) * member_stride + (n_rows - 1) * row_stride + n_classes
-    flat = np.lib.stride_tricks.as_strided(members, shape=(extent,), strides=(item,),
-                                           writeable=False)
+    # Writeable only so that the kernel sees one array type for this view and its own
+    # copies; the kernel never writes to it (read-only inputs are copied above).
+    flat = np.lib.stride_tricks.as_strided(members, shape=(extent,), strides=(item,))
     return flat, member_stride, row_stride
 
 

@@ -179,7 +179,9 @@ def test_float32_probabilities_in_strided_views():
         "every other row": np.repeat(members, 2, axis=1)[:, ::2],
         "reversed classes": np.ascontiguousarray(members[:, :, ::-1])[:, :, ::-1],
         "rows of a larger pool": np.concatenate([members, members], axis=1)[:, :n],
+        "read-only": np.array(members),
     }
+    views["read-only"].setflags(write=False)
     for what, view in views.items():
         out = np.empty((len(METHODS), n), dtype=np.float32)
         committee_chunk(view, METHODS, out=out)
