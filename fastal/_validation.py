@@ -10,6 +10,7 @@ import numpy as np
 
 from ._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from ._errors import FastalError
+from .io.arrays import to_numpy
 
 def check_int(value, name, low, high=None):
     """An integer in [low, high] or a FastalError naming ``name``."""
@@ -51,7 +52,7 @@ def as_embeddings(X, name="X"):
 
     Finiteness is checked by the caller (fused into its first pass where it has one).
     """
-    a = np.asarray(X)
+    a = to_numpy(X, name)
     if a.dtype.kind not in "biuf":
         raise FastalError(f"{name} must be a real numeric array; got dtype {a.dtype}")
     if a.ndim != 2:
@@ -79,7 +80,7 @@ def as_probs(probs, n_pool):
 
     Values (finite, on the simplex) are checked by the caller's first pass.
     """
-    p = np.asarray(probs)
+    p = to_numpy(probs, "probs")
     if p.dtype.kind not in "biuf":
         raise FastalError(f"probs must be a real numeric array; got dtype {p.dtype}")
     if p.ndim != 2:
@@ -98,7 +99,7 @@ def parse_labeled(labeled, n_pool):
     """Sorted unique int64 positions from None, int positions or a boolean mask."""
     if labeled is None:
         return np.empty(0, dtype=np.int64)
-    lab = np.asarray(labeled)
+    lab = to_numpy(labeled, "labeled")
     if lab.ndim != 1:
         raise FastalError("labeled must be 1-D: pool row positions or a boolean mask of "
                           f"length {n_pool}; got shape {lab.shape}")

@@ -1,0 +1,78 @@
+"""Fuzzed bad input: public entry points either answer correctly or raise FastalError.
+
+Never a different exception type (a traceback from deep inside a kernel or NumPy), and
+never a wrong-shaped answer.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastal
+from fastal import FastalError
+
+DTYPES = st.sampled_from([np.float32, np.float64, np.int32, np.int64, np.float16, np.bool_,
+                          np.complex64, np.uint8])
+SPECIAL = st.sampled_from([0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, 1e30, -1e-5, 0.5])
+
+
+@st.composite
+def arrays(draw, max_dims=3):
+    dtype = draw(DTYPES)
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=0, max_side=6))
+    if dtype in (np.bool_, np.complex64, np.uint8, np.int32, np.int64):
+        return draw(hnp.arrays(dtype, shape))
+    base = draw(hnp.arrays(np.float64, shape, elements=st.floats(0, 1)))
+    if base.size and draw(st.booleans()):
+        base.flat[draw(st.integers(0, base.size - 1))] = draw(SPECIAL)
+    if base.ndim >= 1 and base.size and draw(st.booleans()):
+        base = base / np.maximum(base.sum(axis=-1, keepdims=True), 1e-12)
+    with np.errstate(all="ignore"):
+        return base.astype(dtype)
+
+
+def check(call, n_rows=None):
+    try:
+        out = call()
+    except FastalError:
+        return None
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=arrays(), method=st.sampled_from(fastal.METHODS + ("bogus",)),
+       from_logits=st.booleans(), k=st.integers(-1, 8), chunk=st.sampled_from([None, 1, 3]))
+def test_score_and_top_k_fuzz(data, method, from_logits, k, chunk):
+    out = check(lambda: fastal.score(data, method, from_logits=from_logits, chunk_rows=chunk))
+    if out is not None:
+        assert out.dtype == np.float32 and out.ndim == 1
+        assert not np.isnan(out).any()
+    sel = check(lambda: fastal.top_k(data, k, method, from_logits=from_logits, chunk_rows=chunk))
+    if sel is not None:
+        assert len(sel) == k and np.unique(sel.indices).size == k
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=arrays(max_dims=2), strategy=st.sampled_from(list(fastal.STRATEGIES) + ["bogus"]),
+       k=st.integers(-1, 6), labeled=st.one_of(st.none(), st.lists(st.integers(-2, 8), max_size=4)),
+       seed=st.one_of(st.integers(0, 5), st.just(-1), st.none()))
+def test_select_fuzz(data, strategy, k, labeled, seed):
+    probs = None
+    if fastal.STRATEGIES.get(strategy) is not None and \
+            set(fastal.STRATEGIES[strategy].needs) == {"probs", "embeddings"}:
+        n = data.shape[0] if data.ndim else 0
+        probs = np.full((n, 2), 0.5)
+    sel = check(lambda: fastal.select(data, k, strategy, probs=probs, labeled=labeled, seed=seed))
+    if sel is not None:
+        assert len(sel) == k and np.unique(sel.indices).size == k
+        if labeled:
+            assert not np.isin(sel.indices, labeled).any()
+
+
+@pytest.mark.parametrize("junk", [None, "x", 3, 2.5, {"a": 1}, [[1, 2], [3]], object()])
+def test_junk_objects(junk):
+    for call in (lambda: fastal.score(junk, "margin"), lambda: fastal.top_k(junk, 1, "margin"),
+                 lambda: fastal.select(junk, 1)):
+        with pytest.raises(FastalError):
+            call()
