@@ -89,3 +89,26 @@ def test_demo_simulation_on_digits(tmp_path, capsys):
         assert f"| {name} |" in out
     assert (tmp_path / "digits.png").stat().st_size > 10_000
     assert (tmp_path / "digits.csv").exists()
+
+
+def test_select_command(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(300, 8)).astype(np.float32)
+    probs = rng.dirichlet(np.ones(3), 300).astype(np.float32)
+    path = tmp_path / "pool.parquet"
+    pq.write_table(pa.table({
+        "emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), 8),
+        "probs": pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), 3)}), path)
+    (tmp_path / "labeled.txt").write_text("0\n5\n7\n")
+    out = tmp_path / "batch.csv"
+    assert main(["select", str(path), "--strategy", "uncertain_kcenter", "--k", "10",
+                 "--column", "emb", "--probs-column", "probs", "--labeled",
+                 str(tmp_path / "labeled.txt"), "--out", str(out)]) == 0
+    import pyarrow.csv as pacsv
+    got = pacsv.read_csv(out)["index"].to_numpy()
+    want = fastal.select(emb, 10, "uncertain_kcenter", probs=probs, labeled=[0, 5, 7]).indices
+    np.testing.assert_array_equal(got, want)
+    assert main(["strategies"]) == 0
+    assert "typiclust" in capsys.readouterr().out
+    assert main(["select", str(path), "--k", "5", "--column", "emb", "--strategy", "badge"]) == 2
+    assert "needs class probabilities and embeddings" in capsys.readouterr().err
