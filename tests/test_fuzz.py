@@ -73,6 +73,6 @@ def test_select_fuzz(data, strategy, k, labeled, seed):
 @pytest.mark.parametrize("junk", [None, "x", 3, 2.5, {"a": 1}, [[1, 2], [3]], object()])
 def test_junk_objects(junk):
     for call in (lambda: fastal.score(junk, "margin"), lambda: fastal.top_k(junk, 1, "margin"),
-                 lambda: fastal.select(junk, 1)):
+                 lambda: fastal.select(junk, 1), lambda: fastal.kcenter(junk, 1)):
         with pytest.raises(FastalError):
             call()

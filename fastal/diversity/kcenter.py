@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import numba
@@ -12,6 +11,8 @@ from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import FastalError
 from .._kernels import kcenter as _k
 from .._selection import Selection
+from .._validation import check_int as _check_int
+from ..io.arrays import to_numpy
 
 _METRICS = ("l2", "cosine")
 # FAISS candidates per row for the initial labeled search. The exact distance of each is
@@ -152,7 +153,7 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
 
 
 def _as_embeddings(a, name):
-    a = np.asarray(a)
+    a = to_numpy(a, name)
     if a.dtype.kind not in "biuf":
         raise FastalError(f"{name} must be a real numeric array; got dtype {a.dtype}")
     if a.ndim != 2:
@@ -187,16 +188,6 @@ def _inverse_norms(a, name, chunk):
                               "cosine distance is undefined for it")
         inv[start:start + chunk] = 1.0 / norms
     return inv
-
-
-def _check_int(value, name, low, high=None):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise FastalError(f"{name} must be an integer; got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        upper = "" if high is None else f" and <= {high}"
-        raise FastalError(f"{name} must be >= {low}{upper}; got {value}")
-    return value
 
 
 def _parse_labeled(labeled, n_pool, d):
