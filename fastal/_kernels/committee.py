@@ -391,6 +391,7 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
         lowest = np.empty(block * c, dtype=np.float32)
         log_mean = np.empty(block * c if need_log_mean else 1, dtype=np.float32)
         terms = np.empty(block * c, dtype=np.float32)
+        terms4 = np.empty((4 if need_member_entropy else 1, block * c), dtype=np.float32)
         counts = np.zeros(block * c if need_votes else 1, dtype=np.int32)
         entropy_sum = np.empty(block, dtype=np.float64)
         member_entropy = np.empty((n_members, block), dtype=np.float64)
@@ -474,46 +475,135 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
                             low = lowest[k]
                             lowest[k] = low if low < p else p
                     m += 1
-            # Per member: the sum check (every member row), votes, entropies.
-            for m in range(n_members):
-                src = source[bases[m]:bases[m] + size]
-                if need_member_entropy:
-                    for k in range(size):
-                        p = src[k]
-                        # log32 needs a normal positive input; x = 1 adds 0. Rows with
-                        # NaN/inf are caught by the sum below, whatever the log returns.
-                        x = p if p > tiny else one
-                        terms[k] = x * log32(x)
-                    # Short loops over C do not vectorise, but rows are independent chains
-                    # that the CPU overlaps; the member's sum and entropy share one pass.
+            # The sum check of every member row, four members per pass: short loops over
+            # C do not vectorise, so four independent chains per row keep the CPU busy.
+            m = 0
+            while m < n_members:
+                s0 = source[bases[m]:bases[m] + size]
+                if m + 4 <= n_members:
+                    s1 = source[bases[m + 1]:bases[m + 1] + size]
+                    s2 = source[bases[m + 2]:bases[m + 2] + size]
+                    s3 = source[bases[m + 3]:bases[m + 3] + size]
                     for r in range(rows):
-                        total = zero
-                        h = 0.0
+                        t0 = zero
+                        t1 = zero
+                        t2 = zero
+                        t3 = zero
                         for j in range(c):
-                            total += src[r * c + j]
-                            h -= np.float64(terms[r * c + j])
+                            t0 += s0[r * c + j]
+                            t1 += s1[r * c + j]
+                            t2 += s2[r * c + j]
+                            t3 += s3[r * c + j]
                         # false for NaN, and for inf (the sum is then inf or NaN)
-                        if not (abs(total - one) <= atol32):
+                        if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
+                                and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
                             bad[r] = True
-                        member_entropy[m, r] = h
-                        entropy_sum[r] += h
+                    m += 4
                 else:
                     for r in range(rows):
-                        total = zero
+                        t0 = zero
                         for j in range(c):
-                            total += src[r * c + j]
-                        if not (abs(total - one) <= atol32):
+                            t0 += s0[r * c + j]
+                        if not (abs(t0 - one) <= atol32):
                             bad[r] = True
-                if need_votes:
-                    for r in range(rows):
-                        best = src[r * c]
-                        vote = 0
-                        for j in range(1, c):
-                            p = src[r * c + j]
-                            better = p > best  # strict: the lowest class wins a tie
-                            vote = j if better else vote  # select, not a branch: the
-                            best = p if better else best  # argmax of noisy rows is random
-                        counts[r * c + vote] += 1
+                    m += 1
+            if need_votes:
+                # Each member's argmax (strict ">": the lowest class wins a tie), with
+                # selects, not branches (the argmax of noisy rows is unpredictable), four
+                # members per pass for four independent chains per row.
+                m = 0
+                while m < n_members:
+                    s0 = source[bases[m]:bases[m] + size]
+                    if m + 4 <= n_members:
+                        s1 = source[bases[m + 1]:bases[m + 1] + size]
+                        s2 = source[bases[m + 2]:bases[m + 2] + size]
+                        s3 = source[bases[m + 3]:bases[m + 3] + size]
+                        for r in range(rows):
+                            base = r * c
+                            b0 = s0[base]
+                            b1 = s1[base]
+                            b2 = s2[base]
+                            b3 = s3[base]
+                            v0 = 0
+                            v1 = 0
+                            v2 = 0
+                            v3 = 0
+                            for j in range(1, c):
+                                p = s0[base + j]
+                                better = p > b0
+                                v0 = j if better else v0
+                                b0 = p if better else b0
+                                p = s1[base + j]
+                                better = p > b1
+                                v1 = j if better else v1
+                                b1 = p if better else b1
+                                p = s2[base + j]
+                                better = p > b2
+                                v2 = j if better else v2
+                                b2 = p if better else b2
+                                p = s3[base + j]
+                                better = p > b3
+                                v3 = j if better else v3
+                                b3 = p if better else b3
+                            counts[base + v0] += 1
+                            counts[base + v1] += 1
+                            counts[base + v2] += 1
+                            counts[base + v3] += 1
+                        m += 4
+                    else:
+                        for r in range(rows):
+                            base = r * c
+                            b0 = s0[base]
+                            v0 = 0
+                            for j in range(1, c):
+                                p = s0[base + j]
+                                better = p > b0
+                                v0 = j if better else v0
+                                b0 = p if better else b0
+                            counts[base + v0] += 1
+                        m += 1
+            if need_member_entropy:
+                # H(p_m): p log p over the block with the vectorised log32 (log32 needs a
+                # normal positive input; x = 1 adds 0; rows with NaN/inf are already bad,
+                # whatever the log returns), then the row sums in float64, four members
+                # per pass (four independent chains per row).
+                m = 0
+                while m < n_members:
+                    group = 4 if m + 4 <= n_members else 1
+                    for g in range(group):
+                        src = source[bases[m + g]:bases[m + g] + size]
+                        member_terms = terms4[g]
+                        for k in range(size):
+                            p = src[k]
+                            x = p if p > tiny else one
+                            member_terms[k] = x * log32(x)
+                    if group == 4:
+                        for r in range(rows):
+                            h0 = 0.0
+                            h1 = 0.0
+                            h2 = 0.0
+                            h3 = 0.0
+                            for j in range(c):
+                                h0 -= np.float64(terms4[0, r * c + j])
+                                h1 -= np.float64(terms4[1, r * c + j])
+                                h2 -= np.float64(terms4[2, r * c + j])
+                                h3 -= np.float64(terms4[3, r * c + j])
+                            member_entropy[m, r] = h0
+                            member_entropy[m + 1, r] = h1
+                            member_entropy[m + 2, r] = h2
+                            member_entropy[m + 3, r] = h3
+                            entropy_sum[r] += h0
+                            entropy_sum[r] += h1
+                            entropy_sum[r] += h2
+                            entropy_sum[r] += h3
+                    else:
+                        for r in range(rows):
+                            h0 = 0.0
+                            for j in range(c):
+                                h0 -= np.float64(terms4[0, r * c + j])
+                            member_entropy[m, r] = h0
+                            entropy_sum[r] += h0
+                    m += group
             for r in range(rows):
                 low = lowest[r * c]
                 for j in range(1, c):
