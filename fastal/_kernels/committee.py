@@ -8,8 +8,10 @@ into a precise error.
 
 Every kernel computes any subset of its measures in one pass over the input. The measures
 wanted are given as an int64 array of codes ``codes`` and ``out`` has shape
-(len(codes), rows): ``out[k, i]`` is measure ``codes[k]`` of row ``i``. Arithmetic is in
-float64 registers whatever the input dtype; ``out`` may be float32 or float64.
+(len(codes), rows): ``out[k, i]`` is measure ``codes[k]`` of row ``i``; ``out`` may be
+float32 or float64. ``_committee_scores`` (float64 input, logits) computes in float64;
+``_committee_probs32`` (float32 probabilities) uses float32 logarithms and float64 sums,
+with the error bound stated there.
 
 Inputs may be strided views (e.g. the (M, rows, C) transpose of a (rows, M*C) GEMM output);
 they are only indexed, never reshaped.
@@ -332,9 +334,12 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
 
     Layout: rows are processed in blocks; a member's block is a contiguous run of
     rows * C floats (copied into one when row_stride != C). Element-wise work (the running
-    sum and minimum of p, p log p, log q) runs over that whole run with unit stride, and
-    the per-row sums are short inner loops over C: both vectorise, and no transpose is
-    needed. Buffers are indexed from 0 by ``range`` loops: an index LLVM cannot prove
+    sum and minimum of p, p log p, log q) runs over that whole run with unit stride and
+    vectorises; no transpose is needed. Per-row work (sums, argmax) is a short loop over C
+    that does not vectorise, so it handles four members at once: four independent
+    dependency chains per row. The consensus sum also takes four members per pass, so its
+    buffer is read and written once per four members (measured 1.6x faster when streaming
+    from DRAM). Buffers are indexed from 0 by ``range`` loops: an index LLVM cannot prove
     non-negative (``a[lo + r]``) gets Numba's wraparound and turns vector loads into
     gathers (measured 8x slower on a plain sum).
 
