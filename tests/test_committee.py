@@ -110,6 +110,23 @@ def test_argmax_ties_vote_for_the_lowest_class():
     np.testing.assert_allclose(score_committee(logits, VOTE_METHODS, from_logits=True), got)
 
 
+@pytest.mark.parametrize("m", [1 + 8, 4 + 3, 8 + 4 + 1])
+def test_float32_argmax_ties_in_every_member_group(m):
+    # The float32 kernel takes members eight, four, then one at a time; every group must
+    # vote for the lowest class of a tie.
+    rng = np.random.default_rng(m)
+    c, n = 5, 400
+    members = np.zeros((m, n, c), dtype=np.float32)
+    for k in range(m):
+        tied = np.sort(rng.choice(c, size=(n, 2), replace=True), axis=1)
+        members[k, np.arange(n), tied[:, 0]] = 0.5
+        members[k, np.arange(n), tied[:, 1]] += 0.5
+    got = score_committee(members, VOTE_METHODS)
+    votes = rc.votes_of(members)
+    np.testing.assert_allclose(got[0], rc.vote_entropy_from_votes(votes, c), atol=1e-6)
+    np.testing.assert_allclose(got[1], rc.variation_ratio_from_votes(votes, c), atol=1e-6)
+
+
 def test_fused_equals_single_methods(threads):
     rng = np.random.default_rng(3)
     for from_logits in (False, True):
