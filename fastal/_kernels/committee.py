@@ -480,8 +480,9 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
                             low = lowest[k]
                             lowest[k] = low if low < p else p
                     m += 1
-            # The sum check of every member row, four members per pass: short loops over
-            # C do not vectorise, so four independent chains per row keep the CPU busy.
+            # The sum check of every member row (and each member's vote), four members
+            # per pass: short loops over C do not vectorise, so independent chains per
+            # row keep the CPU busy.
             m = 0
             while m < n_members:
                 s0 = source[bases[m]:bases[m] + size]
@@ -489,153 +490,82 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
                     s1 = source[bases[m + 1]:bases[m + 1] + size]
                     s2 = source[bases[m + 2]:bases[m + 2] + size]
                     s3 = source[bases[m + 3]:bases[m + 3] + size]
-                    for r in range(rows):
-                        t0 = zero
-                        t1 = zero
-                        t2 = zero
-                        t3 = zero
-                        for j in range(c):
-                            t0 += s0[r * c + j]
-                            t1 += s1[r * c + j]
-                            t2 += s2[r * c + j]
-                            t3 += s3[r * c + j]
-                        # false for NaN, and for inf (the sum is then inf or NaN)
-                        if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
-                                and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
-                            bad[r] = True
+                    if need_votes:  # the same pass votes: eight chains per row
+                        for r in range(rows):
+                            base = r * c
+                            b0 = s0[base]
+                            b1 = s1[base]
+                            b2 = s2[base]
+                            b3 = s3[base]
+                            t0 = b0
+                            t1 = b1
+                            t2 = b2
+                            t3 = b3
+                            v0 = 0
+                            v1 = 0
+                            v2 = 0
+                            v3 = 0
+                            for j in range(1, c):
+                                p = s0[base + j]
+                                t0 += p
+                                better = p > b0  # strict: the lowest class wins a tie
+                                v0 = j if better else v0  # selects, not branches: the
+                                b0 = p if better else b0  # argmax of noisy rows is random
+                                p = s1[base + j]
+                                t1 += p
+                                better = p > b1
+                                v1 = j if better else v1
+                                b1 = p if better else b1
+                                p = s2[base + j]
+                                t2 += p
+                                better = p > b2
+                                v2 = j if better else v2
+                                b2 = p if better else b2
+                                p = s3[base + j]
+                                t3 += p
+                                better = p > b3
+                                v3 = j if better else v3
+                                b3 = p if better else b3
+                            if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
+                                    and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
+                                bad[r] = True
+                            counts[base + v0] += 1
+                            counts[base + v1] += 1
+                            counts[base + v2] += 1
+                            counts[base + v3] += 1
+                    else:
+                        for r in range(rows):
+                            t0 = zero
+                            t1 = zero
+                            t2 = zero
+                            t3 = zero
+                            for j in range(c):
+                                t0 += s0[r * c + j]
+                                t1 += s1[r * c + j]
+                                t2 += s2[r * c + j]
+                                t3 += s3[r * c + j]
+                            # false for NaN, and for inf (the sum is then inf or NaN)
+                            if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
+                                    and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
+                                bad[r] = True
                     m += 4
                 else:
                     for r in range(rows):
-                        t0 = zero
-                        for j in range(c):
-                            t0 += s0[r * c + j]
+                        base = r * c
+                        b0 = s0[base]
+                        t0 = b0
+                        v0 = 0
+                        for j in range(1, c):
+                            p = s0[base + j]
+                            t0 += p
+                            better = p > b0
+                            v0 = j if better else v0
+                            b0 = p if better else b0
                         if not (abs(t0 - one) <= atol32):
                             bad[r] = True
+                        if need_votes:
+                            counts[base + v0] += 1
                     m += 1
-            if need_votes:
-                # Each member's argmax (strict ">": the lowest class wins a tie), with
-                # selects, not branches (the argmax of noisy rows is unpredictable), eight
-                # (then four, then one) members per pass for independent chains per row
-                # (eight measured ~15% faster than four).
-                m = 0
-                while m < n_members:
-                    s0 = source[bases[m]:bases[m] + size]
-                    if m + 8 <= n_members:
-                        s1 = source[bases[m + 1]:bases[m + 1] + size]
-                        s2 = source[bases[m + 2]:bases[m + 2] + size]
-                        s3 = source[bases[m + 3]:bases[m + 3] + size]
-                        s4 = source[bases[m + 4]:bases[m + 4] + size]
-                        s5 = source[bases[m + 5]:bases[m + 5] + size]
-                        s6 = source[bases[m + 6]:bases[m + 6] + size]
-                        s7 = source[bases[m + 7]:bases[m + 7] + size]
-                        for r in range(rows):
-                            base = r * c
-                            b0 = s0[base]
-                            b1 = s1[base]
-                            b2 = s2[base]
-                            b3 = s3[base]
-                            b4 = s4[base]
-                            b5 = s5[base]
-                            b6 = s6[base]
-                            b7 = s7[base]
-                            v0 = 0
-                            v1 = 0
-                            v2 = 0
-                            v3 = 0
-                            v4 = 0
-                            v5 = 0
-                            v6 = 0
-                            v7 = 0
-                            for j in range(1, c):
-                                p = s0[base + j]
-                                better = p > b0
-                                v0 = j if better else v0
-                                b0 = p if better else b0
-                                p = s1[base + j]
-                                better = p > b1
-                                v1 = j if better else v1
-                                b1 = p if better else b1
-                                p = s2[base + j]
-                                better = p > b2
-                                v2 = j if better else v2
-                                b2 = p if better else b2
-                                p = s3[base + j]
-                                better = p > b3
-                                v3 = j if better else v3
-                                b3 = p if better else b3
-                                p = s4[base + j]
-                                better = p > b4
-                                v4 = j if better else v4
-                                b4 = p if better else b4
-                                p = s5[base + j]
-                                better = p > b5
-                                v5 = j if better else v5
-                                b5 = p if better else b5
-                                p = s6[base + j]
-                                better = p > b6
-                                v6 = j if better else v6
-                                b6 = p if better else b6
-                                p = s7[base + j]
-                                better = p > b7
-                                v7 = j if better else v7
-                                b7 = p if better else b7
-                            counts[base + v0] += 1
-                            counts[base + v1] += 1
-                            counts[base + v2] += 1
-                            counts[base + v3] += 1
-                            counts[base + v4] += 1
-                            counts[base + v5] += 1
-                            counts[base + v6] += 1
-                            counts[base + v7] += 1
-                        m += 8
-                    elif m + 4 <= n_members:
-                        s1 = source[bases[m + 1]:bases[m + 1] + size]
-                        s2 = source[bases[m + 2]:bases[m + 2] + size]
-                        s3 = source[bases[m + 3]:bases[m + 3] + size]
-                        for r in range(rows):
-                            base = r * c
-                            b0 = s0[base]
-                            b1 = s1[base]
-                            b2 = s2[base]
-                            b3 = s3[base]
-                            v0 = 0
-                            v1 = 0
-                            v2 = 0
-                            v3 = 0
-                            for j in range(1, c):
-                                p = s0[base + j]
-                                better = p > b0
-                                v0 = j if better else v0
-                                b0 = p if better else b0
-                                p = s1[base + j]
-                                better = p > b1
-                                v1 = j if better else v1
-                                b1 = p if better else b1
-                                p = s2[base + j]
-                                better = p > b2
-                                v2 = j if better else v2
-                                b2 = p if better else b2
-                                p = s3[base + j]
-                                better = p > b3
-                                v3 = j if better else v3
-                                b3 = p if better else b3
-                            counts[base + v0] += 1
-                            counts[base + v1] += 1
-                            counts[base + v2] += 1
-                            counts[base + v3] += 1
-                        m += 4
-                    else:
-                        for r in range(rows):
-                            base = r * c
-                            b0 = s0[base]
-                            v0 = 0
-                            for j in range(1, c):
-                                p = s0[base + j]
-                                better = p > b0
-                                v0 = j if better else v0
-                                b0 = p if better else b0
-                            counts[base + v0] += 1
-                        m += 1
             if need_member_entropy:
                 # H(p_m): p log p over the block with the vectorised log32 (log32 needs a
                 # normal positive input; x = 1 adds 0; rows with NaN/inf are already bad,
