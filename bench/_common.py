@@ -26,7 +26,7 @@ def best_of(fn, repeat=3, warmup=1):
     return min(times)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)  # fastmath: a vectorised (reassociated) sum
 def _parallel_read(a):
     total = 0.0
     for i in prange(a.shape[0]):

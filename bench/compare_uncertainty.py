@@ -3,7 +3,8 @@
 One run, one machine, the same float32 data for everyone. Prints markdown tables:
 
 1. a measured streaming-read bandwidth (parallel sum over 2 GiB);
-2. per (rows, classes, method): rows/s of fastal, of the plain vectorised NumPy formula and
+2. per (rows, classes, method): rows/s of fastal (``score(..., out=buffer)``: a reused
+   output, as a scoring service would keep), of the plain vectorised NumPy formula and
    of each peer (peers at --peer-rows rows, they are slow), fastal as a fraction of the
    bandwidth, and the ratios fastal/NumPy and fastal/fastest peer;
 3. end to end: ``top_k`` from a 10M x 10 float32 Arrow IPC file (warm page cache) and from
@@ -109,7 +110,9 @@ def scoring_tables(sizes, peer_rows, bandwidth, repeat, skip_peers):
             peer_rates, versions = peer_cache[c]
         for method in METHODS:
             fastal.score(probs[:1000], method)  # compile outside the timing
-            t_fastal = _common.best_of(lambda: fastal.score(probs, method), repeat=repeat)
+            buffer = np.empty(n, dtype=np.float32)  # scores into a reused buffer (out=)
+            t_fastal = _common.best_of(lambda: fastal.score(probs, method, out=buffer),
+                                       repeat=repeat)
             formula = numpy_formula(method)
             with np.errstate(all="ignore"):
                 t_numpy = _common.best_of(lambda: formula(probs), repeat=max(1, repeat - 1))

@@ -164,7 +164,9 @@ def _score_chunk(chunk: Chunk, code: int, from_logits: bool, out: np.ndarray, na
     tol = PROBABILITY_TOLERANCE
     if from_logits:
         n_bad = _k._scores_from_logits(values, code, out)
-    elif code == _k.LEAST_CONFIDENCE:
+    elif code == _k.LEAST_CONFIDENCE and values.shape[1] > 32:
+        # long rows: the per-row kernel vectorises along the row; short rows: the
+        # transposed-block kernel below vectorises across rows (measured 1.3x at C = 10).
         n_bad = _k._least_confidence_from_probs(values, tol, out)
     elif code != _k.ENTROPY:
         n_bad = _k._top2_from_probs(values, code, tol, _k.block_rows(values.shape[1]), out)
@@ -196,7 +198,7 @@ def _raise_bad_row(values, out, start, from_logits, name):
 
 
 def score(data, method, *, from_logits=False, column=None, chunk_rows=None, progress=False,
-          model=None, n_classes=None):
+          model=None, n_classes=None, out=None):
     """Score every row of a pool for uncertainty (higher = more informative).
 
     Parameters
@@ -215,10 +217,19 @@ def score(data, method, *, from_logits=False, column=None, chunk_rows=None, prog
         Rows per chunk (default: about 4 MiB of input per chunk). Results do not depend on it.
     progress : bool, default False
         Show a progress bar on stderr.
+    model : LinearHead, Committee or ProbaModel, optional
+        Score embeddings through this model (see :mod:`fastal.models`); ``data`` then holds
+        the embeddings.
+    n_classes : int, optional
+        For committees of integer votes: labels lie in [0, n_classes).
+    out : ndarray of float32, shape (rows,), optional
+        Write the scores here instead of a new array (saves the allocation and the page
+        faults of a fresh output when scoring repeatedly).
 
     Returns
     -------
     scores : ndarray of float32, shape (rows,)
+        ``out`` when given.
 
     Raises
     ------
@@ -247,13 +258,29 @@ def score(data, method, *, from_logits=False, column=None, chunk_rows=None, prog
                                    id_column=None, model=model, n_classes=n_classes,
                                    chunk_rows=chunk_rows)
     if source is None:
+        if out is not None:
+            _check_out(out, scorer.shape[0])
+            out[:] = scorer
+            return out
         return scorer
-    out = np.empty(source.n_rows, dtype=np.float32)
+    if out is None:
+        out = np.empty(source.n_rows, dtype=np.float32)
+    else:
+        _check_out(out, source.n_rows)
     with _progress(source.n_rows, progress, f"scoring ({method})") as bar:
         for chunk in source.chunks(chunk_rows):
             scorer(chunk, out[chunk.start:chunk.stop])
             bar.update(chunk.values.shape[0])
     return out
+
+
+def _check_out(out, n_rows):
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n_rows,) \
+            or not out.flags.c_contiguous or not out.flags.writeable:
+        what = (f"{out.dtype} array of shape {out.shape}" if isinstance(out, np.ndarray)
+                else type(out).__name__)
+        raise FastalError(f"out must be a writeable contiguous float32 array of shape "
+                          f"({n_rows},); got {what}")
 
 
 class TopK:

@@ -311,3 +311,14 @@ def test_block_edges(c):
         for method in METHODS:
             np.testing.assert_allclose(fastal.score(probs, method), ref.uncertainty(probs, method),
                                        rtol=3e-6, atol=3e-6)
+
+
+def test_out_buffer():
+    probs = np.array([[0.75, 0.25], [0.5, 0.5]], dtype=np.float32)
+    buffer = np.full(2, -1.0, dtype=np.float32)
+    assert fastal.score(probs, "margin", out=buffer) is buffer
+    np.testing.assert_array_equal(buffer, [0.5, 1.0])
+    for bad in (np.empty(3, np.float32), np.empty(2, np.float64), [0.0, 0.0],
+                np.empty(4, np.float32)[::2]):
+        with pytest.raises(FastalError, match="out must be a writeable contiguous float32 array"):
+            fastal.score(probs, "margin", out=bad)
