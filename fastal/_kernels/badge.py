@@ -20,12 +20,10 @@ fastmath, so LLVM cannot reassociate them.
 """
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from .._config import FASTMATH
+from ._intrinsics import prefetch
 
 CANDIDATE, LABELED, PICKED = 0, 1, 2
 
@@ -43,36 +41,6 @@ _PRUNE_SLACK = 1e-9
 # a full memory (and TLB) latency. They are first collected per block, then evaluated with
 # the row this many places ahead prefetched.
 _PREFETCH_AHEAD = 6
-
-
-@intrinsic
-def _prefetch_row(typingctx, matrix, row):
-    """Ask the CPU to start loading every cache line of ``matrix[row, :]`` (C-contiguous)."""
-    if not isinstance(matrix, types.Array) or matrix.ndim != 2:
-        return None
-
-    def codegen(context, builder, signature, args):
-        matrix_type, row_type = signature.args
-        array = context.make_array(matrix_type)(context, builder, args[0])
-        intp = context.get_value_type(types.intp)
-        i = context.cast(builder, args[1], row_type, types.intp)
-        zero = ir.Constant(intp, 0)
-        start = cgutils.get_item_pointer(context, builder, matrix_type, array, [i, zero])
-        start = builder.bitcast(start, ir.IntType(8).as_pointer())
-        n_cols = cgutils.unpack_tuple(builder, array.shape, 2)[1]
-        n_bytes = builder.mul(n_cols, ir.Constant(intp, matrix_type.dtype.bitwidth // 8))
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module,
-            ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]),
-            "llvm.prefetch.p0")
-        with cgutils.for_range_slice(builder, zero, n_bytes, ir.Constant(intp, 64)) as (off, _):
-            # (address, read, high locality, data cache)
-            builder.call(fn, [builder.gep(start, [off]), ir.Constant(i32, 0),
-                              ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return types.void(matrix, row), codegen
 
 
 @njit(parallel=True, cache=True)
@@ -217,10 +185,10 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
                 n_todo += 1
             # pass 2, over the surviving rows only: the O(d) part, rows prefetched ahead
             for t in range(min(n_todo, _PREFETCH_AHEAD)):
-                _prefetch_row(X, todo[t])
+                prefetch(X, todo[t])
             for t in range(n_todo):
                 if t + _PREFETCH_AHEAD < n_todo:
-                    _prefetch_row(X, todo[t + _PREFETCH_AHEAD])
+                    prefetch(X, todo[t + _PREFETCH_AHEAD])
                 i = todo[t]
                 dx2 = 0.0
                 dxc = 0.0

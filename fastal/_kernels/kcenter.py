@@ -23,12 +23,10 @@ exact 0, and integer-valued data gives exact distances.
 """
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from .._config import FASTMATH
+from ._intrinsics import prefetch
 
 # No FMA contraction here: for cosine the kernels compute ``x * inv_norm - c`` where ``c`` is
 # the centre's own ``x * inv_norm``. A fused multiply-subtract would skip the rounding of the
@@ -44,40 +42,6 @@ _SKIP_SLACK = 1e-9
 # costs a full memory latency. The state is in group order, so the skip test of the row this
 # many positions ahead is cheap; its X row is prefetched only if it will be evaluated.
 _PREFETCH_AHEAD = 8
-
-
-@intrinsic
-def _prefetch(typingctx, array, index):
-    """Hint the CPU to load ``array[index]`` (a whole row for 2-D arrays) into cache."""
-    if not isinstance(array, types.Array) or array.ndim not in (1, 2):
-        return None
-
-    def codegen(context, builder, signature, args):
-        array_type, index_type = signature.args
-        arr = context.make_array(array_type)(context, builder, args[0])
-        intp = context.get_value_type(types.intp)
-        row = context.cast(builder, args[1], index_type, types.intp)
-        zero = ir.Constant(intp, 0)
-        indices = [row] if array_type.ndim == 1 else [row, zero]
-        ptr = cgutils.get_item_pointer(context, builder, array_type, arr, indices)
-        byte_ptr_type = ir.IntType(8).as_pointer()
-        base = builder.bitcast(ptr, byte_ptr_type)
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr_type, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        item = ir.Constant(intp, array_type.dtype.bitwidth // 8)
-        if array_type.ndim == 1:
-            n_bytes = item
-        else:
-            n_bytes = builder.mul(cgutils.unpack_tuple(builder, arr.shape, 2)[1], item)
-        with cgutils.for_range_slice(builder, zero, n_bytes, ir.Constant(intp, 64)) as (off, _):
-            # read access, high temporal locality, data cache
-            builder.call(fn, [builder.gep(base, [off]), ir.Constant(i32, 0),
-                              ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return types.void(array, index), codegen
 
 
 @njit(inline="always", fastmath=_FASTMATH)
@@ -331,7 +295,7 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroi
         for p in range(offsets[g], hi):
             ahead = p + _PREFETCH_AHEAD
             if ahead < hi and not _skip(dg, rowdist[ahead], mindist[ahead], cosine):
-                _prefetch(X, perm[ahead])
+                prefetch(X, perm[ahead])
             m = mindist[p]
             if _skip(dg, rowdist[p], m, cosine):
                 continue
