@@ -20,7 +20,7 @@ import numpy as np
 
 from ._errors import FastalError
 from ._validation import check_int, make_rng
-from .scoring import UNCERTAINTY_METHODS, score, top_k
+from .scoring import UNCERTAINTY_METHODS, score
 
 #: Strategy names accepted by :class:`ActiveLoop` and :func:`simulate`. A callable
 #: ``strategy(probs, X, labeled_mask, k, rng) -> positions`` is accepted too.

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 

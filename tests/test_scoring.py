@@ -41,7 +41,6 @@ def test_logits_match_reference(method, c, dtype, threads):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_adversarial_probability_rows(method):
-    c = 5
     rows = np.array([
         [1, 0, 0, 0, 0],                      # one-hot: least informative
         [0.2, 0.2, 0.2, 0.2, 0.2],            # uniform: most informative

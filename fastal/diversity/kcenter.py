@@ -365,7 +365,6 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
                           f"got {grouping!r}")
     by_labeled = grouping in ("labeled", "labeled-cells")
     split = grouping == "labeled"
-    n_groups_target = n_groups
     if by_labeled:
         centroids = lab64
         n_groups = n_labeled
