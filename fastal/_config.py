@@ -16,6 +16,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
 
+# Rows of probabilities must sum to 1 within this absolute tolerance and have no entry below
+# -PROBABILITY_TOLERANCE; anything else is rejected (the user is told to pass logits).
+PROBABILITY_TOLERANCE = 1e-3
+
 # Target bytes of input per chunk when the caller does not choose ``chunk_rows``:
 # large enough that the per-call cost of a parallel kernel (tens of microseconds) is
 # negligible, small enough that a chunk stays in L2/L3 and memory stays bounded.

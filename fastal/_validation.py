@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from ._config import CHUNK_BYTES, MIN_CHUNK_ROWS
+from ._config import CHUNK_BYTES, MIN_CHUNK_ROWS, PROBABILITY_TOLERANCE
 from ._errors import FastalError
 from .io.arrays import to_numpy
 
@@ -118,3 +118,19 @@ def parse_labeled(labeled, n_pool):
         raise FastalError(f"labeled positions must be in [0, {n_pool}); "
                           f"got {lo if lo < 0 else hi}")
     return np.unique(lab.astype(np.int64))
+
+
+def raise_bad_probability_row(row, where, from_logits):
+    """Raise the FastalError that says why one row of probabilities (or logits) was refused."""
+    row = np.asarray(row, dtype=np.float64)
+    what = "logits" if from_logits else "probabilities"
+    if not np.isfinite(row).all():
+        j = int(np.flatnonzero(~np.isfinite(row))[0])
+        raise FastalError(f"{where} contains {row[j]} at column {j}; {what} must be finite")
+    if row.min() < -PROBABILITY_TOLERANCE:
+        j = int(np.argmin(row))
+        raise FastalError(f"{where} has a negative probability {row[j]:.6g} at column {j}; "
+                          f"pass from_logits=True if these are logits")
+    raise FastalError(
+        f"{where} sums to {row.sum():.6g}, not 1 (tolerance {PROBABILITY_TOLERANCE}); "
+        f"pass from_logits=True if these are logits, or normalise the rows")

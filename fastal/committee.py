@@ -31,9 +31,8 @@ REGRESSION_METHODS = ("committee_std",)
 #: Expected gradient length of a softmax linear model (full gradient / logit-bias gradient).
 EGL_METHODS = ("expected_gradient_length", "expected_gradient_length_bias")
 
-#: Same value as ``fastal.scoring.PROBABILITY_TOLERANCE`` (a test keeps them equal); kept
-#: here so this module does not import the driver that will import it.
-PROBABILITY_TOLERANCE = 1e-3
+from ._config import PROBABILITY_TOLERANCE  # noqa: E402  (the one tolerance, shared)
+from ._validation import raise_bad_probability_row as _raise_bad_probability_row  # noqa: E402
 
 _COMMITTEE_CODES = {
     "vote_entropy": _k.VOTE_ENTROPY,
@@ -330,21 +329,6 @@ def _raise_bad_member_row(members, scores, start, from_logits, name):
             _raise_bad_probability_row(row, f"row {start + r} of {name}, member {m},",
                                        from_logits)
     raise FastalError(f"row {start + r} of {name} could not be scored")  # pragma: no cover
-
-
-def _raise_bad_probability_row(row, where, from_logits):
-    row = np.asarray(row, dtype=np.float64)
-    what = "logits" if from_logits else "probabilities"
-    if not np.isfinite(row).all():
-        j = int(np.flatnonzero(~np.isfinite(row))[0])
-        raise FastalError(f"{where} contains {row[j]} at column {j}; {what} must be finite")
-    if row.min() < -PROBABILITY_TOLERANCE:
-        j = int(np.argmin(row))
-        raise FastalError(f"{where} has a negative probability {row[j]:.6g} at column {j}; "
-                          f"pass from_logits=True if these are logits")
-    raise FastalError(
-        f"{where} sums to {row.sum():.6g}, not 1 (tolerance {PROBABILITY_TOLERANCE}); "
-        f"pass from_logits=True if these are logits, or normalise the rows")
 
 
 # --------------------------------------------------------------------------- in memory

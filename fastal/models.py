@@ -438,13 +438,8 @@ def model_chunk_scores(model, X_chunk, methods, out, *, start=0, name="data"):
     for k, method in enumerate(methods):
         if k in egl:
             continue
-        code = _UNCERTAINTY_CODES[method]
-        if from_logits:
-            n_bad = _ku._scores_from_logits(values, code, out2[k])
-        elif code == _ku.ENTROPY:
-            n_bad = _ku._entropy_from_probs(values, PROBABILITY_TOLERANCE, out2[k])
-        else:
-            n_bad = _ku._top2_from_probs(values, code, PROBABILITY_TOLERANCE, out2[k])
+        n_bad = _ku.uncertainty_scores(values, _UNCERTAINTY_CODES[method], from_logits,
+                                       PROBABILITY_TOLERANCE, out2[k])
         if n_bad:
             _raise_bad_output(X, values, out2[k], from_logits, start, name)
     if egl:

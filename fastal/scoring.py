@@ -14,6 +14,7 @@ from . import committee as _committee
 from ._errors import FastalError
 from ._kernels import uncertainty as _k
 from ._selection import Selection
+from ._validation import raise_bad_probability_row
 from .io import Chunk, Source, as_source
 
 #: Uncertainty methods: one model's class probabilities (or logits) per row.
@@ -28,7 +29,7 @@ METHODS = UNCERTAINTY_METHODS + COMMITTEE_METHODS + EGL_METHODS
 
 #: Rows of probabilities must sum to 1 within this absolute tolerance and have no entry
 #: below ``-PROBABILITY_TOLERANCE``; anything else is rejected (pass logits instead).
-PROBABILITY_TOLERANCE = 1e-3
+from ._config import PROBABILITY_TOLERANCE  # noqa: E402
 
 _CODES = {
     "entropy": _k.ENTROPY,
@@ -161,40 +162,14 @@ def _progress(total: int, enabled: bool, desc: str):
 def _score_chunk(chunk: Chunk, code: int, from_logits: bool, out: np.ndarray, name: str):
     """Score one chunk into ``out`` (len == rows); raise a precise error for bad rows."""
     values = chunk.values
-    tol = PROBABILITY_TOLERANCE
-    if from_logits:
-        n_bad = _k._scores_from_logits(values, code, out)
-    elif code == _k.LEAST_CONFIDENCE and values.shape[1] > 32:
-        # long rows: the per-row kernel vectorises along the row; short rows: the
-        # transposed-block kernel below vectorises across rows (measured 1.3x at C = 10).
-        n_bad = _k._least_confidence_from_probs(values, tol, out)
-    elif code != _k.ENTROPY:
-        n_bad = _k._top2_from_probs(values, code, tol, _k.block_rows(values.shape[1]), out)
-    elif values.dtype == np.float32:
-        n_bad = _k._entropy_from_probs32(values, tol, _k.block_rows(values.shape[1]), out)
-    else:
-        n_bad = _k._entropy_from_probs(values, tol, out)
+    n_bad = _k.uncertainty_scores(values, code, from_logits, PROBABILITY_TOLERANCE, out)
     if n_bad:
         _raise_bad_row(values, out, chunk.start, from_logits, name)
 
 
 def _raise_bad_row(values, out, start, from_logits, name):
     r = int(np.flatnonzero(np.isnan(out))[0])
-    row = values[r].astype(np.float64)
-    where = f"row {start + r} of {name}"
-    if not np.isfinite(row).all():
-        j = int(np.flatnonzero(~np.isfinite(row))[0])
-        raise FastalError(f"{where} contains {row[j]} at column {j}; scores need finite values")
-    if row.min() < -PROBABILITY_TOLERANCE:
-        j = int(np.argmin(row))
-        raise FastalError(
-            f"{where} has a negative probability {row[j]:.6g} at column {j}; "
-            f"pass from_logits=True if these are logits"
-        )
-    raise FastalError(
-        f"{where} sums to {row.sum():.6g}, not 1 (tolerance {PROBABILITY_TOLERANCE}); "
-        f"pass from_logits=True if these are logits, or normalise the rows"
-    )
+    raise_bad_probability_row(values[r], f"row {start + r} of {name}", from_logits)
 
 
 def score(data, method, *, from_logits=False, column=None, chunk_rows=None, progress=False,

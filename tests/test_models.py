@@ -245,3 +245,18 @@ def test_proba_model_bad_output():
         score_model(ProbaModel(Broken()), X, "entropy")
     with pytest.raises(FastalError, match="predict_proba must return .rows, classes."):
         score_model(ProbaModel(Wrong()), X, "entropy")
+
+
+def test_proba_model_scores_every_uncertainty_method():
+    # ProbaModel goes through the same kernel dispatch as fastal.score on probabilities.
+    from sklearn.linear_model import LogisticRegression
+
+    import fastal
+    from fastal.models import ProbaModel
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    est = LogisticRegression().fit(X, np.arange(200) % 3)
+    for method in fastal.UNCERTAINTY_METHODS:
+        np.testing.assert_array_equal(fastal.score(X, method, model=ProbaModel(est)),
+                                      fastal.score(est.predict_proba(X), method))

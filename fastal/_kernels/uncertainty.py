@@ -249,3 +249,22 @@ def _scores_from_logits(logits, method, out):
             else:
                 out[i] = np.exp(np.float64(top2) - m)
     return n_bad
+
+
+def uncertainty_scores(values, code, from_logits, atol, out):
+    """Score a (rows, C) chunk by method ``code`` with the fastest kernel for its shape.
+
+    Plain dispatch, no validation: returns the number of invalid rows (their ``out`` is NaN).
+    """
+    if from_logits:
+        return _scores_from_logits(values, code, out)
+    c = values.shape[1]
+    if code == LEAST_CONFIDENCE and c > 32:
+        # long rows: the per-row kernel vectorises along the row; short rows: the
+        # transposed-block kernel vectorises across rows (measured 1.3x at C = 10).
+        return _least_confidence_from_probs(values, atol, out)
+    if code != ENTROPY:
+        return _top2_from_probs(values, code, atol, block_rows(c), out)
+    if values.dtype == np.float32:
+        return _entropy_from_probs32(values, atol, block_rows(c), out)
+    return _entropy_from_probs(values, atol, out)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
+from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS, PROBABILITY_TOLERANCE
 from .._errors import FastalError
 from .._kernels import badge as _k
 from .._selection import Selection
 from .._validation import as_embeddings, as_probs, check_int, check_k, make_rng, parse_labeled
 
 #: Rows of ``probs`` must sum to 1 within this tolerance, with no entry below its negative.
-PROBABILITY_TOLERANCE = 1e-3
 
 
 def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
