@@ -19,7 +19,7 @@ def tol(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("c", [2, 3, 10, 1000])
+@pytest.mark.parametrize("c", [2, 3, 4, 10, 100, 1000])
 @pytest.mark.parametrize("method", METHODS)
 def test_probs_match_reference(method, c, dtype, threads):
     rng = np.random.default_rng(c)
@@ -268,6 +268,33 @@ def test_non_contiguous_arrays():
     want = fastal.score(probs, "entropy")
     np.testing.assert_array_equal(fastal.score(fortran, "entropy"), want)
     np.testing.assert_array_equal(fastal.score(strided, "entropy"), want)
+
+
+@pytest.mark.parametrize("c", [4, 6, 7, 10, 100])
+def test_float32_lanes_any_alignment_and_layout(c):
+    # float32 rows with C divisible by 4 (2) are moved as 16-byte (8-byte) units: the
+    # answer must not depend on the buffer's alignment, order or strides.
+    rng = np.random.default_rng(c)
+    probs = random_probs(rng, 301, c, np.float32, concentration=0.5)
+    probs[17] = np.float32(1.0 / c)
+    raw = np.empty(probs.nbytes + 4, dtype=np.uint8)
+    shifted = np.frombuffer(raw.data, dtype=np.float32, count=probs.size, offset=4)
+    shifted = shifted.reshape(probs.shape)
+    shifted[...] = probs
+    assert shifted.ctypes.data % 8 == 4
+    layouts = [shifted, np.asfortranarray(probs), np.repeat(probs, 2, axis=0)[::2]]
+    for method in METHODS:
+        want = fastal.score(probs, method)
+        np.testing.assert_allclose(want, ref.uncertainty(probs, method), rtol=3e-6, atol=3e-6)
+        for other in layouts:
+            np.testing.assert_allclose(fastal.score(other, method), want, rtol=1e-6, atol=1e-7)
+        for chunk_rows in (1, 7, 64):
+            np.testing.assert_array_equal(fastal.score(shifted, method, chunk_rows=chunk_rows),
+                                          want)
+    bad = shifted.copy()
+    bad[123, c - 1] = np.nan
+    with pytest.raises(FastalError, match="row 123"):
+        fastal.score(bad, "margin")
 
 
 def test_array_likes():
