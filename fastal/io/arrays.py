@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._config import IN_MEMORY_CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import FastalError
 from ._base import Chunk, Source, compute_dtype
 
@@ -43,6 +44,10 @@ class ArraySource(Source):
         self.name = what
         self.n_rows, self.width = array.shape
         self.has_ids = False
+
+    def default_chunk_rows(self) -> int:
+        row_bytes = max(1, self.width * self.dtype.itemsize)
+        return max(MIN_CHUNK_ROWS, IN_MEMORY_CHUNK_BYTES // row_bytes)
 
     def _pieces(self, chunk_rows):
         for start in range(0, self.n_rows, chunk_rows):
