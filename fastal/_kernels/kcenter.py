@@ -402,7 +402,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
     cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
 
     Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with centroids
-    ``centroids[...]`` (float64) and sizes ``sub_counts[...]`` (possibly 0). Each row is
+    ``centroids[...]`` (float32 or float64) and sizes ``sub_counts[...]`` (possibly 0). Each row is
     compared with its own cell's few seeds only, where a FAISS assignment compares it with
     every centroid. Any centroids and any assignment keep the selection exact; this only
     makes the groups tight. ``sublabel`` (N,) int32 is scratch (group order).

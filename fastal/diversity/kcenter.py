@@ -13,6 +13,7 @@ from .._kernels import kcenter as _k
 from .._selection import Selection
 from .._validation import check_int as _check_int
 from ..io.arrays import to_numpy
+from ._faiss import small_search_blocks
 
 _METRICS = ("l2", "cosine")
 # FAISS candidates per row for the initial labeled search. The exact distance of each is
@@ -31,7 +32,7 @@ _SPLIT_ITER = 3
 _SPLIT_RADIUS = 0.8
 _SPLIT_MIN_ROWS = 16
 _SPLIT_MAX = 32
-_KERNEL_ROWS = 1 << 16  # rows per exact-recomputation kernel call (24 bytes each of scratch)
+_KERNEL_ROWS = 1 << 14  # rows per exact-recomputation kernel call (25 bytes each of scratch)
 _SEARCH_ROWS = 4096  # rows per FAISS search call (FAISS's BLAS query block)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 
@@ -303,6 +304,15 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
 
     ``stats``, if a dict, receives diagnostics (evaluated row distances, fallbacks).
     """
+    with small_search_blocks():
+        return _kcenter_run(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
+                            chunk_rows=chunk_rows, n_groups=n_groups, grouping=grouping,
+                            stats=stats)
+
+
+def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, grouping,
+                 stats):
+    """The body of ``_kcenter`` (FAISS's block sizes already set)."""
     pool = _as_embeddings(X, "X")
     n_pool, d = pool.shape
     if n_pool == 0 or d == 0:
@@ -468,7 +478,9 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
         sub_offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(n_seeds, out=sub_offsets[1:])
         n_groups = int(sub_offsets[-1])
-        centroids = np.empty((n_groups, d), dtype=np.float64)
+        # float32: a centroid only has to be a point (the bounds hold for any point), and
+        # there can be up to 32 per labeled point: 4 bytes per coordinate matter here
+        centroids = np.empty((n_groups, d), dtype=np.float32)
         sub_counts = np.empty(n_groups, dtype=np.int64)
         _k.lloyd_cells(pool, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
                        sub_offsets, _SPLIT_ITER, centroids, sub_counts, rowdist.view(np.int32))
@@ -547,7 +559,7 @@ class _Clock:
 
 
 def _train_groups(pool, inv_norm, n_groups):
-    """Centroids (G, d) float64 of a FAISS k-means on a sample of the pool.
+    """Centroids (G, d) float32 of a FAISS k-means on a sample of the pool.
 
     Any centroids give exact results (the bounds hold for any point); good ones make the
     groups tight and the pruning effective. An empty cluster is a group without rows.
@@ -566,10 +578,10 @@ def _train_groups(pool, inv_norm, n_groups):
     if cosine:
         sample *= inv_norm[rows, None].astype(np.float32)
     if n_groups == 1:
-        return sample.mean(axis=0, keepdims=True, dtype=np.float64)
+        return sample.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
     import faiss
 
     km = faiss.Kmeans(d, n_groups, niter=_KMEANS_ITER, seed=_GROUP_SEED, verbose=False,
                       min_points_per_centroid=1, max_points_per_centroid=10**9)
     km.train(sample)
-    return km.centroids.astype(np.float64)
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
