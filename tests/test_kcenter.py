@@ -377,3 +377,27 @@ def test_permute_in_place_matches_gather():
         expected = values[perm]
         permute_in_place(values, perm, np.zeros((n + 7) // 8, dtype=np.uint8))
         np.testing.assert_array_equal(values, expected)
+
+
+def test_faiss_block_sizes_restored():
+    # kcenter runs FAISS with small distance tables; the user's settings come back after,
+    # also when the call fails.
+    import faiss
+
+    from fastal.diversity import _faiss
+
+    cvar = faiss.cvar
+    before = cvar.distance_compute_blas_query_bs, cvar.distance_compute_blas_database_bs
+    X = np.random.default_rng(0).standard_normal((300, 4)).astype(np.float32)
+
+    kcenter(X, 5, labeled=np.arange(20))
+    assert (cvar.distance_compute_blas_query_bs,
+            cvar.distance_compute_blas_database_bs) == before
+    with pytest.raises(FastalError):
+        kcenter(X, 5, labeled=np.arange(20), metric="nope")
+    assert (cvar.distance_compute_blas_query_bs,
+            cvar.distance_compute_blas_database_bs) == before
+    with _faiss.small_search_blocks():
+        assert (cvar.distance_compute_blas_query_bs,
+                cvar.distance_compute_blas_database_bs) == (_faiss.QUERY_BLOCK,
+                                                             _faiss.DATABASE_BLOCK)

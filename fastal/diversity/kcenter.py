@@ -125,10 +125,12 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     distance, int32 group permutation; int64 beyond 2**31 rows), kept in group order so
     that the per-pick scans are sequential (the group labels live in the row-to-centre
     buffer until the rows are sorted, and ``D`` is permuted in place with an N-bit mask),
-    plus 8 bytes per row for the inverse norms with ``"cosine"``, plus O(G d) and the
-    FAISS search scratch of 4096-row calls (a 4096 x min(L, 1024) float32 distance table,
-    16 MiB at L >= 1000, the same as a plain FAISS search). The pool is never copied or
-    reordered.
+    plus 8 bytes per row for the inverse norms with ``"cosine"``, plus O(G d) (float32
+    group centroids) and fixed scratch: one 4096-row float32 copy of the rows being
+    searched, FAISS's distance table (run with 1024 x 256 blocks: 1 MiB instead of its
+    default 16 MiB) and 16k rows of candidate buffers. Measured at 1M x 128, L = 1000:
+    24 bytes per pool row in all (``bench/README_kcenter.md``). The pool is never copied
+    or reordered.
 
     References
     ----------
@@ -271,8 +273,8 @@ def _labeled_groups_pay(n_pool, n_labeled):
 def _search_rows(chunk):
     """Rows per FAISS search call: one FAISS BLAS query block (4096 rows).
 
-    Smaller calls save FAISS's distance table (rows x min(L, 1024) floats, 16 MiB at
-    L >= 1024) but each call is a few OpenMP/BLAS parallel regions, and when FAISS's
+    Smaller calls would save the 4096 x d copy of the rows, but each call is a few
+    OpenMP/BLAS parallel regions, and when FAISS's
     threads spin (``OMP_WAIT_POLICY`` unset when faiss was imported) on a loaded machine,
     1024-row calls were measured 2-3x slower than 4096-row calls.
     """
