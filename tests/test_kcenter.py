@@ -308,6 +308,22 @@ def test_groupings_match_reference(grouping, metric, labeled_kind):
     assert stats["grouping"] == grouping
 
 
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans"])
+def test_many_groups_use_wide_labels(grouping, monkeypatch):
+    # Group labels share the uint16 rowdist buffer up to 65,535 groups; beyond, a separate
+    # int64 array holds them. Lower the limit to run that path on a small pool.
+    import importlib
+
+    module = importlib.import_module("fastal.diversity.kcenter")
+    monkeypatch.setattr(module, "_UINT16_LABELS", 7)
+    rng = np.random.default_rng(21)
+    X = blobs(rng, 2000, 6, 30, spread=0.3).astype(np.float32)
+    labeled = rng.choice(2000, 50, replace=False)
+    sel = _kcenter(X, 60, labeled=labeled, grouping=grouping, n_groups=40)
+    idx, _, _ = kcenter_greedy(X, 60, labeled=labeled)
+    np.testing.assert_array_equal(sel.indices, idx)
+
+
 @pytest.mark.parametrize("grouping", ["labeled", "labeled-cells"])
 @pytest.mark.parametrize("n_labeled", [1, 2, 5])
 def test_labeled_groups_tiny_labeled_set(grouping, n_labeled):

@@ -12,10 +12,12 @@ State shared by the kernels (N pool rows, G groups, d dimensions):
   ``-1.0`` marks a row that is itself a centre (labeled by position, or already picked).
   Group order makes the per-pick scans sequential over the state; only the rows of ``X``
   are gathered (``X`` is never copied).
-- ``rowdist`` (N,) float32, in group order: each row's distance to its group centre,
-  rounded *up*, so that the triangle-inequality bound computed from it stays a lower bound.
-  A group centre is any point: a k-means centroid, or a labeled point (then ``rowdist`` is
-  the initial min-distance itself, free).
+- ``rowdist`` (N,) uint16, in group order: each row's distance to its group centre as a
+  fraction ``q / 65535`` of the group radius ``radius[g]`` (itself rounded up), with ``q``
+  rounded *up*, so that the triangle-inequality bound computed from it stays a lower bound
+  (2 bytes per row instead of a float32's 4; the bound loosens by at most radius / 65535).
+  A group centre is any point: a k-means centroid, or a labeled point (then the row's
+  distance is the initial min-distance itself, free).
 
 Distances are always accumulated in float64 from the difference ``x - c`` (no
 ``|x|^2 + |c|^2 - 2 x.c`` cancellation), so a row and an exact duplicate of a centre get an
@@ -57,6 +59,24 @@ def _sq_to(X, i, scale, cosine, c):
             t = X[i, j] - c[j]
             acc += t * t
     return acc
+
+
+_Q = 65535.0  # rowdist levels per group radius
+
+
+@njit(inline="always")
+def _quantize(r, r_max):
+    """The uint16 level q with ``q * r_max / 65535 >= r`` (0 <= r <= r_max)."""
+    if r_max <= 0.0 or r <= 0.0:
+        return np.uint16(0)
+    q = np.floor(r / r_max * _Q * (1.0 + 1e-12)) + 1.0
+    return np.uint16(min(q, _Q))
+
+
+@njit(inline="always")
+def _up32(dist):
+    """A Euclidean distance rounded up generously (float32-representable upper bound)."""
+    return np.float64(np.float32(dist * (1.0 + 2.5e-7) + 1e-300))
 
 
 @njit(inline="always")
@@ -188,40 +208,38 @@ def permute_in_place(values, perm, visited):
 @njit(parallel=True, cache=True)
 def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
     """Groups centred on labeled points: each row's distance to its centre is its initial
-    min-distance (group order), converted to a Euclidean distance and rounded up."""
+    min-distance (group order). Writes the group radii (rounded up) and the rows' levels."""
     n_groups = offsets.shape[0] - 1
     for g in prange(n_groups):
         r_max = 0.0
         for p in range(offsets[g], offsets[g + 1]):
             m = mindist[p]
-            if m <= 0.0:  # a centre (-1) or a duplicate of its group centre
-                rowdist[p] = np.float32(0.0)
-                continue
-            up = np.float32(_to_chord(m, cosine) * (1.0 + 2.5e-7) + 1e-300)
-            rowdist[p] = up
-            if up > r_max:
-                r_max = up
+            if m > 0.0:  # not a centre (-1) nor a duplicate of its group centre
+                r_max = max(r_max, _up32(_to_chord(m, cosine)))
         radius[g] = r_max
+        for p in range(offsets[g], offsets[g + 1]):
+            m = mindist[p]
+            rowdist[p] = _quantize(_to_chord(m, cosine), r_max) if m > 0.0 else np.uint16(0)
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def centroid_distances(X, inv_norm, cosine, perm, offsets, centroids, rowdist, radius):
-    """Distance of every row to its group centroid (float32, rounded up) and group radii."""
+    """Distance of every row to its group centroid (as a uint16 level) and group radii."""
     n_groups = offsets.shape[0] - 1
     for g in prange(n_groups):
         c = centroids[g]
+        lo = offsets[g]
+        dist = np.empty(offsets[g + 1] - lo, dtype=np.float64)
         r_max = 0.0
-        for p in range(offsets[g], offsets[g + 1]):
+        for p in range(lo, offsets[g + 1]):
             i = perm[p]
             scale = inv_norm[i] if cosine else 1.0
-            dist = np.sqrt(_sq_to(X, i, scale, cosine, c))
-            # float32 rounding is at most 2**-24 relative: inflating first keeps it an
-            # upper bound, so ``d(c, m_g) - rowdist`` stays a valid lower bound.
-            up = np.float32(dist * (1.0 + 2.5e-7) + 1e-300)
-            rowdist[p] = up
-            if up > r_max:
-                r_max = up
+            dist[p - lo] = np.sqrt(_sq_to(X, i, scale, cosine, c))
+            # inflating before the float32 rounding keeps the radius an upper bound
+            r_max = max(r_max, _up32(dist[p - lo]))
         radius[g] = r_max
+        for p in range(lo, offsets[g + 1]):
+            rowdist[p] = _quantize(dist[p - lo], r_max)
 
 
 @njit(parallel=True, cache=True)
@@ -290,14 +308,15 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroi
     for a in prange(n_active):
         g = active[a]
         dg = dcm[g]
+        level = radius[g] / _Q  # rowdist level -> distance (an upper bound)
         n_eval = 0
         hi = offsets[g + 1]
         for p in range(offsets[g], hi):
             ahead = p + _PREFETCH_AHEAD
-            if ahead < hi and not _skip(dg, rowdist[ahead], mindist[ahead], cosine):
+            if ahead < hi and not _skip(dg, rowdist[ahead] * level, mindist[ahead], cosine):
                 prefetch(X, perm[ahead])
             m = mindist[p]
-            if _skip(dg, rowdist[p], m, cosine):
+            if _skip(dg, rowdist[p] * level, m, cosine):
                 continue
             i = perm[p]
             scale = inv_norm[i] if cosine else 1.0
@@ -405,7 +424,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
     ``centroids[...]`` (float32 or float64) and sizes ``sub_counts[...]`` (possibly 0). Each row is
     compared with its own cell's few seeds only, where a FAISS assignment compares it with
     every centroid. Any centroids and any assignment keep the selection exact; this only
-    makes the groups tight. ``sublabel`` (N,) int32 is scratch (group order).
+    makes the groups tight. ``sublabel`` (N,) integers is scratch (group order).
     """
     n_cells = offsets.shape[0] - 1
     d = X.shape[1]

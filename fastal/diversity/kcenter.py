@@ -34,6 +34,7 @@ _SPLIT_MIN_ROWS = 16
 _SPLIT_MAX = 32
 _KERNEL_ROWS = 1 << 14  # rows per exact-recomputation kernel call (25 bytes each of scratch)
 _SEARCH_ROWS = 4096  # rows per FAISS search call (FAISS's BLAS query block)
+_UINT16_LABELS = 65535  # at most this many groups: group labels fit the uint16 rowdist
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 
 
@@ -121,15 +122,16 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
        the grouping changes the speed, never the result. Each group keeps its best row,
        so the global argmax is a max over groups.
 
-    Extra memory is O(N): 16 bytes per pool row (float64 ``D``, float32 row-to-centre
-    distance, int32 group permutation; int64 beyond 2**31 rows), kept in group order so
+    Extra memory is O(N): 14 bytes per pool row (float64 ``D``, the row-to-centre distance
+    as a uint16 fraction of its group's radius rounded up, int32 group permutation; int64
+    beyond 2**31 rows), kept in group order so
     that the per-pick scans are sequential (the group labels live in the row-to-centre
     buffer until the rows are sorted, and ``D`` is permuted in place with an N-bit mask),
     plus 8 bytes per row for the inverse norms with ``"cosine"``, plus O(G d) (float32
     group centroids) and fixed scratch: one 4096-row float32 copy of the rows being
     searched, FAISS's distance table (run with 1024 x 256 blocks: 1 MiB instead of its
     default 16 MiB) and 16k rows of candidate buffers. Measured at 1M x 128, L = 1000:
-    24 bytes per pool row in all (``bench/README_kcenter.md``). The pool is never copied
+    22 bytes per pool row in all (``bench/README_kcenter.md``). The pool is never copied
     or reordered.
 
     References
@@ -398,13 +400,12 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         centroid_index = faiss.IndexFlatL2(d)
         centroid_index.add(np.ascontiguousarray(centroids - shift, dtype=np.float32))
 
-    # Row state, 16 bytes per row: mindist (8), rowdist (4), perm (4). The group label of
-    # each row lives in rowdist's buffer until the rows are sorted by group.
+    # Row state, 14 bytes per row: mindist (8), rowdist (2), perm (4). The group label of
+    # each row lives in rowdist's buffer until the rows are sorted by group (there are at
+    # most _MAX_GROUPS groups by default; more only when a caller asks for them).
     mindist = np.empty(n_pool, dtype=np.float64)
-    rowdist = np.empty(n_pool, dtype=np.float32)
-    labels = rowdist.view(np.int32)
-    if n_pool >= 2**31:
-        labels = np.empty(n_pool, dtype=np.int64)
+    rowdist = np.empty(n_pool, dtype=np.uint16)
+    labels = rowdist if n_groups <= _UINT16_LABELS else np.empty(n_pool, dtype=np.int64)
     n_fallback = 0
     if lab64 is not None:
         shifted = lab64 - shift
@@ -414,7 +415,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         del shifted
         n_cand = min(_N_CANDIDATES, n_labeled)
         err_coef = 2.0 * (d + 8) * _U32
-        nearest = labels if by_labeled else np.empty(0, dtype=np.int32)
+        nearest = labels if by_labeled else np.empty(0, dtype=labels.dtype)
     search_rows = _search_rows(chunk)
     # FAISS calls run back to back over a super-block, then one kernel call handles the
     # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
@@ -485,7 +486,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         centroids = np.empty((n_groups, d), dtype=np.float32)
         sub_counts = np.empty(n_groups, dtype=np.int64)
         _k.lloyd_cells(pool, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                       sub_offsets, _SPLIT_ITER, centroids, sub_counts, rowdist.view(np.int32))
+                       sub_offsets, _SPLIT_ITER, centroids, sub_counts, rowdist)
         offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(sub_counts, out=offsets[1:])
         by_labeled = False  # rows are now at distance rowdist from their sub-group centroid
