@@ -417,3 +417,25 @@ def test_faiss_block_sizes_restored():
         assert (cvar.distance_compute_blas_query_bs,
                 cvar.distance_compute_blas_database_bs) == (_faiss.QUERY_BLOCK,
                                                              _faiss.DATABASE_BLOCK)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_ties_resolved_in_float64(weighted):
+    # Min-distances are stored rounded up to float32: rows 1 and 2 below share that value
+    # (1 + 1e-10 and 1 + 2e-10 from the labeled row 0), so the exact float64 distance must
+    # decide: row 2 is farther, although row 1 has the lower index.
+    X = np.array([[0.0], [1.0 + 1e-10], [1.0 + 2e-10], [-0.5], [0.25]], dtype=np.float64)
+    assert np.float32(X[1, 0]) == np.float32(X[2, 0])
+    weights = np.array([1.0, 1.0, 1.0, 1.0, 1.0]) if weighted else None
+    sel = kcenter(X, 3, labeled=[0], weights=weights)
+    idx, scores, cover = kcenter_greedy(X, 3, labeled=[0], weights=weights)
+    assert sel.indices[0] == 2
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-15)
+    # and with weights that flip the order by less than float32 resolution
+    if weighted:
+        w = np.array([1.0, 1.0 + 3e-10, 1.0, 1.0, 1.0])
+        sel = kcenter(X, 2, labeled=[0], weights=w)
+        idx, _, _ = kcenter_greedy(X, 2, labeled=[0], weights=w)
+        assert sel.indices[0] == 1
+        np.testing.assert_array_equal(sel.indices, idx)

@@ -6,9 +6,14 @@ State shared by the kernels (N pool rows, G groups, d dimensions):
 
 - ``perm`` (N,) int32/int64, in *group* order: ``perm[offsets[g]:offsets[g + 1]]`` are the
   original rows of group ``g``, increasing, so a forward scan breaks ties by lower row.
-- ``mindist`` (N,) float64, in group order (position ``p`` is row ``perm[p]``; it is
-  computed in row order and permuted once, in place): the distance of each row to the
-  centre set, in score units (Euclidean distance for l2, ``||a - b||**2 / 2`` for cosine);
+- ``mindist`` (N,) float32, in group order (position ``p`` is row ``perm[p]``; it is
+  computed in row order and permuted once, in place): the distance ``D`` of each row to the
+  centre set, in score units (Euclidean distance for l2, ``||a - b||**2 / 2`` for cosine),
+  rounded *up* to float32: ``mindist = ceil32(D)``, with ``D`` the exact float64 value.
+  ``ceil32`` is monotone, so ``ceil32(min(a, b)) = min(ceil32(a), ceil32(b))`` keeps the
+  stored value exact under updates, every bound that reads it stays valid, and a row with
+  a smaller ``mindist`` has a strictly smaller ``D``: only rows sharing the top float32
+  value need their float64 ``D`` recomputed (``resolve_pick``, ``exact_cover``).
   ``-1.0`` marks a row that is itself a centre (labeled by position, or already picked).
   Group order makes the per-pick scans sequential over the state; only the rows of ``X``
   are gathered (``X`` is never copied).
@@ -62,6 +67,15 @@ def _sq_to(X, i, scale, cosine, c):
 
 
 _Q = 65535.0  # rowdist levels per group radius
+
+
+@njit(inline="always")
+def _ceil32(x):
+    """The smallest float32 >= x (x >= 0 or inf)."""
+    f = np.float32(x)
+    if np.float64(f) < x:
+        f = np.nextafter(f, np.float32(np.inf))
+    return f
 
 
 @njit(inline="always")
@@ -150,7 +164,7 @@ def labeled_mindist(X, start, inv_norm, cosine, labeled, cand, cand_sq, shift, l
                         best = sq
                         best_t = t
         n_fallback[r] = fallback
-        mindist[i] = _to_score_units(best, cosine)
+        mindist[i] = _ceil32(_to_score_units(best, cosine))
         if want_nearest:
             nearest[i] = best_t
 
@@ -243,18 +257,33 @@ def centroid_distances(X, inv_norm, cosine, perm, offsets, centroids, rowdist, r
 
 
 @njit(parallel=True, cache=True)
-def group_stats(mindist, weights, weighted, perm, offsets, gmax, gbest_score, gbest_pos):
-    """Per group: largest min-distance, best (weighted) score and its position."""
+def group_stats(mindist, weights, weighted, perm, offsets, gstats, gbest_pos):
+    """Per group: largest min-distance, best (weighted) score and its position (see
+    ``_scan_group``)."""
     n_groups = offsets.shape[0] - 1
     for g in prange(n_groups):
-        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gmax,
-                    gbest_score, gbest_pos)
+        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
+                    gbest_pos)
+
+
+# Columns of the per-group statistics ``gstats`` (G, 4) float64.
+GMAX, GBEST, GSECOND, GLOW = 0, 1, 2, 3
 
 
 @njit(inline="always")
-def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gmax, gbest_score, gbest_pos):
+def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
+    """Group g's statistics from the stored (rounded-up) min-distances ``m``:
+
+    - GMAX: the largest ``m`` (-1 if every row is a centre);
+    - GBEST / gbest_pos: the largest score upper bound ``U = m * w`` and its first position;
+    - GSECOND: the largest ``U`` of the other rows (ties with the best included);
+    - GLOW: the largest score *lower* bound ``prev32(m) * w`` (the true ``D`` is above the
+      float32 below ``m``).
+    """
     m_max = -1.0
     best = -np.inf
+    second = -np.inf
+    low = -np.inf
     best_pos = -1
     for p in range(lo, hi):
         m = mindist[p]
@@ -262,18 +291,32 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gmax, gbest_score, 
             continue
         if m > m_max:
             m_max = m
-        s = m * weights[perm[p]] if weighted else m
-        if s > best:  # strict: the earlier (lower) row wins ties
-            best = s
+        below = np.nextafter(m, np.float32(-np.inf))
+        if weighted:
+            w = weights[perm[p]]
+            u = m * w
+            lo_bound = below * w
+        else:
+            u = np.float64(m)
+            lo_bound = np.float64(below)
+        if lo_bound > low:
+            low = lo_bound
+        if u > best:  # strict: the earlier (lower) row wins ties
+            second = best
+            best = u
             best_pos = p
-    gmax[g] = m_max
-    gbest_score[g] = best
+        elif u > second:
+            second = u
+    gstats[g, GMAX] = m_max
+    gstats[g, GBEST] = best
+    gstats[g, GSECOND] = second
+    gstats[g, GLOW] = low
     gbest_pos[g] = best_pos
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroids, radius,
-               rowdist, mindist, weights, weighted, gmax, gbest_score, gbest_pos, dcm, active):
+               rowdist, mindist, weights, weighted, gstats, gbest_pos, dcm, active):
     """Lower ``mindist`` to the new ``center`` and refresh the touched groups' statistics.
 
     A group is skipped when ``d(center, m_g) - r_g >= max mindist in g``: by the triangle
@@ -294,10 +337,11 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroi
     n_active = 0
     for g in range(n_groups):
         if g != forced_group:
-            if gmax[g] < 0.0:
+            gmax = gstats[g, GMAX]
+            if gmax < 0.0:
                 continue  # every row of the group is a centre already
             lower = dcm[g] - radius[g]
-            if lower - _SKIP_SLACK * (dcm[g] + radius[g]) >= _to_chord(gmax[g], cosine):
+            if lower - _SKIP_SLACK * (dcm[g] + radius[g]) >= _to_chord(gmax, cosine):
                 continue
         active[n_active] = g
         n_active += 1
@@ -320,46 +364,124 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroi
                 continue
             i = perm[p]
             scale = inv_norm[i] if cosine else 1.0
-            new = _to_score_units(_sq_to(X, i, scale, cosine, center), cosine)
+            new = _ceil32(_to_score_units(_sq_to(X, i, scale, cosine, center), cosine))
             n_eval += 1
             if new < m:
                 mindist[p] = new
-        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gmax,
-                    gbest_score, gbest_pos)
+        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
+                    gbest_pos)
         evaluated[a] = n_eval
     return evaluated.sum()
 
 
-@njit(cache=True)
-def best_pick(gbest_score, gbest_pos, perm, gmax):
-    """Global argmax over groups (ties -> lower original row) and the covering radius.
+@njit(cache=True, fastmath=_FASTMATH)
+def exact_mindist(X, inv_norm, cosine, i, labeled, picked, n_picked):
+    """The float64 distance ``D`` of row ``i`` to the centre set, recomputed: the labeled
+    points (metric space, float64) and the first ``n_picked`` rows of ``picked``, with the
+    same arithmetic as ``labeled_mindist`` and ``add_center``."""
+    scale = inv_norm[i] if cosine else 1.0
+    best = np.inf
+    for t in range(labeled.shape[0]):
+        sq = _sq_to(X, i, scale, cosine, labeled[t])
+        if sq < best:
+            best = sq
+    d = X.shape[1]
+    center = np.empty(d, dtype=np.float64)
+    for t in range(n_picked):
+        r = picked[t]
+        c_scale = inv_norm[r] if cosine else 1.0
+        for j in range(d):
+            center[j] = np.float64(X[r, j]) * c_scale if cosine else np.float64(X[r, j])
+        sq = _sq_to(X, i, scale, cosine, center)
+        if sq < best:
+            best = sq
+    return _to_score_units(best, cosine)
 
-    Returns ``(position in group order or -1, score, covering radius)``; the covering radius
-    is the largest min-distance over all rows (centres count as 0).
+
+@njit(cache=True, fastmath=_FASTMATH)
+def resolve_pick(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, mindist,
+                 weights, weighted, gstats, gbest_pos):
+    """The exact greedy pick: ``(group-order position, exact score)``, or ``(-1, -inf)``
+    when every row is a centre.
+
+    The stored ``m`` are float32 upper bounds of ``D``, so a row whose score upper bound
+    ``U`` is below the largest lower bound ``lam`` (over all rows) cannot be the argmax.
+    Usually one row is left; otherwise the float64 ``D`` of every row with ``U >= lam`` is
+    recomputed and the largest wins (ties to the lower row). If the top bound is 0, every
+    row scores 0 and the lowest row wins without recomputation.
     """
+    n_groups = gstats.shape[0]
+    top = -1
+    lam = -np.inf
+    for g in range(n_groups):
+        if gbest_pos[g] < 0:
+            continue
+        if gstats[g, GLOW] > lam:
+            lam = gstats[g, GLOW]
+        if top < 0:
+            top = g
+            continue
+        b = gstats[g, GBEST]
+        bt = gstats[top, GBEST]
+        if b > bt or (b == bt and perm[gbest_pos[g]] < perm[gbest_pos[top]]):
+            top = g
+    if top < 0:
+        return -1, -np.inf
+    pos = gbest_pos[top]
+    if gstats[top, GBEST] <= 0.0:
+        return pos, 0.0
+    unique = gstats[top, GSECOND] < lam
+    if unique:
+        for g in range(n_groups):
+            if g != top and gbest_pos[g] >= 0 and gstats[g, GBEST] >= lam:
+                unique = False
+                break
+    if unique:
+        dist = exact_mindist(X, inv_norm, cosine, perm[pos], labeled, picked, n_picked)
+        return pos, dist * weights[perm[pos]] if weighted else dist
     best = -np.inf
     best_pos = -1
-    radius = 0.0
-    for g in range(gbest_score.shape[0]):
-        if gmax[g] > radius:
-            radius = gmax[g]
-        p = gbest_pos[g]
-        if p < 0:
+    for g in range(n_groups):
+        if gbest_pos[g] < 0 or gstats[g, GBEST] < lam:
             continue
-        s = gbest_score[g]
-        if s > best or (s == best and perm[p] < perm[best_pos]):
-            best = s
-            best_pos = p
-    return best_pos, best, radius
+        for p in range(offsets[g], offsets[g + 1]):
+            m = mindist[p]
+            if m < 0.0:
+                continue
+            u = m * weights[perm[p]] if weighted else np.float64(m)
+            if u < lam:
+                continue
+            dist = exact_mindist(X, inv_norm, cosine, perm[p], labeled, picked, n_picked)
+            s = dist * weights[perm[p]] if weighted else dist
+            if s > best or (s == best and perm[p] < perm[best_pos]):
+                best = s
+                best_pos = p
+    return best_pos, best
 
 
-@njit(cache=True)
-def covering_radius(gmax):
-    """Largest min-distance over all rows (centres count as 0)."""
+@njit(cache=True, fastmath=_FASTMATH)
+def exact_cover(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, mindist,
+                gstats):
+    """The covering radius: the largest float64 ``D`` over all rows (centres count as 0).
+
+    Only rows whose stored ``m`` equals the largest one can hold it (``ceil32`` is
+    monotone); their ``D`` is recomputed.
+    """
+    top = -1.0
+    for g in range(gstats.shape[0]):
+        if gstats[g, GMAX] > top:
+            top = gstats[g, GMAX]
+    if top <= 0.0:
+        return 0.0
     radius = 0.0
-    for g in range(gmax.shape[0]):
-        if gmax[g] > radius:
-            radius = gmax[g]
+    for g in range(gstats.shape[0]):
+        if gstats[g, GMAX] != top:
+            continue
+        for p in range(offsets[g], offsets[g + 1]):
+            if mindist[p] == top:
+                dist = exact_mindist(X, inv_norm, cosine, perm[p], labeled, picked, n_picked)
+                if dist > radius:
+                    radius = dist
     return radius
 
 
@@ -486,7 +608,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
             cursor[q] = acc
             acc += counts[q]
         sorted_perm = np.empty(n, dtype=perm.dtype)
-        sorted_min = np.empty(n, dtype=np.float64)
+        sorted_min = np.empty(n, dtype=mindist.dtype)
         for p in range(lo, hi):
             q = sublabel[p]
             sorted_perm[cursor[q]] = perm[p]

@@ -400,10 +400,10 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         centroid_index = faiss.IndexFlatL2(d)
         centroid_index.add(np.ascontiguousarray(centroids - shift, dtype=np.float32))
 
-    # Row state, 14 bytes per row: mindist (8), rowdist (2), perm (4). The group label of
+    # Row state, 10 bytes per row: mindist (4, float32 rounded up), rowdist (2), perm (4). The group label of
     # each row lives in rowdist's buffer until the rows are sorted by group (there are at
     # most _MAX_GROUPS groups by default; more only when a caller asks for them).
-    mindist = np.empty(n_pool, dtype=np.float64)
+    mindist = np.empty(n_pool, dtype=np.float32)
     rowdist = np.empty(n_pool, dtype=np.uint16)
     labels = rowdist if n_groups <= _UINT16_LABELS else np.empty(n_pool, dtype=np.int64)
     n_fallback = 0
@@ -499,15 +499,17 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
 
     weighted = w is not None
     w_arr = w if weighted else np.empty(0, dtype=np.float64)
-    gmax = np.empty(n_groups, dtype=np.float64)
-    gbest_score = np.empty(n_groups, dtype=np.float64)
+    gstats = np.empty((n_groups, 4), dtype=np.float64)  # see _k._scan_group
     gbest_pos = np.empty(n_groups, dtype=np.int64)
     dcm = np.empty(n_groups, dtype=np.float64)
     active = np.empty(n_groups, dtype=np.int64)
     if lab64 is not None:
-        _k.group_stats(mindist, w_arr, weighted, perm, offsets, gmax, gbest_score, gbest_pos)
+        _k.group_stats(mindist, w_arr, weighted, perm, offsets, gstats, gbest_pos)
+        centres_lab = lab64
     else:
-        gmax.fill(np.inf)  # every group must be scanned against the first centre
+        gstats[:, _k.GMAX] = np.inf  # every group must be scanned against the first centre
+        gbest_pos.fill(-1)
+        centres_lab = np.empty((0, d), dtype=np.float64)
 
     indices = np.empty(k, dtype=np.int64)
     scores = np.empty(k, dtype=np.float64)
@@ -523,7 +525,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                 forced = -1
                 mindist[_k.position_of(perm, row)] = -1.0
             else:
-                pos, score, _ = _k.best_pick(gbest_score, gbest_pos, perm, gmax)
+                # exact: min-distances are stored rounded up to float32, near-ties at the
+                # top are re-resolved in float64 against the labeled points and the picks
+                pos, score = _k.resolve_pick(pool, inv_norm, cosine, centres_lab, indices, t,
+                                             perm, offsets, mindist, w_arr, weighted, gstats,
+                                             gbest_pos)
                 row = int(perm[pos])
                 # the picked row's group must be rescanned: its best row just left
                 forced = int(np.searchsorted(offsets, pos, side="right") - 1)
@@ -534,9 +540,10 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             if cosine:
                 center *= inv_norm[row]  # bit-identical to the kernels' x * inv_norm
             n_eval += _k.add_center(pool, inv_norm, cosine, center, forced, perm, offsets,
-                                    centroids, radius, rowdist, mindist, w_arr, weighted, gmax,
-                                    gbest_score, gbest_pos, dcm, active)
-            cover[t] = _k.covering_radius(gmax)
+                                    centroids, radius, rowdist, mindist, w_arr, weighted, gstats,
+                                    gbest_pos, dcm, active)
+            cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1, perm,
+                                      offsets, mindist, gstats)
     finally:
         numba.set_parallel_chunksize(previous_chunksize)
     clock.lap("picks")
