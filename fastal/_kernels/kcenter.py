@@ -237,11 +237,15 @@ def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def centroid_distances(X, inv_norm, cosine, perm, offsets, centroids, rowdist, radius):
-    """Distance of every row to its group centroid (as a uint16 level) and group radii."""
+def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, c_lo, c_step, rowdist, radius):
+    """Distance of every row to its group centre ``c_lo + cq[g] * c_step`` (as a uint16
+    level) and group radii. Float centroids come with ``c_lo = 0``, ``c_step = 1`` (exact)."""
     n_groups = offsets.shape[0] - 1
+    d = X.shape[1]
     for g in prange(n_groups):
-        c = centroids[g]
+        c = np.empty(d, dtype=np.float64)
+        for j in range(d):
+            c[j] = c_lo[j] + cq[g, j] * c_step[j]
         lo = offsets[g]
         dist = np.empty(offsets[g + 1] - lo, dtype=np.float64)
         r_max = 0.0
@@ -315,8 +319,8 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroids, radius,
-               rowdist, mindist, weights, weighted, gstats, gbest_pos, dcm, active):
+def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, c_lo, c_step,
+               radius, rowdist, mindist, weights, weighted, gstats, gbest_pos, dcm, active):
     """Lower ``mindist`` to the new ``center`` and refresh the touched groups' statistics.
 
     A group is skipped when ``d(center, m_g) - r_g >= max mindist in g``: by the triangle
@@ -331,7 +335,7 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, centroi
     for g in prange(n_groups):
         acc = 0.0
         for j in range(d):
-            t = centroids[g, j] - center[j]
+            t = (c_lo[j] + cq[g, j] * c_step[j]) - center[j]
             acc += t * t
         dcm[g] = np.sqrt(acc)
     n_active = 0
@@ -538,12 +542,14 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                sub_offsets, n_iter, centroids, sub_counts, sublabel):
+                sub_offsets, n_iter, cq, c_lo, c_step, sub_counts, sublabel):
     """Lloyd iterations inside each cell, from its seeds, then a stable reorder of the
     cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
 
-    Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with centroids
-    ``centroids[...]`` (float32 or float64) and sizes ``sub_counts[...]`` (possibly 0). Each row is
+    Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with sizes
+    ``sub_counts[...]`` (possibly 0) and centroids stored quantised: ``cq[...]`` int16,
+    ``c_lo + cq * c_step`` per coordinate (``c_lo``, ``c_step`` cover the pool's range; the
+    centre is then within half a step of the mean, and any point keeps the bounds valid). Each row is
     compared with its own cell's few seeds only, where a FAISS assignment compares it with
     every centroid. Any centroids and any assignment keep the selection exact; this only
     makes the groups tight. ``sublabel`` (N,) integers is scratch (group order).
@@ -558,11 +564,12 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
         if s == 0:
             continue
         base = sub_offsets[g]
+        centroids = np.empty((s, d), dtype=np.float64)
         for q in range(s):
             i = perm[seed_pos[seed_offsets[g] + q]]
             scale = inv_norm[i] if cosine else 1.0
             for j in range(d):
-                centroids[base + q, j] = X[i, j] * scale
+                centroids[q, j] = X[i, j] * scale
         counts = np.zeros(s, dtype=np.int64)
         for it in range(n_iter + 1):
             counts[:] = 0
@@ -573,7 +580,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
                 best_q = 0
                 if s > 1:
                     for q in range(s):
-                        sq = _sq_to(X, i, scale, cosine, centroids[base + q])
+                        sq = _sq_to(X, i, scale, cosine, centroids[q])
                         if sq < best:
                             best = sq
                             best_q = q
@@ -585,20 +592,23 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
             for q in range(s):
                 if counts[q] > 0:
                     for j in range(d):
-                        centroids[base + q, j] = 0.0
+                        centroids[q, j] = 0.0
             for p in range(lo, hi):
                 i = perm[p]
                 q = sublabel[p]
                 scale = inv_norm[i] if cosine else 1.0
                 for j in range(d):
-                    centroids[base + q, j] += X[i, j] * scale
+                    centroids[q, j] += X[i, j] * scale
             for q in range(s):
                 if counts[q] > 0:
                     inv = 1.0 / counts[q]
                     for j in range(d):
-                        centroids[base + q, j] *= inv
+                        centroids[q, j] *= inv
         for q in range(s):
             sub_counts[base + q] = counts[q]
+            for j in range(d):
+                level = np.round((centroids[q, j] - c_lo[j]) / c_step[j])
+                cq[base + q, j] = np.int16(min(max(level, -32767.0), 32767.0))
         if s == 1:
             continue
         # stable counting sort of the cell by sub-group

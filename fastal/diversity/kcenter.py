@@ -481,20 +481,25 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         sub_offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(n_seeds, out=sub_offsets[1:])
         n_groups = int(sub_offsets[-1])
-        # float32: a centroid only has to be a point (the bounds hold for any point), and
-        # there can be up to 32 per labeled point: 4 bytes per coordinate matter here
-        centroids = np.empty((n_groups, d), dtype=np.float32)
+        # A centroid only has to be a point (the bounds hold for any point), and there can
+        # be up to 32 per labeled point: stored as int16 levels over the pool's range
+        # (2 bytes per coordinate), within half a level of the mean.
+        c_lo, c_step = _centroid_grid(pool, cosine, chunk)
+        cq = np.empty((n_groups, d), dtype=np.int16)
         sub_counts = np.empty(n_groups, dtype=np.int64)
         _k.lloyd_cells(pool, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                       sub_offsets, _SPLIT_ITER, centroids, sub_counts, rowdist)
+                       sub_offsets, _SPLIT_ITER, cq, c_lo, c_step, sub_counts, rowdist)
         offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(sub_counts, out=offsets[1:])
         by_labeled = False  # rows are now at distance rowdist from their sub-group centroid
+    else:
+        cq, c_lo, c_step = centroids, np.zeros(d), np.ones(d)  # exact float centres
     radius = np.empty(n_groups, dtype=np.float64)
     if by_labeled:
         _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
     else:
-        _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, centroids, rowdist, radius)
+        _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, cq, c_lo, c_step, rowdist,
+                              radius)
     clock.lap("groups")
 
     weighted = w is not None
@@ -540,8 +545,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             if cosine:
                 center *= inv_norm[row]  # bit-identical to the kernels' x * inv_norm
             n_eval += _k.add_center(pool, inv_norm, cosine, center, forced, perm, offsets,
-                                    centroids, radius, rowdist, mindist, w_arr, weighted, gstats,
-                                    gbest_pos, dcm, active)
+                                    cq, c_lo, c_step, radius, rowdist, mindist, w_arr, weighted,
+                                    gstats, gbest_pos, dcm, active)
             cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1, perm,
                                       offsets, mindist, gstats)
     finally:
@@ -553,6 +558,23 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                      seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
+
+
+def _centroid_grid(pool, cosine, chunk):
+    """``(c_lo, c_step)``: int16 levels ``-32767..32767`` spanning each coordinate's range
+    over the pool (unit rows for cosine: [-1, 1]), so every mean of pool rows is on it."""
+    d = pool.shape[1]
+    if cosine:
+        lo, hi = np.full(d, -1.0), np.full(d, 1.0)
+    else:
+        lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
+        for start in range(0, pool.shape[0], chunk):
+            block = pool[start:start + chunk]
+            np.minimum(lo, block.min(axis=0), out=lo)
+            np.maximum(hi, block.max(axis=0), out=hi)
+    step = (hi - lo) / 65534.0
+    step[step <= 0.0] = 1.0  # a constant coordinate: any step
+    return lo + 32767.0 * step, step
 
 
 class _Clock:
