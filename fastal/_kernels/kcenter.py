@@ -281,13 +281,12 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
     - GMAX: the largest ``m`` (-1 if every row is a centre);
     - GBEST / gbest_pos: the largest score upper bound ``U = m * w`` and its first position;
     - GSECOND: the largest ``U`` of the other rows (ties with the best included);
-    - GLOW: the largest score *lower* bound ``prev32(m) * w`` (the true ``D`` is above the
-      float32 below ``m``).
+    - GLOW: a lower bound of the best row's true score, ``prev32(m) * w`` (its float64
+      ``D`` is above the float32 below ``m``), so the group's true best is at least that.
     """
     m_max = -1.0
     best = -np.inf
     second = -np.inf
-    low = -np.inf
     best_pos = -1
     for p in range(lo, hi):
         m = mindist[p]
@@ -295,22 +294,17 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
             continue
         if m > m_max:
             m_max = m
-        below = np.nextafter(m, np.float32(-np.inf))
-        if weighted:
-            w = weights[perm[p]]
-            u = m * w
-            lo_bound = below * w
-        else:
-            u = np.float64(m)
-            lo_bound = np.float64(below)
-        if lo_bound > low:
-            low = lo_bound
+        u = m * weights[perm[p]] if weighted else np.float64(m)
         if u > best:  # strict: the earlier (lower) row wins ties
             second = best
             best = u
             best_pos = p
         elif u > second:
             second = u
+    low = -np.inf
+    if best_pos >= 0:
+        below = np.float64(np.nextafter(mindist[best_pos], np.float32(-np.inf)))
+        low = below * weights[perm[best_pos]] if weighted else below
     gstats[g, GMAX] = m_max
     gstats[g, GBEST] = best
     gstats[g, GSECOND] = second
@@ -409,7 +403,8 @@ def resolve_pick(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, 
     when every row is a centre.
 
     The stored ``m`` are float32 upper bounds of ``D``, so a row whose score upper bound
-    ``U`` is below the largest lower bound ``lam`` (over all rows) cannot be the argmax.
+    ``U`` is below ``lam``, the largest lower bound of a group's best row's true score,
+    cannot be the argmax.
     Usually one row is left; otherwise the float64 ``D`` of every row with ``U >= lam`` is
     recomputed and the largest wins (ties to the lower row). If the top bound is 0, every
     row scores 0 and the lowest row wins without recomputation.

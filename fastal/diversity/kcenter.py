@@ -121,18 +121,24 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
        closer to ``c`` than to the current centres. These bounds hold for any ``m``, so
        the grouping changes the speed, never the result. Each group keeps its best row,
        so the global argmax is a max over groups.
+    3. ``D`` is stored rounded up to float32 (an upper bound, exact under updates
+       because rounding up is monotone), so a row with a smaller stored value has a
+       strictly smaller ``D``; when several rows share the top value (or, weighted, when
+       their score bounds overlap), their float64 ``D`` is recomputed against the labeled
+       points and the picks, and the largest wins. The reported scores and covering radii
+       are float64 recomputations too.
 
-    Extra memory is O(N): 14 bytes per pool row (float64 ``D``, the row-to-centre distance
-    as a uint16 fraction of its group's radius rounded up, int32 group permutation; int64
-    beyond 2**31 rows), kept in group order so
-    that the per-pick scans are sequential (the group labels live in the row-to-centre
-    buffer until the rows are sorted, and ``D`` is permuted in place with an N-bit mask),
-    plus 8 bytes per row for the inverse norms with ``"cosine"``, plus O(G d) (float32
-    group centroids) and fixed scratch: one 4096-row float32 copy of the rows being
+    Extra memory is O(N): 10 bytes per pool row (``D`` as float32 rounded up, the
+    row-to-centre distance as a uint16 fraction of its group's radius rounded up, int32
+    group permutation; int64 beyond 2**31 rows), kept in group order so that the per-pick
+    scans are sequential (the group labels live in the row-to-centre buffer until the rows
+    are sorted, and ``D`` is permuted in place with an N-bit mask), plus 8 bytes per row
+    for the inverse norms with ``"cosine"``, plus O(G d) (group centroids, int16 levels
+    for the split groups) and fixed scratch: one 4096-row float32 copy of the rows being
     searched, FAISS's distance table (run with 1024 x 256 blocks: 1 MiB instead of its
     default 16 MiB) and 16k rows of candidate buffers. Measured at 1M x 128, L = 1000:
-    22 bytes per pool row in all (``bench/README_kcenter.md``). The pool is never copied
-    or reordered.
+    about 16 bytes per pool row in all (``bench/README_kcenter.md``). The pool is never
+    copied or reordered.
 
     References
     ----------
@@ -536,6 +542,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                                              perm, offsets, mindist, w_arr, weighted, gstats,
                                              gbest_pos)
                 row = int(perm[pos])
+                if not weighted and t > 0:
+                    cover[t - 1] = score
                 # the picked row's group must be rescanned: its best row just left
                 forced = int(np.searchsorted(offsets, pos, side="right") - 1)
                 mindist[pos] = -1.0
@@ -547,8 +555,10 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             n_eval += _k.add_center(pool, inv_norm, cosine, center, forced, perm, offsets,
                                     cq, c_lo, c_step, radius, rowdist, mindist, w_arr, weighted,
                                     gstats, gbest_pos, dcm, active)
-            cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1, perm,
-                                      offsets, mindist, gstats)
+            if weighted or t == k - 1:
+                cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1,
+                                          perm, offsets, mindist, gstats)
+            # unweighted, the next pick is the row of largest D: its score is the radius
     finally:
         numba.set_parallel_chunksize(previous_chunksize)
     clock.lap("picks")
