@@ -439,3 +439,16 @@ def test_float32_ties_resolved_in_float64(weighted):
         idx, _, _ = kcenter_greedy(X, 2, labeled=[0], weights=w)
         assert sel.indices[0] == 1
         np.testing.assert_array_equal(sel.indices, idx)
+
+
+def test_random_first_pick_alone_in_its_group():
+    # Without a labeled set the first pick is random; with about one group per row it is
+    # often alone in its group, which must still be rescanned (its only row became a
+    # centre), or the covering radius would read a stale statistic.
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        X = rng.standard_normal((60, 3)).astype(np.float32)
+        sel = _kcenter(X, 10, seed=seed, grouping="kmeans", n_groups=50)
+        idx, _, cover = kcenter_greedy(X, 10, seed=seed)
+        np.testing.assert_array_equal(sel.indices, idx)
+        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9)

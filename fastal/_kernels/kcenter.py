@@ -352,6 +352,9 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, c_l
         dg = dcm[g]
         level = radius[g] / _Q  # rowdist level -> distance (an upper bound)
         n_eval = 0
+        # the statistics only change if a row moved closer (or for the forced group,
+        # whose best row was just taken)
+        changed = g == forced_group
         hi = offsets[g + 1]
         for p in range(offsets[g], hi):
             ahead = p + _PREFETCH_AHEAD
@@ -366,8 +369,10 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, c_l
             n_eval += 1
             if new < m:
                 mindist[p] = new
-        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
-                    gbest_pos)
+                changed = True
+        if changed:
+            _scan_group(mindist, weights, weighted, perm, offsets[g], hi, g, gstats,
+                        gbest_pos)
         evaluated[a] = n_eval
     return evaluated.sum()
 

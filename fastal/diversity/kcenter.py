@@ -533,8 +533,9 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             if t == 0 and lab64 is None:
                 row = int(rng.integers(n_pool))
                 score = np.inf
-                forced = -1
-                mindist[_k.position_of(perm, row)] = -1.0
+                pos = int(_k.position_of(perm, row))
+                forced = int(np.searchsorted(offsets, pos, side="right") - 1)
+                mindist[pos] = -1.0
             else:
                 # exact: min-distances are stored rounded up to float32, near-ties at the
                 # top are re-resolved in float64 against the labeled points and the picks
