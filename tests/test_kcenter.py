@@ -452,3 +452,16 @@ def test_random_first_pick_alone_in_its_group():
         idx, _, cover = kcenter_greedy(X, 10, seed=seed)
         np.testing.assert_array_equal(sel.indices, idx)
         np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_empty_groups_without_labeled_set(k):
+    # More k-means groups than distinct points leaves groups without rows; with no labeled
+    # set they must not keep the "scan me" statistic of the first pick (found by the
+    # property test: covering radius 0 instead of 3).
+    X = np.array([[0.0], [1.0], [1.0], [3.0], [3.0]], dtype=np.float32)
+    for seed in range(10):
+        sel = _kcenter(X, k, seed=seed, grouping="kmeans", n_groups=4)
+        idx, _, cover = kcenter_greedy(X, k, seed=seed)
+        np.testing.assert_array_equal(sel.indices, idx)
+        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9)

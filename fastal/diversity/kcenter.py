@@ -518,7 +518,10 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         _k.group_stats(mindist, w_arr, weighted, perm, offsets, gstats, gbest_pos)
         centres_lab = lab64
     else:
-        gstats[:, _k.GMAX] = np.inf  # every group must be scanned against the first centre
+        # every non-empty group must be scanned against the first centre; an empty group
+        # (a k-means cluster without rows) is never scanned, so it starts as "all centres"
+        gstats[:] = -np.inf
+        gstats[:, _k.GMAX] = np.where(np.diff(offsets) > 0, np.inf, -1.0)
         gbest_pos.fill(-1)
         centres_lab = np.empty((0, d), dtype=np.float64)
 
