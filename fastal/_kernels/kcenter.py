@@ -344,9 +344,9 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, c_l
         active[n_active] = g
         n_active += 1
     evaluated = np.zeros(n_active, dtype=np.int64)
-    # Groups differ in size and in how many rows the per-row bound skips: the driver sets
-    # numba's parallel chunk size to 1 so they are handed out one at a time (cache=True
-    # kernels cannot use the ``parallel_chunksize`` context manager).
+    # Groups differ in size and in how many rows the per-row bound skips, but handing them
+    # out one at a time (parallel chunk size 1) was measured 1.2-2x slower than Numba's
+    # default static split (1M x 128, k = 1000: picks 1.94 s vs 0.98 s).
     for a in prange(n_active):
         g = active[a]
         dg = dcm[g]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numba
 import numpy as np
 
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
@@ -529,42 +528,37 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     scores = np.empty(k, dtype=np.float64)
     cover = np.empty(k, dtype=np.float64)
     n_eval = 0
-    previous_chunksize = numba.get_parallel_chunksize()
-    numba.set_parallel_chunksize(1)  # hand groups to threads one at a time (uneven work)
-    try:
-        for t in range(k):
-            if t == 0 and lab64 is None:
-                row = int(rng.integers(n_pool))
-                score = np.inf
-                pos = int(_k.position_of(perm, row))
-                forced = int(np.searchsorted(offsets, pos, side="right") - 1)
-                mindist[pos] = -1.0
-            else:
-                # exact: min-distances are stored rounded up to float32, near-ties at the
-                # top are re-resolved in float64 against the labeled points and the picks
-                pos, score = _k.resolve_pick(pool, inv_norm, cosine, centres_lab, indices, t,
-                                             perm, offsets, mindist, w_arr, weighted, gstats,
-                                             gbest_pos)
-                row = int(perm[pos])
-                if not weighted and t > 0:
-                    cover[t - 1] = score
-                # the picked row's group must be rescanned: its best row just left
-                forced = int(np.searchsorted(offsets, pos, side="right") - 1)
-                mindist[pos] = -1.0
-            indices[t] = row
-            scores[t] = score
-            center = pool[row].astype(np.float64)
-            if cosine:
-                center *= inv_norm[row]  # bit-identical to the kernels' x * inv_norm
-            n_eval += _k.add_center(pool, inv_norm, cosine, center, forced, perm, offsets,
-                                    cq, c_lo, c_step, radius, rowdist, mindist, w_arr, weighted,
-                                    gstats, gbest_pos, dcm, active)
-            if weighted or t == k - 1:
-                cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1,
-                                          perm, offsets, mindist, gstats)
-            # unweighted, the next pick is the row of largest D: its score is the radius
-    finally:
-        numba.set_parallel_chunksize(previous_chunksize)
+    for t in range(k):
+        if t == 0 and lab64 is None:
+            row = int(rng.integers(n_pool))
+            score = np.inf
+            pos = int(_k.position_of(perm, row))
+            forced = int(np.searchsorted(offsets, pos, side="right") - 1)
+            mindist[pos] = -1.0
+        else:
+            # exact: min-distances are stored rounded up to float32, near-ties at the
+            # top are re-resolved in float64 against the labeled points and the picks
+            pos, score = _k.resolve_pick(pool, inv_norm, cosine, centres_lab, indices, t,
+                                         perm, offsets, mindist, w_arr, weighted, gstats,
+                                         gbest_pos)
+            row = int(perm[pos])
+            if not weighted and t > 0:
+                cover[t - 1] = score
+            # the picked row's group must be rescanned: its best row just left
+            forced = int(np.searchsorted(offsets, pos, side="right") - 1)
+            mindist[pos] = -1.0
+        indices[t] = row
+        scores[t] = score
+        center = pool[row].astype(np.float64)
+        if cosine:
+            center *= inv_norm[row]  # bit-identical to the kernels' x * inv_norm
+        n_eval += _k.add_center(pool, inv_norm, cosine, center, forced, perm, offsets,
+                                cq, c_lo, c_step, radius, rowdist, mindist, w_arr, weighted,
+                                gstats, gbest_pos, dcm, active)
+        if weighted or t == k - 1:
+            cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1,
+                                      perm, offsets, mindist, gstats)
+        # unweighted, the next pick is the row of largest D: its score is the radius
     clock.lap("picks")
 
     if stats is not None:
