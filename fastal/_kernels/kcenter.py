@@ -394,7 +394,7 @@ def exact_mindist(X, inv_norm, cosine, i, labeled, picked, n_picked):
         r = picked[t]
         c_scale = inv_norm[r] if cosine else 1.0
         for j in range(d):
-            center[j] = np.float64(X[r, j]) * c_scale if cosine else np.float64(X[r, j])
+            center[j] = np.float64(X[r, j]) * c_scale  # c_scale is 1.0 for l2: exact
         sq = _sq_to(X, i, scale, cosine, center)
         if sq < best:
             best = sq
@@ -549,10 +549,11 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
     Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with sizes
     ``sub_counts[...]`` (possibly 0) and centroids stored quantised: ``cq[...]`` int16,
     ``c_lo + cq * c_step`` per coordinate (``c_lo``, ``c_step`` cover the pool's range; the
-    centre is then within half a step of the mean, and any point keeps the bounds valid). Each row is
-    compared with its own cell's few seeds only, where a FAISS assignment compares it with
-    every centroid. Any centroids and any assignment keep the selection exact; this only
-    makes the groups tight. ``sublabel`` (N,) integers is scratch (group order).
+    centre is then within half a step of the mean, and any point keeps the bounds valid).
+    Each row is compared with its own cell's few seeds only, where a FAISS assignment
+    compares it with every centroid. Any centroids and any assignment keep the selection
+    exact; this only makes the groups tight. ``sublabel`` (N,) integers is scratch (group
+    order).
     """
     n_cells = offsets.shape[0] - 1
     d = X.shape[1]

@@ -405,9 +405,9 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         centroid_index = faiss.IndexFlatL2(d)
         centroid_index.add(np.ascontiguousarray(centroids - shift, dtype=np.float32))
 
-    # Row state, 10 bytes per row: mindist (4, float32 rounded up), rowdist (2), perm (4). The group label of
-    # each row lives in rowdist's buffer until the rows are sorted by group (there are at
-    # most _MAX_GROUPS groups by default; more only when a caller asks for them).
+    # Row state, 10 bytes per row: mindist (4, float32 rounded up), rowdist (2), perm (4).
+    # The group label of each row lives in rowdist's buffer until the rows are sorted by
+    # group (at most _MAX_GROUPS groups by default; more only when a caller asks for them).
     mindist = np.empty(n_pool, dtype=np.float32)
     rowdist = np.empty(n_pool, dtype=np.uint16)
     labels = rowdist if n_groups <= _UINT16_LABELS else np.empty(n_pool, dtype=np.int64)
@@ -533,8 +533,6 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             row = int(rng.integers(n_pool))
             score = np.inf
             pos = int(_k.position_of(perm, row))
-            forced = int(np.searchsorted(offsets, pos, side="right") - 1)
-            mindist[pos] = -1.0
         else:
             # exact: min-distances are stored rounded up to float32, near-ties at the
             # top are re-resolved in float64 against the labeled points and the picks
@@ -543,10 +541,12 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                                          gbest_pos)
             row = int(perm[pos])
             if not weighted and t > 0:
+                # unweighted, this pick is the row of largest D: its score is the radius
+                # left by the previous pick
                 cover[t - 1] = score
-            # the picked row's group must be rescanned: its best row just left
-            forced = int(np.searchsorted(offsets, pos, side="right") - 1)
-            mindist[pos] = -1.0
+        # the picked row's group must be rescanned: its best row just left
+        forced = int(np.searchsorted(offsets, pos, side="right") - 1)
+        mindist[pos] = -1.0
         indices[t] = row
         scores[t] = score
         center = pool[row].astype(np.float64)
@@ -558,7 +558,6 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         if weighted or t == k - 1:
             cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1,
                                       perm, offsets, mindist, gstats)
-        # unweighted, the next pick is the row of largest D: its score is the radius
     clock.lap("picks")
 
     if stats is not None:

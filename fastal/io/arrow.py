@@ -220,9 +220,9 @@ class TableSource(ArrowSource):
 class IpcSource(ArrowSource):
     """An Arrow IPC file (file or stream format), memory-mapped and read zero-copy.
 
-    After each chunk is consumed its pages are dropped from this process's mapping
+    Consumed chunks' pages are dropped from this process's mapping, 16 MiB at a time
     (``madvise(MADV_DONTNEED)``; they stay in the page cache), so the resident memory of a
-    scan stays O(chunk) however large the file is.
+    scan stays O(chunk + 16 MiB) however large the file is.
     """
 
     def __init__(self, path, column=None, id_column=None):
