@@ -292,7 +292,7 @@ def test_error_is_a_value_error():
 # --------------------------------------------------------------------------- grouping paths
 
 
-@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans"])
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans", "cells"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("labeled_kind", ["positions", "embeddings"])
 def test_groupings_match_reference(grouping, metric, labeled_kind):
@@ -308,7 +308,70 @@ def test_groupings_match_reference(grouping, metric, labeled_kind):
     assert stats["grouping"] == grouping
 
 
-@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans"])
+@pytest.mark.parametrize("grouping", ["labeled", "kmeans", "cells"])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("case", ["blobs", "offset", "ring", "duplicates"])
+def test_labeled_index_in_chunks(grouping, metric, case, monkeypatch):
+    # The labeled points are searched one FAISS index of a few points at a time (the
+    # budget is lowered from 512 KiB to 7 points); each chunk lowers the min-distances
+    # exactly, with its own certificate and fallback scan. Labeled points duplicated
+    # across chunks test the merge of equal distances.
+    import importlib
+
+    module = importlib.import_module("fastal.diversity.kcenter")
+    rng = np.random.default_rng(23)
+    if case == "blobs":
+        X = blobs(rng, 3000, 6, 30, spread=0.3).astype(np.float32)
+        labeled = rng.choice(3000, 70, replace=False)
+    elif case == "offset":
+        X = rng.normal(size=(2000, 5)) * 1e-2 + 1e3
+        labeled = rng.normal(size=(70, 5)) * 1e-2 + 1e3
+    elif case == "ring":
+        X = rng.normal(size=(300, 3)) * 100
+        labeled = np.repeat(X[:10], 7, axis=0) + rng.normal(size=(70, 3)) * 1e-6
+    else:
+        X = np.repeat(blobs(rng, 100, 4, 10).astype(np.float32), 10, axis=0)
+        labeled = np.concatenate([X[rng.choice(1000, 35)]] * 2)
+    d = X.shape[1]
+    monkeypatch.setattr(module, "_LABELED_INDEX_BYTES", 7 * 4 * d)
+    monkeypatch.setattr(module, "_LABELED_INDEX_ROW_BYTES", 0)
+    assert module._labeled_chunk_rows(len(labeled), X.shape[0], d) < len(labeled) // 3
+    stats = {}
+    sel = _kcenter(X, 60, labeled=labeled, metric=metric, grouping=grouping, n_groups=20,
+                   stats=stats)
+    idx, _, cover = kcenter_greedy(X, 60, labeled=labeled, metric=metric)
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    if case == "ring" and metric == "l2":
+        assert stats["fallback_rows"] > 0
+
+
+@pytest.mark.parametrize("centres", ["levels", "rows"])
+@pytest.mark.parametrize("grouping", ["labeled", "cells"])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_split_group_centres_levels_or_rows(centres, grouping, metric, weighted, monkeypatch):
+    # Split groups are centred on int16 levels while those fit the memory budget, else on
+    # their member row nearest the mean; both must give the reference's picks.
+    import importlib
+
+    module = importlib.import_module("fastal.diversity.kcenter")
+    monkeypatch.setattr(module, "_LEVEL_ROW_BYTES", 10**9 if centres == "levels" else 0)
+    rng = np.random.default_rng(24)
+    X = blobs(rng, 3000, 7, 25, spread=0.4).astype(np.float32)
+    labeled = rng.choice(3000, 40, replace=False)
+    weights = rng.uniform(0.5, 2.0, size=3000) if weighted else None
+    stats = {}
+    sel = _kcenter(X, 150, labeled=labeled, metric=metric, grouping=grouping,
+                   weights=weights, stats=stats)
+    idx, _, cover = kcenter_greedy(X, 150, labeled=labeled, metric=metric, weights=weights)
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    assert stats["n_groups"] > 40  # the cells were split
+    assert stats["row_evaluations"] < 0.5 * 150 * 3000
+
+
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans", "cells"])
 def test_many_groups_use_wide_labels(grouping, monkeypatch):
     # Group labels share the uint16 rowdist buffer up to 65,535 groups; beyond, a separate
     # int64 array holds them. Lower the limit to run that path on a small pool.
@@ -465,3 +528,25 @@ def test_empty_groups_without_labeled_set(k):
         idx, _, cover = kcenter_greedy(X, k, seed=seed)
         np.testing.assert_array_equal(sel.indices, idx)
         np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9)
+
+
+def test_picks_leave_no_garbage_behind():
+    # Numba's dispatcher leaves cyclic garbage (~400 bytes) per call of a function with 20
+    # or more arguments; the per-pick kernels must stay below that, or memory grows with k
+    # until a full garbage collection.
+    import gc
+    import tracemalloc
+
+    rng = np.random.default_rng(25)
+    X = rng.normal(size=(3000, 4)).astype(np.float32)
+    _kcenter(X, 400, labeled=np.arange(60))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        _kcenter(X, 400, labeled=np.arange(60))
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    retained = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert retained < 40_000  # was 400 picks x 400 bytes with 20 kernel arguments

@@ -66,6 +66,22 @@ def _sq_to(X, i, scale, cosine, c):
     return acc
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _sq_rows(X, i, scale, Y, r, y_scale, cosine):
+    """||x_i * scale - y_r * y_scale||^2 (cosine) or ||x_i - y_r||^2 (l2) in float64: the
+    same arithmetic as ``_sq_to`` with the centre ``c = float64(y_r) * y_scale``."""
+    acc = 0.0
+    if cosine:
+        for j in range(X.shape[1]):
+            t = X[i, j] * scale - np.float64(Y[r, j]) * y_scale
+            acc += t * t
+    else:
+        for j in range(X.shape[1]):
+            t = np.float64(X[i, j]) - np.float64(Y[r, j])
+            acc += t * t
+    return acc
+
+
 _Q = 65535.0  # rowdist levels per group radius
 
 
@@ -120,21 +136,27 @@ def _to_chord(dist, cosine):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def labeled_mindist(X, start, inv_norm, cosine, labeled, cand, cand_sq, shift, labeled_norm_max,
-                    err_coef, mindist, nearest, n_fallback):
-    """Exact distance of rows ``start:start + len(cand)`` to their nearest labeled point.
+def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand, cand_sq,
+                    shift, labeled_norm_max, err_coef, mindist, nearest, n_fallback):
+    """Lower the min-distance of rows ``start:start + len(cand)`` to one chunk of labeled
+    points, exactly.
 
-    ``cand`` (rows, kk) holds FAISS's kk nearest labeled points for each row of the chunk and
-    ``cand_sq`` their float32 squared distances (computed on ``x - shift`` in float32, so with
-    error at most ``err_coef * (|x - shift| + max|y - shift|)^2``). The exact distance is
-    recomputed for every candidate; if the kk-th FAISS distance does not exceed the best exact
-    one by more than that error bound, the true nearest neighbour might be outside the
-    candidates, so the row falls back to an exact scan of all labeled points. Writes
-    ``mindist[start + r]``, ``n_fallback[r]`` (0 or 1) and, if ``nearest`` is not empty,
-    ``nearest[start + r]``, the position of the (exactly) nearest labeled point.
+    The chunk is the labeled points ``L[lab_rows[t]] * lab_inv[lab_rows[t]]`` (cosine) or
+    ``L[lab_rows[t]]`` (l2), labeled positions ``first + t``. ``cand`` (rows, kk) holds
+    FAISS's kk nearest points of the chunk for each row and ``cand_sq`` their float32
+    squared distances (computed on ``x - shift`` in float32, so with error at most
+    ``err_coef * (|x - shift| + max|y - shift|)^2``, the max over the chunk). The exact
+    distance is recomputed for every candidate; if the kk-th FAISS distance does not exceed
+    the best exact one by more than that error bound, the true nearest point of the chunk
+    might be outside the candidates, so the row falls back to an exact scan of the chunk.
+    The result is merged: ``mindist[start + r]`` (rounded up to float32) is lowered if the
+    chunk is strictly closer, and then, if ``nearest`` is not empty, ``nearest[start + r]``
+    is set to the labeled position of that point (chunks come in increasing position
+    order, so the lower position keeps a tie). ``n_fallback[r]`` counts the fallbacks.
     """
     n_rows, kk = cand.shape
-    n_labeled, d = labeled.shape
+    n_chunk = lab_rows.shape[0]
+    d = X.shape[1]
     want_nearest = nearest.shape[0] > 0
     for r in prange(n_rows):
         i = start + r
@@ -145,28 +167,31 @@ def labeled_mindist(X, start, inv_norm, cosine, labeled, cand, cand_sq, shift, l
             c = cand[r, t]
             if c < 0:
                 continue
-            sq = _sq_to(X, i, scale, cosine, labeled[c])
-            if sq < best:
+            row = lab_rows[c]
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+            if sq < best or (sq == best and c < best_t):
                 best = sq
                 best_t = c
-        fallback = 0
-        if kk < n_labeled:
+        if kk < n_chunk:
             norm_sq = 0.0
             for j in range(d):
                 v = X[i, j] * scale - shift[j]
                 norm_sq += v * v
             bound = np.sqrt(norm_sq) + labeled_norm_max
             if cand_sq[r, kk - 1] <= best + err_coef * bound * bound:
-                fallback = 1
-                for t in range(n_labeled):
-                    sq = _sq_to(X, i, scale, cosine, labeled[t])
-                    if sq < best:
+                n_fallback[r] += 1
+                for t in range(n_chunk):
+                    row = lab_rows[t]
+                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0,
+                                  cosine)
+                    if sq < best or (sq == best and t < best_t):
                         best = sq
                         best_t = t
-        n_fallback[r] = fallback
-        mindist[i] = _ceil32(_to_score_units(best, cosine))
-        if want_nearest:
-            nearest[i] = best_t
+        new = _ceil32(_to_score_units(best, cosine))
+        if new < mindist[i]:
+            mindist[i] = new
+            if want_nearest:
+                nearest[i] = first + best_t
 
 
 @njit(cache=True)
@@ -236,16 +261,31 @@ def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
             rowdist[p] = _quantize(_to_chord(m, cosine), r_max) if m > 0.0 else np.uint16(0)
 
 
+@njit(inline="always")
+def _centre(X, inv_norm, cosine, cq, grid, rep, g, out):
+    """Group ``g``'s centre into ``out`` (float64): the pool row ``rep[g]`` in the metric's
+    space if ``rep`` is not empty (the same float64 values as a picked centre), else
+    ``grid[0] + cq[g] * grid[1]`` (levels ``cq`` on the grid of origin ``grid[0]`` and step
+    ``grid[1]`` per coordinate)."""
+    if rep.shape[0] > 0:
+        r = rep[g]
+        scale = inv_norm[r] if cosine else 1.0
+        for j in range(out.shape[0]):
+            out[j] = np.float64(X[r, j]) * scale
+    else:
+        for j in range(out.shape[0]):
+            out[j] = grid[0, j] + cq[g, j] * grid[1, j]
+
+
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, c_lo, c_step, rowdist, radius):
-    """Distance of every row to its group centre ``c_lo + cq[g] * c_step`` (as a uint16
-    level) and group radii. Float centroids come with ``c_lo = 0``, ``c_step = 1`` (exact)."""
+def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist, radius):
+    """Distance of every row to its group centre (see ``_centre``), as a uint16 level, and
+    the group radii. Float centroids come with the grid ``(0, 1)`` (exact)."""
     n_groups = offsets.shape[0] - 1
     d = X.shape[1]
     for g in prange(n_groups):
         c = np.empty(d, dtype=np.float64)
-        for j in range(d):
-            c[j] = c_lo[j] + cq[g, j] * c_step[j]
+        _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
         lo = offsets[g]
         dist = np.empty(offsets[g + 1] - lo, dtype=np.float64)
         r_max = 0.0
@@ -313,8 +353,8 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, c_lo, c_step,
-               radius, rowdist, mindist, weights, weighted, gstats, gbest_pos, dcm, active):
+def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, grid, rep,
+               radius, rowdist, mindist, weights, gstats, gbest_pos, dcm, active):
     """Lower ``mindist`` to the new ``center`` and refresh the touched groups' statistics.
 
     A group is skipped when ``d(center, m_g) - r_g >= max mindist in g``: by the triangle
@@ -324,13 +364,21 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, c_l
     picked and excluded; -1 for none) is always rescanned. Returns the number of exact
     row-distance evaluations.
     """
+    # (18 arguments: Numba's dispatcher leaves ~400 bytes of cyclic garbage per call of a
+    # function with 20 or more, which piles up over thousands of picks until a full GC.)
     n_groups = offsets.shape[0] - 1
     d = X.shape[1]
+    weighted = weights.shape[0] > 0
+    by_rows = rep.shape[0] > 0
     for g in prange(n_groups):
         acc = 0.0
-        for j in range(d):
-            t = (c_lo[j] + cq[g, j] * c_step[j]) - center[j]
-            acc += t * t
+        if by_rows:
+            r = rep[g]
+            acc = _sq_to(X, r, inv_norm[r] if cosine else 1.0, cosine, center)
+        else:
+            for j in range(d):
+                t = (grid[0, j] + cq[g, j] * grid[1, j]) - center[j]
+                acc += t * t
         dcm[g] = np.sqrt(acc)
     n_active = 0
     for g in range(n_groups):
@@ -378,32 +426,28 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, c_l
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def exact_mindist(X, inv_norm, cosine, i, labeled, picked, n_picked):
+def exact_mindist(X, inv_norm, cosine, i, L, lab_rows, lab_inv, picked, n_picked):
     """The float64 distance ``D`` of row ``i`` to the centre set, recomputed: the labeled
-    points (metric space, float64) and the first ``n_picked`` rows of ``picked``, with the
-    same arithmetic as ``labeled_mindist`` and ``add_center``."""
+    points (rows ``lab_rows`` of ``L``, see ``labeled_mindist``) and the first ``n_picked``
+    rows of ``picked``, with the same arithmetic as ``labeled_mindist`` and ``add_center``."""
     scale = inv_norm[i] if cosine else 1.0
     best = np.inf
-    for t in range(labeled.shape[0]):
-        sq = _sq_to(X, i, scale, cosine, labeled[t])
+    for t in range(lab_rows.shape[0]):
+        row = lab_rows[t]
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
         if sq < best:
             best = sq
-    d = X.shape[1]
-    center = np.empty(d, dtype=np.float64)
     for t in range(n_picked):
         r = picked[t]
-        c_scale = inv_norm[r] if cosine else 1.0
-        for j in range(d):
-            center[j] = np.float64(X[r, j]) * c_scale  # c_scale is 1.0 for l2: exact
-        sq = _sq_to(X, i, scale, cosine, center)
+        sq = _sq_rows(X, i, scale, X, r, inv_norm[r] if cosine else 1.0, cosine)
         if sq < best:
             best = sq
     return _to_score_units(best, cosine)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def resolve_pick(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, mindist,
-                 weights, weighted, gstats, gbest_pos):
+def resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
+                 mindist, weights, weighted, gstats, gbest_pos):
     """The exact greedy pick: ``(group-order position, exact score)``, or ``(-1, -inf)``
     when every row is a centre.
 
@@ -441,7 +485,8 @@ def resolve_pick(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, 
                 unique = False
                 break
     if unique:
-        dist = exact_mindist(X, inv_norm, cosine, perm[pos], labeled, picked, n_picked)
+        dist = exact_mindist(X, inv_norm, cosine, perm[pos], L, lab_rows, lab_inv, picked,
+                                 n_picked)
         return pos, dist * weights[perm[pos]] if weighted else dist
     best = -np.inf
     best_pos = -1
@@ -455,7 +500,8 @@ def resolve_pick(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, 
             u = m * weights[perm[p]] if weighted else np.float64(m)
             if u < lam:
                 continue
-            dist = exact_mindist(X, inv_norm, cosine, perm[p], labeled, picked, n_picked)
+            dist = exact_mindist(X, inv_norm, cosine, perm[p], L, lab_rows, lab_inv, picked,
+                                     n_picked)
             s = dist * weights[perm[p]] if weighted else dist
             if s > best or (s == best and perm[p] < perm[best_pos]):
                 best = s
@@ -464,8 +510,8 @@ def resolve_pick(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, 
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def exact_cover(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, mindist,
-                gstats):
+def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
+                mindist, gstats):
     """The covering radius: the largest float64 ``D`` over all rows (centres count as 0).
 
     Only rows whose stored ``m`` equals the largest one can hold it (``ceil32`` is
@@ -483,7 +529,8 @@ def exact_cover(X, inv_norm, cosine, labeled, picked, n_picked, perm, offsets, m
             continue
         for p in range(offsets[g], offsets[g + 1]):
             if mindist[p] == top:
-                dist = exact_mindist(X, inv_norm, cosine, perm[p], labeled, picked, n_picked)
+                dist = exact_mindist(X, inv_norm, cosine, perm[p], L, lab_rows, lab_inv, picked,
+                                     n_picked)
                 if dist > radius:
                     radius = dist
     return radius
@@ -542,14 +589,16 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                sub_offsets, n_iter, cq, c_lo, c_step, sub_counts, sublabel):
+                sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel):
     """Lloyd iterations inside each cell, from its seeds, then a stable reorder of the
     cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
 
     Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with sizes
-    ``sub_counts[...]`` (possibly 0) and centroids stored quantised: ``cq[...]`` int16,
-    ``c_lo + cq * c_step`` per coordinate (``c_lo``, ``c_step`` cover the pool's range; the
-    centre is then within half a step of the mean, and any point keeps the bounds valid).
+    ``sub_counts[...]`` (possibly 0) and centres either stored quantised: ``cq[...]`` int16,
+    ``grid[0] + cq * grid[1]`` per coordinate (the grid covers the pool's range; the
+    centre is then within half a step of the mean, and any point keeps the bounds valid),
+    or, if ``rep`` is not empty, as the member row nearest the centroid, ``rep[...]`` (a
+    group without rows keeps its seed row).
     Each row is compared with its own cell's few seeds only, where a FAISS assignment
     compares it with every centroid. Any centroids and any assignment keep the selection
     exact; this only makes the groups tight. ``sublabel`` (N,) integers is scratch (group
@@ -605,11 +654,24 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
                     inv = 1.0 / counts[q]
                     for j in range(d):
                         centroids[q, j] *= inv
+        by_rows = rep.shape[0] > 0
         for q in range(s):
             sub_counts[base + q] = counts[q]
-            for j in range(d):
-                level = np.round((centroids[q, j] - c_lo[j]) / c_step[j])
-                cq[base + q, j] = np.int16(min(max(level, -32767.0), 32767.0))
+            if by_rows:
+                rep[base + q] = perm[seed_pos[seed_offsets[g] + q]]
+            else:
+                for j in range(d):
+                    level = np.round((centroids[q, j] - grid[0, j]) / grid[1, j])
+                    cq[base + q, j] = np.int16(min(max(level, -32767.0), 32767.0))
+        if by_rows:
+            near = np.full(s, np.inf)
+            for p in range(lo, hi):
+                i = perm[p]
+                q = sublabel[p]
+                sq = _sq_to(X, i, inv_norm[i] if cosine else 1.0, cosine, centroids[q])
+                if sq < near[q]:
+                    near[q] = sq
+                    rep[base + q] = i
         if s == 1:
             continue
         # stable counting sort of the cell by sub-group
@@ -628,3 +690,25 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
         for r in range(n):
             perm[lo + r] = sorted_perm[r]
             mindist[lo + r] = sorted_min[r]
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def group_means(X, inv_norm, cosine, perm, offsets, centroids):
+    """Replace each non-empty group's centroid by the mean of its rows (in the metric's
+    space), accumulated in float64: one Lloyd update over the whole pool, in place."""
+    n_groups = offsets.shape[0] - 1
+    d = X.shape[1]
+    for g in prange(n_groups):
+        lo = offsets[g]
+        hi = offsets[g + 1]
+        if hi == lo:
+            continue
+        acc = np.zeros(d, dtype=np.float64)
+        for p in range(lo, hi):
+            i = perm[p]
+            scale = inv_norm[i] if cosine else 1.0
+            for j in range(d):
+                acc[j] += X[i, j] * scale
+        inv = 1.0 / (hi - lo)
+        for j in range(d):
+            centroids[g, j] = acc[j] * inv

@@ -12,7 +12,7 @@ from .._kernels import kcenter as _k
 from .._selection import Selection
 from .._validation import check_int as _check_int
 from ..io.arrays import to_numpy
-from ._faiss import small_search_blocks
+from ._faiss import knn_l2, small_search_blocks
 
 _METRICS = ("l2", "cosine")
 # FAISS candidates per row for the initial labeled search. The exact distance of each is
@@ -32,8 +32,18 @@ _SPLIT_RADIUS = 0.8
 _SPLIT_MIN_ROWS = 16
 _SPLIT_MAX = 32
 _KERNEL_ROWS = 1 << 14  # rows per exact-recomputation kernel call (25 bytes each of scratch)
-_SEARCH_ROWS = 4096  # rows per FAISS search call (FAISS's BLAS query block)
+_SEARCH_ROWS = 4096  # at most this many rows per FAISS search call
+_SEARCH_VALUES = 1 << 17  # at least this many values per FAISS search call
+_CONVERT_VALUES = 1 << 13  # float64 values per conversion step of non-float32 rows
+_LABELED_INDEX_BYTES = 1 << 19  # labeled points per FAISS index: at least this many bytes,
+_LABELED_INDEX_ROW_BYTES = 4  # or this many per pool row
 _UINT16_LABELS = 65535  # at most this many groups: group labels fit the uint16 rowdist
+_GROUP_MEANS = True
+_LEVEL_ROW_BYTES = 3  # int16 group centres while they take at most this many bytes per row
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_GRID = np.empty((2, 0), dtype=np.float64)
+_NO_LEVELS = np.empty((0, 0), dtype=np.int16)
+_CELLS_SCALE = 2.0
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 
 
@@ -176,7 +186,8 @@ def _as_embeddings(a, name):
 def _check_finite(a, name, chunk):
     for start in range(0, a.shape[0], chunk):
         block = a[start:start + chunk]
-        if not np.isfinite(block).all():
+        # min and max propagate NaN and reach +-inf: no chunk-sized boolean temporary
+        if block.size and not (np.isfinite(block.min()) and np.isfinite(block.max())):
             bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
             raise FastalError(f"{name} must be finite; row {bad} contains NaN or inf")
 
@@ -277,28 +288,74 @@ def _labeled_groups_pay(n_pool, n_labeled):
     return n_labeled > 0 and 0.5 * np.sqrt(n_pool) <= n_labeled <= _MAX_GROUPS
 
 
-def _search_rows(chunk):
-    """Rows per FAISS search call: one FAISS BLAS query block (4096 rows).
+def _search_rows(chunk, d):
+    """Rows per FAISS search call: the smallest power of two with at least 2**17 values
+    (512 KiB of float32), at most 4096 rows and ``chunk``.
 
-    Smaller calls would save the 4096 x d copy of the rows, but each call is a few
-    OpenMP/BLAS parallel regions, and when FAISS's
-    threads spin (``OMP_WAIT_POLICY`` unset when faiss was imported) on a loaded machine,
-    1024-row calls were measured 2-3x slower than 4096-row calls.
+    Below about 2**17 values per call, FAISS's search was measured 2-2.4x slower per row
+    (d = 64: 1024 vs 2048 rows; d = 128: 512 vs 1024; d = 384: 256 vs 512), and above it
+    no faster; the float32 copy of the rows being searched stays at 0.5-1 MiB for d <= 512.
     """
-    return int(max(1, min(chunk, _SEARCH_ROWS)))
+    rows = 1 << int(np.ceil(np.log2(max(1.0, _SEARCH_VALUES / d))))
+    return int(max(1, min(chunk, rows, _SEARCH_ROWS)))
 
 
-def _search_block(pool, begin, stop, inv_norm, cosine, shift):
+def _super_block_rows(n_pool, search_rows):
+    """Rows per ``labeled_mindist`` call (a multiple of ``search_rows``): up to 16k rows
+    (25 bytes of candidate buffers each), at most about N / 32 so that the buffers stay
+    small next to the per-row state."""
+    return search_rows * max(1, min(_KERNEL_ROWS, n_pool // 32) // search_rows)
+
+
+def _labeled_chunk_rows(n_labeled, n_pool, d):
+    """Labeled points per FAISS search pass: at most ``max(512 KiB, 3 bytes per pool row)``
+    of float32, in equal chunks.
+
+    Each chunk costs one more pass over the pool (7 % more search time for two chunks of
+    500 instead of one of 1000 at 250k x 384, 30 % for three), so the labeled set is split
+    only when it would be large next to the pool: L = 1000 at d = 384 is 1.5 MB, 6 bytes
+    per row of a 250k pool.
+    """
+    budget = max(_LABELED_INDEX_BYTES, _LABELED_INDEX_ROW_BYTES * n_pool)
+    most = max(_N_CANDIDATES + 1, budget // (4 * d))
+    n_chunks = -(-n_labeled // most)
+    return int(-(-n_labeled // n_chunks))
+
+
+def _shifted_points(src, rows, inv, cosine, shift, out):
+    """Rows ``src[rows]`` in the metric's space minus ``shift``, rounded once to float32
+    into ``out``, in small steps; returns the largest float64 norm before the rounding."""
+    step = max(1, _CONVERT_VALUES // src.shape[1])
+    norm_max = 0.0
+    for a in range(0, rows.shape[0], step):
+        part = rows[a:a + step]
+        block = src[part].astype(np.float64)
+        if cosine:
+            block *= inv[part, None]
+        block -= shift
+        norm_max = max(norm_max, float(np.sqrt((block * block).sum(axis=1)).max()))
+        out[a:a + step] = block
+    return norm_max
+
+
+def _search_block(pool, begin, stop, inv_norm, cosine, shift, out):
     """Rows ``begin:stop`` in the metric's space (unit rows for cosine), minus ``shift``,
-    as float32 with one rounding per coordinate (the error model of the certificate)."""
+    as float32 with one rounding per coordinate (the error model of the certificate),
+    written into ``out[:stop - begin]`` (returned)."""
+    out = out[:stop - begin]
     if pool.dtype == np.float32 and not cosine:
         # float32 x - float32 shift is the exact difference rounded once
-        return pool[begin:stop] - shift.astype(np.float32)
-    block = pool[begin:stop].astype(np.float64)
-    if cosine:
-        block *= inv_norm[begin:stop, None]
-    block -= shift
-    return block.astype(np.float32)
+        np.subtract(pool[begin:stop], shift.astype(np.float32), out=out)
+        return out
+    step = max(1, _CONVERT_VALUES // pool.shape[1])
+    for a in range(begin, stop, step):
+        b = min(a + step, stop)
+        block = pool[a:b].astype(np.float64)
+        if cosine:
+            block *= inv_norm[a:b, None]
+        block -= shift
+        out[a - begin:b - begin] = block  # one rounding to float32
+    return out
 
 
 # --------------------------------------------------------------------------- driver
@@ -361,32 +418,45 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             out *= inv[:, None]
         return out
 
-    # Labeled points as exact float64 vectors in the metric's space.
+    # The labeled points are rows of a 2-D array, never copied: pool rows (labeled by
+    # position) or the given embeddings, scaled by their inverse norms for cosine.
     if positions is not None:
-        lab64 = transformed(pool[positions], inv_norm[positions] if cosine else None)
+        lab_src, lab_rows, lab_inv = pool, positions, inv_norm
     elif emb is not None:
-        lab64 = transformed(emb, _inverse_norms(emb, "labeled", chunk) if cosine else None)
+        lab_src, lab_rows = emb, np.arange(emb.shape[0], dtype=np.int64)
+        lab_inv = _inverse_norms(emb, "labeled", chunk) if cosine else inv_norm
     else:
-        lab64 = None
+        lab_src, lab_rows, lab_inv = pool, np.empty(0, dtype=np.int64), inv_norm
+    n_labeled = lab_rows.shape[0]
 
-    import faiss
+    def labeled_points(begin, stop):
+        """Labeled points ``begin:stop`` in the metric's space, float64."""
+        rows = lab_rows[begin:stop]
+        return transformed(lab_src[rows], lab_inv[rows] if cosine else None)
 
     rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
 
     clock = _Clock()
-    n_labeled = 0 if lab64 is None else lab64.shape[0]
     if grouping is None:
         grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "kmeans"
-    if grouping not in ("labeled", "labeled-cells", "kmeans") or (
-            grouping != "kmeans" and not n_labeled):
+    if grouping not in ("labeled", "labeled-cells", "kmeans", "cells") or (
+            grouping in ("labeled", "labeled-cells") and not n_labeled):
         raise FastalError(f"grouping must be 'labeled' or 'labeled-cells' (need a labeled "
-                          f"set) or 'kmeans'; "
-                          f"got {grouping!r}")
+                          f"set), 'cells' or 'kmeans'; got {grouping!r}")
     by_labeled = grouping in ("labeled", "labeled-cells")
-    split = grouping == "labeled"
+    split = grouping in ("labeled", "cells")
     if by_labeled:
-        centroids = lab64
+        # centres of unsplit labeled cells: the labeled points themselves
+        centroids = None if split else labeled_points(0, n_labeled)
         n_groups = n_labeled
+    elif grouping == "cells":
+        if n_groups is None:
+            n_groups = int(np.ceil(_CELLS_SCALE * np.sqrt(n_pool)))
+        n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
+        # cells centred on random pool rows (any points would do), split like labeled cells
+        cell_rows = np.unique(
+            np.random.default_rng(_GROUP_SEED).integers(n_pool, size=n_groups))
+        n_groups = cell_rows.shape[0]
     else:
         if n_groups is None:
             n_groups = _default_groups(n_pool, k)
@@ -397,13 +467,12 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
     # float32 |x|^2 + |y|^2 - 2 x.y accurate for data far from the origin. A float32 value,
     # so that x - shift of float32 rows is exact-then-rounded once.
-    if lab64 is not None:
-        shift = lab64.mean(axis=0).astype(np.float32).astype(np.float64)
-    else:
-        shift = np.zeros(d)
-    if not by_labeled:
-        centroid_index = faiss.IndexFlatL2(d)
-        centroid_index.add(np.ascontiguousarray(centroids - shift, dtype=np.float32))
+    shift = np.zeros(d)
+    if n_labeled:
+        step = max(1, _CONVERT_VALUES // d)
+        for begin in range(0, n_labeled, step):
+            shift += labeled_points(begin, begin + step).sum(axis=0)
+        shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
 
     # Row state, 10 bytes per row: mindist (4, float32 rounded up), rowdist (2), perm (4).
     # The group label of each row lives in rowdist's buffer until the rows are sorted by
@@ -411,67 +480,110 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     mindist = np.empty(n_pool, dtype=np.float32)
     rowdist = np.empty(n_pool, dtype=np.uint16)
     labels = rowdist if n_groups <= _UINT16_LABELS else np.empty(n_pool, dtype=np.int64)
-    n_fallback = 0
-    if lab64 is not None:
-        shifted = lab64 - shift
-        labeled_norm_max = float(np.sqrt((shifted * shifted).sum(axis=1)).max())
-        labeled_index = faiss.IndexFlatL2(d)
-        labeled_index.add(np.ascontiguousarray(shifted, dtype=np.float32))
-        del shifted
-        n_cand = min(_N_CANDIDATES, n_labeled)
-        err_coef = 2.0 * (d + 8) * _U32
-        nearest = labels if by_labeled else np.empty(0, dtype=labels.dtype)
-    search_rows = _search_rows(chunk)
-    # FAISS calls run back to back over a super-block, then one kernel call handles the
-    # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
-    # between them at every small chunk costs a thread hand-over each time (measured 3x
-    # slower when FAISS's threads spin, i.e. faiss imported before fastal).
-    block_rows = max(search_rows, min(_KERNEL_ROWS, n_pool))
-    if lab64 is not None:
-        cand = np.empty((block_rows, n_cand), dtype=np.int64)
-        cand_sq = np.empty((block_rows, n_cand), dtype=np.float32)
-        fallback = np.empty(block_rows, dtype=np.int8)
-    for outer in range(0, n_pool, block_rows):
-        outer_stop = min(outer + block_rows, n_pool)
-        for begin in range(outer, outer_stop, search_rows):
-            stop = min(begin + search_rows, outer_stop)
-            block = _search_block(pool, begin, stop, inv_norm, cosine, shift)
-            if not by_labeled:
-                _, assign = centroid_index.search(block, 1)
-                labels[begin:stop] = np.maximum(assign[:, 0], 0)  # -1 (none) -> group 0
-            if lab64 is not None:
-                sq, found = labeled_index.search(block, n_cand)
-                cand[begin - outer:stop - outer] = found
-                cand_sq[begin - outer:stop - outer] = sq
-        clock.lap("assign" if lab64 is None else "search")
-        if lab64 is None:
-            continue
-        rows = outer_stop - outer
-        _k.labeled_mindist(pool, outer, inv_norm, cosine, lab64, cand[:rows],
-                           cand_sq[:rows], shift, labeled_norm_max, err_coef, mindist,
-                           nearest, fallback[:rows])
-        n_fallback += int(fallback[:rows].sum())
-        clock.lap("labeled")
-    if lab64 is not None:
-        del cand, cand_sq, fallback, labeled_index
-    if lab64 is None:
+    search_rows = _search_rows(chunk, d)
+    # perm (filled only once the rows are sorted by group) lends its memory to the search
+    # buffers until then
+    perm = np.empty(n_pool, dtype=np.int32 if n_pool < 2**31 else np.int64)
+    scratch = _Scratch(perm)
+    buf = scratch.take((search_rows, d), np.float32)  # the rows being searched, shifted
+    if grouping == "cells":
+        # nearest cell centre of every row, the centres searched in bounded chunks; mindist
+        # holds the best squared distance so far (FAISS's, float32: any assignment is valid)
         mindist.fill(np.inf)
+        found = scratch.take((search_rows, 1), np.int64)
+        found_sq = scratch.take((search_rows, 1), np.float32)
+        cell_chunk = _labeled_chunk_rows(n_groups, n_pool, d)
+        for first in range(0, n_groups, cell_chunk):
+            last = min(first + cell_chunk, n_groups)
+            points = np.empty((last - first, d), dtype=np.float32)
+            _shifted_points(pool, cell_rows[first:last], inv_norm, cosine, shift, points)
+            for begin in range(0, n_pool, search_rows):
+                stop = min(begin + search_rows, n_pool)
+                block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
+                knn_l2(block, points, 1, found_sq[:stop - begin], found[:stop - begin])
+                closer = found_sq[:stop - begin, 0] < mindist[begin:stop]
+                mindist[begin:stop][closer] = found_sq[:stop - begin, 0][closer]
+                labels[begin:stop][closer] = found[:stop - begin, 0][closer] + first
+            del points
+        scratch.give_back(found, found_sq)
+        del found, found_sq
+        clock.lap("assign")
+    elif not by_labeled:
+        shifted = np.ascontiguousarray(centroids - shift, dtype=np.float32)
+        found = scratch.take((search_rows, 1), np.int64)
+        found_sq = scratch.take((search_rows, 1), np.float32)
+        for begin in range(0, n_pool, search_rows):
+            stop = min(begin + search_rows, n_pool)
+            block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
+            knn_l2(block, shifted, 1, found_sq[:stop - begin], found[:stop - begin])
+            labels[begin:stop] = np.maximum(found[:stop - begin, 0], 0)  # -1 (none) -> 0
+        scratch.give_back(found, found_sq)
+        del shifted, found, found_sq
+        clock.lap("assign")
+
+    mindist.fill(np.inf)
+    n_fallback = 0
+    if n_labeled:
+        # The labeled points are searched in chunks of bounded size (one FAISS index at a
+        # time); each chunk lowers the min-distances exactly (see _k.labeled_mindist).
+        nearest = labels if by_labeled else np.empty(0, dtype=labels.dtype)
+        err_coef = 2.0 * (d + 8) * _U32
+        lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
+        # FAISS calls run back to back over a super-block, then one kernel call handles the
+        # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
+        # between them at every small chunk costs a thread hand-over each time (measured 3x
+        # slower when FAISS's threads spin, i.e. faiss imported before fastal).
+        block_rows = _super_block_rows(n_pool, search_rows)
+        cand_buf = scratch.take(block_rows * _N_CANDIDATES, np.int64)
+        cand_sq_buf = scratch.take(block_rows * _N_CANDIDATES, np.float32)
+        fallback = scratch.take(block_rows, np.int32)
+        for first in range(0, n_labeled, lab_chunk):
+            last = min(first + lab_chunk, n_labeled)
+            points = np.empty((last - first, d), dtype=np.float32)
+            norm_max = _shifted_points(lab_src, lab_rows[first:last], lab_inv, cosine, shift,
+                                       points)
+            n_cand = min(_N_CANDIDATES, last - first)
+            for outer in range(0, n_pool, block_rows):
+                outer_stop = min(outer + block_rows, n_pool)
+                rows = outer_stop - outer
+                cand = cand_buf[:rows * n_cand].reshape(rows, n_cand)
+                cand_sq = cand_sq_buf[:rows * n_cand].reshape(rows, n_cand)
+                for begin in range(outer, outer_stop, search_rows):
+                    stop = min(begin + search_rows, outer_stop)
+                    block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
+                    knn_l2(block, points, n_cand, cand_sq[begin - outer:stop - outer],
+                           cand[begin - outer:stop - outer])
+                clock.lap("search")
+                fallback[:rows] = 0
+                _k.labeled_mindist(pool, outer, inv_norm, cosine, lab_src,
+                                   lab_rows[first:last], lab_inv, first, cand, cand_sq, shift,
+                                   norm_max, err_coef, mindist, nearest, fallback[:rows])
+                n_fallback += int(fallback[:rows].sum())
+                clock.lap("labeled")
+            del points
+        del cand_buf, cand_sq_buf, fallback, cand, cand_sq
+    del buf, scratch  # views of perm, which group_order fills next
     if positions is not None:
         mindist[positions] = -1.0
 
-    perm = np.empty(n_pool, dtype=np.int32 if n_pool < 2**31 else np.int64)
     offsets = np.empty(n_groups + 1, dtype=np.int64)
     _k.group_order(labels, n_groups, perm, offsets)
     del labels
-    if lab64 is not None:
+    if n_labeled:
         _k.permute_in_place(mindist, perm, np.zeros((n_pool + 7) // 8, dtype=np.uint8))
-    if by_labeled and split:
+    if split:
         # Labeled cells are loose (one labeled point may sit among several clusters):
         # split each into about size / target rows with a few Lloyd steps inside the cell.
         # Seeds are added until every row of the cell is within a fraction of the median
         # cell radius; at most one seed per _SPLIT_MIN_ROWS rows.
         radius = np.empty(n_groups, dtype=np.float64)
-        _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
+        if by_labeled:
+            _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
+            far_key = mindist
+        else:
+            _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, _NO_LEVELS, _NO_GRID,
+                                  cell_rows, rowdist, radius)
+            far_key = rowdist
         sizes = np.diff(offsets)
         split_radius = _SPLIT_RADIUS * float(np.median(radius[sizes > 0]))
         # fewer picks amortise less splitting: up to 32 groups per cell at k >= 1000
@@ -481,29 +593,39 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         np.cumsum(max_seeds, out=seed_offsets[1:])
         seed_pos = np.empty(int(seed_offsets[-1]), dtype=np.int64)
         n_seeds = np.empty(n_groups, dtype=np.int64)
-        _k.seed_cells(pool, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
+        _k.seed_cells(pool, inv_norm, cosine, perm, far_key, offsets, max_seeds, seed_offsets,
                       split_radius, seed_pos, n_seeds)
         sub_offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(n_seeds, out=sub_offsets[1:])
         n_groups = int(sub_offsets[-1])
-        # A centroid only has to be a point (the bounds hold for any point), and there can
-        # be up to 32 per labeled point: stored as int16 levels over the pool's range
-        # (2 bytes per coordinate), within half a level of the mean.
-        c_lo, c_step = _centroid_grid(pool, cosine, chunk)
-        cq = np.empty((n_groups, d), dtype=np.int16)
+        # A centre only has to be a point (the bounds hold for any point), and there can
+        # be up to 32 per cell: stored as int16 levels over the pool's range (2 bytes per
+        # coordinate, within half a level of the mean) while those take at most
+        # _LEVEL_ROW_BYTES per pool row, else as the member row nearest the mean (8 bytes
+        # per group; looser groups, more row evaluations per pick).
         sub_counts = np.empty(n_groups, dtype=np.int64)
+        if n_groups * d * 2 <= _LEVEL_ROW_BYTES * n_pool:
+            grid = _centroid_grid(pool, cosine, chunk)
+            cq = np.empty((n_groups, d), dtype=np.int16)
+            rep = _NO_ROWS
+        else:
+            grid, cq = _NO_GRID, _NO_LEVELS
+            rep = np.empty(n_groups, dtype=np.int64)
         _k.lloyd_cells(pool, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                       sub_offsets, _SPLIT_ITER, cq, c_lo, c_step, sub_counts, rowdist)
+                       sub_offsets, _SPLIT_ITER, cq, grid, rep, sub_counts, rowdist)
         offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(sub_counts, out=offsets[1:])
         by_labeled = False  # rows are now at distance rowdist from their sub-group centroid
     else:
-        cq, c_lo, c_step = centroids, np.zeros(d), np.ones(d)  # exact float centres
+        if not by_labeled and _GROUP_MEANS:
+            _k.group_means(pool, inv_norm, cosine, perm, offsets, centroids)
+        cq, grid = centroids, np.stack([np.zeros(d), np.ones(d)])  # exact float centres
+        rep = _NO_ROWS
     radius = np.empty(n_groups, dtype=np.float64)
     if by_labeled:
         _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
     else:
-        _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, cq, c_lo, c_step, rowdist,
+        _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist,
                               radius)
     clock.lap("groups")
 
@@ -513,31 +635,29 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     gbest_pos = np.empty(n_groups, dtype=np.int64)
     dcm = np.empty(n_groups, dtype=np.float64)
     active = np.empty(n_groups, dtype=np.int64)
-    if lab64 is not None:
+    if n_labeled:
         _k.group_stats(mindist, w_arr, weighted, perm, offsets, gstats, gbest_pos)
-        centres_lab = lab64
     else:
         # every non-empty group must be scanned against the first centre; an empty group
         # (a k-means cluster without rows) is never scanned, so it starts as "all centres"
         gstats[:] = -np.inf
         gstats[:, _k.GMAX] = np.where(np.diff(offsets) > 0, np.inf, -1.0)
         gbest_pos.fill(-1)
-        centres_lab = np.empty((0, d), dtype=np.float64)
 
     indices = np.empty(k, dtype=np.int64)
     scores = np.empty(k, dtype=np.float64)
     cover = np.empty(k, dtype=np.float64)
     n_eval = 0
     for t in range(k):
-        if t == 0 and lab64 is None:
+        if t == 0 and not n_labeled:
             row = int(rng.integers(n_pool))
             score = np.inf
             pos = int(_k.position_of(perm, row))
         else:
             # exact: min-distances are stored rounded up to float32, near-ties at the
             # top are re-resolved in float64 against the labeled points and the picks
-            pos, score = _k.resolve_pick(pool, inv_norm, cosine, centres_lab, indices, t,
-                                         perm, offsets, mindist, w_arr, weighted, gstats,
+            pos, score = _k.resolve_pick(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv,
+                                         indices, t, perm, offsets, mindist, w_arr, weighted, gstats,
                                          gbest_pos)
             row = int(perm[pos])
             if not weighted and t > 0:
@@ -553,10 +673,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         if cosine:
             center *= inv_norm[row]  # bit-identical to the kernels' x * inv_norm
         n_eval += _k.add_center(pool, inv_norm, cosine, center, forced, perm, offsets,
-                                cq, c_lo, c_step, radius, rowdist, mindist, w_arr, weighted,
-                                gstats, gbest_pos, dcm, active)
+                                cq, grid, rep, radius, rowdist, mindist, w_arr, gstats,
+                                gbest_pos, dcm, active)
         if weighted or t == k - 1:
-            cover[t] = _k.exact_cover(pool, inv_norm, cosine, centres_lab, indices, t + 1,
+            cover[t] = _k.exact_cover(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv,
+                                      indices, t + 1,
                                       perm, offsets, mindist, gstats)
     clock.lap("picks")
 
@@ -568,8 +689,9 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
 
 
 def _centroid_grid(pool, cosine, chunk):
-    """``(c_lo, c_step)``: int16 levels ``-32767..32767`` spanning each coordinate's range
-    over the pool (unit rows for cosine: [-1, 1]), so every mean of pool rows is on it."""
+    """``grid`` (2, d): origin and step of int16 levels ``-32767..32767`` spanning each
+    coordinate's range over the pool (unit rows for cosine: [-1, 1]), so every mean of pool
+    rows is on it."""
     d = pool.shape[1]
     if cosine:
         lo, hi = np.full(d, -1.0), np.full(d, 1.0)
@@ -581,7 +703,32 @@ def _centroid_grid(pool, cosine, chunk):
             np.maximum(hi, block.max(axis=0), out=hi)
     step = (hi - lo) / 65534.0
     step[step <= 0.0] = 1.0  # a constant coordinate: any step
-    return lo + 32767.0 * step, step
+    return np.stack([lo + 32767.0 * step, step])
+
+
+class _Scratch:
+    """Temporary arrays carved out of an array's memory while its contents do not matter
+    (64-byte aligned); a new array when it is full. ``give_back`` frees the last takes."""
+
+    def __init__(self, host):
+        self._bytes = host.reshape(-1).view(np.uint8)
+        self._used = 0
+
+    def take(self, shape, dtype):
+        dtype = np.dtype(dtype)
+        n_bytes = int(np.prod(shape)) * dtype.itemsize
+        start = -(-self._used // 64) * 64
+        if start + n_bytes > self._bytes.shape[0]:
+            return np.empty(shape, dtype=dtype)
+        self._used = start + n_bytes
+        return self._bytes[start:start + n_bytes].view(dtype).reshape(shape)
+
+    def give_back(self, *arrays):
+        for a in arrays:
+            if a.base is not None and np.shares_memory(a, self._bytes):
+                self._used = min(self._used,
+                                 a.__array_interface__["data"][0]
+                                 - self._bytes.__array_interface__["data"][0])
 
 
 class _Clock:
