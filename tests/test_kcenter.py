@@ -292,7 +292,7 @@ def test_error_is_a_value_error():
 # --------------------------------------------------------------------------- grouping paths
 
 
-@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans", "cells"])
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "cells"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("labeled_kind", ["positions", "embeddings"])
 def test_groupings_match_reference(grouping, metric, labeled_kind):
@@ -308,7 +308,7 @@ def test_groupings_match_reference(grouping, metric, labeled_kind):
     assert stats["grouping"] == grouping
 
 
-@pytest.mark.parametrize("grouping", ["labeled", "kmeans", "cells"])
+@pytest.mark.parametrize("grouping", ["labeled", "cells"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("case", ["blobs", "offset", "ring", "duplicates"])
 def test_labeled_index_in_chunks(grouping, metric, case, monkeypatch):
@@ -371,7 +371,7 @@ def test_split_group_centres_levels_or_rows(centres, grouping, metric, weighted,
     assert stats["row_evaluations"] < 0.5 * 150 * 3000
 
 
-@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "kmeans", "cells"])
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "cells"])
 def test_many_groups_use_wide_labels(grouping, monkeypatch):
     # Group labels share the uint16 rowdist buffer up to 65,535 groups; beyond, a separate
     # int64 array holds them. Lower the limit to run that path on a small pool.
@@ -421,7 +421,7 @@ def test_labeled_groups_duplicates_and_weights(grouping, metric):
 def test_auto_grouping_choice():
     rng = np.random.default_rng(23)
     X = blobs(rng, 10000, 8, 30).astype(np.float32)
-    for labeled, expected in ((None, "kmeans"), (rng.choice(10000, 10, replace=False), "kmeans"),
+    for labeled, expected in ((None, "cells"), (rng.choice(10000, 10, replace=False), "cells"),
                               (rng.choice(10000, 200, replace=False), "labeled")):
         stats = {}
         _kcenter(X, 30, labeled=labeled, stats=stats)
@@ -511,7 +511,7 @@ def test_random_first_pick_alone_in_its_group():
     rng = np.random.default_rng(0)
     for seed in range(20):
         X = rng.standard_normal((60, 3)).astype(np.float32)
-        sel = _kcenter(X, 10, seed=seed, grouping="kmeans", n_groups=50)
+        sel = _kcenter(X, 10, seed=seed, grouping="cells", n_groups=50)
         idx, _, cover = kcenter_greedy(X, 10, seed=seed)
         np.testing.assert_array_equal(sel.indices, idx)
         np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9)
@@ -519,15 +519,17 @@ def test_random_first_pick_alone_in_its_group():
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_empty_groups_without_labeled_set(k):
-    # More k-means groups than distinct points leaves groups without rows; with no labeled
-    # set they must not keep the "scan me" statistic of the first pick (found by the
-    # property test: covering radius 0 instead of 3).
-    X = np.array([[0.0], [1.0], [1.0], [3.0], [3.0]], dtype=np.float32)
-    for seed in range(10):
-        sel = _kcenter(X, k, seed=seed, grouping="kmeans", n_groups=4)
-        idx, _, cover = kcenter_greedy(X, k, seed=seed)
-        np.testing.assert_array_equal(sel.indices, idx)
-        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9)
+    # Cells centred on duplicate rows: all rows go to one of them, the others stay empty
+    # until the split drops them; no empty group may keep the "scan me" statistic of the
+    # first pick without a labeled set (found by the property test with k-means groups:
+    # covering radius 0 instead of 3).
+    X = np.array([[0.0], [1.0], [1.0], [1.0], [3.0], [3.0], [3.0], [3.0]], dtype=np.float32)
+    for n_groups in (4, 6, 8):  # cells centred on duplicate rows: all rows go to one of them
+        for seed in range(10):
+            sel = _kcenter(X, k, seed=seed, grouping="cells", n_groups=n_groups)
+            idx, _, cover = kcenter_greedy(X, k, seed=seed)
+            np.testing.assert_array_equal(sel.indices, idx)
+            np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9)
 
 
 def test_picks_leave_no_garbage_behind():

@@ -10,7 +10,7 @@ import numpy as np
 # call, 4096 x 1024 by default: 16 MiB, whatever the call's size. 512 x 256 blocks make it
 # 512 KiB; the GEMMs stay large enough to run at full speed (1024 x 256 and 512 x 256 within
 # noise of each other at d = 128 and 384; 4096 x 1024 too, measured in session 2).
-QUERY_BLOCK = 512
+QUERY_BLOCK = 256
 DATABASE_BLOCK = 256
 
 

@@ -24,8 +24,6 @@ _N_CANDIDATES = 2
 # of length d: gamma_d = d * u, plus a few roundings and the float32 cast of the inputs),
 # doubled for safety. Multiplied by ``(|x - shift| + max |y - shift|)^2``.
 _U32 = 2.0**-24
-_KMEANS_ITER = 6
-_KMEANS_POINTS_PER_GROUP = 16
 _MAX_GROUPS = 4096
 _SPLIT_ITER = 3
 _SPLIT_RADIUS = 0.8
@@ -36,14 +34,12 @@ _SEARCH_ROWS = 4096  # at most this many rows per FAISS search call
 _SEARCH_VALUES = 1 << 17  # at least this many values per FAISS search call
 _CONVERT_VALUES = 1 << 13  # float64 values per conversion step of non-float32 rows
 _LABELED_INDEX_BYTES = 1 << 19  # labeled points per FAISS index: at least this many bytes,
-_LABELED_INDEX_ROW_BYTES = 4  # or this many per pool row
+_LABELED_INDEX_ROW_BYTES = 3  # or this many per pool row
 _UINT16_LABELS = 65535  # at most this many groups: group labels fit the uint16 rowdist
-_GROUP_MEANS = True
 _LEVEL_ROW_BYTES = 3  # int16 group centres while they take at most this many bytes per row
 _NO_ROWS = np.empty(0, dtype=np.int64)
 _NO_GRID = np.empty((2, 0), dtype=np.float64)
 _NO_LEVELS = np.empty((0, 0), dtype=np.int16)
-_CELLS_SCALE = 2.0
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 
 
@@ -267,14 +263,16 @@ def _parse_weights(weights, n_pool):
     return w
 
 
-def _default_groups(n_pool, k):
-    """About sqrt(N) groups, more when many picks will amortise the grouping.
+def _default_cells(n_pool, k):
+    """About ``sqrt(N)`` cells at k >= 1000, fewer for fewer picks (down to ``sqrt(N) / 4``).
 
-    Setup costs O(N G d) (assignment), each pick O(G d) plus the rows of groups that the
-    bound cannot skip, a fraction that falls quickly with G (measured in bench/).
+    The cell assignment costs O(N G d); the cells are then split (up to 32 groups each), so
+    the per-pick pruning depends little on their number. Measured on 1000-cluster data:
+    sqrt(N) cells best at 1M x 128 (10.5 s vs 12.0 s with sqrt(N) / 2 and 13.9 s with
+    2 sqrt(N)); at 200k x 64, 2 sqrt(N) was 10 % faster than sqrt(N).
     """
-    scale = min(max(np.sqrt(k / 250.0), 0.5), 2.0)
-    return int(min(max(1, round(scale * np.sqrt(n_pool))), _MAX_GROUPS, n_pool))
+    scale = min(max(np.sqrt(k / 1000.0), 0.25), 1.0)
+    return int(min(max(1, round(scale * np.sqrt(n_pool))), n_pool))
 
 
 def _labeled_groups_pay(n_pool, n_labeled):
@@ -365,8 +363,9 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
              n_groups=None, grouping=None, stats=None):
     """``kcenter`` with the grouping exposed (tests, benchmarks).
 
-    ``grouping``: ``"labeled"`` (one group per labeled point), ``"kmeans"`` (``n_groups``
-    k-means groups) or None (chosen by ``_labeled_groups_pay``).
+    ``grouping``: ``"labeled"`` (cells around the labeled points, split), ``"labeled-cells"``
+    (the same cells, unsplit), ``"cells"`` (``n_groups`` cells around random pool rows,
+    split) or None (chosen by ``_labeled_groups_pay``).
 
     ``stats``, if a dict, receives diagnostics (evaluated row distances, fallbacks).
     """
@@ -438,32 +437,25 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
 
     clock = _Clock()
     if grouping is None:
-        grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "kmeans"
-    if grouping not in ("labeled", "labeled-cells", "kmeans", "cells") or (
-            grouping in ("labeled", "labeled-cells") and not n_labeled):
+        grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "cells"
+    if grouping not in ("labeled", "labeled-cells", "cells") or (
+            grouping != "cells" and not n_labeled):
         raise FastalError(f"grouping must be 'labeled' or 'labeled-cells' (need a labeled "
-                          f"set), 'cells' or 'kmeans'; got {grouping!r}")
+                          f"set) or 'cells'; got {grouping!r}")
     by_labeled = grouping in ("labeled", "labeled-cells")
     split = grouping in ("labeled", "cells")
     if by_labeled:
         # centres of unsplit labeled cells: the labeled points themselves
         centroids = None if split else labeled_points(0, n_labeled)
         n_groups = n_labeled
-    elif grouping == "cells":
+    else:
         if n_groups is None:
-            n_groups = int(np.ceil(_CELLS_SCALE * np.sqrt(n_pool)))
+            n_groups = _default_cells(n_pool, k)
         n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
         # cells centred on random pool rows (any points would do), split like labeled cells
         cell_rows = np.unique(
             np.random.default_rng(_GROUP_SEED).integers(n_pool, size=n_groups))
         n_groups = cell_rows.shape[0]
-    else:
-        if n_groups is None:
-            n_groups = _default_groups(n_pool, k)
-        n_groups = _check_int(n_groups, "n_groups", 1, n_pool)
-        centroids = _train_groups(pool, inv_norm, n_groups)
-        n_groups = centroids.shape[0]
-    clock.lap("kmeans")
     # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
     # float32 |x|^2 + |y|^2 - 2 x.y accurate for data far from the origin. A float32 value,
     # so that x - shift of float32 rows is exact-then-rounded once.
@@ -476,7 +468,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
 
     # Row state, 10 bytes per row: mindist (4, float32 rounded up), rowdist (2), perm (4).
     # The group label of each row lives in rowdist's buffer until the rows are sorted by
-    # group (at most _MAX_GROUPS groups by default; more only when a caller asks for them).
+    # group (up to 65,535 groups; beyond, only when a caller asks for them, an int64 array).
     mindist = np.empty(n_pool, dtype=np.float32)
     rowdist = np.empty(n_pool, dtype=np.uint16)
     labels = rowdist if n_groups <= _UINT16_LABELS else np.empty(n_pool, dtype=np.int64)
@@ -507,18 +499,6 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             del points
         scratch.give_back(found, found_sq)
         del found, found_sq
-        clock.lap("assign")
-    elif not by_labeled:
-        shifted = np.ascontiguousarray(centroids - shift, dtype=np.float32)
-        found = scratch.take((search_rows, 1), np.int64)
-        found_sq = scratch.take((search_rows, 1), np.float32)
-        for begin in range(0, n_pool, search_rows):
-            stop = min(begin + search_rows, n_pool)
-            block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
-            knn_l2(block, shifted, 1, found_sq[:stop - begin], found[:stop - begin])
-            labels[begin:stop] = np.maximum(found[:stop - begin, 0], 0)  # -1 (none) -> 0
-        scratch.give_back(found, found_sq)
-        del shifted, found, found_sq
         clock.lap("assign")
 
     mindist.fill(np.inf)
@@ -616,10 +596,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         offsets = np.zeros(n_groups + 1, dtype=np.int64)
         np.cumsum(sub_counts, out=offsets[1:])
         by_labeled = False  # rows are now at distance rowdist from their sub-group centroid
-    else:
-        if not by_labeled and _GROUP_MEANS:
-            _k.group_means(pool, inv_norm, cosine, perm, offsets, centroids)
-        cq, grid = centroids, np.stack([np.zeros(d), np.ones(d)])  # exact float centres
+    else:  # unsplit labeled cells, centred on the labeled points (exact float centres)
+        cq, grid = centroids, np.stack([np.zeros(d), np.ones(d)])
         rep = _NO_ROWS
     radius = np.empty(n_groups, dtype=np.float64)
     if by_labeled:
@@ -742,32 +720,3 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = self.laps.get(name, 0.0) + now - self._last
         self._last = now
-
-
-def _train_groups(pool, inv_norm, n_groups):
-    """Centroids (G, d) float32 of a FAISS k-means on a sample of the pool.
-
-    Any centroids give exact results (the bounds hold for any point); good ones make the
-    groups tight and the pruning effective. An empty cluster is a group without rows.
-    """
-    n_pool, d = pool.shape
-    cosine = inv_norm.shape[0] > 0
-    sample_size = min(n_pool, max(n_groups * _KMEANS_POINTS_PER_GROUP, 1))
-    rng = np.random.default_rng(_GROUP_SEED)
-    if sample_size < n_pool:
-        # with replacement: O(sample) memory, where choice(replace=False) may permute all N
-        rows = np.unique(rng.integers(n_pool, size=sample_size))
-    else:
-        rows = np.arange(n_pool)
-    # float32 is enough for centroids (they only need to be points); keeps scratch small
-    sample = pool[rows].astype(np.float32)
-    if cosine:
-        sample *= inv_norm[rows, None].astype(np.float32)
-    if n_groups == 1:
-        return sample.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
-    import faiss
-
-    km = faiss.Kmeans(d, n_groups, niter=_KMEANS_ITER, seed=_GROUP_SEED, verbose=False,
-                      min_points_per_centroid=1, max_points_per_centroid=10**9)
-    km.train(sample)
-    return np.ascontiguousarray(km.centroids, dtype=np.float32)
