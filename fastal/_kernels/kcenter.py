@@ -21,8 +21,8 @@ State shared by the kernels (N pool rows, G groups, d dimensions):
   fraction ``q / 65535`` of the group radius ``radius[g]`` (itself rounded up), with ``q``
   rounded *up*, so that the triangle-inequality bound computed from it stays a lower bound
   (2 bytes per row instead of a float32's 4; the bound loosens by at most radius / 65535).
-  A group centre is any point: a k-means centroid, or a labeled point (then the row's
-  distance is the initial min-distance itself, free).
+  A group centre is any point: a mean stored as int16 levels, a pool row, or a labeled
+  point (then the row's distance is the initial min-distance itself, free).
 
 Distances are always accumulated in float64 from the difference ``x - c`` (no
 ``|x|^2 + |c|^2 - 2 x.c`` cancellation), so a row and an exact duplicate of a centre get an

@@ -7,16 +7,27 @@ import contextlib
 import numpy as np
 
 # FAISS's exact search allocates a (query block x database block) float32 distance table per
-# call, 4096 x 1024 by default: 16 MiB, whatever the call's size. 512 x 256 blocks make it
-# 512 KiB; the GEMMs stay large enough to run at full speed (1024 x 256 and 512 x 256 within
-# noise of each other at d = 128 and 384; 4096 x 1024 too, measured in session 2).
+# call, 4096 x 1024 by default: 16 MiB, whatever the call's size. Database blocks of 256 and
+# query blocks of 256 to 1024 make it 256 KiB to 1 MiB; the GEMMs stay large enough to run
+# at nearly full speed (interleaved rounds, 1000 database rows: 256 x 256 within noise of
+# 512 x 256 at d = 384 and d = 64, about 10 % slower than 1024 x 256 at d = 128).
 QUERY_BLOCK = 256
+MAX_QUERY_BLOCK = 1024
 DATABASE_BLOCK = 256
 
 
+def query_block(n_rows):
+    """FAISS query block for a job over ``n_rows`` rows: the distance table stays within
+    ``max(256 KiB, 1 byte per row)`` (a power of two from 256 to 1024 rows)."""
+    budget = max(QUERY_BLOCK * DATABASE_BLOCK * 4, n_rows)
+    rows = 1 << int(np.floor(np.log2(budget / (DATABASE_BLOCK * 4))))
+    return int(min(max(rows, QUERY_BLOCK), MAX_QUERY_BLOCK))
+
+
 @contextlib.contextmanager
-def small_search_blocks():
-    """Run FAISS flat searches (and k-means) with a 512 KiB distance table, then restore.
+def small_search_blocks(query_rows=QUERY_BLOCK):
+    """Run FAISS flat searches with a small distance table (``query_rows`` x 256 float32:
+    256 KiB by default), then restore FAISS's block sizes.
 
     FAISS keeps these block sizes in process-wide variables: a FAISS search in another
     thread at the same time runs with the small blocks too (same results, less memory).
@@ -25,7 +36,7 @@ def small_search_blocks():
 
     cvar = faiss.cvar
     before = cvar.distance_compute_blas_query_bs, cvar.distance_compute_blas_database_bs
-    cvar.distance_compute_blas_query_bs = QUERY_BLOCK
+    cvar.distance_compute_blas_query_bs = int(query_rows)
     cvar.distance_compute_blas_database_bs = DATABASE_BLOCK
     try:
         yield

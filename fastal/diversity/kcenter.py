@@ -12,7 +12,7 @@ from .._kernels import kcenter as _k
 from .._selection import Selection
 from .._validation import check_int as _check_int
 from ..io.arrays import to_numpy
-from ._faiss import knn_l2, small_search_blocks
+from ._faiss import knn_l2, query_block, small_search_blocks
 
 _METRICS = ("l2", "cosine")
 # FAISS candidates per row for the initial labeled search. The exact distance of each is
@@ -79,7 +79,8 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
         ``weights[i] * mindist[i]`` (weighted k-center, e.g. uncertainty x distance).
     chunk_rows : int, optional
         Rows per chunk in the input checks and the initial FAISS passes (those are further
-        capped to 4096 rows per call). Default: about 4 MiB of input per chunk.
+        capped to 512 KiB-1 MiB of float32 per call). Default: about 4 MiB of input per
+        chunk.
 
     Returns
     -------
@@ -108,24 +109,27 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     The result is exactly that of the plain greedy loop with float64 distances
     (``tests/reference_diversity.py``); only the work differs:
 
-    1. ``D`` for the labeled set comes from an exact FAISS flat search of the pool in chunks
-       (no N x L matrix). FAISS's float32 ``|x|^2 + |y|^2 - 2 x.y`` can mis-rank close
-       neighbours, so the exact float64 distance of its 2 best candidates is recomputed,
-       and a row whose 2nd candidate is not provably farther than the best one (worst-case
-       float32 error bound) is rescanned exactly against every labeled point.
-    2. The pool is split into groups. With ``sqrt(N) / 2 <= L <= 4096`` labeled points,
-       the labeled search already gives each row its nearest labeled point: those cells
-       are the coarse groups (no extra pass), and each cell is split inside itself by
-       farthest-first seeds (until every row is within 0.8x the median cell radius of a
-       seed, at most one seed per 16 rows, 32 per cell) and 3 Lloyd steps over the cell's
-       rows only. Otherwise G ~ ``sqrt(N)`` (0.5x to 2x, growing with k) FAISS k-means
-       groups are trained on a sample and the pool is assigned to them. For a new centre
-       ``c``, a group with centre ``m`` and radius ``r`` is skipped when
-       ``d(c, m) - r >= max D`` over the group, and a row at distance ``r_i`` from ``m`` is
-       skipped when ``d(c, m) - r_i >= D(i)``: by the triangle inequality neither can get
-       closer to ``c`` than to the current centres. These bounds hold for any ``m``, so
-       the grouping changes the speed, never the result. Each group keeps its best row,
-       so the global argmax is a max over groups.
+    1. ``D`` for the labeled set comes from exact FAISS flat searches of the pool in
+       chunks (no N x L matrix, no copy of the labeled set: one float32 chunk of it at a
+       time, at most ``max(512 KiB, 3 bytes per pool row)``, each chunk lowering ``D``).
+       FAISS's float32 ``|x|^2 + |y|^2 - 2 x.y`` can mis-rank close neighbours, so the
+       exact float64 distance of its 2 best candidates is recomputed, and a row whose 2nd
+       candidate is not provably farther than the best one (worst-case float32 error
+       bound) is rescanned exactly against every point of the chunk.
+    2. The pool is split into groups: cells around the labeled points when
+       ``sqrt(N) / 2 <= L <= 4096`` (the labeled search already gives each row its
+       nearest labeled point, no extra pass), else cells around about ``sqrt(N)`` random
+       pool rows (fewer for small ``k``), found by one more FAISS pass. Each cell is split
+       inside itself by farthest-first seeds (until every row is within 0.8x the median
+       cell radius of a seed, at most one seed per 16 rows, 32 per cell) and 3 Lloyd
+       steps over the cell's rows only. A group's centre is its mean as int16 levels over
+       the pool's range while those take at most 3 bytes per pool row, else the member row
+       nearest the mean. For a new centre ``c``, a group with centre ``m`` and radius
+       ``r`` is skipped when ``d(c, m) - r >= max D`` over the group, and a row at
+       distance ``r_i`` from ``m`` is skipped when ``d(c, m) - r_i >= D(i)``: by the
+       triangle inequality neither can get closer to ``c`` than to the current centres.
+       These bounds hold for any ``m``, so the grouping changes the speed, never the
+       result. Each group keeps its best row, so the global argmax is a max over groups.
     3. ``D`` is stored rounded up to float32 (an upper bound, exact under updates
        because rounding up is monotone), so a row with a smaller stored value has a
        strictly smaller ``D``; when several rows share the top value (or, weighted, when
@@ -137,13 +141,13 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     row-to-centre distance as a uint16 fraction of its group's radius rounded up, int32
     group permutation; int64 beyond 2**31 rows), kept in group order so that the per-pick
     scans are sequential (the group labels live in the row-to-centre buffer until the rows
-    are sorted, and ``D`` is permuted in place with an N-bit mask), plus 8 bytes per row
-    for the inverse norms with ``"cosine"``, plus O(G d) (group centroids, int16 levels
-    for the split groups) and fixed scratch: one 4096-row float32 copy of the rows being
-    searched, FAISS's distance table (run with 1024 x 256 blocks: 1 MiB instead of its
-    default 16 MiB) and 16k rows of candidate buffers. Measured at 1M x 128, L = 1000:
-    about 16 bytes per pool row in all (``bench/README_kcenter.md``). The pool is never
-    copied or reordered.
+    are sorted, ``D`` is permuted in place with an N-bit mask, and until then the
+    permutation's memory holds the search buffers), plus 8 bytes per row for the inverse
+    norms with ``"cosine"``, plus about 80 bytes per group (at most 3 bytes per row of
+    int16 centres) and bounded scratch: the labeled chunk, the rows being searched
+    (512 KiB to 1 MiB of float32) and FAISS's distance table (run with 256 x 256 blocks:
+    256 KiB instead of its default 16 MiB). Measured: 12-15 bytes per pool row in all from
+    200k to 1M rows (``bench/README_kcenter.md``). The pool is never copied or reordered.
 
     References
     ----------
@@ -279,7 +283,7 @@ def _labeled_groups_pay(n_pool, n_labeled):
     """Whether to centre the groups on the labeled points.
 
     The initial labeled search then gives every row its group and its distance to the group
-    centre for free (no k-means, no assignment pass over the pool). It pays when the labeled
+    centre for free (no assignment pass over the pool to random cells). It pays when the labeled
     set is large enough for tight groups (``L >= sqrt(N) / 2``) and small enough that the
     per-pick distances from the new centre to every group centre (``O(L d)``) stay cheap.
     """
@@ -369,7 +373,7 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
 
     ``stats``, if a dict, receives diagnostics (evaluated row distances, fallbacks).
     """
-    with small_search_blocks():
+    with small_search_blocks(query_block(np.shape(X)[0] if np.ndim(X) == 2 else 0)):
         return _kcenter_run(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
                             chunk_rows=chunk_rows, n_groups=n_groups, grouping=grouping,
                             stats=stats)
@@ -617,7 +621,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         _k.group_stats(mindist, w_arr, weighted, perm, offsets, gstats, gbest_pos)
     else:
         # every non-empty group must be scanned against the first centre; an empty group
-        # (a k-means cluster without rows) is never scanned, so it starts as "all centres"
+        # (a Lloyd sub-group left without rows) is never scanned, so it starts as "all
+        # centres"
         gstats[:] = -np.inf
         gstats[:, _k.GMAX] = np.where(np.diff(offsets) > 0, np.inf, -1.0)
         gbest_pos.fill(-1)
@@ -635,8 +640,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             # exact: min-distances are stored rounded up to float32, near-ties at the
             # top are re-resolved in float64 against the labeled points and the picks
             pos, score = _k.resolve_pick(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv,
-                                         indices, t, perm, offsets, mindist, w_arr, weighted, gstats,
-                                         gbest_pos)
+                                         indices, t, perm, offsets, mindist, w_arr, weighted,
+                                         gstats, gbest_pos)
             row = int(perm[pos])
             if not weighted and t > 0:
                 # unweighted, this pick is the row of largest D: its score is the radius
@@ -660,8 +665,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     clock.lap("picks")
 
     if stats is not None:
-        stats.update(n_groups=n_groups, grouping=grouping, row_evaluations=n_eval, fallback_rows=n_fallback,
-                     seconds=clock.laps)
+        stats.update(n_groups=n_groups, grouping=grouping, row_evaluations=n_eval,
+                     fallback_rows=n_fallback, seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
 
