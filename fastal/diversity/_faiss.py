@@ -8,7 +8,7 @@ import numpy as np
 
 # FAISS's exact search allocates a (query block x database block) float32 distance table per
 # call, 4096 x 1024 by default: 16 MiB, whatever the call's size. Database blocks of 256 and
-# query blocks of 256 to 1024 make it 256 KiB to 1 MiB; the GEMMs stay large enough to run
+# query blocks of 256 to 1024 make it 256 KiB to 1 MiB (2 bytes per pool row at most); the GEMMs stay large enough to run
 # at nearly full speed (interleaved rounds, 1000 database rows: 256 x 256 within noise of
 # 512 x 256 at d = 384 and d = 64, about 10 % slower than 1024 x 256 at d = 128).
 QUERY_BLOCK = 256
@@ -18,8 +18,8 @@ DATABASE_BLOCK = 256
 
 def query_block(n_rows):
     """FAISS query block for a job over ``n_rows`` rows: the distance table stays within
-    ``max(256 KiB, 1 byte per row)`` (a power of two from 256 to 1024 rows)."""
-    budget = max(QUERY_BLOCK * DATABASE_BLOCK * 4, n_rows)
+    ``max(256 KiB, 2 bytes per row)`` (a power of two from 256 to 1024 rows)."""
+    budget = max(QUERY_BLOCK * DATABASE_BLOCK * 4, 2 * n_rows)
     rows = 1 << int(np.floor(np.log2(budget / (DATABASE_BLOCK * 4))))
     return int(min(max(rows, QUERY_BLOCK), MAX_QUERY_BLOCK))
 

@@ -290,15 +290,19 @@ def _labeled_groups_pay(n_pool, n_labeled):
     return n_labeled > 0 and 0.5 * np.sqrt(n_pool) <= n_labeled <= _MAX_GROUPS
 
 
-def _search_rows(chunk, d):
-    """Rows per FAISS search call: the smallest power of two with at least 2**17 values
-    (512 KiB of float32), at most 4096 rows and ``chunk``.
+def _search_rows(chunk, d, n_pool):
+    """Rows per FAISS search call, a power of two: at least 2**17 values (512 KiB of
+    float32), more while the copy fits in half of the permutation's memory (where it
+    lives, 2 bytes per pool row), at most 4096 rows and ``chunk``.
 
     Below about 2**17 values per call, FAISS's search was measured 2-2.4x slower per row
-    (d = 64: 1024 vs 2048 rows; d = 128: 512 vs 1024; d = 384: 256 vs 512), and above it
-    no faster; the float32 copy of the rows being searched stays at 0.5-1 MiB for d <= 512.
+    (d = 64: 1024 vs 2048 rows; d = 128: 512 vs 1024; d = 384: 256 vs 512); 4096-row calls
+    were the default before (no slower, measured in session 2).
     """
     rows = 1 << int(np.ceil(np.log2(max(1.0, _SEARCH_VALUES / d))))
+    fits = 2 * n_pool // (4 * d)
+    if fits >= 1:
+        rows = max(rows, 1 << int(np.log2(fits)))
     return int(max(1, min(chunk, rows, _SEARCH_ROWS)))
 
 
@@ -476,7 +480,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     mindist = np.empty(n_pool, dtype=np.float32)
     rowdist = np.empty(n_pool, dtype=np.uint16)
     labels = rowdist if n_groups <= _UINT16_LABELS else np.empty(n_pool, dtype=np.int64)
-    search_rows = _search_rows(chunk, d)
+    search_rows = _search_rows(chunk, d, n_pool)
     # perm (filled only once the rows are sorted by group) lends its memory to the search
     # buffers until then
     perm = np.empty(n_pool, dtype=np.int32 if n_pool < 2**31 else np.int64)
