@@ -558,3 +558,25 @@ def test_picks_leave_no_garbage_behind():
         tracemalloc.stop()
     retained = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     assert retained < 40_000  # was 400 picks x 400 bytes with 20 kernel arguments
+
+
+@pytest.mark.parametrize("n_labeled", [50, 600])  # random-row cells, labeled cells
+def test_numpy_memory_stays_within_16_bytes_per_row(n_labeled):
+    # Every NumPy array kcenter allocates (tracemalloc sees them all, deterministically):
+    # 10 bytes per row of state, the rest bounded; no O(N d) temporary (an isfinite mask,
+    # a float64 copy of the pool or of the rows being searched would each break this).
+    import tracemalloc
+
+    rng = np.random.default_rng(26)
+    X = blobs(rng, 200_000, 32, 300, spread=0.3).astype(np.float32)
+    labeled = rng.choice(200_000, n_labeled, replace=False)
+    _kcenter(X[:5000], 5, labeled=labeled[labeled < 5000])  # compile outside the trace
+    tracemalloc.start()
+    try:
+        stats = {}
+        _kcenter(X, 50, labeled=labeled, stats=stats)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stats["grouping"] == ("labeled" if n_labeled == 600 else "cells")
+    assert peak < 16 * X.shape[0], f"{peak / X.shape[0]:.1f} bytes per row"

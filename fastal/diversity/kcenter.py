@@ -487,69 +487,15 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     scratch = _Scratch(perm)
     buf = scratch.take((search_rows, d), np.float32)  # the rows being searched, shifted
     if grouping == "cells":
-        # nearest cell centre of every row, the centres searched in bounded chunks; mindist
-        # holds the best squared distance so far (FAISS's, float32: any assignment is valid)
-        mindist.fill(np.inf)
-        found = scratch.take((search_rows, 1), np.int64)
-        found_sq = scratch.take((search_rows, 1), np.float32)
-        cell_chunk = _labeled_chunk_rows(n_groups, n_pool, d)
-        for first in range(0, n_groups, cell_chunk):
-            last = min(first + cell_chunk, n_groups)
-            points = np.empty((last - first, d), dtype=np.float32)
-            _shifted_points(pool, cell_rows[first:last], inv_norm, cosine, shift, points)
-            for begin in range(0, n_pool, search_rows):
-                stop = min(begin + search_rows, n_pool)
-                block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
-                knn_l2(block, points, 1, found_sq[:stop - begin], found[:stop - begin])
-                closer = found_sq[:stop - begin, 0] < mindist[begin:stop]
-                mindist[begin:stop][closer] = found_sq[:stop - begin, 0][closer]
-                labels[begin:stop][closer] = found[:stop - begin, 0][closer] + first
-            del points
-        scratch.give_back(found, found_sq)
-        del found, found_sq
+        _assign_cells(pool, inv_norm, cosine, shift, cell_rows, labels, mindist, scratch, buf)
         clock.lap("assign")
 
     mindist.fill(np.inf)
     n_fallback = 0
     if n_labeled:
-        # The labeled points are searched in chunks of bounded size (one FAISS index at a
-        # time); each chunk lowers the min-distances exactly (see _k.labeled_mindist).
         nearest = labels if by_labeled else np.empty(0, dtype=labels.dtype)
-        err_coef = 2.0 * (d + 8) * _U32
-        lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
-        # FAISS calls run back to back over a super-block, then one kernel call handles the
-        # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
-        # between them at every small chunk costs a thread hand-over each time (measured 3x
-        # slower when FAISS's threads spin, i.e. faiss imported before fastal).
-        block_rows = _super_block_rows(n_pool, search_rows)
-        cand_buf = scratch.take(block_rows * _N_CANDIDATES, np.int64)
-        cand_sq_buf = scratch.take(block_rows * _N_CANDIDATES, np.float32)
-        fallback = scratch.take(block_rows, np.int32)
-        for first in range(0, n_labeled, lab_chunk):
-            last = min(first + lab_chunk, n_labeled)
-            points = np.empty((last - first, d), dtype=np.float32)
-            norm_max = _shifted_points(lab_src, lab_rows[first:last], lab_inv, cosine, shift,
-                                       points)
-            n_cand = min(_N_CANDIDATES, last - first)
-            for outer in range(0, n_pool, block_rows):
-                outer_stop = min(outer + block_rows, n_pool)
-                rows = outer_stop - outer
-                cand = cand_buf[:rows * n_cand].reshape(rows, n_cand)
-                cand_sq = cand_sq_buf[:rows * n_cand].reshape(rows, n_cand)
-                for begin in range(outer, outer_stop, search_rows):
-                    stop = min(begin + search_rows, outer_stop)
-                    block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
-                    knn_l2(block, points, n_cand, cand_sq[begin - outer:stop - outer],
-                           cand[begin - outer:stop - outer])
-                clock.lap("search")
-                fallback[:rows] = 0
-                _k.labeled_mindist(pool, outer, inv_norm, cosine, lab_src,
-                                   lab_rows[first:last], lab_inv, first, cand, cand_sq, shift,
-                                   norm_max, err_coef, mindist, nearest, fallback[:rows])
-                n_fallback += int(fallback[:rows].sum())
-                clock.lap("labeled")
-            del points
-        del cand_buf, cand_sq_buf, fallback, cand, cand_sq
+        n_fallback = _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv,
+                                     mindist, nearest, scratch, buf, clock)
     del buf, scratch  # views of perm, which group_order fills next
     if positions is not None:
         mindist[positions] = -1.0
@@ -560,50 +506,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     if n_labeled:
         _k.permute_in_place(mindist, perm, np.zeros((n_pool + 7) // 8, dtype=np.uint8))
     if split:
-        # Labeled cells are loose (one labeled point may sit among several clusters):
-        # split each into about size / target rows with a few Lloyd steps inside the cell.
-        # Seeds are added until every row of the cell is within a fraction of the median
-        # cell radius; at most one seed per _SPLIT_MIN_ROWS rows.
-        radius = np.empty(n_groups, dtype=np.float64)
-        if by_labeled:
-            _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
-            far_key = mindist
-        else:
-            _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, _NO_LEVELS, _NO_GRID,
-                                  cell_rows, rowdist, radius)
-            far_key = rowdist
-        sizes = np.diff(offsets)
-        split_radius = _SPLIT_RADIUS * float(np.median(radius[sizes > 0]))
-        # fewer picks amortise less splitting: up to 32 groups per cell at k >= 1000
-        split_max = int(np.clip(round(_SPLIT_MAX * np.sqrt(k / 1000.0)), 2, _SPLIT_MAX))
-        max_seeds = np.clip(sizes // _SPLIT_MIN_ROWS, 1, split_max).astype(np.int64)
-        seed_offsets = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(max_seeds, out=seed_offsets[1:])
-        seed_pos = np.empty(int(seed_offsets[-1]), dtype=np.int64)
-        n_seeds = np.empty(n_groups, dtype=np.int64)
-        _k.seed_cells(pool, inv_norm, cosine, perm, far_key, offsets, max_seeds, seed_offsets,
-                      split_radius, seed_pos, n_seeds)
-        sub_offsets = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(n_seeds, out=sub_offsets[1:])
-        n_groups = int(sub_offsets[-1])
-        # A centre only has to be a point (the bounds hold for any point), and there can
-        # be up to 32 per cell: stored as int16 levels over the pool's range (2 bytes per
-        # coordinate, within half a level of the mean) while those take at most
-        # _LEVEL_ROW_BYTES per pool row, else as the member row nearest the mean (8 bytes
-        # per group; looser groups, more row evaluations per pick).
-        sub_counts = np.empty(n_groups, dtype=np.int64)
-        if n_groups * d * 2 <= _LEVEL_ROW_BYTES * n_pool:
-            grid = _centroid_grid(pool, cosine, chunk)
-            cq = np.empty((n_groups, d), dtype=np.int16)
-            rep = _NO_ROWS
-        else:
-            grid, cq = _NO_GRID, _NO_LEVELS
-            rep = np.empty(n_groups, dtype=np.int64)
-        _k.lloyd_cells(pool, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                       sub_offsets, _SPLIT_ITER, cq, grid, rep, sub_counts, rowdist)
-        offsets = np.zeros(n_groups + 1, dtype=np.int64)
-        np.cumsum(sub_counts, out=offsets[1:])
-        by_labeled = False  # rows are now at distance rowdist from their sub-group centroid
+        offsets, cq, grid, rep = _split_cells(pool, inv_norm, cosine, perm, offsets, mindist,
+                                              rowdist, None if by_labeled else cell_rows, k,
+                                              chunk)
+        n_groups = offsets.shape[0] - 1
+        by_labeled = False  # rows are now at distance rowdist from their sub-group centre
     else:  # unsplit labeled cells, centred on the labeled points (exact float centres)
         cq, grid = centroids, np.stack([np.zeros(d), np.ones(d)])
         rep = _NO_ROWS
@@ -664,8 +571,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                                 gbest_pos, dcm, active)
         if weighted or t == k - 1:
             cover[t] = _k.exact_cover(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv,
-                                      indices, t + 1,
-                                      perm, offsets, mindist, gstats)
+                                      indices, t + 1, perm, offsets, mindist, gstats)
     clock.lap("picks")
 
     if stats is not None:
@@ -673,6 +579,136 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                      fallback_rows=n_fallback, seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
+
+
+def _assign_cells(pool, inv_norm, cosine, shift, cell_rows, labels, mindist, scratch, buf):
+    """Nearest cell centre (pool rows ``cell_rows``) of every row into ``labels``, the
+    centres searched in bounded chunks. ``mindist`` is scratch: the best squared distance so
+    far (FAISS's float32; any assignment is valid, it only shapes the groups)."""
+    n_pool, d = pool.shape
+    search_rows = buf.shape[0]
+    mindist.fill(np.inf)
+    found = scratch.take((search_rows, 1), np.int64)
+    found_sq = scratch.take((search_rows, 1), np.float32)
+    n_cells = cell_rows.shape[0]
+    cell_chunk = _labeled_chunk_rows(n_cells, n_pool, d)
+    for first in range(0, n_cells, cell_chunk):
+        last = min(first + cell_chunk, n_cells)
+        points = np.empty((last - first, d), dtype=np.float32)
+        _shifted_points(pool, cell_rows[first:last], inv_norm, cosine, shift, points)
+        for begin in range(0, n_pool, search_rows):
+            stop = min(begin + search_rows, n_pool)
+            block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
+            knn_l2(block, points, 1, found_sq[:stop - begin], found[:stop - begin])
+            closer = found_sq[:stop - begin, 0] < mindist[begin:stop]
+            mindist[begin:stop][closer] = found_sq[:stop - begin, 0][closer]
+            labels[begin:stop][closer] = found[:stop - begin, 0][closer] + first
+        del points  # before the next chunk's array exists
+    scratch.give_back(found, found_sq)
+
+
+def _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, mindist,
+                    nearest, scratch, buf, clock):
+    """Lower ``mindist`` (initially inf) to the exact distance to the labeled set, and set
+    ``nearest`` (if not empty) to each row's nearest labeled position. The labeled points
+    are searched one bounded float32 chunk at a time (see ``_k.labeled_mindist``).
+    Returns the number of rows rescanned exactly (fallbacks)."""
+    n_pool, d = pool.shape
+    n_labeled = lab_rows.shape[0]
+    search_rows = buf.shape[0]
+    err_coef = 2.0 * (d + 8) * _U32
+    lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
+    # FAISS calls run back to back over a super-block, then one kernel call handles the
+    # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
+    # between them at every small chunk costs a thread hand-over each time (measured 3x
+    # slower when FAISS's threads spin, i.e. faiss imported before fastal).
+    block_rows = _super_block_rows(n_pool, search_rows)
+    cand_buf = scratch.take(block_rows * _N_CANDIDATES, np.int64)
+    cand_sq_buf = scratch.take(block_rows * _N_CANDIDATES, np.float32)
+    fallback = scratch.take(block_rows, np.int32)
+    n_fallback = 0
+    for first in range(0, n_labeled, lab_chunk):
+        last = min(first + lab_chunk, n_labeled)
+        points = np.empty((last - first, d), dtype=np.float32)
+        norm_max = _shifted_points(lab_src, lab_rows[first:last], lab_inv, cosine, shift,
+                                   points)
+        n_cand = min(_N_CANDIDATES, last - first)
+        for outer in range(0, n_pool, block_rows):
+            outer_stop = min(outer + block_rows, n_pool)
+            rows = outer_stop - outer
+            cand = cand_buf[:rows * n_cand].reshape(rows, n_cand)
+            cand_sq = cand_sq_buf[:rows * n_cand].reshape(rows, n_cand)
+            for begin in range(outer, outer_stop, search_rows):
+                stop = min(begin + search_rows, outer_stop)
+                block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
+                knn_l2(block, points, n_cand, cand_sq[begin - outer:stop - outer],
+                       cand[begin - outer:stop - outer])
+            clock.lap("search")
+            fallback[:rows] = 0
+            _k.labeled_mindist(pool, outer, inv_norm, cosine, lab_src, lab_rows[first:last],
+                               lab_inv, first, cand, cand_sq, shift, norm_max, err_coef,
+                               mindist, nearest, fallback[:rows])
+            n_fallback += int(fallback[:rows].sum())
+            clock.lap("labeled")
+        del points  # before the next chunk's array exists
+    scratch.give_back(cand_buf, cand_sq_buf, fallback)
+    return n_fallback
+
+
+def _split_cells(pool, inv_norm, cosine, perm, offsets, mindist, rowdist, cell_rows, k,
+                 chunk):
+    """Split each cell (rows in group order) into sub-groups: farthest-first seeds, then a
+    few Lloyd steps over the cell's rows only. Cells are loose (one labeled point may sit
+    among several clusters); seeds are added until every row of the cell is within a
+    fraction of the median cell radius, at most one per _SPLIT_MIN_ROWS rows.
+
+    ``cell_rows``: the pool rows at the cell centres, or None for cells centred on the
+    labeled points (then ``mindist`` is each row's distance to its centre). Reorders
+    ``perm`` and ``mindist`` within each cell; ``rowdist`` is scratch. Returns the
+    sub-groups' ``(offsets, cq, grid, rep)`` (see ``_k.lloyd_cells``).
+    """
+    n_pool, d = pool.shape
+    n_cells = offsets.shape[0] - 1
+    radius = np.empty(n_cells, dtype=np.float64)
+    if cell_rows is None:
+        _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
+        far_key = mindist
+    else:
+        _k.centroid_distances(pool, inv_norm, cosine, perm, offsets, _NO_LEVELS, _NO_GRID,
+                              cell_rows, rowdist, radius)
+        far_key = rowdist
+    sizes = np.diff(offsets)
+    split_radius = _SPLIT_RADIUS * float(np.median(radius[sizes > 0]))
+    # fewer picks amortise less splitting: up to 32 groups per cell at k >= 1000
+    split_max = int(np.clip(round(_SPLIT_MAX * np.sqrt(k / 1000.0)), 2, _SPLIT_MAX))
+    max_seeds = np.clip(sizes // _SPLIT_MIN_ROWS, 1, split_max).astype(np.int64)
+    seed_offsets = np.zeros(n_cells + 1, dtype=np.int64)
+    np.cumsum(max_seeds, out=seed_offsets[1:])
+    seed_pos = np.empty(int(seed_offsets[-1]), dtype=np.int64)
+    n_seeds = np.empty(n_cells, dtype=np.int64)
+    _k.seed_cells(pool, inv_norm, cosine, perm, far_key, offsets, max_seeds, seed_offsets,
+                  split_radius, seed_pos, n_seeds)
+    sub_offsets = np.zeros(n_cells + 1, dtype=np.int64)
+    np.cumsum(n_seeds, out=sub_offsets[1:])
+    n_groups = int(sub_offsets[-1])
+    # A centre only has to be a point (the bounds hold for any point), and there can be up
+    # to 32 per cell: stored as int16 levels over the pool's range (2 bytes per coordinate,
+    # within half a level of the mean) while those take at most _LEVEL_ROW_BYTES per pool
+    # row, else as the member row nearest the mean (8 bytes per group; looser groups, more
+    # row evaluations per pick).
+    sub_counts = np.empty(n_groups, dtype=np.int64)
+    if n_groups * d * 2 <= _LEVEL_ROW_BYTES * n_pool:
+        grid = _centroid_grid(pool, cosine, chunk)
+        cq = np.empty((n_groups, d), dtype=np.int16)
+        rep = _NO_ROWS
+    else:
+        grid, cq = _NO_GRID, _NO_LEVELS
+        rep = np.empty(n_groups, dtype=np.int64)
+    _k.lloyd_cells(pool, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
+                   sub_offsets, _SPLIT_ITER, cq, grid, rep, sub_counts, rowdist)
+    sub_group_offsets = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(sub_counts, out=sub_group_offsets[1:])
+    return sub_group_offsets, cq, grid, rep
 
 
 def _centroid_grid(pool, cosine, chunk):
