@@ -377,8 +377,9 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
 
     ``stats``, if a dict, receives diagnostics (evaluated row distances, fallbacks).
     """
-    with small_search_blocks(query_block(np.shape(X)[0] if np.ndim(X) == 2 else 0)):
-        return _kcenter_run(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
+    pool = _as_embeddings(X, "X")  # validated before FAISS's block sizes are touched
+    with small_search_blocks(query_block(pool.shape[0])):
+        return _kcenter_run(pool, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
                             chunk_rows=chunk_rows, n_groups=n_groups, grouping=grouping,
                             stats=stats)
 
