@@ -144,9 +144,10 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     are sorted, ``D`` is permuted in place with an N-bit mask, and until then the
     permutation's memory holds the search buffers), plus 8 bytes per row for the inverse
     norms with ``"cosine"``, plus about 80 bytes per group (at most 3 bytes per row of
-    int16 centres) and bounded scratch: the labeled chunk, the rows being searched
-    (512 KiB to 1 MiB of float32) and FAISS's distance table (run with 256 x 256 blocks:
-    256 KiB instead of its default 16 MiB). Measured: 12-15 bytes per pool row in all from
+    int16 centres) and bounded scratch: one chunk of the labeled set as float32 (at most
+    ``max(512 KiB, 3 bytes per row)``), FAISS's distance table (256-1024 x 256 blocks: at
+    most ``max(256 KiB, 2 bytes per row)`` instead of its default 16 MiB) and the rows being
+    searched (inside the permutation). Measured: 12.8-15.7 bytes per pool row in all from
     200k to 1M rows (``bench/README_kcenter.md``). The pool is never copied or reordered.
 
     References
