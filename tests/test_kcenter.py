@@ -198,13 +198,23 @@ def test_cosine_scale_invariance_and_duplicates_of_labeled_embeddings():
     assert set(sel.indices[-4:].tolist()) == {0, 1, 2, 3}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 120), d=st.integers(1, 5), k_frac=st.floats(0.0, 1.0),
        n_labeled=st.integers(0, 30), labeled_as=st.sampled_from(["positions", "embeddings"]),
        metric=st.sampled_from(["l2", "cosine"]), grid=st.booleans(),
-       n_groups=st.integers(1, 12), weighted=st.booleans(), seed=st.integers(0, 2**31))
+       n_groups=st.integers(1, 12), weighted=st.booleans(), seed=st.integers(0, 2**31),
+       grouping=st.sampled_from([None, "cells", "labeled"]),
+       centres=st.sampled_from(["budget", "levels", "rows"]),
+       labeled_chunk=st.sampled_from([None, 3, 5]))
 def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric, grid,
-                                    n_groups, weighted, seed):
+                                    n_groups, weighted, seed, grouping, centres,
+                                    labeled_chunk):
+    # Also explores the grouping, the split groups' centres (int16 levels or member rows)
+    # and the labeled set searched in chunks of a few points.
+    import importlib
+    from unittest import mock
+
+    module = importlib.import_module("fastal.diversity.kcenter")
     rng = np.random.default_rng(seed)
     # grid: small integers -> exact ties and duplicates; else generic floats. Only for l2:
     # with cosine, exact ties in real arithmetic (orthogonal rows: distance 1) are broken by
@@ -224,8 +234,24 @@ def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric,
     n_unlabeled = n - (len(labeled) if labeled_as == "positions" and labeled is not None else 0)
     k = max(1, int(round(k_frac * n_unlabeled)))
     weights = rng.integers(0, 3, size=n).astype(np.float64) if weighted else None
-    assert_matches_reference(X, k, labeled=labeled, metric=metric, weights=weights,
-                             n_groups=min(n_groups, n), seed=seed)
+    has_labeled = labeled is not None and len(labeled) > 0
+    if grouping == "labeled" and not has_labeled:
+        grouping = None
+    level_bytes = {"budget": module._LEVEL_ROW_BYTES, "levels": 10**9, "rows": 0}[centres]
+    index_bytes = (module._LABELED_INDEX_BYTES if labeled_chunk is None
+                   else labeled_chunk * 4 * d)
+    with mock.patch.object(module, "_LEVEL_ROW_BYTES", level_bytes), \
+            mock.patch.object(module, "_LABELED_INDEX_BYTES", index_bytes), \
+            mock.patch.object(module, "_LABELED_INDEX_ROW_BYTES",
+                              module._LABELED_INDEX_ROW_BYTES if labeled_chunk is None else 0):
+        sel = _kcenter(X, k, labeled=labeled, metric=metric, weights=weights,
+                       n_groups=None if grouping == "labeled" else min(n_groups, n),
+                       seed=seed, grouping=grouping)
+    idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=seed,
+                                        weights=weights)
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- bad input
