@@ -690,25 +690,3 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
         for r in range(n):
             perm[lo + r] = sorted_perm[r]
             mindist[lo + r] = sorted_min[r]
-
-
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def group_means(X, inv_norm, cosine, perm, offsets, centroids):
-    """Replace each non-empty group's centroid by the mean of its rows (in the metric's
-    space), accumulated in float64: one Lloyd update over the whole pool, in place."""
-    n_groups = offsets.shape[0] - 1
-    d = X.shape[1]
-    for g in prange(n_groups):
-        lo = offsets[g]
-        hi = offsets[g + 1]
-        if hi == lo:
-            continue
-        acc = np.zeros(d, dtype=np.float64)
-        for p in range(lo, hi):
-            i = perm[p]
-            scale = inv_norm[i] if cosine else 1.0
-            for j in range(d):
-                acc[j] += X[i, j] * scale
-        inv = 1.0 / (hi - lo)
-        for j in range(d):
-            centroids[g, j] = acc[j] * inv

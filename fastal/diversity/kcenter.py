@@ -315,8 +315,8 @@ def _super_block_rows(n_pool, search_rows):
 
 
 def _labeled_chunk_rows(n_labeled, n_pool, d):
-    """Labeled points per FAISS search pass: at most ``max(512 KiB, 3 bytes per pool row)``
-    of float32, in equal chunks.
+    """Labeled points (or cell centres) per FAISS search pass: at most
+    ``max(512 KiB, 3 bytes per pool row)`` of float32, in equal chunks.
 
     Each chunk costs one more pass over the pool (7 % more search time for two chunks of
     500 instead of one of 1000 at 250k x 384, 30 % for three), so the labeled set is split
@@ -329,6 +329,15 @@ def _labeled_chunk_rows(n_labeled, n_pool, d):
     return int(-(-n_labeled // n_chunks))
 
 
+def _metric_rows(block, inv, cosine):
+    """Rows in the metric's space as float64: unit rows for cosine (``inv``: their inverse
+    norms), the rows themselves for l2."""
+    out = block.astype(np.float64)
+    if cosine:
+        out *= inv[:, None]
+    return out
+
+
 def _shifted_points(src, rows, inv, cosine, shift, out):
     """Rows ``src[rows]`` in the metric's space minus ``shift``, rounded once to float32
     into ``out``, in small steps; returns the largest float64 norm before the rounding."""
@@ -336,9 +345,7 @@ def _shifted_points(src, rows, inv, cosine, shift, out):
     norm_max = 0.0
     for a in range(0, rows.shape[0], step):
         part = rows[a:a + step]
-        block = src[part].astype(np.float64)
-        if cosine:
-            block *= inv[part, None]
+        block = _metric_rows(src[part], inv[part] if cosine else None, cosine)
         block -= shift
         norm_max = max(norm_max, float(np.sqrt((block * block).sum(axis=1)).max()))
         out[a:a + step] = block
@@ -357,9 +364,7 @@ def _search_block(pool, begin, stop, inv_norm, cosine, shift, out):
     step = max(1, _CONVERT_VALUES // pool.shape[1])
     for a in range(begin, stop, step):
         b = min(a + step, stop)
-        block = pool[a:b].astype(np.float64)
-        if cosine:
-            block *= inv_norm[a:b, None]
+        block = _metric_rows(pool[a:b], inv_norm[a:b] if cosine else None, cosine)
         block -= shift
         out[a - begin:b - begin] = block  # one rounding to float32
     return out
@@ -420,13 +425,6 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     else:
         inv_norm = np.empty(0, dtype=np.float64)
 
-    def transformed(block, inv):
-        """Rows in the metric's space, float64 (unit rows for cosine)."""
-        out = block.astype(np.float64)
-        if cosine:
-            out *= inv[:, None]
-        return out
-
     # The labeled points are rows of a 2-D array, never copied: pool rows (labeled by
     # position) or the given embeddings, scaled by their inverse norms for cosine.
     if positions is not None:
@@ -441,7 +439,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     def labeled_points(begin, stop):
         """Labeled points ``begin:stop`` in the metric's space, float64."""
         rows = lab_rows[begin:stop]
-        return transformed(lab_src[rows], lab_inv[rows] if cosine else None)
+        return _metric_rows(lab_src[rows], lab_inv[rows] if cosine else None, cosine)
 
     rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
 
@@ -606,7 +604,6 @@ def _assign_cells(pool, inv_norm, cosine, shift, cell_rows, labels, mindist, scr
             mindist[begin:stop][closer] = found_sq[:stop - begin, 0][closer]
             labels[begin:stop][closer] = found[:stop - begin, 0][closer] + first
         del points  # before the next chunk's array exists
-    scratch.give_back(found, found_sq)
 
 
 def _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, mindist,
@@ -653,7 +650,6 @@ def _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, m
             n_fallback += int(fallback[:rows].sum())
             clock.lap("labeled")
         del points  # before the next chunk's array exists
-    scratch.give_back(cand_buf, cand_sq_buf, fallback)
     return n_fallback
 
 
@@ -733,7 +729,7 @@ def _centroid_grid(pool, cosine, chunk):
 
 class _Scratch:
     """Temporary arrays carved out of an array's memory while its contents do not matter
-    (64-byte aligned); a new array when it is full. ``give_back`` frees the last takes."""
+    (64-byte aligned); a new array when it is full."""
 
     def __init__(self, host):
         self._bytes = host.reshape(-1).view(np.uint8)
@@ -747,13 +743,6 @@ class _Scratch:
             return np.empty(shape, dtype=dtype)
         self._used = start + n_bytes
         return self._bytes[start:start + n_bytes].view(dtype).reshape(shape)
-
-    def give_back(self, *arrays):
-        for a in arrays:
-            if a.base is not None and np.shares_memory(a, self._bytes):
-                self._used = min(self._used,
-                                 a.__array_interface__["data"][0]
-                                 - self._bytes.__array_interface__["data"][0])
 
 
 class _Clock:
