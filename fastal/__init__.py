@@ -15,7 +15,7 @@ The public verbs:
 """
 
 from . import _config  # noqa: F401  (sets the OpenMP wait policy before any kernel runs)
-from ._errors import FastalError
+from ._errors import ArgumentError, DataError, FastalError, FileError, LedgerError
 from ._selection import Selection
 from .diversity import kcenter
 from . import models
@@ -27,6 +27,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActiveLoop", "Batch", "COMMITTEE_METHODS", "DEFAULT_STRATEGY", "SimulationResult",
-    "labels_saved", "simulate", "FastalError", "METHODS", "STRATEGIES",
+    "labels_saved", "simulate", "ArgumentError", "DataError", "FastalError", "FileError", "LedgerError", "METHODS", "STRATEGIES",
     "Selection", "UNCERTAINTY_METHODS", "kcenter", "models", "score", "select", "strategies", "top_k", "__version__",
 ]

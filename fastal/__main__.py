@@ -1,0 +1,7 @@
+"""``python -m fastal`` runs the ``fastal`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
