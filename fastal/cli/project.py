@@ -250,6 +250,9 @@ def report_import(args, result):
         parts.append(f"{result.skipped} skipped by annotators")
     if result.unlabeled:
         parts.append(f"{result.unlabeled} row(s) without a label ignored")
+    if result.foreign:
+        parts.append(f"{result.foreign} task(s) without data.fastal_id (not made by fastal) "
+                     f"ignored")
     say(args, f"imported {result.rows} row(s) from {result.source}: " + ", ".join(parts))
     if result.already_imported and result.added == 0:
         say(args, "this file was imported before; nothing changed")

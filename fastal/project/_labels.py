@@ -34,6 +34,7 @@ class Annotations:
     keys: list = field(default_factory=list)
     skips: list = field(default_factory=list)
     unlabeled: int = 0          # rows with an empty label (not annotated yet)
+    foreign: int = 0            # Label Studio tasks without data.fastal_id (not fastal's)
     rows: int = 0               # rows (tasks) read
 
     def add(self, id_, label, annotator, time, key, skip=False):
@@ -218,8 +219,8 @@ def label_studio_annotations(tasks, where: str, id_kind: str, *, id_key: str = L
         out.rows += 1
         data = task["data"]
         if id_key not in data:
-            raise DataError(f"task {task.get('id', t)} of {where} has no data.{id_key}: it "
-                            f"was not made by fastal (data keys: {', '.join(data)})")
+            out.foreign += 1   # a task not made by fastal: not ours to import
+            continue
         i = _cast_id(data[id_key], where, f"task {task.get('id', t)}", id_kind)
         annotations = task.get("annotations") or []
         if not annotations:

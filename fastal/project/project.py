@@ -163,6 +163,7 @@ class ImportResult:
     skipped: int
     unlabeled: int
     already_imported: bool = False
+    foreign: int = 0
 
 
 class Project:
@@ -691,7 +692,7 @@ class Project:
         if policy is not None:
             self.config["policy"] = policy
         return ImportResult(source, ann.rows, len(rows), added, n_labels - added, conflicts,
-                            skipped, ann.unlabeled, already)
+                            skipped, ann.unlabeled, already, ann.foreign)
 
     # -- requeue -----------------------------------------------------------------------
     def requeue(self, *, round_number=None, ids=None) -> dict:
