@@ -142,7 +142,7 @@ def run_init(args) -> int:
 
 # -- select DIR (called from fastal.cli.select) -----------------------------------------
 PROJECT_SELECT_ONLY = ("outputs", "outputs_column", "outputs_id_column", "head", "option",
-                       "dry_run", "max_memory", "lock_timeout", "chunk_rows")
+                       "dry_run", "max_memory", "lock_timeout", "chunk_rows", "new_round")
 
 
 def add_select_arguments(p):
@@ -162,6 +162,9 @@ def add_select_arguments(p):
                    help="print the memory and time this select needs, and stop")
     g.add_argument("--max-memory", metavar="SIZE",
                    help="refuse to run if the estimate exceeds SIZE (e.g. 8G, 500M)")
+    g.add_argument("--new-round", action="store_true",
+                   help="select another batch even if the last round was made with the same "
+                        "inputs and nothing changed since (by default that round is returned)")
     g.add_argument("--chunk-rows", type=int, help="rows per streamed chunk (default ~4 MiB)")
     g.add_argument("--lock-timeout", type=float, default=30.0, metavar="S",
                    help="seconds to wait for another command holding the ledger")
@@ -187,13 +190,15 @@ def run_select(args) -> int:
                 outputs_id_column=args.outputs_id_column,
                 from_logits=True if args.from_logits else None, head=args.head,
                 seed=args.seed, chunk_rows=args.chunk_rows, dry_run=args.dry_run,
-                max_memory=args.max_memory, progress=progress_for(args))
+                max_memory=args.max_memory, progress=progress_for(args),
+                new_round=args.new_round)
     if result.dry_run:
         _print_estimate(result.estimate)
         return 0
     if result.rerun:
         say(args, f"round {result.round} was already selected with these inputs "
-                  f"({len(result.ids)} ids, {result.strategy}); nothing new was picked")
+                  f"({len(result.ids)} ids, {result.strategy}); nothing new was picked (pass "
+                  f"--new-round for another batch)")
     else:
         timing = ", ".join(f"{k} {v:.2f} s" for k, v in result.phases.items())
         say(args, f"round {result.round}: picked {len(result.ids)} ids by {result.strategy} "

@@ -442,11 +442,12 @@ class Project:
 
     def select(self, k, *, strategy=None, options=None, outputs=None, outputs_column=None,
                outputs_id_column=None, from_logits=None, head=None, seed=None, chunk_rows=None,
-               dry_run=False, max_memory=None, progress=None) -> RoundResult:
+               dry_run=False, max_memory=None, progress=None, new_round=False) -> RoundResult:
         """Pick the next round's batch, record it in one transaction, write its files.
 
-        Rerunning with the same inputs while nothing else changed returns the same round
-        (files rewritten if missing) instead of selecting a second batch.
+        Rerunning with the same inputs while nothing else changed (e.g. after a crash, or by
+        mistake) returns the same round, files rewritten if missing, instead of paying for a
+        second batch; ``new_round=True`` selects another batch all the same.
         """
         import time
 
@@ -485,7 +486,7 @@ class Project:
             last_labels = self.ledger.query(
                 "SELECT max(time) FROM imports WHERE added > 0")[0][0]
         # The same command again (e.g. after a crash) returns the round it made.
-        if last is not None and last[2] + 1 == version:
+        if last is not None and last[2] + 1 == version and not new_round:
             last_seed = int(seed) if seed is not None else _round_seed(self.config["seed"], last[0])
             if self._inputs_hash(inputs, last_seed, fingerprint, last[2]) == last[1]:
                 self.ensure_round_files()
