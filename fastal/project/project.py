@@ -636,9 +636,13 @@ class Project:
         already = sha256 is not None and bool(self.ledger.query(
             "SELECT 1 FROM imports WHERE sha256=? LIMIT 1", (sha256,)))
         stamp = _ledger.now()
-        rows = [(seq, i, lab, who, t, key, int(skip)) for seq, (i, lab, who, t, key, skip)
-                in enumerate(zip(ann.ids, ann.labels, ann.annotators, ann.times, ann.keys,
-                                 ann.skips))]
+        rows, seen = [], set()
+        for seq, (i, lab, who, t, key, skip) in enumerate(zip(
+                ann.ids, ann.labels, ann.annotators, ann.times, ann.keys, ann.skips)):
+            if key in seen:     # the same annotation twice in one file: once is enough
+                continue
+            seen.add(key)
+            rows.append((seq, i, lab, who, t, key, int(skip)))
         with self.ledger.write("label") as conn:
             import_id = conn.execute(
                 "INSERT INTO imports(source, sha256, rows, added, duplicates, conflicts, "
@@ -654,8 +658,7 @@ class Project:
                 "INSERT INTO labels(id, label, round, source, annotator, time, import, key) "
                 "SELECT i.id, i.label, (SELECT round FROM items WHERE items.id = i.id), ?, "
                 "i.annotator, coalesce(i.time, ?), ?, i.key FROM incoming i "
-                "WHERE i.skip = 0 AND i.seq = (SELECT min(seq) FROM incoming j WHERE j.key = i.key) "
-                "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.key = i.key) ORDER BY i.seq",
+                "WHERE i.skip = 0 AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.key = i.key) ORDER BY i.seq",
                 (source, stamp, import_id)).rowcount
             _faults.point("label:after_labels")
             n_conflicts = conn.execute(
@@ -678,7 +681,7 @@ class Project:
             conn.execute("UPDATE items SET state='skipped', updated=? WHERE state='pending' AND "
                          "id IN (SELECT id FROM incoming WHERE skip=1)", (stamp,))
             _faults.point("label:after_status")
-            n_labels = sum(1 for s in ann.skips if not s)
+            n_labels = sum(1 for skip in ann.skips if not skip)
             conn.execute("UPDATE imports SET added=?, duplicates=?, conflicts=?, skipped=? "
                          "WHERE import=?", (added, n_labels - added, n_conflicts, skipped,
                                             import_id))
@@ -692,7 +695,7 @@ class Project:
             conn.execute("DELETE FROM incoming")
         if policy is not None:
             self.config["policy"] = policy
-        return ImportResult(source, ann.rows, len(rows), added, n_labels - added, conflicts,
+        return ImportResult(source, ann.rows, len(ann.ids), added, n_labels - added, conflicts,
                             skipped, ann.unlabeled, already, ann.foreign)
 
     # -- requeue -----------------------------------------------------------------------
