@@ -197,3 +197,37 @@ def test_the_memory_estimate_is_within_2x_of_the_measured_peak(tmp_path, strateg
     numbers = json.loads(done.stdout.strip().splitlines()[-1])
     ratio = numbers["estimate"] / numbers["peak"]
     assert 0.5 <= ratio <= 2.0, numbers
+
+
+def test_the_readme_round_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The commands of README.md's "Annotation rounds" (push/pull: their `fastal label`
+    alternative; Label Studio itself is tested in test_project_labelstudio.py)."""
+    import re
+    import shlex
+
+    text = (HERE.parent / "README.md").read_text()
+    block = re.search(r"## Annotation rounds\n.*?```bash\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    ids, emb, probs = make_pool(tmp_path / "pool.parquet", n=3000)
+    (tmp_path / "preds").mkdir()
+    write_outputs(tmp_path / "preds" / "round1.parquet", ids, probs, seed=2)
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        command, _, comment = line.partition("#")
+        if not command.strip():
+            continue
+        if " push " in command or " pull " in command:
+            alternative = re.search(r"or: (fastal label .*)", comment)
+            if not alternative:
+                continue
+            command = alternative.group(1)
+        commands.append(shlex.split(command))
+    assert [c[1] for c in commands] == ["init", "select", "label", "status"]
+    for argv in commands:
+        assert argv[0] == "fastal"
+        if argv[1] == "label":
+            batch = pq.read_table("run1/rounds/round-0001/batch.parquet")["id"].to_pylist()
+            write_labels(argv[3], batch[:600], ["cat", "dog", "bird"] * 200)
+        assert main(argv[1:]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "labeled 600  pending 400" in out and "cat 200" in out
