@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import warnings
 
@@ -327,7 +328,10 @@ def run_status(args) -> int:
     with open_project(args, readonly=True) as project:
         status = project.status()
     if args.json:
-        print(json.dumps(status, indent=1, default=str))
+        try:
+            print(json.dumps(status, indent=1, default=str))
+        except BrokenPipeError:       # `fastal status DIR --json | head`
+            sys.stdout = open(os.devnull, "w")
         return 0
     print(f"project {status['project']}: pool {status['pool']} ({status['n_pool']:,} ids), "
           f"strategy {status['strategy']}, label policy {status['policy']}")

@@ -597,6 +597,7 @@ class Project:
               annotator_column=None, policy=None) -> ImportResult:
         """Import an annotation file (CSV, Parquet, JSONL, Label Studio JSON export)."""
         path = Path(path)
+        self.ensure_round_files()       # a select killed after its commit left them unwritten
         if policy is not None and policy not in POLICIES:
             raise ArgumentError(f"--policy must be one of {', '.join(POLICIES)}; got {policy!r}")
         annotations = _labels.read_annotations(
