@@ -415,3 +415,28 @@ def test_dry_run_and_max_memory(tmp_path, pool):
     with pytest.raises(ArgumentError, match="--max-memory must be a size"):
         project.select(10, max_memory="lots")
     assert project.select(10, max_memory="64G").round == 1
+
+
+def test_labels_arriving_during_a_select_do_not_void_it_unless_they_hit_the_batch(tmp_path, pool, monkeypatch):
+    from fastal.project import _select
+
+    path, ids, *_ = pool
+    project = new_project(tmp_path, path, strategy="random")
+    other = Project(tmp_path / "proj")
+    run = _select.run
+    hit = {"ids": None}
+
+    def run_while_labels_arrive(inputs, excluded, positions, progress):
+        batch = run(inputs, excluded, positions, progress)
+        picked = [ids[i] for i in batch.positions]
+        chosen = picked[:1] if hit["ids"] == "batch" else \
+            [i for i in ids if i not in picked and i not in project._excluded_ids()][:1]
+        other.label(write_labels(tmp_path / "l.csv", chosen, ["a"]))
+        return batch
+
+    monkeypatch.setattr(_select, "run", run_while_labels_arrive)
+    assert project.select(10).round == 1                   # labels elsewhere: the batch stands
+    hit["ids"] = "batch"
+    with pytest.raises(LedgerError, match="another fastal command selected or labeled"):
+        project.select(10)
+    assert [r["round"] for r in project.status()["rounds"]] == [1]

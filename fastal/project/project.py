@@ -550,8 +550,21 @@ class Project:
             now_version = int(conn.execute("SELECT value FROM meta WHERE key='version'")
                               .fetchone()[0])
             if now_version != version:
-                raise LedgerError("the ledger changed while this select was running (another "
-                                  "fastal command wrote to it); run select again")
+                # Another command wrote meanwhile (labels arriving, say). The batch was picked
+                # from a consistent snapshot (recorded as its basis) and stands, unless one of
+                # its ids was selected, labeled or skipped in the meantime.
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS picked (id PRIMARY KEY)")
+                conn.execute("DELETE FROM picked")
+                conn.executemany("INSERT INTO picked VALUES (?)", [(r[1],) for r in rows])
+                taken = [r[0] for r in conn.execute(
+                    "SELECT id FROM items WHERE state IN ('pending', 'labeled', 'skipped') "
+                    "AND id IN (SELECT id FROM picked) LIMIT 5")]
+                conn.execute("DELETE FROM picked")
+                if taken:
+                    raise LedgerError(
+                        f"while this select ran, another fastal command selected or labeled "
+                        f"ids it picked (e.g. {', '.join(repr(t) for t in taken)}); nothing "
+                        f"was recorded: run select again")
             conn.execute(
                 "INSERT INTO rounds(round, strategy, options, seed, k, pool_fingerprint, n_pool, "
                 "outputs, outputs_fingerprint, inputs_hash, basis_version, pool_scores, seconds, "
