@@ -360,15 +360,15 @@ def run(inputs: Inputs, excluded: np.ndarray, positions, progress) -> Batch:
 
 # -- the estimate ----------------------------------------------------------------------
 
-#: Throughputs measured on the 2-core machine of the benchmark (bench/README.md): decoding
-#: Parquet float columns, scoring, k-center picks. The estimate is meant to be within 2x.
-_DECODE_BYTES_PER_S = 400e6
+#: Throughputs measured on the 2-core machine of the benchmark (bench/README.md: 5.1 GB of
+#: embeddings decoded in 35 s), scoring, k-center picks. Meant to be within 2x.
+_DECODE_BYTES_PER_S = 150e6
 _SCORE_ROWS_PER_S = 30e6
 _KCENTER_ROW_PICKS_PER_S = 400e6
 
 
 def estimate(inputs: Inputs, n_excluded: int, id_bytes: int, baseline: int,
-             joined: bool) -> dict:
+             joined: bool, row_group_bytes: int = 0) -> dict:
     """Peak memory (bytes) and time (s) of a round, from its sizes alone.
 
     ``baseline`` is the resident memory of the process before it reads anything (the
@@ -381,6 +381,9 @@ def estimate(inputs: Inputs, n_excluded: int, id_bytes: int, baseline: int,
              "pool ids, excluded mask": id_bytes + n}
     if joined:
         parts["outputs ids and the join"] = 2 * id_bytes + 8 * n
+    if row_group_bytes:
+        # The Parquet reader holds a row group's column chunk, compressed and decoded.
+        parts["Parquet row group buffers"] = 2 * row_group_bytes
     seconds = n * 8 / _DECODE_BYTES_PER_S + (2 * n * 8 / _DECODE_BYTES_PER_S if joined else 0)
     if inputs.streamed:
         parts["chunk buffers"] = 4 * chunk_rows * max(C, 1) * itemsize + (8 << 20)

@@ -602,8 +602,11 @@ class Project:
                                "cluster_margin", "kmeans", "typiclust"):
             import faiss  # noqa: F401  (part of the baseline of these strategies)
         id_bytes = _id_bytes(inputs.pool, inputs.id_column, inputs.n_pool)
+        columns = [c for c in (inputs.probs_column if inputs.probs_from == "pool" else None,
+                               inputs.embedding_column) if c]
         return _select.estimate(inputs, n_excluded, id_bytes, current_rss(),
-                                joined=inputs.probs_from == "outputs")
+                                joined=inputs.probs_from == "outputs",
+                                row_group_bytes=_row_group_bytes(inputs.pool, columns))
 
     # -- labels ------------------------------------------------------------------------
     def label(self, path, *, fmt=None, id_column=None, label_column="label",
@@ -630,7 +633,10 @@ class Project:
             return
         pool_ids = _pool.read_ids(self.config["pool"], self.config["id_column"], "pool")
         arr = _pool.as_arrow_ids(unknown, self.config["id_type"])
-        missing = pc.filter(arr, pc.invert(pc.is_in(arr, value_set=pool_ids))).to_pylist()
+        # Hash the few unknown ids and scan the pool, not the other way round: a hash table
+        # of a 10M-id pool would cost a gigabyte.
+        in_pool = pool_ids.filter(pc.is_in(pool_ids, value_set=arr))
+        missing = pc.filter(arr, pc.invert(pc.is_in(arr, value_set=in_pool))).to_pylist()
         if missing:
             raise DataError(f"{len(missing)} annotated id(s) are not in the pool (e.g. "
                             f"{', '.join(repr(m) for m in missing[:5])}); nothing was imported")
@@ -959,6 +965,28 @@ def _config(meta: dict) -> dict:
     except (KeyError, ValueError) as exc:
         raise LedgerError(f"the ledger's project settings are incomplete or unreadable "
                           f"({exc}); it was not written by this version of fastal") from exc
+
+
+def _row_group_bytes(pool, columns) -> int:
+    """The largest decoded column chunk of ``columns`` in the pool's Parquet row groups
+    (the reader holds one while it slices it into chunks); 0 for Arrow IPC."""
+    import pyarrow.parquet as pq
+
+    largest = 0
+    try:
+        for f in _pool.data_files(pool):
+            if not _pool._is_parquet(f):
+                continue
+            md = pq.ParquetFile(f).metadata
+            names = [md.schema.column(i).path.split(".")[0] for i in range(md.num_columns)]
+            for g in range(md.num_row_groups):
+                group = md.row_group(g)
+                for i, name in enumerate(names):
+                    if name in columns:
+                        largest = max(largest, group.column(i).total_uncompressed_size)
+    except (OSError, ValueError, IndexError):
+        return 0
+    return int(largest)
 
 
 def _id_bytes(pool, id_column, n_pool) -> int:
