@@ -229,3 +229,14 @@ def test_the_readme_round_runs_as_written(tmp_path, monkeypatch, capsys):
         assert main(argv[1:]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "labeled 600  pending 400" in out and "cat 200" in out
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path, project, capsys):
+    directory, *_ = project
+    (tmp_path / "file").write_text("x")
+    assert main(["export", str(directory), "--out", str(tmp_path / "file" / "train.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastal: error: cannot write") and err.count("\n") == 1
+    assert main(["init", str(tmp_path / "file" / "p"), "--pool", str(tmp_path / "pool.parquet"),
+                 "--id-column", "id"]) == 2
+    assert "cannot create the project directory" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .._errors import FileError
 from . import _faults
 
 BATCH_FILES = ("batch.parquet", "batch.csv", "tasks.json")
@@ -36,19 +37,22 @@ def _fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, write) -> None:
     """Call ``write(file_object)`` on a temporary file, fsync it, rename it to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        _faults.point(f"file:{path.name}:before_rename")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            _faults.point(f"file:{path.name}:before_rename")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise FileError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def write_table(path: Path, table: pa.Table) -> None:

@@ -296,7 +296,11 @@ class Project:
             "ls_to_name": ls_to_name or (data_columns[0] if data_columns else "text"),
             "policy": policy, "n_pool": len(ids), "pool_fingerprint": _pool.fingerprint(ids),
         }
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileError(f"cannot create the project directory {directory}: "
+                            f"{exc.strerror or exc}") from exc
         _files.write_json(directory / MARKER, {"fastal_project": 1, "project_id": project_id,
                                                "ledger": _ledger.LEDGER_NAME})
         _faults.point("init:after_marker")
