@@ -133,7 +133,8 @@ def run_init(args) -> int:
             probs_column=args.probs_column, logits_column=args.logits_column,
             strategy=args.strategy, options=_options(args.option), seed=args.seed,
             classes=_list_arg(args.classes) or None, data_columns=args.data_column,
-            ls_from_name=args.ls_from_name, ls_to_name=args.ls_to_name, policy=args.policy)
+            ls_from_name=args.ls_from_name, ls_to_name=args.ls_to_name, policy=args.policy,
+            progress=progress_for(args))
     cfg = project.config
     project.close()
     say(args, f"created project {args.dir}: pool {cfg['pool']} ({cfg['n_pool']:,} rows, ids "
@@ -245,7 +246,8 @@ def run_label(args) -> int:
     with warnings_as_lines(), open_project(args) as project:
         result = project.label(args.file, fmt=args.format, id_column=args.id_column,
                                label_column=args.label_column,
-                               annotator_column=args.annotator_column, policy=args.policy)
+                               annotator_column=args.annotator_column, policy=args.policy,
+                               progress=progress_for(args))
     report_import(args, result)
     return 0
 

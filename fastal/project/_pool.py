@@ -91,9 +91,26 @@ def id_type(t: pa.DataType, column: str, what: str) -> str:
     raise DataError(f"{what} id column {column!r} must hold integers or strings; got {t}")
 
 
-def read_ids(path, column: str, what: str = "pool") -> pa.ChunkedArray:
+def n_rows(files) -> int | None:
+    """Rows of Parquet files from their footers (None when an IPC file is among them)."""
+    total = 0
+    for f in files:
+        if not _is_parquet(f):
+            return None
+        total += pq.ParquetFile(f).metadata.num_rows
+    return total
+
+
+def read_ids(path, column: str, what: str = "pool", progress=None) -> pa.ChunkedArray:
     """The id column of every file, in reading order, as int64 or string chunks."""
     files = data_files(path, what)
+    if progress is not None:
+        with progress(n_rows(files), f"reading {what} ids") as bar:
+            return _read_ids(files, path, column, what, bar)
+    return _read_ids(files, path, column, what, None)
+
+
+def _read_ids(files, path, column, what, bar) -> pa.ChunkedArray:
     sch = schema(path, what)
     if column not in sch.names:
         raise DataError(f"{what} has no id column {column!r}; columns are: "
@@ -106,6 +123,8 @@ def read_ids(path, column: str, what: str = "pool") -> pa.ChunkedArray:
             if batch.num_columns == 0 or batch.schema.names != [column]:
                 raise DataError(f"{what} file {f} has no id column {column!r}")
             chunks.append(batch.column(0).cast(target))
+            if bar is not None:
+                bar.update(batch.num_rows)
     return pa.chunked_array(chunks, type=target)
 
 

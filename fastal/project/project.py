@@ -225,7 +225,8 @@ class Project:
     @classmethod
     def init(cls, directory, pool, id_column, *, embedding_column=None, probs_column=None,
              logits_column=None, strategy=None, options=None, seed=0, classes=None,
-             data_columns=(), ls_from_name="label", ls_to_name=None, policy="latest"):
+             data_columns=(), ls_from_name="label", ls_to_name=None, policy="latest",
+             progress=None):
         """Create a project for ``pool`` in ``directory`` (new or empty).
 
         Checks the pool once: the id column exists, holds integers or strings, and has no
@@ -249,7 +250,7 @@ class Project:
         if probs_column and logits_column:
             raise ArgumentError("pass --probs-column or --logits-column, not both")
         pool_path = Path(pool).resolve()
-        ids = _pool.read_ids(pool_path, id_column, "pool")
+        ids = _pool.read_ids(pool_path, id_column, "pool", progress)
         _pool.check_ids(ids, id_column, "pool")
         kind = "int" if pa.types.is_integer(ids.type) else "str"
         sch = _pool.schema(pool_path)
@@ -475,7 +476,7 @@ class Project:
         if not dry_run:
             self.ensure_round_files()
         t0 = time.perf_counter()
-        pool_ids = _pool.read_ids(inputs.pool, inputs.id_column, "pool")
+        pool_ids = _pool.read_ids(inputs.pool, inputs.id_column, "pool", progress)
         fingerprint = _pool.fingerprint(pool_ids)
         if fingerprint != self.config["pool_fingerprint"]:
             _pool.check_ids(pool_ids, inputs.id_column, "pool")
@@ -614,7 +615,7 @@ class Project:
 
     # -- labels ------------------------------------------------------------------------
     def label(self, path, *, fmt=None, id_column=None, label_column="label",
-              annotator_column=None, policy=None) -> ImportResult:
+              annotator_column=None, policy=None, progress=None) -> ImportResult:
         """Import an annotation file (CSV, Parquet, JSONL, Label Studio JSON export)."""
         path = Path(path)
         self.ensure_round_files()       # a select killed after its commit left them unwritten
@@ -625,9 +626,10 @@ class Project:
             label_column=label_column, annotator_column=annotator_column,
             id_kind=self.config["id_type"])
         return self.import_annotations(annotations, f"file {path.resolve()}",
-                                       sha256=_labels.file_sha256(path), policy=policy)
+                                       sha256=_labels.file_sha256(path), policy=policy,
+                                       progress=progress)
 
-    def _check_known(self, ids: list) -> None:
+    def _check_known(self, ids: list, progress=None) -> None:
         """Every id must be in the pool (ids already in the ledger are)."""
         if not ids:
             return
@@ -635,7 +637,8 @@ class Project:
         unknown = sorted({i for i in ids if i not in known}, key=str)
         if not unknown:
             return
-        pool_ids = _pool.read_ids(self.config["pool"], self.config["id_column"], "pool")
+        pool_ids = _pool.read_ids(self.config["pool"], self.config["id_column"], "pool",
+                                  progress)
         arr = _pool.as_arrow_ids(unknown, self.config["id_type"])
         # Hash the few unknown ids and scan the pool, not the other way round: a hash table
         # of a 10M-id pool would cost a gigabyte.
@@ -646,7 +649,7 @@ class Project:
                             f"{', '.join(repr(m) for m in missing[:5])}); nothing was imported")
 
     def import_annotations(self, ann: _labels.Annotations, source: str, *, sha256=None,
-                           policy=None) -> ImportResult:
+                           policy=None, progress=None) -> ImportResult:
         """Record annotations in one transaction (idempotent; conflicts recorded)."""
         classes = self.config["classes"]
         if classes:
@@ -656,7 +659,7 @@ class Project:
                 raise DataError(f"{len(bad)} label(s) are not among the project's classes "
                                 f"({', '.join(classes)}): {', '.join(repr(b) for b in bad[:5])}; "
                                 f"nothing was imported")
-        self._check_known(ann.ids)
+        self._check_known(ann.ids, progress)
         already = sha256 is not None and bool(self.ledger.query(
             "SELECT 1 FROM imports WHERE sha256=? LIMIT 1", (sha256,)))
         stamp = _ledger.now()
