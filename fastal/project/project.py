@@ -229,10 +229,50 @@ class Project:
              progress=None):
         """Create a project for ``pool`` in ``directory`` (new or empty).
 
-        Checks the pool once: the id column exists, holds integers or strings, and has no
-        null or duplicated id; the named columns exist and have the right types; the
-        strategy and its options are known. Writes the marker, then the ledger (one file,
-        renamed into place), so an interrupted init leaves no half project.
+        Parameters
+        ----------
+        directory : str or path
+            Created if missing; must be empty otherwise.
+        pool : str or path
+            A Parquet / Arrow IPC file or a directory of them (read as :mod:`fastal.io` does).
+        id_column : str
+            Integer or string column of unique, non-null ids: the rows' identity.
+        embedding_column : str, optional
+            ``list<float>`` embeddings (diversity and hybrid strategies, ``head=``).
+        probs_column, logits_column : str, optional
+            The model's outputs stored in the pool (rounds may pass ``outputs=`` instead).
+        strategy : str, optional
+            Default strategy of the rounds (``fastal.strategies()``; default margin).
+        options : dict, optional
+            Its options, e.g. ``{"beta": 20}``.
+        seed : int, default 0
+            Round r uses ``SeedSequence([seed, r])``.
+        classes : list of str, optional
+            Class names in output-column order; labels outside them are refused.
+        data_columns : sequence of str
+            Pool columns copied into batch files and Label Studio tasks.
+        ls_from_name, ls_to_name : str
+            Label Studio control and object names of the predictions in ``tasks.json``.
+        policy : {"latest", "first", "vote"}
+            Which label training gets when annotations disagree.
+
+        Returns
+        -------
+        Project
+
+        Raises
+        ------
+        DataError
+            Missing id column, null or duplicated ids, a missing or mistyped column.
+        ArgumentError
+            A non-empty directory or an existing project, an unknown strategy or option.
+        FileError
+            A missing or unreadable pool.
+
+        Notes
+        -----
+        The marker is written, then the ledger (one file, renamed into place), so an
+        interrupted init leaves no half project and can simply be run again.
         """
         from ..select import DEFAULT_STRATEGY, STRATEGIES
 
@@ -450,9 +490,48 @@ class Project:
                dry_run=False, max_memory=None, progress=None, new_round=False) -> RoundResult:
         """Pick the next round's batch, record it in one transaction, write its files.
 
-        Rerunning with the same inputs while nothing else changed (e.g. after a crash, or by
-        mistake) returns the same round, files rewritten if missing, instead of paying for a
-        second batch; ``new_round=True`` selects another batch all the same.
+        Parameters
+        ----------
+        k : int
+            Batch size, at most the ids that are neither labeled, pending nor skipped.
+        strategy : str, optional
+            Default: the project's. ``options`` are its options (default: the project's).
+        outputs : str or path, optional
+            This round's model outputs: the id column and one list column of probabilities
+            (or logits with ``from_logits``), joined to the pool by id. ``outputs_column``
+            and ``outputs_id_column`` name the columns when they differ from the pool's.
+        head : str or path, optional
+            A ``LinearHead`` saved as ``.npz`` (W, b), scoring the pool's embeddings.
+        seed : int, optional
+            Default: mixed from the project's seed and the round number.
+        chunk_rows : int, optional
+            Rows per streamed chunk; the batch does not depend on it.
+        dry_run : bool
+            Return the memory and time estimate only (``RoundResult.estimate``).
+        max_memory : int or str, optional
+            Refuse to run when the estimate exceeds it ("8G", "500M", bytes).
+        progress : callable, optional
+            ``progress(total, desc)`` -> context manager with ``update(n)`` (CLI: tqdm).
+        new_round : bool
+            Select another batch even if the last round had the same inputs.
+
+        Returns
+        -------
+        RoundResult
+            The round number, its ids and scores in pick order, the batch files, per-phase
+            seconds; ``rerun=True`` when the last round was returned (same inputs, nothing
+            changed since: e.g. the command was run again after a crash).
+
+        Raises
+        ------
+        ArgumentError
+            k too large, unknown strategy or option, a strategy whose inputs are missing,
+            an estimate over ``max_memory``.
+        DataError
+            Outputs that miss pool ids, carry unknown or repeated ids, or have the wrong
+            number of classes; invalid probabilities (with the row).
+        LedgerError
+            A locked ledger, or ids of this batch taken by another command meanwhile.
         """
         import time
 
@@ -616,7 +695,32 @@ class Project:
     # -- labels ------------------------------------------------------------------------
     def label(self, path, *, fmt=None, id_column=None, label_column="label",
               annotator_column=None, policy=None, progress=None) -> ImportResult:
-        """Import an annotation file (CSV, Parquet, JSONL, Label Studio JSON export)."""
+        """Import an annotation file in one transaction.
+
+        Parameters
+        ----------
+        path : str or path
+            CSV/TSV, Parquet or JSON Lines with id and label columns (and optionally an
+            annotator column), or a Label Studio JSON export (``fmt`` forces a format).
+        id_column, label_column, annotator_column : str, optional
+            Column names (default: the pool's id column, ``label``, ``annotator``).
+        policy : {"latest", "first", "vote"}, optional
+            Also set the project's label policy.
+
+        Returns
+        -------
+        ImportResult
+            New labels, duplicates (already in the ledger: importing twice is a no-op),
+            conflicts (a different label for an already labeled id: kept, never
+            overwritten), skipped (Label Studio's cancelled annotations), rows without
+            a label.
+
+        Raises
+        ------
+        DataError
+            Ids that are not in the pool, labels outside the project's classes, missing
+            columns: nothing is imported.
+        """
         path = Path(path)
         self.ensure_round_files()       # a select killed after its commit left them unwritten
         if policy is not None and policy not in POLICIES:
