@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .._errors import ArgumentError
+from .._errors import ArgumentError, DataError
 from ._pool import DistributedPool, Partition, as_pool
 from ._workers import check_client, setup_workers, thread_plan
 
@@ -18,8 +18,8 @@ def prepare(client, data, *, column=None, id_column=None, partition_rows=None, l
     n_workers = sum(procs for _, procs in plan.values())
     pool = as_pool(data, column=column, id_column=id_column, partition_rows=partition_rows,
                    layout=layout, n_workers=n_workers, what=what)
-    if not pool.partitions:
-        raise ArgumentError(f"{what} has no partitions: the pool has no rows")
+    if not pool.partitions or pool.n_rows == 0:
+        raise DataError(f"{what} is empty: the pool has no rows")
     return pool, plan
 
 
@@ -67,10 +67,13 @@ def gather(client, futures, progress=False, desc="partitions"):
 def ensure_lengths(client, pool: DistributedPool) -> DistributedPool:
     """``pool`` with its partition lengths known: one counting pass for a dask dataframe
     (its partition lengths are in no metadata), nothing otherwise."""
-    if pool.n_rows is not None:
-        return pool
-    lengths = gather(client, map_partitions(client, _count_rows, [pool], pool.spec))
-    return pool.with_lengths(lengths)
+    if pool.n_rows is None:
+        lengths = gather(client, map_partitions(client, _count_rows, [pool], pool.spec))
+        pool = pool.with_lengths(lengths)
+    pool = pool.without_empty()
+    if pool.n_rows == 0 or not pool.partitions:
+        raise DataError(f"{pool.name} is empty: the pool has no rows")
+    return pool
 
 
 def _count_rows(part: Partition, data, spec):

@@ -491,8 +491,10 @@ def _exact(client, pool, plan, k, d, positions, lab_vectors, metric, seed, weigh
         lab_vectors = greedy.vectors(positions, d)
     indices, scores, cover = greedy.run(k, pool.n_rows, d, labeled_rows=positions,
                                         labeled_vectors=lab_vectors, seed=seed)
+    n_rebuilt = greedy.n_rebuilt
     del keep, actors, greedy
-    extra = {"covering_radius": cover, "rounds": k + 1}
+    extra = {"covering_radius": cover, "rounds": k + 1,
+             "rebuilt_shards": n_rebuilt}
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=pool.n_rows, extra=extra)
 

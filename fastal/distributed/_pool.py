@@ -107,6 +107,15 @@ class DistributedPool:
                  for p, n, o in zip(self.partitions, lengths, offsets[:-1])]
         return replace(self, partitions=parts)
 
+    def without_empty(self) -> "DistributedPool":
+        """The same pool without its empty partitions (lengths must be known)."""
+        keep = [i for i, p in enumerate(self.partitions) if p.n_rows != 0]
+        if len(keep) == self.n_partitions:
+            return self
+        parts = None if self.parts is None else [self.parts[i] for i in keep]
+        partitions = [replace(self.partitions[i], index=j) for j, i in enumerate(keep)]
+        return replace(self, partitions=partitions, parts=parts)
+
     def part(self, i):
         """What a task needs besides the Partition: the lazy partition, or None (files)."""
         return None if self.parts is None else self.parts[i]
@@ -218,6 +227,8 @@ def _file_pool(data, column, id_column, partition_rows, what):
     partitions = []
     offset = 0
     for s in sources:
+        if s.n_rows == 0:  # an empty file holds no rows of the pool: no partition
+            continue
         groups = _row_group_split(s, partition_rows)
         for rg, n in groups:
             partitions.append(Partition(len(partitions), offset, n, path=_path_of(s),
@@ -305,7 +316,9 @@ def _array_pool(data, layout, what):
     else:
         parts = list(blocks[0])
     offsets = np.concatenate([[0], np.cumsum(row_chunks)])
-    partitions = [Partition(i, int(o), n) for i, (o, n) in enumerate(zip(offsets, row_chunks))]
+    keep = [i for i, n in enumerate(row_chunks) if n > 0]  # empty chunks hold no rows
+    parts = [parts[i] for i in keep]
+    partitions = [Partition(j, int(offsets[i]), row_chunks[i]) for j, i in enumerate(keep)]
     spec = ReadSpec(name=f"dask array {what}", layout="members" if axis == 1 or members
                     else "rows")
     width = int(first.shape[1]) if axis == 0 else None
@@ -339,6 +352,9 @@ def aligned(other, pool: DistributedPool, *, what="probs") -> DistributedPool:
         arr = to_numpy(other, what)
         if arr.ndim != 2:
             raise DataError(f"{what} must be 2-D (rows, classes); got shape {arr.shape}")
+        if arr.shape[0] != n_rows:
+            raise DataError(f"{what} has {arr.shape[0]} rows but data has {n_rows}; they "
+                            f"must describe the same pool")
         other = da.from_array(arr, chunks=(lengths, -1))
     if other.ndim != 2:
         raise DataError(f"{what} must be 2-D (rows, classes); got a dask array of shape "
@@ -428,9 +444,6 @@ def open_partition(part: Partition, data, spec: ReadSpec):
         inner = TableSource(table, spec.column, spec.id_column, name=name)
     else:
         inner = ArraySource(data, spec.name)
-    if inner.n_rows == 0:
-        raise DataError(f"partition {part.index} of {spec.name} ({name}) is empty; every "
-                        f"partition must hold at least one row")
     return PartitionSource(inner, part.offset, spec.dtype, name)
 
 

@@ -41,6 +41,8 @@ def _score_partition(obj, method, opts, out_rows=None):
 def _score_task(part, data, spec, plan, method, opts):
     set_task_threads(plan)
     obj = open_partition(part, data, spec)
+    if partition_rows_of(obj) == 0:
+        return 0, np.empty(0, dtype=np.float32)
     method, source, scorer = _score_partition(obj, method, opts)
     if source is None:
         return scorer.shape[0], scorer
@@ -60,6 +62,8 @@ def _top_k_task(part, data, spec, plan, k, method, opts, labeled=None):
     """
     set_task_threads(plan)
     obj = open_partition(part, data, spec)
+    if partition_rows_of(obj) == 0:
+        return 0, np.empty(0, np.int64), np.empty(0, np.float32), None
     method, source, scorer = _score_partition(obj, method, opts)
     if source is None:
         n_rows = scorer.shape[0]
@@ -180,7 +184,7 @@ def merge_top_k(results, pool, k, method, n_unlabeled_check=False) -> Selection:
         raise ArgumentError(f"k={k} is larger than the unlabeled pool ({order.shape[0]} "
                             f"unlabeled rows)")
     ids = None
-    if results[0][3] is not None:
-        ids = np.concatenate([i for _, _, _, i in results])[order]
+    if pool.has_ids:
+        ids = np.concatenate([i for _, _, _, i in results if i is not None])[order]
     return Selection(indices=rows[order].astype(np.int64), scores=scores[order], ids=ids,
                      method=method, n_pool=int(sum(lengths)))
