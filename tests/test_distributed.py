@@ -222,6 +222,22 @@ def test_two_round_is_within_its_bound(client, pool):
         np.testing.assert_allclose(radius, D.max(), rtol=1e-12)
 
 
+def test_readme_cluster_section_runs(client, pool):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## Running on a cluster\n.*?```python\n(.*?)```", text, re.S).group(1)
+    code = code.replace('Client("tcp://scheduler:8786")', "the_client")
+    code = code.replace('"/shared/pool/"', repr(pool["dir"])).replace(", 100,", ", 20,")
+    env = {"the_client": client, "labeled": np.arange(0, pool["n"], 50)}
+    exec(compile(code, "README cluster section", "exec"), env)
+    same(env["batch"], fastal.select(pool["dir"], 20, "badge", column="emb",
+                                     probs=pool["probs"], labeled=env["labeled"]))
+    same(env["picks"], fastal.top_k(pool["dir"], 1000, "bald", column=["m0", "m1", "m2"],
+                                    id_column="id"))
+
+
 # --------------------------------------------------------------------------- hygiene, errors
 
 
@@ -270,6 +286,30 @@ def test_errors(client, pool):
 
     with pytest.raises(FastalError, match="row 7777"):
         fastal.top_k(da.from_array(bad, chunks=(3000, C)), 5, "margin", client=client)
+
+
+def test_cli_scheduler_option(client, pool, tmp_path, capsys):
+    from fastal.cli import main
+
+    address = client.scheduler.address
+    out = tmp_path / "picks.csv"
+    assert main(["score", pool["dir"], "--k", "15", "--column", "probs", "--id-column", "id",
+                 "--quiet", "--out", str(out), "--scheduler", address]) == 0
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(out)
+    want = fastal.top_k(pool["dir"], 15, "margin", column="probs", id_column="id")
+    np.testing.assert_array_equal(table["index"].to_numpy(), want.indices)
+    np.testing.assert_array_equal(table["id"].to_numpy(), want.ids)
+    out = tmp_path / "batch.parquet"
+    assert main(["select", pool["dir"], "--k", "10", "--strategy", "badge", "--column", "emb",
+                 "--probs-column", "probs", "--out", str(out), "--scheduler", address]) == 0
+    want = fastal.select(pool["dir"], 10, "badge", column="emb", probs=pool["probs"])
+    np.testing.assert_array_equal(pq.read_table(out)["index"].to_numpy(), want.indices)
+    assert main(["score", pool["dir"], "--k", "5", "--scheduler", "localhost"]) == 2
+    assert "scheduler must be an address like tcp://host:8786" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: not allowed together
+        main(["score", pool["dir"], "--k", "5", "--scheduler", address, "--local-workers", "2"])
 
 
 def test_a_worker_lost_mid_job_gives_the_same_answer(client, pool):

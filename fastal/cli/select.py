@@ -7,7 +7,7 @@ import sys
 import time
 
 from .._errors import FastalError
-from ._common import check_out, write_selection
+from ._common import add_cluster_options, check_out, cluster, write_selection
 
 
 def add_parser(sub):
@@ -30,6 +30,7 @@ def add_parser(sub):
     select.add_argument("--labeled", help="text file of labeled row positions, one per line")
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--out", default="-", help="as for `fastal score`")
+    add_cluster_options(select)
     return select
 
 
@@ -40,18 +41,22 @@ def run(args) -> int:
     from ..select import select
 
     check_out(args.out)
+    distributed = args.scheduler is not None or args.local_workers is not None
     probs = None
-    if args.probs_column:
-        probs = as_source(args.pool, column=args.probs_column).read_all()
+    if args.probs_column:  # on a cluster the workers read the column themselves
+        probs = args.probs_column if distributed \
+            else as_source(args.pool, column=args.probs_column).read_all()
     labeled = None
     if args.labeled:
         try:
             labeled = np.loadtxt(args.labeled, dtype=np.int64, ndmin=1)
         except (OSError, ValueError) as exc:
             raise FastalError(f"--labeled must be a text file of row positions, one per line: {exc}")
-    t0 = time.perf_counter()
-    selection = select(args.pool, args.k, args.strategy, probs=probs, labeled=labeled,
-                       seed=args.seed, from_logits=args.from_logits, column=args.column)
+    with cluster(args) as client:
+        t0 = time.perf_counter()
+        selection = select(args.pool, args.k, args.strategy, probs=probs, labeled=labeled,
+                           seed=args.seed, from_logits=args.from_logits, column=args.column,
+                           client=client)
     write_selection(selection, args.out)
     print(f"fastal: picked {len(selection)} of {selection.n_pool:,} rows by "
           f"{selection.method} in {time.perf_counter() - t0:.2f} s"

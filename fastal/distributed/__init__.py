@@ -19,10 +19,10 @@ from ._kcenter import kcenter
 from ._pool import DistributedPool, Partition
 from ._scoring import score, top_k
 from ._select import DISTRIBUTED_STRATEGIES, select
-from ._workers import setup_workers
+from ._workers import connect, setup_workers
 
-__all__ = ["DISTRIBUTED_STRATEGIES", "DistributedPool", "Partition", "kcenter", "pool",
-           "score", "select", "setup_workers", "top_k"]
+__all__ = ["DISTRIBUTED_STRATEGIES", "DistributedPool", "Partition", "connect", "kcenter",
+           "pool", "score", "select", "setup_workers", "top_k"]
 
 
 def pool(data, *, column=None, id_column=None, partition_rows=None):

@@ -27,7 +27,7 @@ from .._errors import DataError, FastalError
 from .._kernels import badge as _kb
 from .._selection import Selection
 from .._validation import make_rng
-from ._kcenter import as_float_rows, _assign, _materialise
+from ._kcenter import StaleShard, _assign, _materialise, as_float_rows
 from ._pool import open_partition
 from ._workers import set_task_threads
 
@@ -114,6 +114,21 @@ class BadgeShard:
             state.mindist[lab] = 0.0
             self.parts.append(state)
         self.blocks_per_task = 1
+        self.applied = 0
+
+    def replay(self, history):
+        """Rebuild the state after ``history`` (``[(row, payload)]``, the picks so far):
+        the same state as the original shard's, since each row's distance is the minimum
+        over the same centres whatever the order. Returns the last ``add``'s summary."""
+        summary = None
+        for row, payload in history:
+            for s in self.parts:
+                i = s.local([row])
+                if i.size:
+                    s.status[i] = _kb.PICKED
+            if payload is not None:
+                summary = self.add(payload, self.applied)
+        return summary
 
     def first(self):
         """The candidate of largest ``||g||^2`` (ties to the lower row): ``(value, row)``."""
@@ -137,8 +152,11 @@ class BadgeShard:
                         float(s.xnorm2[i]))
         raise KeyError(row)
 
-    def add(self, payload):
+    def add(self, payload, applied):
         """Add the centre ``payload`` to every partition; return the sampling summary."""
+        if applied != self.applied:
+            raise StaleShard(f"shard has {self.applied} centres, the driver expected {applied}")
+        self.applied += 1
         set_task_threads(self.plan, actor=True)
         x, p, y, pn, xn = payload
         out = []
@@ -181,18 +199,21 @@ def badge(job, k):
     rng = make_rng(job.seed)
     workers = list(client.scheduler_info(n_workers=-1)["workers"])
     groups = _assign(pool.n_partitions, len(workers))
-    futures = []
-    for s, idx in enumerate(groups):
-        futures.append(client.submit(
+
+    def make(s, worker=None):
+        idx = groups[s]
+        return client.submit(
             BadgeShard, [pool.partitions[i] for i in idx], _materialise(client, pool, idx),
             pool.spec, [job.probs_pool.partitions[i] for i in idx],
             _materialise(client, job.probs_pool, idx), job.probs_pool.spec, plan,
-            job.from_logits, job.labeled, actor=True, workers=[workers[s % len(workers)]],
-            pure=False))
-    shards = client.gather(futures)
+            job.from_logits, job.labeled, actor=True,
+            workers=None if worker is None else [worker], pure=False)
+
+    shards = _Shards(client, [make(s, workers[s % len(workers)]) for s in range(len(groups))],
+                     make)
     spans = []  # (offset, rows, shard, index inside the shard), in row order
-    for s, shard in enumerate(shards):
-        for j, (offset, n) in enumerate(shard.rows().result()):
+    for s, rows in enumerate(shards.all("rows")):
+        for j, (offset, n) in enumerate(rows):
             spans.append((offset, n, s, j))
     spans.sort()
     starts = np.array([sp[0] for sp in spans], dtype=np.int64)
@@ -208,7 +229,7 @@ def badge(job, k):
     summaries = None
     for t in range(k):
         if t == 0:
-            firsts = [f.result() for f in [sh.first() for sh in shards]]
+            firsts = shards.all("first")
             score, row = max(firsts, key=lambda vr: (vr[0], -vr[1]))
             prob = 1.0
         else:
@@ -251,7 +272,7 @@ def badge(job, k):
                 for (offset, n, s, j), count in zip(spans, _counts_in_row_order(summaries,
                                                                                spans)):
                     if rank < count:
-                        row = shards[s].nth_candidate(j, rank).result()
+                        row = shards.one(s, "nth_candidate", j, rank)
                         break
                     rank -= count
                 score, prob = 0.0, 1.0 / remaining
@@ -260,14 +281,16 @@ def badge(job, k):
         scores[t] = score
         probability[t] = prob
         _, _, s_own, _ = owner(row)
-        payload = shards[s_own].take(row).result()
+        payload = shards.one(s_own, "take", row)
+        shards.history.append((row, payload if t + 1 < k else None))
         if t + 1 < k:
-            calls = [sh.add(payload) for sh in shards]
-            summaries = [c.result() for c in calls]
-    del shards, futures
+            summaries = shards.all("add", payload)
+    n_rebuilt = shards.n_rebuilt
+    del shards
     return Selection(indices=indices, scores=scores.astype(np.float32), method="badge",
                      n_pool=n_pool, extra={"probability": probability,
-                                           "n_uniform": n_uniform})
+                                           "n_uniform": n_uniform,
+                                           "rebuilt_shards": n_rebuilt})
 
 
 def _counts_in_row_order(summaries, spans):
@@ -278,7 +301,7 @@ def _counts_in_row_order(summaries, spans):
 
 def _value_of(shards, span, row):
     _, _, s, _ = span
-    ((_, values),) = shards[s].values(row, row + 1).result()
+    ((_, values),) = shards.one(s, "values", row, row + 1)
     return float(values[0])
 
 
@@ -291,7 +314,7 @@ def _row_in_block(shards, spans, starts, b, n_pool, rest):
     for offset, n, s, _ in spans[first:]:
         if offset >= stop:
             break
-        pieces += shards[s].values(start, stop).result()
+        pieces += shards.one(s, "values", start, stop)
     seen = set()
     run = 0.0
     last = -1
@@ -306,3 +329,59 @@ def _row_in_block(shards, spans, starts, b, n_pool, rest):
             if run > rest:
                 return row0 + i
     return last
+
+
+class _Shards:
+    """The BADGE shards of a job; a shard whose worker is lost is rebuilt on another worker
+    and replays the picks so far (``history``), then the call is retried."""
+
+    def __init__(self, client, futures, make):
+        self.client, self.make = client, make
+        self.futures = list(futures)
+        self.handles = client.gather(self.futures)
+        self.history = []   # (row, payload or None), every pick taken so far
+        self.n_rebuilt = 0
+
+    def _args(self, name, args):
+        # "add" carries the number of centres the shard must already have
+        return args + (len(self.history) - 1,) if name == "add" else args
+
+    def one(self, s, name, *args):
+        for attempt in range(3):
+            try:
+                return getattr(self.handles[s], name)(*self._args(name, args)).result()
+            except FastalError:
+                raise
+            except Exception:
+                if attempt == 2:
+                    raise
+                self._rebuild(s, replay_last=name != "add")
+
+    def all(self, name, *args):
+        calls = []
+        for handle in self.handles:
+            try:
+                calls.append(getattr(handle, name)(*self._args(name, args)))
+            except Exception:  # the actor's worker is already known to be gone
+                calls.append(None)
+        out = []
+        for s, call in enumerate(calls):
+            try:
+                if call is None:
+                    raise OSError("shard lost")
+                out.append(call.result())
+            except FastalError:
+                raise
+            except Exception:
+                if name == "add":  # the rebuilt shard replays this centre too
+                    out.append(self._rebuild(s, replay_last=True))
+                else:
+                    out.append(self.one(s, name, *args))
+        return out
+
+    def _rebuild(self, s, replay_last):
+        self.futures[s] = self.make(s)
+        self.handles[s] = self.futures[s].result()
+        self.n_rebuilt += 1
+        history = self.history if replay_last else self.history[:-1]
+        return self.handles[s].replay(history).result()

@@ -116,23 +116,62 @@ def warm_kernels():
 def setup_workers(client):
     """Register fastal's worker plugin (once per client): kernels warmed on every current
     and future worker, so a task never compiles and a restarted worker warms up again."""
+    from ._plugin import FastalWorker
+
     if getattr(client, "_fastal_plugin", False):
         return
-    client.register_plugin(_FastalWorker(), name=PLUGIN_NAME)
+    client.register_plugin(FastalWorker(), name=PLUGIN_NAME)
     client._fastal_plugin = True
 
 
-try:
-    from distributed.diagnostics.plugin import WorkerPlugin as _Base
-except ImportError:  # pragma: no cover - the extra is not installed
-    _Base = object
+class connect:
+    """A ``Client`` for a scheduler address or a new ``LocalCluster``; closes what it opened.
 
+    ``with connect(scheduler="tcp://host:8786") as client: ...`` or
+    ``with connect(local_workers=2) as client: ...`` (N worker processes of 1 thread each:
+    Numba then gives each the cores divided by N). With neither, ``client`` is None.
+    """
 
-class _FastalWorker(_Base):
-    """Warms fastal's kernels once per worker process (see the module docstring)."""
+    def __init__(self, scheduler=None, local_workers=None, timeout=30):
+        if scheduler is not None and local_workers is not None:
+            raise ArgumentError("pass a scheduler address or a number of local workers, not "
+                                "both")
+        if local_workers is not None:
+            from .._validation import check_int
 
-    name = PLUGIN_NAME
+            local_workers = check_int(local_workers, "local_workers", 1)
+        if scheduler is not None and (not isinstance(scheduler, str) or "://" not in scheduler):
+            raise ArgumentError(f"scheduler must be an address like tcp://host:8786; got "
+                                f"{scheduler!r}")
+        self.scheduler, self.local_workers, self.timeout = scheduler, local_workers, timeout
+        self.client = self.cluster = None
 
-    def setup(self, worker):
-        warm_kernels()
-        worker._fastal_warm = True
+    def __enter__(self):
+        if self.scheduler is None and self.local_workers is None:
+            return None
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - the extra is not installed
+            raise ArgumentError("running on Dask needs the extra: pip install "
+                                "'fastal[distributed]'") from exc
+        if self.local_workers is not None:
+            import logging
+
+            self.cluster = LocalCluster(n_workers=self.local_workers, threads_per_worker=1,
+                                        processes=True, dashboard_address=None,
+                                        silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(self.scheduler, timeout=self.timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ArgumentError(f"scheduler {self.scheduler} cannot be reached: "
+                                    f"{exc}") from exc
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
