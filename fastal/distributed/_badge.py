@@ -191,8 +191,10 @@ class BadgeShard:
         return [(s.offset, s.n) for s in self.parts]
 
 
-def badge(job, k):
-    """BADGE over the job's pool (``fastal.select``'s ``badge`` strategy, distributed)."""
+def badge(job, k, on_pick=None):
+    """BADGE over the job's pool (``fastal.select``'s ``badge`` strategy, distributed).
+
+    ``on_pick(t, shards)``: a test hook, called before pick t's centre is sent."""
     client, pool, plan = job.client, job.pool, job.plan
     n_pool = pool.n_rows
     n_unlabeled = n_pool - job.labeled.size
@@ -281,6 +283,8 @@ def badge(job, k):
         scores[t] = score
         probability[t] = prob
         _, _, s_own, _ = owner(row)
+        if on_pick is not None:
+            on_pick(t, shards)
         payload = shards.one(s_own, "take", row)
         shards.history.append((row, payload if t + 1 < k else None))
         if t + 1 < k:

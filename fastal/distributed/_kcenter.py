@@ -413,9 +413,7 @@ def kcenter(data, k, *, client, labeled=None, metric="l2", seed=0, mode="exact",
     pool = ensure_lengths(client, pool)
     n_pool = pool.n_rows
     k = check_int(k, "k", 1)
-    seed_rng = make_rng(seed)
-    if isinstance(seed, np.random.Generator):
-        seed = seed_rng  # the same generator object, drawn from once as on one machine
+    make_rng(seed)  # validated here; drawn from (once, like fastal.kcenter) by the loop
     d = pool.width
     if d is None:
         d = _width(client, pool, plan)

@@ -27,8 +27,15 @@ DISTRIBUTED_OPTIONS = {"kcenter": ("mode", "core_set_factor")}
 
 
 def select(data, k, strategy=None, *, client, probs=None, labeled=None, seed=0,
-           from_logits=False, column=None, chunk_rows=None, partition_rows=None, **options):
-    """:func:`fastal.select` on a Dask cluster (see the module docstring for what runs)."""
+           from_logits=False, column=None, chunk_rows=None, partition_rows=None,
+           _on_pick=None, **options):
+    """:func:`fastal.select` on a Dask cluster: the same ``Selection``.
+
+    Runs the strategies of ``DISTRIBUTED_STRATEGIES``; ``data``, ``probs`` (an array, a
+    dask array, or a column name of the same files / dataframe) and the other arguments
+    are those of :func:`fastal.select`. ``kcenter`` also takes ``mode`` and
+    ``core_set_factor`` (see :func:`fastal.distributed.kcenter`).
+    """
     from ..select import DEFAULT_STRATEGY, STRATEGIES
 
     name = DEFAULT_STRATEGY if strategy is None else strategy
@@ -64,6 +71,7 @@ def select(data, k, strategy=None, *, client, probs=None, labeled=None, seed=0,
                           f"{n_pool} rows are unlabeled)")
     make_rng(seed)  # validate the seed once, whatever the strategy
     job = _Job(client, pool, plan, probs_pool, labeled_pos, seed, from_logits, chunk_rows)
+    job.on_pick = _on_pick
     if name in UNCERTAINTY_METHODS:
         return job.uncertainty(name, k)
     return _RUNNERS[name](job, k, **options)
@@ -113,7 +121,8 @@ def _rank_to_row(ranks, labeled):
 def _kcenter(job: _Job, k, metric="l2", mode="exact", core_set_factor=4):
     labeled = job.labeled if job.labeled.size else None
     return kcenter(job.pool, k, client=job.client, labeled=labeled, metric=metric,
-                   seed=job.seed, mode=mode, core_set_factor=core_set_factor)
+                   seed=job.seed, mode=mode, core_set_factor=core_set_factor,
+                   _on_pick=job.on_pick)
 
 
 def _weighted_kcenter(job: _Job, k, method="margin", metric="l2"):
@@ -211,7 +220,7 @@ def _per_partition(rows, pool):
 def _badge(job: _Job, k):
     from ._badge import badge
 
-    return badge(job, k)
+    return badge(job, k, on_pick=job.on_pick)
 
 
 _RUNNERS = {
