@@ -91,11 +91,33 @@ def _cli_reference() -> str:
     return "\n".join(parts)
 
 
+def _label_efficiency_summary() -> str:
+    """The "## Summary..." section of bench/label_efficiency.md (whatever its exact title)."""
+    report = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench",
+                          "label_efficiency.md")
+    section, inside = [], False
+    with open(report, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("## "):
+                if inside:
+                    break
+                inside = line.startswith("## Summary")
+                continue
+            if inside:
+                section.append(line)
+    if not section:  # the report was reorganised: point at it instead of failing the build
+        print("docs: no '## Summary' section in bench/label_efficiency.md; linking the report")
+        return "See the [full report](bench/label_efficiency.md).\n"
+    return "".join(section).strip() + "\n"
+
+
 def _write_generated() -> None:
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_generated")
     os.makedirs(out, exist_ok=True)
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width
-    for name, text in (("strategies.md", _strategies_table()), ("cli.md", _cli_reference())):
+    pages = {"strategies.md": _strategies_table(), "cli.md": _cli_reference(),
+             "label_efficiency_summary.md": _label_efficiency_summary()}
+    for name, text in pages.items():
         path = os.path.join(out, name)
         old = open(path, encoding="utf-8").read() if os.path.exists(path) else None
         if text != old:  # rewrite only on change, so incremental builds stay incremental

@@ -90,6 +90,7 @@ def test_no_pandas_calls():
     pattern = re.compile(r"\bimport pandas\b|\bfrom pandas\b|\.to_pandas(_dtype)?\(")
     hits = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
             for path in sorted((ROOT / "fastal").rglob("*.py"))
+            if "distributed" not in path.parts     # dask.dataframe brings pandas with the extra
             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
             if pattern.search(line) and not line.lstrip().startswith("#")]
     assert not hits, "\n".join(hits)
