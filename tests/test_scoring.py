@@ -122,6 +122,22 @@ def test_confident_and_tied_logits_keep_relative_precision(method, c):
         assert (np.diff(got[:500][order][want[:500][order] > 1e-30]) <= 0).all()
 
 
+@pytest.mark.parametrize("c", [2, 3, 4, 7, 10, 100])
+def test_non_finite_logits_are_named_wherever_they_are(c):
+    # NaN, +inf and -inf at the first, a middle and the last class, in float32 (the
+    # transposed kernel, every lane layout) and float64: each one is found and named.
+    rng = np.random.default_rng(c)
+    for dtype in (np.float32, np.float64):
+        for value in (np.nan, np.inf, -np.inf):
+            for column in sorted({0, c // 2, c - 1}):
+                for row in (0, 37, 299):
+                    logits = rng.standard_normal((300, c)).astype(dtype)
+                    logits[row, column] = value
+                    for method in METHODS:
+                        with pytest.raises(FastalError, match=rf"row {row} of data"):
+                            fastal.score(logits, method, from_logits=True)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_probs_and_logits_agree(method):
     rng = np.random.default_rng(5)

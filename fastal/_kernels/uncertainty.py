@@ -409,9 +409,9 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
 
     ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
     ``_top2_from_probs``). Per block: a first pass over the classes, two at a time, finds
-    each row's max and second largest logit (and checks finiteness: z - z stays 0 only for
-    finite z); a second pass sums e^(z - max) over the entries below the max with
-    ``exp32``, vectorised across rows, the max subtraction in registers, nothing of shape
+    each row's max and second largest logit (and checks finiteness: z * 0 stays 0 only for
+    finite z; z - z would not do, fastmath folds it to 0); a second pass sums e^(z - max)
+    over the entries below the max with ``exp32``, vectorised across rows, the max subtraction in registers, nothing of shape
     (rows, C) stored. Rows with a non-finite logit get NaN and are counted in the return
     value.
 
@@ -451,13 +451,13 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
                 z = columns[0, q]
                 top1[q] = z
                 top2[q] = -np.inf
-                check[q] = z - z
+                check[q] = z * zero
             j = 1
             while j + 1 < u:  # two classes per pass: half the accumulators' traffic
                 for q in range(lanes):
                     p = columns[j, q]
                     s = columns[j + 1, q]
-                    check[q] += (p - p) + (s - s)  # stays 0 unless some z is NaN or inf
+                    check[q] += p * zero + s * zero  # stays 0 unless some z is NaN or inf
                     hi = p if p > s else s
                     lo = p if p < s else s
                     a = top1[q]
@@ -470,7 +470,7 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
             if j < u:
                 for q in range(lanes):
                     z = columns[j, q]
-                    check[q] += z - z
+                    check[q] += z * zero
                     a = top1[q]
                     smaller = a if a < z else z
                     t2 = top2[q]
