@@ -532,6 +532,20 @@ def test_hypothesis_random_committees(m, c, data):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
 
 
+def test_votes_from_float32_logits_closer_than_float32_resolution():
+    # Logits 1e-40 apart give equal float32 probabilities; the vote must still go to the
+    # larger logit (found by hypothesis: all-zero logits with one denormal entry).
+    logits = np.zeros((3, 4, 2), dtype=np.float32)
+    logits[0, 0, 1] = 1e-40            # member 0 votes class 1 in row 0
+    logits[1, 1, 1] = 1e-40            # member 1 votes class 1 in row 1
+    logits[:, 2, 1] = 1e-40            # everyone votes class 1 in row 2
+    got = score_committee(logits, ("vote_entropy", "variation_ratio"), from_logits=True)
+    want = np.stack([rc.committee(logits.astype(np.float64), m, True)
+                     for m in ("vote_entropy", "variation_ratio")])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert got[0, 0] > 0 and got[0, 2] == 0 and got[0, 3] == 0
+
+
 def test_float32_softmax_of_member_logits():
     # The committee's float32-logits path: softmax by exp32 into float32 probabilities.
     from fastal._kernels.committee import softmax_members32
@@ -553,5 +567,10 @@ def test_float32_softmax_of_member_logits():
         z = logits[~bad].astype(np.float64)
         want = np.exp(z - z.max(axis=1, keepdims=True))
         want /= want.sum(axis=1, keepdims=True)
-        assert np.all(np.abs(out[~bad] - want) <= 3e-7 * want + 1e-38)
-        np.testing.assert_array_equal(out[0, 5], np.full(9, 1 / 9, dtype=np.float32))
+        # exp32 and the division: 3e-7 relative; rounding t = z - max to float32: 6e-8 |t|
+        t = np.abs(z - z.max(axis=1, keepdims=True))
+        assert np.all(np.abs(out[~bad] - want) <= (3e-7 + 6e-8 * t) * want + 1e-38)
+        # a tie keeps the lowest class's vote: its probability is one ulp above the others
+        ninth = np.float32(1 / 9)
+        np.testing.assert_array_equal(out[0, 5, 1:], np.full(8, ninth))
+        assert out[0, 5, 0] == np.nextafter(ninth, np.float32(1))

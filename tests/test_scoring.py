@@ -72,13 +72,24 @@ def test_tiny_and_huge_logits(method, scale):
         np.testing.assert_allclose(got, ref.uncertainty(logits, method, True), rtol=3e-6, atol=3e-6)
 
 
-def test_extreme_finite_logits_do_not_overflow():
-    big = np.finfo(np.float32).max
-    logits = np.array([[big, -big, 0.0], [-big, -big, -big]], dtype=np.float32)
+@pytest.mark.parametrize("c", [2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_finite_logits_do_not_overflow(c, dtype):
+    # +-max in every position, whole rows of -max (their sums overflow: a finiteness test
+    # written as z * 0 summed can turn into (z1 + z2) * 0 = NaN under fastmath)
+    big = np.finfo(dtype).max
+    rng = np.random.default_rng(c)
+    logits = rng.choice(np.array([big, -big, 0.0, 1.0], dtype=dtype), size=(200, c))
+    logits[0] = -big
+    logits[1] = big
+    logits[2, :] = 0.0
+    logits[2, 0] = -big
     for method in METHODS:
         got = fastal.score(logits, method, from_logits=True)
         assert np.isfinite(got).all()
-        np.testing.assert_allclose(got, ref.uncertainty(logits, method, True), atol=1e-6)
+        with np.errstate(over="ignore"):  # the reference's float64 z - max may overflow
+            want = ref.uncertainty(logits, method, True)
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def _confident_reference(logits, method):
@@ -327,7 +338,7 @@ def test_non_contiguous_arrays():
     np.testing.assert_array_equal(fastal.score(strided, "entropy"), want)
 
 
-@pytest.mark.parametrize("c", [4, 6, 7, 10, 100])
+@pytest.mark.parametrize("c", [4, 6, 7, 8, 10, 12, 16, 100])
 def test_float32_lanes_any_alignment_and_layout(c):
     # float32 rows with C divisible by 4 (2) are moved as 16-byte (8-byte) units: the
     # answer must not depend on the buffer's alignment, order or strides.

@@ -18,10 +18,11 @@ they are only indexed, never reshaped.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import FASTMATH
 from ._math import exp32, log32
+from ._parallel import run_tasks
 
 # Committee measures from member probabilities / logits, (M, rows, C).
 VOTE_ENTROPY, CONSENSUS_ENTROPY, BALD, KL_MAX, VARIATION_RATIO, CONSENSUS_MARGIN = range(6)
@@ -35,6 +36,13 @@ _BLOCK_ELEMENTS = 16384
 _MAX_BLOCK = 256
 # Rows per parallel task: buffers are allocated once per task.
 _ROWS_PER_TASK = 1024
+
+# Shifted logits z - max below this contribute exactly 0 (exp32 underflows at -87.33).
+_T_FLOOR = np.float32(-104.0)
+_FLOAT32_MAX = np.float32(3.4028235e38)
+# |z| <= max is false exactly for NaN and +-inf: a finiteness test fastmath cannot fold
+# (z * 0 can: reassociation turns z1 * 0 + z2 * 0 into (z1 + z2) * 0, NaN on overflow).
+_FLOAT64_MAX = 1.7976931348623157e308
 
 
 # Bit patterns for the vectorisable logarithm below.
@@ -93,8 +101,8 @@ def _xlogx(values, n, mantissas, exponents):
         values[k] = x * (e * _LN2 + 2.0 * s * series) if x >= _SMALLEST_NORMAL else 0.0
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _committee_scores(members, codes, from_logits, atol, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _committee_scores_tasks(members, codes, from_logits, atol, out, task_lo, task_hi):
     """Disagreement measures of a committee, members (M, rows, C), M >= 1, C >= 2.
 
     For each row, with p_m the distribution of member m (the softmax of its logits when
@@ -137,7 +145,7 @@ def _committee_scores(members, codes, from_logits, atol, out):
         f = k * inv_members
         vote_terms[k] = -f * np.log(f)
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(task_lo, task_hi):
         columns = np.empty(c * block, dtype=np.float64)  # one member's block, (C, block)
         mean = np.empty(c * block, dtype=np.float64)  # sum, then mean, of p: (C, block)
         log_mean = np.empty(c * block, dtype=np.float64)
@@ -180,7 +188,7 @@ def _committee_scores(members, codes, from_logits, atol, out):
                         check = 0.0
                         for j in range(c):
                             z = members[m, i, j]
-                            check += z * 0.0  # stays 0.0 unless some z is NaN or +-inf
+                            check += 0.0 if abs(z) <= _FLOAT64_MAX else 1.0  # NaN, inf fail
                             if z > t_max:  # strict: the lowest class wins a tie
                                 t_max = z
                                 best = j
@@ -311,20 +319,32 @@ def _committee_scores(members, codes, from_logits, atol, out):
     return n_bad
 
 
-# Shifted logits z - max below this contribute exactly 0 (exp32 underflows at -87.33).
-_T_FLOOR = np.float32(-104.0)
+def _committee_scores(members, codes, from_logits, atol, out):
+    """``_committee_scores_tasks`` over every task, on Numba's thread count (``_parallel``)."""
+    block = _block_rows(members.shape[0], members.shape[2])
+    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    n_tasks = -(-(-(-members.shape[1] // block)) // blocks_per_task)
+    return run_tasks(_committee_scores_tasks, n_tasks, members, codes, from_logits, atol, out)
+
+
 _SOFTMAX_ROWS = 64
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def softmax_members32(members, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def softmax_members32_tasks(members, out, task_lo, task_hi):
     """out[m, i] = softmax(members[m, i]) for float32 logits (M, rows, C); NaN rows if not finite.
 
     Turns a committee's logits into the float32 probabilities ``_committee_probs32`` reads,
     at the speed of that kernel: each member's rows are taken 64 at a time and transposed
     to (C, 64), so the max, the exp32 of z - max (max subtraction in registers) and the sum
     run across rows and vectorise; the row is then scaled by 1 / sum and written back.
-    Probabilities are within 3e-7 relative of the float64 softmax (exp32 and one division).
+    Probabilities are within (3e-7 + 6e-8 |z - max|) relative of the float64 softmax
+    (exp32 and one division; z - max rounded to float32).
+
+    The vote (argmax, lowest class on ties) must stay that of the logits: logits closer than
+    float32's resolution give equal probabilities, which would move the vote to a lower
+    class. So the probability of the logits' argmax is raised to the next float32 above
+    any other class's that reaches it (a change of one or two ulps).
     A row with a NaN or infinite logit is written as NaN, which the committee kernel counts
     as an invalid row.
     """
@@ -332,27 +352,32 @@ def softmax_members32(members, out):
     n_blocks = (n + _SOFTMAX_ROWS - 1) // _SOFTMAX_ROWS
     zero = np.float32(0.0)
     one = np.float32(1.0)
-    for task in prange(n_members * n_blocks):
+    columns = np.empty((c, _SOFTMAX_ROWS), dtype=np.float32)
+    top = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+    best = np.empty(_SOFTMAX_ROWS, dtype=np.int64)
+    check = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+    total = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+    rival = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+    for task in range(task_lo, task_hi):
         m = task // n_blocks
-        lo = (task % n_blocks) * _SOFTMAX_ROWS
-        rows = min(n, lo + _SOFTMAX_ROWS) - lo
-        columns = np.empty((c, _SOFTMAX_ROWS), dtype=np.float32)
-        top = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-        check = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-        total = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+        first = (task % n_blocks) * _SOFTMAX_ROWS
+        rows = min(n, first + _SOFTMAX_ROWS) - first
         for r in range(rows):
             for j in range(c):
-                columns[j, r] = members[m, lo + r, j]
+                columns[j, r] = members[m, first + r, j]
         for r in range(rows):
             z = columns[0, r]
             top[r] = z
-            check[r] = z * zero
+            best[r] = 0
+            check[r] = zero if abs(z) <= _FLOAT32_MAX else one
             total[r] = zero
+            rival[r] = zero
         for j in range(1, c):
             for r in range(rows):
                 z = columns[j, r]
-                check[r] += z * zero  # stays 0 unless some z is NaN or inf (z - z folds to 0)
+                check[r] += zero if abs(z) <= _FLOAT32_MAX else one  # NaN and +-inf fail
                 t = top[r]
+                best[r] = j if z > t else best[r]  # strict: the lowest class wins a tie
                 top[r] = t if t > z else z
         for j in range(c):
             for r in range(rows):
@@ -363,9 +388,26 @@ def softmax_members32(members, out):
                 total[r] += e
         for r in range(rows):
             total[r] = one / total[r] if check[r] == zero else np.float32(np.nan)
+        for j in range(c):
+            for r in range(rows):
+                p = columns[j, r] * total[r]
+                columns[j, r] = p
+                other = p if j != best[r] else zero
+                rival[r] = rival[r] if rival[r] > other else other
+        for r in range(rows):
+            p = columns[best[r], r]
+            if rival[r] >= p:  # rare: logits within float32 resolution of the max
+                columns[best[r], r] = np.nextafter(rival[r], np.float32(np.inf))
         for r in range(rows):
             for j in range(c):
-                out[m, lo + r, j] = columns[j, r] * total[r]
+                out[m, first + r, j] = columns[j, r]
+    return 0
+
+
+def softmax_members32(members, out):
+    """``softmax_members32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
+    n_tasks = members.shape[0] * -(-members.shape[1] // _SOFTMAX_ROWS)
+    return run_tasks(softmax_members32_tasks, n_tasks, members, out)
 
 
 def block_rows32(n_members, n_classes):
@@ -374,9 +416,9 @@ def block_rows32(n_members, n_classes):
     return int(min(512, max(16, 2048 // max(1, n_classes))))
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_stride, codes,
-                       atol, block, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
+                             codes, atol, block, out, task_lo, task_hi):
     """``_committee_scores`` for float32 probabilities, with vectorised float32 logarithms.
 
     The committee is given as a 1-D contiguous float32 array ``flat`` and element strides:
@@ -446,7 +488,7 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(task_lo, task_hi):
         copies = np.empty(1 if contiguous_rows else n_members * block * c, dtype=np.float32)
         bases = np.empty(n_members, dtype=np.int64)
         mean = np.empty(block * c, dtype=np.float32)
@@ -750,8 +792,17 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _vote_scores(votes, n_classes, codes, out):
+def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_stride, codes,
+                       atol, block, out):
+    """``_committee_probs32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
+    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
+    return run_tasks(_committee_probs32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
+                     member_stride, row_stride, codes, atol, block, out)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _vote_scores_tasks(votes, n_classes, codes, out, task_lo, task_hi):
     """Vote entropy / variation ratio from hard votes (M, rows) of any integer dtype.
 
     Only VOTE_ENTROPY and VARIATION_RATIO codes are meaningful here. A row is valid when
@@ -764,7 +815,7 @@ def _vote_scores(votes, n_classes, codes, out):
     inv_members = 1.0 / n_members
     n_tasks = (n + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(task_lo, task_hi):
         labels = np.empty(n_members, dtype=np.int64)
         for i in range(task * _ROWS_PER_TASK, min(n, (task + 1) * _ROWS_PER_TASK)):
             ok = True
@@ -802,8 +853,14 @@ def _vote_scores(votes, n_classes, codes, out):
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _committee_std(values, out):
+def _vote_scores(votes, n_classes, codes, out):
+    """``_vote_scores_tasks`` over every task, on Numba's thread count (``_parallel``)."""
+    n_tasks = -(-votes.shape[1] // _ROWS_PER_TASK)
+    return run_tasks(_vote_scores_tasks, n_tasks, votes, n_classes, codes, out)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _committee_std_tasks(values, out, task_lo, task_hi):
     """Population standard deviation (ddof=0) across members of values (M, rows).
 
     Two passes over each block (mean, then squared deviations) for accuracy. Rows with a
@@ -813,7 +870,7 @@ def _committee_std(values, out):
     n_tasks = (n + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     inv_members = 1.0 / n_members
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(task_lo, task_hi):
         lo = task * _ROWS_PER_TASK
         rows = min(n, lo + _ROWS_PER_TASK) - lo
         total = np.zeros(rows, dtype=np.float64)
@@ -839,8 +896,14 @@ def _committee_std(values, out):
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _egl_scores(features, values, codes, from_logits, include_bias, atol, out):
+def _committee_std(values, out):
+    """``_committee_std_tasks`` over every task, on Numba's thread count (``_parallel``)."""
+    n_tasks = -(-values.shape[1] // _ROWS_PER_TASK)
+    return run_tasks(_committee_std_tasks, n_tasks, values, out)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _egl_scores_tasks(features, values, codes, from_logits, include_bias, atol, out, task_lo, task_hi):
     """Expected gradient length of a softmax linear model, closed form.
 
     ``values`` (rows, C) are probabilities p (or logits with ``from_logits``); ``features``
@@ -861,7 +924,7 @@ def _egl_scores(features, values, codes, from_logits, include_bias, atol, out):
     n_codes = codes.shape[0]
     n_tasks = (n + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(task_lo, task_hi):
         probs = np.empty(c, dtype=np.float64)
         for i in range(task * _ROWS_PER_TASK, min(n, (task + 1) * _ROWS_PER_TASK)):
             ok = True
@@ -872,7 +935,7 @@ def _egl_scores(features, values, codes, from_logits, include_bias, atol, out):
                 check = 0.0
                 for j in range(c):
                     z = values[i, j]
-                    check += z * 0.0
+                    check += 0.0 if abs(z) <= _FLOAT64_MAX else 1.0
                     if z > top:
                         top = z
                         arg = j
@@ -933,3 +996,10 @@ def _egl_scores(features, values, codes, from_logits, include_bias, atol, out):
                 else:
                     out[k, i] = g
     return n_bad
+
+
+def _egl_scores(features, values, codes, from_logits, include_bias, atol, out):
+    """``_egl_scores_tasks`` over every task, on Numba's thread count (``_parallel``)."""
+    n_tasks = -(-values.shape[0] // _ROWS_PER_TASK)
+    return run_tasks(_egl_scores_tasks, n_tasks, features, values, codes, from_logits,
+                     include_bias, atol, out)

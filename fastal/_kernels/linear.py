@@ -19,13 +19,15 @@ vector lane running the sequential sum of its own row.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from ._parallel import run_tasks
 
 _ROWS = 32          # rows per block: the vector loop runs over them
 _BLOCKS_PER_TASK = 32
 
 
-@njit(inline="always")
+@njit
 def _classes(XT, W, b, k0, kk, d, acc):
     """Accumulate classes k0 .. k0 + kk - 1 (kk <= 4) of the block's rows into acc[:kk]."""
     a0 = acc[0]
@@ -74,30 +76,37 @@ def _classes(XT, W, b, k0, kk, d, acc):
                 a0[r] += XT[j, r] * w0
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
+def _linear_logits_tasks(X, W, b, out, lo, hi):
+    """``linear_logits`` for tasks lo <= task < hi (32 blocks of 32 rows each); returns 0."""
+    n, d = X.shape
+    c = W.shape[1]
+    n_blocks = (n + _ROWS - 1) // _ROWS
+    for task in range(lo, hi):
+        XT = np.zeros((d, _ROWS), dtype=X.dtype)
+        acc = np.empty((4, _ROWS), dtype=X.dtype)
+        for blk in range(task * _BLOCKS_PER_TASK,
+                         min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
+            first = blk * _ROWS
+            m = min(n, first + _ROWS) - first
+            for r in range(m):
+                for j in range(d):
+                    XT[j, r] = X[first + r, j]
+            for k0 in range(0, c, 4):
+                kk = min(4, c - k0)
+                _classes(XT, W, b, k0, kk, d, acc)
+                for q in range(kk):
+                    for r in range(m):
+                        out[first + r, k0 + q] = acc[q, r]
+    return 0
+
+
 def linear_logits(X, W, b, out):
     """out[i, k] = b[k] + sum_j X[i, j] W[j, k], summed in order j = 0, 1, ..., d - 1.
 
     X (n, d), W (d, C) and b (C,) share one float dtype (pass zeros for no bias); out is
     (n, C) of that dtype. Non-finite inputs propagate as they would in the formula.
     """
-    n, d = X.shape
-    c = W.shape[1]
-    n_blocks = (n + _ROWS - 1) // _ROWS
-    n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
-    for task in prange(n_tasks):
-        XT = np.zeros((d, _ROWS), dtype=X.dtype)
-        acc = np.empty((4, _ROWS), dtype=X.dtype)
-        for blk in range(task * _BLOCKS_PER_TASK,
-                         min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
-            lo = blk * _ROWS
-            m = min(n, lo + _ROWS) - lo
-            for r in range(m):
-                for j in range(d):
-                    XT[j, r] = X[lo + r, j]
-            for k0 in range(0, c, 4):
-                kk = min(4, c - k0)
-                _classes(XT, W, b, k0, kk, d, acc)
-                for q in range(kk):
-                    for r in range(m):
-                        out[lo + r, k0 + q] = acc[q, r]
+    n_blocks = (X.shape[0] + _ROWS - 1) // _ROWS
+    run_tasks(_linear_logits_tasks, (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK,
+              X, W, b, out)

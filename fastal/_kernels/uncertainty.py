@@ -11,21 +11,28 @@ registers and stored into ``out`` (float32 or float64, the caller's choice).
 """
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 from .._config import FASTMATH
 from ._math import exp32, log32
+from ._parallel import run_tasks
 
 ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
 
 # Shifted logits z - max below this contribute exactly 0 (exp32 underflows at -87.33).
 _T_FLOOR = np.float32(-104.0)
+_FLOAT32_MAX = np.float32(3.4028235e38)
+# |z| <= max is false exactly for NaN and +-inf: a finiteness test fastmath cannot fold
+# (z * 0 can: reassociation turns z1 * 0 + z2 * 0 into (z1 + z2) * 0, NaN on overflow).
+_FLOAT64_MAX = 1.7976931348623157e308
 # log1p(x) of the softmax tail by its series below this x (error < x^4 / 5 relative).
 _SERIES_BELOW = 2.0 ** -10
 
 # Blocks per parallel task: one set of scratch buffers per task, few enough tasks to balance.
 _BLOCKS_PER_TASK = 32
+# Rows per task of the per-row kernels (float64 input).
+_ROWS_PER_TASK = 4096
 
 
 def lane_view(values):
@@ -50,11 +57,28 @@ def _as_lanes(units):
     """The float lanes of a units buffer (Numba only; see the overload below)."""
 
 
+def _lanes(units):
+    """Lanes per unit of a units array, a compile-time constant (Numba only; see below)."""
+
+
+@overload(_lanes, inline="always")
+def _lanes_impl(units):
+    # One specialisation per units dtype, so the lane count is a constant: only the merge
+    # code of that lane count is compiled (and LLVM unrolls it).
+    lanes = 4 if units.dtype == types.complex128 else 2 if units.dtype == types.int64 else 1
+    return lambda units: lanes
+
+
 @overload(_as_lanes, inline="always")
 def _as_lanes_impl(units):
     if units.dtype in (types.complex128, types.int64):
         return lambda units: units.view(np.float32)
     return lambda units: units
+
+
+def _n_tasks(n_rows, block):
+    n_blocks = (n_rows + block - 1) // block
+    return (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
 
 
 def block_rows(n_classes: int) -> int:
@@ -68,7 +92,7 @@ def block_rows(n_classes: int) -> int:
     return int(min(128, max(16, 1 << (target.bit_length() - 1))))
 
 
-@njit(inline="always")
+@njit
 def _load_block(units, start, m, buffer):
     """Transpose rows [start, start + m) of units (rows, U) into buffer (U, block).
 
@@ -91,13 +115,13 @@ def _load_block(units, start, m, buffer):
         r += 1
 
 
-@njit(inline="always")
+@njit
 def _valid(total, lowest, atol):
     """The simplex check of one row (False for NaN/inf, which poison the sum)."""
     return (lowest >= -atol) & (abs(total - 1.0) <= atol)
 
 
-@njit(inline="always")
+@njit
 def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
     """Merge each row's w lanes, score rows [0, m) into out; returns the invalid-row count."""
     bad = 0
@@ -131,8 +155,8 @@ def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
     return bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _top2_from_probs(units, n_lanes, method, atol, block, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _top2_from_probs_tasks(units, method, atol, block, out, lo, hi):
     """Margin, ratio or least confidence of each row of probs, C >= 2.
 
     ``units`` is probs (rows, C) or its ``lane_view`` with ``n_lanes`` lanes per unit. A row
@@ -147,12 +171,12 @@ def _top2_from_probs(units, n_lanes, method, atol, block, out):
     end, branch-free so that loop vectorises too.
     """
     n, u = units.shape
-    w = n_lanes
+    w = _lanes(units)
     need2 = method != LEAST_CONFIDENCE
     n_blocks = (n + block - 1) // block
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(lo, hi):
         buffer = np.empty((u, block), dtype=units.dtype)
         columns = _as_lanes(buffer)
         total = np.empty(w * block, dtype=columns.dtype)
@@ -214,17 +238,18 @@ def _top2_from_probs(units, n_lanes, method, atol, block, out):
                     top2[q] = t2 if t2 > smaller else smaller
                     top1[q] = a if a > p else p
             # a literal lane count lets LLVM unroll the merge and vectorise the row loop
-            if w == 4:
-                bad += _finish_top2(top1, top2, total, lowest, 4, m, method, atol, out[start:])
-            elif w == 2:
-                bad += _finish_top2(top1, top2, total, lowest, 2, m, method, atol, out[start:])
-            else:
-                bad += _finish_top2(top1, top2, total, lowest, 1, m, method, atol, out[start:])
+            bad += _finish_top2(top1, top2, total, lowest, w, m, method, atol, out[start:])
         n_bad += bad
     return n_bad
 
 
-@njit(inline="always")
+def _top2_from_probs(units, n_lanes, method, atol, block, out):
+    """Margin, ratio or least confidence of each row (see ``_top2_from_probs_tasks``)."""
+    return run_tasks(_top2_from_probs_tasks, _n_tasks(units.shape[0], block), units, method,
+                     atol, block, out)
+
+
+@njit
 def _finish_entropy(acc, total, lowest, w, m, atol, out):
     """Merge each row's w lanes of entropy sums into out[:m]; returns the invalid-row count."""
     bad = 0
@@ -244,8 +269,8 @@ def _finish_entropy(acc, total, lowest, w, m, atol, out):
     return bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _entropy_from_probs32(units, n_lanes, atol, block, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _entropy_from_probs32_tasks(units, atol, block, out, lo, hi):
     """Entropy (nats) of each row of float32 probs, vectorised across rows with log32.
 
     ``units`` as in _top2_from_probs (the same blocks and lanes). Entries below the smallest
@@ -253,12 +278,12 @@ def _entropy_from_probs32(units, n_lanes, atol, block, out):
     Same validity rule.
     """
     n, u = units.shape
-    w = n_lanes
+    w = _lanes(units)
     tiny = np.float32(1.1754944e-38)
     n_blocks = (n + block - 1) // block
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(lo, hi):
         buffer = np.empty((u, block), dtype=units.dtype)
         columns = _as_lanes(buffer)
         total = np.empty(w * block, dtype=np.float32)
@@ -284,25 +309,26 @@ def _entropy_from_probs32(units, n_lanes, atol, block, out):
                     # (NaN/inf rows are caught by the sum check, whatever the log returns)
                     x = p if p > tiny else np.float32(1.0)
                     acc[q] -= x * log32(x)
-            if w == 4:
-                bad += _finish_entropy(acc, total, lowest, 4, m, atol, out[start:])
-            elif w == 2:
-                bad += _finish_entropy(acc, total, lowest, 2, m, atol, out[start:])
-            else:
-                bad += _finish_entropy(acc, total, lowest, 1, m, atol, out[start:])
+            bad += _finish_entropy(acc, total, lowest, w, m, atol, out[start:])
         n_bad += bad
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _entropy_from_probs(probs, atol, out):
-    """Shannon entropy (nats) of each row of probs with libm's log (used for float64 input).
+def _entropy_from_probs32(units, n_lanes, atol, block, out):
+    """Entropy of each row of float32 probabilities (see ``_entropy_from_probs32_tasks``)."""
+    return run_tasks(_entropy_from_probs32_tasks, _n_tasks(units.shape[0], block), units, atol,
+                     block, out)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _entropy_from_probs_tasks(probs, atol, out, lo, hi):
+    """Shannon entropy (nats) of rows [lo * R, hi * R) of probs with libm's log (float64 input).
 
     Terms with p <= 0 contribute 0 (the limit of p log p), so one-hot rows score 0.
     """
     n, c = probs.shape
     n_bad = 0
-    for i in prange(n):
+    for i in range(lo * _ROWS_PER_TASK, min(n, hi * _ROWS_PER_TASK)):
         total = 0.0
         lowest = np.inf
         acc = 0.0
@@ -320,7 +346,12 @@ def _entropy_from_probs(probs, atol, out):
     return n_bad
 
 
-@njit(inline="always")
+def _entropy_from_probs(probs, atol, out):
+    """Entropy of each row of (float64) probabilities (see ``_entropy_from_probs_tasks``)."""
+    return run_tasks(_entropy_from_probs_tasks, _row_tasks(probs.shape[0]), probs, atol, out)
+
+
+@njit
 def _finish_logits_max(top1, top2, check, w, m, row_max, row_second, row_check, lane_max):
     """Merge each row's w lanes of (top1, top2, check); broadcast the row max to its lanes."""
     for r in range(m):
@@ -343,7 +374,7 @@ def _finish_logits_max(top1, top2, check, w, m, row_max, row_second, row_check, 
             lane_max[q + h] = t1
 
 
-@njit(inline="always")
+@njit
 def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_check, total,
                    mean_t, second, method, out):
     """Merge the lanes' sums; score rows [0, m) into out; returns the invalid-row count.
@@ -403,14 +434,16 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
     return bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _scores_from_logits32(units, n_lanes, method, block, out):
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
     """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
 
     ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
     ``_top2_from_probs``). Per block: a first pass over the classes, two at a time, finds
-    each row's max and second largest logit (and checks finiteness: z * 0 stays 0 only for
-    finite z; z - z would not do, fastmath folds it to 0); a second pass sums e^(z - max)
+    each row's max and second largest logit, and counts non-finite entries with a comparison
+    (|z| <= FLT_MAX is false for NaN and inf; the arithmetic tests z - z and z * 0 do not
+    survive fastmath's reassociation: z - z folds to 0 and z1 * 0 + z2 * 0 to
+    (z1 + z2) * 0, which overflows to NaN for two finite -3e38); a second pass sums e^(z - max)
     over the entries below the max with ``exp32``, vectorised across rows, the max subtraction in registers, nothing of shape
     (rows, C) stored. Rows with a non-finite logit get NaN and are counted in the return
     value.
@@ -420,13 +453,14 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
     (2 + C / w) * 6e-8 relative of the float64 formula (w lanes), for any confidence.
     """
     n, u = units.shape
-    w = n_lanes
+    w = _lanes(units)
     n_blocks = (n + block - 1) // block
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
     entropy = method == ENTROPY
     zero = np.float32(0.0)
+    one = np.float32(1.0)
     n_bad = 0
-    for task in prange(n_tasks):
+    for task in range(lo, hi):
         buffer = np.empty((u, block), dtype=units.dtype)
         columns = _as_lanes(buffer)
         top1 = np.empty(w * block, dtype=np.float32)
@@ -451,13 +485,15 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
                 z = columns[0, q]
                 top1[q] = z
                 top2[q] = -np.inf
-                check[q] = z * zero
+                check[q] = zero if abs(z) <= _FLOAT32_MAX else one
             j = 1
             while j + 1 < u:  # two classes per pass: half the accumulators' traffic
                 for q in range(lanes):
                     p = columns[j, q]
                     s = columns[j + 1, q]
-                    check[q] += p * zero + s * zero  # stays 0 unless some z is NaN or inf
+                    bad_p = zero if abs(p) <= _FLOAT32_MAX else one  # NaN and +-inf fail
+                    bad_s = zero if abs(s) <= _FLOAT32_MAX else one
+                    check[q] += bad_p + bad_s
                     hi = p if p > s else s
                     lo = p if p < s else s
                     a = top1[q]
@@ -470,21 +506,14 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
             if j < u:
                 for q in range(lanes):
                     z = columns[j, q]
-                    check[q] += z * zero
+                    check[q] += zero if abs(z) <= _FLOAT32_MAX else one
                     a = top1[q]
                     smaller = a if a < z else z
                     t2 = top2[q]
                     top2[q] = t2 if t2 > smaller else smaller
                     top1[q] = a if a > z else z
-            if w == 4:
-                _finish_logits_max(top1, top2, check, 4, m, row_max, row_second, row_check,
-                                   lane_max)
-            elif w == 2:
-                _finish_logits_max(top1, top2, check, 2, m, row_max, row_second, row_check,
-                                   lane_max)
-            else:
-                _finish_logits_max(top1, top2, check, 1, m, row_max, row_second, row_check,
-                                   lane_max)
+            _finish_logits_max(top1, top2, check, w, m, row_max, row_second, row_check,
+                               lane_max)
             for q in range(lanes):
                 rest[q] = zero
                 weighted[q] = zero
@@ -505,21 +534,20 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
                         t = t if t > _T_FLOOR else _T_FLOOR
                         e = exp32(t)
                         rest[q] += e if t < zero else zero
-            if w == 4:
-                bad += _finish_logits(columns, u, rest, weighted, 4, m, row_second, row_max,
-                                      row_check, total, mean_t, second, method, out[start:])
-            elif w == 2:
-                bad += _finish_logits(columns, u, rest, weighted, 2, m, row_second, row_max,
-                                      row_check, total, mean_t, second, method, out[start:])
-            else:
-                bad += _finish_logits(columns, u, rest, weighted, 1, m, row_second, row_max,
-                                      row_check, total, mean_t, second, method, out[start:])
+            bad += _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max,
+                                  row_check, total, mean_t, second, method, out[start:])
         n_bad += bad
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _scores_from_logits(logits, method, out):
+def _scores_from_logits32(units, n_lanes, method, block, out):
+    """Scores of each row of float32 logits (see ``_scores_from_logits32_tasks``)."""
+    return run_tasks(_scores_from_logits32_tasks, _n_tasks(units.shape[0], block), units,
+                     method, block, out)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _scores_from_logits_tasks(logits, method, out, lo, hi):
     """Score each row of float64 logits (rows, C), C >= 2, through a stable log-softmax.
 
     With t_j = z_j - max(z) and s = sum_j exp(t_j): p_j = exp(t_j) / s, so
@@ -530,13 +558,13 @@ def _scores_from_logits(logits, method, out):
     """
     n, c = logits.shape
     n_bad = 0
-    for i in prange(n):
+    for i in range(lo * _ROWS_PER_TASK, min(n, hi * _ROWS_PER_TASK)):
         top1 = -np.inf
         top2 = -np.inf
         check = 0.0
         for j in range(c):
             z = logits[i, j]
-            check += z * 0.0  # stays 0.0 unless some z is NaN or +-inf
+            check += 0.0 if abs(z) <= _FLOAT64_MAX else 1.0  # NaN and +-inf fail
             top2 = max(top2, min(top1, z))
             top1 = max(top1, z)
         if not (check == 0.0):
@@ -565,6 +593,15 @@ def _scores_from_logits(logits, method, out):
             else:
                 out[i] = np.exp(np.float64(top2) - m)
     return n_bad
+
+
+def _scores_from_logits(logits, method, out):
+    """Scores of each row of (float64) logits (see ``_scores_from_logits_tasks``)."""
+    return run_tasks(_scores_from_logits_tasks, _row_tasks(logits.shape[0]), logits, method, out)
+
+
+def _row_tasks(n_rows):
+    return (n_rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
 
 
 def uncertainty_scores(values, code, from_logits, atol, out):
