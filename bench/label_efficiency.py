@@ -274,7 +274,7 @@ def main(argv=None):
             f"Command: `{command.strip()}`  ", f"Total time: {total / 60:.1f} min on "
             f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}, Numba "
             f"threads {numba.get_num_threads()}), shared with other jobs.  ",
-            "Produced by `bench/label_efficiency.py` with `fastal.loop.simulate`; curves in "
+            "Produced by `bench/label_efficiency.py` with `fastal.simulate`; curves in "
             "`bench/plots/`.", "", "## Summary: labels saved vs random (mean over repeats)", "",
             "| dataset | strategy | saved (smaller budget) | saved (larger budget) |",
             "|---|---|---|---|"]
