@@ -272,7 +272,14 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
         Rows per chunk in streamed passes; the result does not depend on it.
     **options
         Strategy options (e.g. ``beta`` for ``uncertain_kcenter``, ``metric`` for k-center);
-        an option the strategy does not take is an error.
+        an option the strategy does not take is an error. Any strategy also takes
+        ``candidates`` (SEALS, Coleman et al. 2022): ``"knn"`` (with ``knn``, default 100:
+        the strategy runs only on the ``knn`` nearest unlabeled neighbours of the labeled
+        rows in the embeddings given as ``data``), a
+        :class:`fastal.diversity.seals.KnnCandidates` built once on the embeddings (for
+        every strategy, and reused across rounds), or an array of candidate positions.
+        Rows outside the candidates are never read, so the model needs to score only those
+        (``extra["candidates"]`` of the result lists them).
 
     Returns
     -------
@@ -299,6 +306,14 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
     name = DEFAULT_STRATEGY if strategy is None else strategy
     if not isinstance(name, str) or name not in STRATEGIES:
         raise FastalError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    candidates, knn = options.pop("candidates", None), options.pop("knn", None)
+    if candidates is not None or knn is not None:
+        from .diversity.seals import select_among_candidates
+
+        return select_among_candidates(select, data, k, name, candidates=candidates, knn=knn,
+                                       probs=probs, labeled=labeled, seed=seed,
+                                       from_logits=from_logits, chunk_rows=chunk_rows,
+                                       **options)
     spec = STRATEGIES[name]
     unknown = sorted(set(options) - set(spec.options))
     if unknown:

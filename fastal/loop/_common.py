@@ -21,7 +21,7 @@ DEFAULT_STRATEGY = "margin"
 MODEL_FREE_STRATEGIES = tuple(n for n, s in STRATEGIES.items() if "probs" not in s.needs)
 
 #: Ways to choose the seed set.
-SEED_STRATEGIES = ("random", "stratified", "kcenter")
+SEED_STRATEGIES = ("random", "stratified", "kcenter", "typiclust")
 
 
 # --------------------------------------------------------------------------- helpers

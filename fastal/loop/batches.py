@@ -13,7 +13,8 @@ from ._common import (SEED_STRATEGIES, STRATEGIES, _check_int, _dense_embeddings
                       _strategy_name)
 
 
-def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, **options) -> np.ndarray:
+def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, info=None,
+                  **options) -> np.ndarray:
     """Pool positions of the next ``k`` rows to label, by ``strategy``.
 
     This is the one place strategy names are resolved.
@@ -33,10 +34,15 @@ def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, **options) -> np.
         Batch size, ``1 <= k <=`` number of unpicked rows.
     rng : numpy.random.Generator
         The loop's generator; every random choice draws from it.
+    info : dict, optional
+        Filled with ``n_scored``: how many pool rows the strategy needed the model's
+        probabilities for (0 for model-free strategies, the candidates with
+        ``candidates=``, else the whole pool).
     **options
         ``beta`` (int, default 10) for ``"uncertain_kcenter"``: the k-center step picks
         among the ``beta * k`` highest-margin unlabeled rows. ``metric`` (``"l2"`` or
-        ``"cosine"``) for the k-center strategies.
+        ``"cosine"``) for the k-center strategies. ``candidates`` / ``knn`` (SEALS) for any
+        strategy, see :func:`fastal.select`.
 
     Returns
     -------
@@ -47,8 +53,10 @@ def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, **options) -> np.
     if k > unlabeled.size:
         raise FastalError(f"batch size {k} is larger than the remaining pool "
                           f"({unlabeled.size} unlabeled rows)")
+    info = {} if info is None else info
     if callable(strategy):
         picked = np.asarray(strategy(probs, X, labeled_mask, k, rng))
+        info["n_scored"] = labeled_mask.shape[0]
         return _check_custom_pick(picked, labeled_mask, k, _strategy_name(strategy))
     from ..select import select
 
@@ -59,8 +67,12 @@ def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, **options) -> np.
         data, extra = X, ({"probs": probs} if "probs" in spec.needs else {})
     else:
         data, extra = (probs if probs is not None else labeled_mask), {}
-    return select(data, k, strategy, labeled=labeled_mask, seed=seed, **extra,
-                  **options).indices.astype(np.int64)
+    selection = select(data, k, strategy, labeled=labeled_mask, seed=seed, **extra, **options)
+    if "n_candidates" in selection.extra:
+        info["n_scored"] = selection.extra["n_candidates"]
+    else:
+        info["n_scored"] = labeled_mask.shape[0] if "probs" in spec.needs else 0
+    return selection.indices.astype(np.int64)
 
 
 def _check_custom_pick(picked, labeled_mask, k, name):
@@ -87,7 +99,8 @@ def initial_positions(kind, n, *, n_pool, X=None, y=None, rng, metric="l2") -> n
     ``"random"``: uniform without replacement. ``"stratified"``: ``y`` is required; each class
     gets a share proportional to its frequency (largest remainders), at least one row per
     class when ``n`` allows. ``"kcenter"``: greedy k-center on ``X`` from a random first row
-    (a cold start that needs no labels).
+    (a cold start that needs no labels). ``"typiclust"``: the most typical row of each of
+    ``n`` k-means clusters of ``X`` (Hacohen et al., 2022; a cold start for small budgets).
     """
     if kind not in SEED_STRATEGIES:
         raise FastalError(f"seed_strategy must be one of {', '.join(SEED_STRATEGIES)}; "
@@ -100,6 +113,11 @@ def initial_positions(kind, n, *, n_pool, X=None, y=None, rng, metric="l2") -> n
 
         X = _dense_embeddings(X, "X (embeddings)")
         return kcenter(X, n, metric=metric, seed=int(rng.integers(2**31))).indices
+    if kind == "typiclust":
+        from ..diversity import typiclust
+
+        X = _dense_embeddings(X, "X (embeddings)")
+        return np.sort(typiclust(X, n, seed=int(rng.integers(2**31))).indices)
     if y is None:
         raise FastalError("seed_strategy='stratified' needs the labels of the pool (as in a "
                           "simulation); with a human annotator pass labeled=(positions, "

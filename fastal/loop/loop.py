@@ -58,7 +58,9 @@ class RoundRecord:
     agreement with the previous model on the stop set (None without one or at the first
     model); ``uncertainty`` the mean uncertainty score over the unlabeled pool; times are
     seconds of the user's training (``fit_seconds``), of predicting the pool
-    (``predict_seconds``) and of fastal's selection (``select_seconds``).
+    (``predict_seconds``) and of fastal's selection (``select_seconds``); ``n_scored`` the
+    pool rows whose probabilities the strategy needed (fewer than the pool with
+    ``candidates="knn"``, 0 for model-free strategies).
     """
 
     round: int
@@ -70,6 +72,7 @@ class RoundRecord:
     predict_seconds: float
     select_seconds: float
     n_selected: int
+    n_scored: int = 0
 
 
 class ActiveLoop(_StoppingRules):
@@ -97,8 +100,8 @@ class ActiveLoop(_StoppingRules):
         Labels known before the loop starts (recorded as round 0, not asked).
     seed_size : int, default 0
         Size of a seed batch chosen without a model, when ``labeled`` is not given.
-    seed_strategy : {"random", "kcenter"}, default "random"
-        How the seed batch is chosen ("kcenter": a cold start on ``embeddings``).
+    seed_strategy : {"random", "kcenter", "typiclust"}, default "random"
+        How the seed batch is chosen ("kcenter", "typiclust": cold starts on ``embeddings``).
     classes : array-like, optional
         The declared classes; labels outside them are refused.
     ids : array-like (N,), optional
@@ -118,7 +121,8 @@ class ActiveLoop(_StoppingRules):
     metric : "accuracy" or callable(y_true, y_pred) -> float, default "accuracy"
     stop_set : array (M, features), optional
         Fixed unlabeled rows for the stabilising-predictions criterion (default: up to
-        1,000 pool rows drawn with ``seed`` when ``kappa_threshold`` is given).
+        1,000 pool rows drawn with ``seed`` when ``kappa_threshold`` is given). Given without
+        ``kappa_threshold``, the kappas are recorded in :attr:`history` but stop nothing.
     kappa_threshold : float, optional
         Stop when the mean Cohen's kappa between successive models' predictions on the stop
         set, over the last ``kappa_window`` retrainings, is at least this (Bloodgood &
@@ -193,7 +197,7 @@ class ActiveLoop(_StoppingRules):
             raise FastalError(f"ids must have shape ({self.n_pool},) (one per pool row); "
                               f"got {self.ids.shape}")
         if embeddings is None and (_needs_embeddings(self.strategy)
-                                   or seed_strategy == "kcenter"):
+                                   or seed_strategy in ("kcenter", "typiclust")):
             embeddings = _dense_embeddings(X, "X")
         if embeddings is not None:
             embeddings = np.asarray(embeddings)
@@ -201,6 +205,15 @@ class ActiveLoop(_StoppingRules):
                 raise FastalError(f"embeddings must have shape ({self.n_pool}, d); "
                                   f"got {embeddings.shape}")
         self.embeddings = embeddings
+        if isinstance(self.strategy_options.get("candidates"), str) \
+                and self.strategy_options["candidates"] == "knn":
+            # SEALS: one neighbour index for the whole loop, searched only for new labels.
+            from ..diversity.seals import KnnCandidates
+
+            source = embeddings if embeddings is not None else _dense_embeddings(X, "X")
+            self.strategy_options["candidates"] = KnnCandidates(
+                source, self.strategy_options.pop("knn", 100),
+                self.strategy_options.get("metric", "l2"))
         self.budget = None if budget is None else _check_int(budget, "budget", 1)
         self.max_rounds = None if max_rounds is None else _check_int(max_rounds, "max_rounds", 1)
         self.allow_stale = bool(allow_stale)
@@ -231,9 +244,9 @@ class ActiveLoop(_StoppingRules):
         self.seed_strategy = seed_strategy
         self.seed_size = _check_int(seed_size, "seed_size", 0, self.n_pool)
         if labeled is None and self.seed_size:
-            if seed_strategy not in ("random", "kcenter"):
-                raise FastalError("seed_strategy must be 'random' or 'kcenter' in a loop "
-                                  "without known labels (stratified needs labels: pass "
+            if seed_strategy not in ("random", "kcenter", "typiclust"):
+                raise FastalError("seed_strategy must be 'random', 'kcenter' or 'typiclust' in "
+                                  "a loop without known labels (stratified needs labels: pass "
                                   f"labeled=(positions, labels)); got {seed_strategy!r}")
         if labeled is None and self.seed_size == 0 and needs_model(self.strategy):
             raise FastalError(f"the seed set is empty and strategy {self.strategy_name!r} "
@@ -388,13 +401,15 @@ class ActiveLoop(_StoppingRules):
         # A callable gets the embeddings when given, else the pool as the model sees it.
         features = self.embeddings if self.embeddings is not None or not callable(self.strategy) \
             else self.X
+        info = {}
         positions = _select_batch(self.strategy, probs=self._probs, X=features,
-                                  labeled_mask=out, k=k, rng=self._rng,
+                                  labeled_mask=out, k=k, rng=self._rng, info=info,
                                   **self.strategy_options)
         select_seconds = time.perf_counter() - t0
         self.round += 1
         self.history.append(RoundRecord(self.round, self.n_labeled, *stats,
-                                        select_seconds=select_seconds, n_selected=k))
+                                        select_seconds=select_seconds, n_selected=k,
+                                        n_scored=int(info.get("n_scored", 0))))
         return self._hand_out(positions, self.strategy_name)
 
     def fit(self):

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .._errors import FastalError
+from .._errors import DataError, FastalError
 from ..scoring import UNCERTAINTY_METHODS
 from ._common import _check_fraction, _check_int, _n_rows, _rows
 
@@ -77,6 +77,9 @@ class _StoppingRules:
                 sub = np.random.default_rng(self._rng.integers(2**63))
                 size = min(1000, self.n_pool)
                 stop_set = _rows(self.X, np.sort(sub.choice(self.n_pool, size, replace=False)))
+        if stop_set is not None:
+            # Without a threshold the kappas are still recorded (history), for a rule
+            # evaluated afterwards (see stopping_points).
             _n_rows(stop_set, "stop_set")
             self.stop_set = stop_set
         self.uncertainty_threshold = None
@@ -107,3 +110,66 @@ class _StoppingRules:
                 and uncertainty < self.uncertainty_threshold:
             return "low_uncertainty"
         return None
+
+
+def stopping_points(label_counts, metric, kappa=None, uncertainty=None, *,
+                    kappa_threshold=0.99, kappa_window=3, uncertainty_thresholds=(0.1,)):
+    """Where each stopping rule would have stopped runs that went to the full budget.
+
+    The rules are those of :class:`ActiveLoop`, checked after every retraining exactly as it
+    checks them, on curves recorded by :func:`fastal.simulate` (which records ``kappa`` on a
+    stop set and the pool's mean ``uncertainty`` without stopping).
+
+    Parameters
+    ----------
+    label_counts : array (T,)
+    metric : array (R, T)
+        Test metric of each repeat at each point.
+    kappa : array (R, T), optional
+        Cohen's kappa of successive models on the stop set (NaN at the first model).
+    uncertainty : array (R, T), optional
+        Mean least-confidence score of the unlabeled pool.
+    kappa_threshold, kappa_window
+        The stabilising-predictions rule (Bloodgood & Vijay-Shanker, 2009: 0.99 over 3).
+    uncertainty_thresholds : sequence of float
+        One overall-uncertainty rule per threshold (stop once the mean is below it).
+
+    Returns
+    -------
+    dict rule name -> (labels (R,), metric (R,), fired (R,) bool)
+        Labels and metric of the model at the stop; runs where the rule never fired stop at
+        the budget (``fired`` False). ``"budget"`` is the reference (always at the end).
+    """
+    counts = np.asarray(label_counts)
+    metric = np.atleast_2d(np.asarray(metric, dtype=np.float64))
+    R, T = metric.shape
+    if counts.shape != (T,):
+        raise DataError(f"label_counts must have {T} points like metric; got {counts.shape}")
+
+    def stop_at(fires):
+        labels, values, fired = np.empty(R), np.empty(R), np.zeros(R, dtype=bool)
+        for r in range(R):
+            hit = np.flatnonzero(fires[r])
+            t = int(hit[0]) if hit.size else T - 1
+            fired[r] = bool(hit.size)
+            labels[r], values[r] = counts[t], metric[r, t]
+        return labels, values, fired
+
+    out = {"budget": stop_at(np.zeros((R, T), dtype=bool))}
+    if kappa is not None:
+        kappa = np.atleast_2d(np.asarray(kappa, dtype=np.float64))
+        fires = np.zeros((R, T), dtype=bool)
+        for t in range(T):
+            window = kappa[:, max(0, t - kappa_window + 1): t + 1]
+            if window.shape[1] == kappa_window:
+                complete = ~np.isnan(window).any(axis=1)
+                fires[:, t] = complete & (np.nan_to_num(window).mean(axis=1) >= kappa_threshold)
+        out[f"stable predictions (kappa >= {kappa_threshold:g} over {kappa_window})"] = \
+            stop_at(fires)
+    if uncertainty is not None:
+        uncertainty = np.atleast_2d(np.asarray(uncertainty, dtype=np.float64))
+        for threshold in uncertainty_thresholds:
+            with np.errstate(invalid="ignore"):
+                fires = uncertainty < threshold
+            out[f"overall uncertainty < {threshold:g}"] = stop_at(fires)
+    return out
