@@ -13,6 +13,7 @@ import sys
 from .. import __version__
 from .._errors import FastalError
 from . import demo, listing, score, select
+from . import simulate
 from ._common import METHOD_HELP
 
 # name -> (module with add_parser, runner). Order = order in `fastal --help`.
@@ -20,6 +21,7 @@ _COMMANDS = {
     "score": score.run,
     "select": select.run,
     "demo": demo.run,
+    "simulate": simulate.run,
     "strategies": listing.run_strategies,
     "methods": listing.run_methods,
 }
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_parser(sub)
     select.add_parser(sub)
     demo.add_parser(sub)
+    simulate.add_parser(sub)
     listing.add_parsers(sub)
     return parser
 

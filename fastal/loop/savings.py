@@ -90,10 +90,11 @@ def _check_rate(value, name):
 
 
 def money(amount) -> str:
-    """``1800.0`` -> ``"$1,800"`` (cents only below $100)."""
+    """``1800.0`` -> ``"$1,800"``; cents only for amounts below $100 that have them."""
     sign = "-" if amount < 0 else ""
     amount = abs(float(amount))
-    return f"{sign}${amount:,.2f}" if amount < 100 else f"{sign}${amount:,.0f}"
+    cents = amount < 100 and abs(amount - round(amount)) >= 0.005
+    return f"{sign}${amount:,.2f}" if cents else f"{sign}${amount:,.0f}"
 
 
 @dataclass(frozen=True)
