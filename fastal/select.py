@@ -227,6 +227,15 @@ def _typiclust(pool: _Pool, k, n_neighbors=20):
                      n_neighbors=n_neighbors)
 
 
+@_register("auto", ("probs",), ("embeddings",),
+           "adaptive: margin sampling, or BADGE (needs embeddings=) for a weak model over "
+           "many classes; the rule was chosen by measurement (fastal.adaptive)")
+def _auto(pool: _Pool, k, embeddings=None):
+    from .adaptive import auto
+
+    return auto(pool, k, embeddings=embeddings)
+
+
 def _n_rows(data, what, column=None):
     if _is_table_or_path(data):
         from .io import as_source

@@ -170,6 +170,8 @@ def select_among_candidates(select, data, k, strategy, *, candidates, knn, probs
     else:
         # Scores alone: the labeled rows' probabilities are never needed.
         sub, inner_labeled = chosen, None
+    if options.get("embeddings") is not None:  # auto's optional embeddings: the same rows
+        options["embeddings"] = to_numpy(options["embeddings"], "embeddings")[sub]
     inner = select(data[sub], k, strategy, probs=None if probs is None else probs[sub],
                    labeled=inner_labeled, seed=seed, from_logits=from_logits,
                    chunk_rows=chunk_rows, **options)

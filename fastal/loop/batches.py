@@ -67,6 +67,8 @@ def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, info=None,
         data, extra = X, ({"probs": probs} if "probs" in spec.needs else {})
     else:
         data, extra = (probs if probs is not None else labeled_mask), {}
+        if "embeddings" in spec.options and X is not None and "embeddings" not in options:
+            extra = {"embeddings": X}  # auto: optional embeddings
     selection = select(data, k, strategy, labeled=labeled_mask, seed=seed, **extra, **options)
     if "n_candidates" in selection.extra:
         info["n_scored"] = selection.extra["n_candidates"]

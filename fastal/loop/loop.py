@@ -199,6 +199,8 @@ class ActiveLoop(_StoppingRules):
         if embeddings is None and (_needs_embeddings(self.strategy)
                                    or seed_strategy in ("kcenter", "typiclust")):
             embeddings = _dense_embeddings(X, "X")
+        if embeddings is None and self.strategy == "auto" and isinstance(X, np.ndarray):
+            embeddings = X  # auto uses them when they help, and runs without them
         if embeddings is not None:
             embeddings = np.asarray(embeddings)
             if embeddings.ndim != 2 or embeddings.shape[0] != self.n_pool:
