@@ -377,6 +377,9 @@ def section(setting, result, metas, args):
     data_name, seed_size, batch, budget, budgets = SETTINGS[setting]
     metric_names = ["accuracy"] + list(result.metrics)
     describe = next(iter(metas.values()))["params"].get("describe", "")
+    if metas.get("auto", {}).get("identical_to") == "margin":
+        describe += (" `auto`'s rule names margin in every round here, so its run is "
+                     "margin's (reused).")
     minutes = sum(m["seconds"] for m in metas.values()) / 60
     lines = [f"## {NAMES[data_name]}, batches of {batch}", "", describe, "",
              f"Seed set {seed_size} random rows (the same for every strategy within a repeat, "
@@ -471,6 +474,30 @@ def section(setting, result, metas, args):
     return "\n".join(lines)
 
 
+NOTES = """## How to read this
+
+- In repeat r every strategy starts from the same random seed set and gets the same seed, so
+  differences between strategies are paired; standard errors are over repeats, and the
+  difference to random is taken repeat by repeat before averaging (its SE is the paired SE).
+- *Labels saved* reads the mean learning curves: random's mean metric at a budget is the
+  target, and a strategy needs the labels where its mean curve first reaches it (linear
+  interpolation). "not reached" means never within the budget. Random's own row can show a
+  small saving: its mean curve is not monotone.
+- *AULC* is the area under a repeat's curve from the seed set to the budget divided by that
+  range: the mean metric over the labelled range. A strategy **loses to random** when its
+  paired AULC difference is more than one SE below zero.
+- `auto` delegates to margin or BADGE by a rule (fastal/adaptive.py). Where the rule names
+  margin in every round of a setting, auto's run *is* margin's (same picks, same seed);
+  the benchmark then reuses margin's run, marked in the per-setting notes.
+- `typiclust+margin`: TypiClust chooses the seed set (a cold start without labels), then
+  margin; `+seals`: the strategy runs on SEALS candidate pools (knn = 100 neighbours of each
+  labeled row), the rest of the pool is never scored.
+- Times are per round: `fastal selection` is the strategy's call; `model fit` and
+  `predict pool` are the user's logistic regression (one BLAS thread). Scoring the test set
+  for the curves and the stop set for kappa is not counted.
+"""
+
+
 def report(settings, rows, args, command):
     import numba
 
@@ -518,6 +545,19 @@ def report(settings, rows, args, command):
                         f"{'yes' if c['ok_best'] else '**no**'} | {c['d_random']:+.4f} ± "
                         f"{c['se_random']:.4f} | {'yes' if c['ok_random'] else '**no**'} |")
         head.append("")
+    missing = []
+    for setting in settings:
+        result, _ = combine(setting, rows, args)
+        have = set(result.strategies) if result is not None else set()
+        lack = [r for r in rows if r not in have]
+        if lack:
+            missing.append(f"| {setting} | {', '.join(lack) if len(lack) < len(rows) else 'all'} |")
+    if missing:
+        head += ["## Not measured (yet)", "",
+                 "Rows of this table were not run on the machine's budget; "
+                 "`python bench/label_efficiency.py --run` fills them in.", "",
+                 "| setting | rows missing |", "|---|---|"] + missing + [""]
+    head += [NOTES, ""]
     head += ["## Summary: labels saved vs random and AULC difference (mean over repeats)", "",
              f"Default strategy: `{DEFAULT_STRATEGY}`. Saved = fewer labels than random to reach "
              "random's accuracy at that budget; AULC difference paired, ± one standard error; "

@@ -11,8 +11,8 @@ from fastal.diversity.badge import badge
 @pytest.fixture(scope="module")
 def pool():
     rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.full(20, 0.3), size=800).astype(np.float32)
-    embeddings = rng.normal(size=(800, 5)).astype(np.float32)
+    probs = rng.dirichlet(np.full(20, 0.3), size=2000).astype(np.float32)
+    embeddings = rng.normal(size=(2000, 5)).astype(np.float32)
     return probs, embeddings
 
 
@@ -38,12 +38,16 @@ def test_auto_follows_its_rule(pool):
     assert sel.extra["chosen"] == "margin"
 
 
-@pytest.mark.parametrize("n_classes, n_labeled, has_embeddings, expected", [
-    (20, 100, True, "badge"), (20, 100, False, "margin"), (10, 100, True, "margin"),
-    (2, 10, True, "margin"), (20, 20 * adaptive.LABELS_PER_CLASS, True, "margin"),
+@pytest.mark.parametrize("n_classes, n_labeled, k, has_embeddings, expected", [
+    (20, 100, 100, True, "badge"), (20, 100, 100, False, "margin"),
+    (10, 100, 100, True, "margin"), (2, 10, 100, True, "margin"),
+    (20, 20 * adaptive.LABELS_PER_CLASS, 100, True, "margin"),
+    (20, 1000, 1000, True, "badge"),     # 50 per class, but a batch as large as the set
+    (20, 2000, 1000, True, "margin"),    # a batch of half the labeled set: margin
+    (10, 1000, 1000, True, "margin"),    # few classes: margin whatever the batch
 ])
-def test_choose(n_classes, n_labeled, has_embeddings, expected):
-    got, reason = adaptive.choose(n_classes=n_classes, n_labeled=n_labeled, k=100,
+def test_choose(n_classes, n_labeled, k, has_embeddings, expected):
+    got, reason = adaptive.choose(n_classes=n_classes, n_labeled=n_labeled, k=k,
                                   has_embeddings=has_embeddings)
     assert got == expected and reason
 
