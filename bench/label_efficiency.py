@@ -226,7 +226,11 @@ def _save(path, result, seconds):
         arrays["kappa"] = result.kappa[0]
     for name, values in result.metrics.items():
         arrays[f"metric_{name}"] = values[0]
-    meta = dict(params=result.params, seconds=seconds, commit=_commit())
+    import numba
+
+    meta = dict(params=result.params, seconds=seconds, commit=_commit(),
+                numba_threads=numba.get_num_threads(),
+                blas_env=os.environ.get("OPENBLAS_NUM_THREADS", ""))
     tmp = path + ".tmp.npz"
     np.savez(tmp, meta=json.dumps(meta, default=str), **arrays)
     os.replace(tmp, path)
@@ -499,9 +503,7 @@ NOTES = """## How to read this
 
 
 def report(settings, rows, args, command):
-    import numba
-
-    parts, summary, checks = [], [], []
+    parts, summary, checks, threads = [], [], [], set()
     for setting in settings:
         result, metas = combine(setting, rows, args)
         if result is None or len(result.strategies) < 2:
@@ -522,7 +524,9 @@ def report(settings, rows, args, command):
                            f"{aulc.diff[i]:+.4f} ± {aulc.diff_se[i]:.4f} | {verdict} |")
         check = default_check(result)
         if check:
+            check["reused"] = metas.get("auto", {}).get("identical_to") == "margin"
             checks.append((setting, check))
+        threads.update(str(m["numba_threads"]) for m in metas.values() if "numba_threads" in m)
         if metric:
             check = default_check(result, metric)
             if check:
@@ -530,7 +534,8 @@ def report(settings, rows, args, command):
     head = ["# Label efficiency: every strategy vs random sampling, across settings", "",
             f"Command: `{command}`  ",
             f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-            f"shared with other jobs; Numba threads {numba.get_num_threads()}, one BLAS thread "
+            "shared with other jobs; runs under `nice -n 10` with NUMBA_NUM_THREADS=1 "
+            f"(recorded: {', '.join(sorted(threads)) or 'not recorded'}) and one BLAS thread "
             "for the model. Produced by `bench/label_efficiency.py` with `fastal.simulate`; "
             "curves in `bench/plots/`.", ""]
     if checks:
@@ -541,7 +546,8 @@ def report(settings, rows, args, command):
                  "| setting | better of margin/BADGE | auto - it (± SE) | bar | auto - random "
                  "(± SE) | not below random |", "|---|---|---|---|---|---|"]
         for setting, c in checks:
-            head.append(f"| {setting} | {c['best']} | {c['d_best']:+.4f} ± {c['se_best']:.4f} | "
+            same = " (auto = margin here)" if c.get("reused") else ""
+            head.append(f"| {setting}{same} | {c['best']} | {c['d_best']:+.4f} ± {c['se_best']:.4f} | "
                         f"{'yes' if c['ok_best'] else '**no**'} | {c['d_random']:+.4f} ± "
                         f"{c['se_random']:.4f} | {'yes' if c['ok_random'] else '**no**'} |")
         head.append("")

@@ -13,9 +13,8 @@ from .._validation import check_int, make_rng
 #: ``strategy(probs, X, labeled_mask, k, rng) -> positions`` is accepted too.
 from ..select import STRATEGIES  # noqa: E402  (the one registry, shared with fastal.select)
 
-#: The default strategy, chosen by measurement (bench/label_efficiency.md): margin sampling
-#: saved the most labels on Fashion-MNIST and never lost to random sampling.
-DEFAULT_STRATEGY = "margin"
+#: The default strategy: the one ``fastal.select`` uses (see ``fastal.select.DEFAULT_STRATEGY``).
+from ..select import DEFAULT_STRATEGY  # noqa: E402,F401
 
 #: Strategies that need no model (usable for the seed set / a cold start).
 MODEL_FREE_STRATEGIES = tuple(n for n, s in STRATEGIES.items() if "probs" not in s.needs)
