@@ -131,7 +131,11 @@ def simulation(out_dir="fastal-demo", *, repeats: int = 3, out=None, progress: b
               f"({len(y):,} pool rows, {repeats} repeats, {seconds:.0f} s)\n", file=out)
         print(table.to_markdown(), file=out)
         print("", file=out)
-        for line in table.sentences(DEFAULT_STRATEGY):
+        shown = DEFAULT_STRATEGY if DEFAULT_STRATEGY in strategies else "margin"
+        if shown != DEFAULT_STRATEGY:
+            print(f"(the default, {DEFAULT_STRATEGY}, runs margin sampling on this "
+                  f"{np.unique(y).size}-class data)", file=out)
+        for line in table.sentences(shown):
             print(f"- {line}", file=out)
         print(f"\ncurves: {png}", file=out)
         results[name] = result

@@ -35,3 +35,4 @@ def test_simulation_prints_money_and_time_saved(monkeypatch, tmp_path):
             "labels saved (+50.0 %) = $15,000 at $100 per label, 1.5 annotator-hours at 36 s "
             "per label") in text
     assert "money saved @300" in text and (tmp_path / "digits.png").exists()
+    assert "(the default, auto, runs margin sampling on this 10-class data)" in text

@@ -21,7 +21,7 @@ def add_parser(sub):
         epilog="example:\n  fastal select pool.parquet --strategy uncertain_kcenter --k 100 "
                "--column emb --probs-column probs --labeled labeled.txt --out batch.parquet")
     select.add_argument("pool", metavar="POOL")
-    select.add_argument("--strategy", default=None, help="strategy name (default: margin)")
+    select.add_argument("--strategy", default=None, help="strategy name (default: auto)")
     select.add_argument("--k", type=int, required=True, help="batch size")
     select.add_argument("--column", help="embeddings column (probabilities for uncertainty "
                                          "strategies); default: the only list column")

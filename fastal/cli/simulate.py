@@ -38,9 +38,9 @@ def add_parser(sub):
                                         "every numeric column but the label)")
     sim.add_argument("--embedding-column", help="a list column holding one vector per row, "
                                                 "instead of --features")
-    sim.add_argument("--strategies", default="margin,badge",
+    sim.add_argument("--strategies", default="auto,margin,badge",
                      help="comma-separated strategies compared with random (default "
-                          "margin,badge; `fastal strategies` lists them)")
+                          "auto,margin,badge; `fastal strategies` lists them)")
     sim.add_argument("--budget", type=int, help="labels per run (default: half the pool, "
                                                 "at most 2,000)")
     sim.add_argument("--batch-size", type=int, help="labels per round (default budget/20)")

@@ -92,7 +92,7 @@ class ActiveLoop(_StoppingRules):
         ``classes`` (or the sorted labels seen so far).
     X : array (N, features) or scipy sparse matrix
         The pool, as the model takes it.
-    strategy : str or callable, default "margin"
+    strategy : str or callable, default "auto"
         See :data:`STRATEGIES`; a callable ``strategy(probs, X, labeled_mask, k, rng)``.
     batch_size : int, default 100
         Rows per batch (the last batch is cut to the budget or the remaining pool).
