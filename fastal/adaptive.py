@@ -55,9 +55,14 @@ def auto(pool, k, embeddings=None):
     """The ``auto`` strategy of :func:`fastal.select` (``pool`` is its private ``_Pool``)."""
     from .select import STRATEGIES
 
-    probs = pool.probabilities()
-    strategy, reason = choose(n_classes=int(probs.shape[1]), n_labeled=int(pool.labeled.size),
-                              k=int(k), has_embeddings=embeddings is not None)
+    if embeddings is None:
+        # Margin's own path: streamed from files, never read whole into memory.
+        strategy, reason = choose(n_classes=0, n_labeled=0, k=int(k), has_embeddings=False)
+    else:
+        probs = pool.probabilities()
+        strategy, reason = choose(n_classes=int(probs.shape[1]),
+                                  n_labeled=int(pool.labeled.size), k=int(k),
+                                  has_embeddings=True)
     if strategy == "margin":
         inner = STRATEGIES["margin"].fn(pool, k)
     else:
