@@ -12,7 +12,7 @@ import sys
 
 from .. import __version__
 from .._errors import FastalError
-from . import demo, listing, score, select
+from . import demo, listing, project, score, select
 from . import simulate
 from ._common import METHOD_HELP
 
@@ -20,6 +20,7 @@ from ._common import METHOD_HELP
 _COMMANDS = {
     "score": score.run,
     "select": select.run,
+    **project.RUNNERS,
     "demo": demo.run,
     "simulate": simulate.run,
     "strategies": listing.run_strategies,
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     score.add_parser(sub)
     select.add_parser(sub)
+    project.add_parsers(sub)
     demo.add_parser(sub)
     simulate.add_parser(sub)
     listing.add_parsers(sub)
