@@ -42,11 +42,12 @@ def test_every_strategy_returns_k_distinct_unlabeled_rows(pool, strategy):
         np.testing.assert_array_equal(sel.indices, again.indices)  # deterministic under a seed
 
 
-def test_default_is_margin(pool):
+def test_default_is_auto_which_is_margin_without_embeddings(pool):
     X, probs = pool
-    assert fastal.DEFAULT_STRATEGY == "margin"
-    np.testing.assert_array_equal(fastal.select(probs, 10).indices,
-                                  fastal.top_k(probs, 10, "margin").indices)
+    assert fastal.DEFAULT_STRATEGY == "auto"
+    sel = fastal.select(probs, 10)
+    assert sel.method == "auto" and sel.extra["chosen"] == "margin"
+    np.testing.assert_array_equal(sel.indices, fastal.top_k(probs, 10, "margin").indices)
 
 
 @pytest.mark.parametrize("method", fastal.UNCERTAINTY_METHODS)

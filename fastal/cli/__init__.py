@@ -13,6 +13,7 @@ import sys
 from .. import __version__
 from .._errors import FastalError
 from . import demo, listing, project, score, select
+from . import simulate
 from ._common import METHOD_HELP
 
 # name -> (module with add_parser, runner). Order = order in `fastal --help`.
@@ -21,6 +22,7 @@ _COMMANDS = {
     "select": select.run,
     **project.RUNNERS,
     "demo": demo.run,
+    "simulate": simulate.run,
     "strategies": listing.run_strategies,
     "methods": listing.run_methods,
 }
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     select.add_parser(sub)
     project.add_parsers(sub)
     demo.add_parser(sub)
+    simulate.add_parser(sub)
     listing.add_parsers(sub)
     return parser
 

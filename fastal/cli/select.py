@@ -30,7 +30,7 @@ def add_parser(sub):
                "  fastal select run1 --k 1000 --outputs preds/round3.parquet\n"
                "  fastal select run1 --k 1000 --outputs preds/round3.parquet --dry-run")
     select.add_argument("pool", metavar="POOL|DIR")
-    select.add_argument("--strategy", default=None, help="strategy name (default: margin)")
+    select.add_argument("--strategy", default=None, help="strategy name (default: auto)")
     select.add_argument("--k", type=int, required=True, help="batch size")
     select.add_argument("--column", help="embeddings column (probabilities for uncertainty "
                                          "strategies); default: the only list column")
