@@ -9,6 +9,7 @@ import numpy as np
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import FastalError
 from .._kernels import kcenter as _k
+from .._kernels import kcenter_lazy as _lazy
 from .._selection import Selection
 from .._validation import check_int as _check_int
 from ..io.arrays import to_numpy
@@ -41,6 +42,17 @@ _NO_ROWS = np.empty(0, dtype=np.int64)
 _NO_GRID = np.empty((2, 0), dtype=np.float64)
 _NO_LEVELS = np.empty((0, 0), dtype=np.int16)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
+_PATHS = ("lazy", "grouped")
+# Lazy path (see _lazy_kcenter). The first band holds at least _LAZY_BAND_MIN rows and
+# _LAZY_BAND_PER_PICK per pick; each widening doubles it. Past _LAZY_MAX_BAND of the pool
+# the bounds are not pruning (the covering radius falls fast: clustered data), and the
+# triangle-inequality groups take over.
+_LAZY_BAND_MIN = 1024
+_LAZY_BAND_PER_PICK = 4
+_LAZY_MAX_BAND = 0.125
+_LAZY_SMALL_POOL = 1 << 15  # below this many rows the lazy path is never abandoned
+_LAZY_PROBES = 1  # lists searched per row for its upper bound
+_LAZY_SCAN_LABELED = 64  # up to this many labeled points, each row meets all of them
 
 
 def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None):
@@ -374,8 +386,13 @@ def _search_block(pool, begin, stop, inv_norm, cosine, shift, out):
 
 
 def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None,
-             n_groups=None, grouping=None, stats=None):
-    """``kcenter`` with the grouping exposed (tests, benchmarks).
+             n_groups=None, grouping=None, stats=None, path=None):
+    """``kcenter`` with the algorithm exposed (tests, benchmarks).
+
+    ``path``: ``"lazy"`` (band of upper bounds, ``_lazy_kcenter``; unweighted only, falls
+    back to ``"grouped"`` when the band grows past ``_LAZY_MAX_BAND`` of the pool),
+    ``"grouped"`` (triangle-inequality groups) or None (lazy unless ``weights`` or
+    ``grouping`` is given).
 
     ``grouping``: ``"labeled"`` (cells around the labeled points, split), ``"labeled-cells"``
     (the same cells, unsplit), ``"cells"`` (``n_groups`` cells around random pool rows,
@@ -387,11 +404,11 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     with small_search_blocks(query_block(pool.shape[0])):
         return _kcenter_run(pool, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
                             chunk_rows=chunk_rows, n_groups=n_groups, grouping=grouping,
-                            stats=stats)
+                            stats=stats, path=path)
 
 
 def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, grouping,
-                 stats):
+                 stats, path):
     """The body of ``_kcenter`` (FAISS's block sizes already set)."""
     pool = _as_embeddings(X, "X")
     n_pool, d = pool.shape
@@ -442,8 +459,32 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         return _metric_rows(lab_src[rows], lab_inv[rows] if cosine else None, cosine)
 
     rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
+    first_row = -1 if n_labeled else int(rng.integers(n_pool))
+
+    # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
+    # float32 |x|^2 + |y|^2 - 2 x.y accurate for data far from the origin. A float32 value,
+    # so that x - shift of float32 rows is exact-then-rounded once.
+    shift = np.zeros(d)
+    if n_labeled:
+        step = max(1, _CONVERT_VALUES // d)
+        for begin in range(0, n_labeled, step):
+            shift += labeled_points(begin, begin + step).sum(axis=0)
+        shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
 
     clock = _Clock()
+    if path is None:
+        path = "lazy" if w is None and grouping is None else "grouped"
+    if path not in _PATHS:
+        raise FastalError(f"path must be one of {_PATHS}; got {path!r}")
+    if path == "lazy":
+        if w is not None:
+            raise FastalError("path 'lazy' is unweighted; got weights")
+        sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
+                            first_row, shift, chunk, clock, stats)
+        if sel is not None:
+            return sel
+        clock.lap("lazy (abandoned)")
+
     if grouping is None:
         grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "cells"
     if grouping not in ("labeled", "labeled-cells", "cells") or (
@@ -464,16 +505,6 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         cell_rows = np.unique(
             np.random.default_rng(_GROUP_SEED).integers(n_pool, size=n_groups))
         n_groups = cell_rows.shape[0]
-    # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
-    # float32 |x|^2 + |y|^2 - 2 x.y accurate for data far from the origin. A float32 value,
-    # so that x - shift of float32 rows is exact-then-rounded once.
-    shift = np.zeros(d)
-    if n_labeled:
-        step = max(1, _CONVERT_VALUES // d)
-        for begin in range(0, n_labeled, step):
-            shift += labeled_points(begin, begin + step).sum(axis=0)
-        shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
-
     # Row state, 10 bytes per row: mindist (4, float32 rounded up), rowdist (2), perm (4).
     # The group label of each row lives in rowdist's buffer until the rows are sorted by
     # group (up to 65,535 groups; beyond, only when a caller asks for them, an int64 array).
@@ -544,7 +575,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     n_eval = 0
     for t in range(k):
         if t == 0 and not n_labeled:
-            row = int(rng.integers(n_pool))
+            row = first_row
             score = np.inf
             pos = int(_k.position_of(perm, row))
         else:
@@ -575,7 +606,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     clock.lap("picks")
 
     if stats is not None:
-        stats.update(n_groups=n_groups, grouping=grouping, row_evaluations=n_eval,
+        stats.update(path="grouped", n_groups=n_groups, grouping=grouping, row_evaluations=n_eval,
                      fallback_rows=n_fallback, seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
@@ -725,6 +756,181 @@ def _centroid_grid(pool, cosine, chunk):
     step = (hi - lo) / 65534.0
     step[step <= 0.0] = 1.0  # a constant coordinate: any step
     return np.stack([lo + 32767.0 * step, step])
+
+
+def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv, first_row,
+                  shift, chunk, clock, stats):
+    """Exact greedy k-center by lazy evaluation (``fastal._kernels.kcenter_lazy``), or None
+    when the band of candidate rows grows past ``_LAZY_MAX_BAND`` of the pool.
+
+    1. Every row gets an upper bound of its distance to the labeled set: the nearest of a few
+       candidates (the labeled points in the list of its nearest probe, about ``sqrt(L)``
+       probes), O(sqrt(L) d) per row instead of O(L d). Without a labeled set, the distance
+       to the first (random) pick, which is exact.
+    2. The rows with the largest bounds form the band: their exact distance to the labeled set
+       (FAISS candidates with the error certificate of ``_search_labeled``) and to the picks
+       so far is computed, and they enter a heap.
+    3. Picks come from the heap (``_lazy.lazy_picks``); a top row is compared only with the
+       picks it has not seen. When the exact top falls below the band's threshold, the band
+       is doubled (steps 2-3 again).
+    """
+    n_pool, d = pool.shape
+    n_labeled = lab_rows.shape[0]
+    # relative margin over the float64 summation error of a d-term sum of squares (any order)
+    inflate = 1.0 + (2 * d + 8) * 2.0**-53
+    upper = np.empty(n_pool, dtype=np.float32)
+    n_unlabeled = n_pool - (0 if positions is None else positions.size)
+    target = min(k + 1, n_unlabeled)  # one pick past k: the covering radius after pick k
+    picked = np.empty(target + 1, dtype=np.int64)
+    scores = np.empty(target + 1, dtype=np.float64)
+    t = 0
+    if n_labeled:
+        probes, list_offsets, members, n_probe = _probe_lists(lab_src, lab_rows, lab_inv,
+                                                              cosine)
+        _lazy.probe_upper(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv, probes,
+                          list_offsets, members, n_probe, inflate, upper)
+        if positions is not None:
+            upper[positions] = -1.0
+    else:
+        _lazy.distance_to_row(pool, inv_norm, cosine, first_row, inflate, upper)
+        upper[first_row] = -1.0
+        picked[0] = first_row
+        scores[0] = np.inf
+        t = 1
+    clock.lap("bounds")
+
+    hist = np.empty(1 << 16, dtype=np.int32)
+    # the band's heap: 16 bytes per band row (float64 key, int32 row and picks seen)
+    row_type = np.int32 if n_pool < 2**31 else np.int64
+    hkey = np.empty(0, dtype=np.float64)
+    hrow = np.empty(0, dtype=row_type)
+    hdone = np.empty(0, dtype=np.int32)
+    n_heap = 0
+    n_band = 0
+    theta = np.inf
+    evaluated = np.zeros(1, dtype=np.int64)
+    n_fallback = 0
+    widenings = 0
+    while True:
+        t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta,
+                                     picked, scores, t, target, evaluated)
+        if t == target:
+            break
+        # widen the band: at least double it
+        _lazy.upper_histogram(upper, hist)
+        want = max(_LAZY_BAND_MIN, _LAZY_BAND_PER_PICK * k, n_band)
+        bits, n_new = _lazy.band_threshold(hist, want)
+        new_theta = float(np.uint32(bits).view(np.float32))
+        n_new = int(n_new)
+        n_outside = int(hist.sum(dtype=np.int64))
+        if n_pool >= _LAZY_SMALL_POOL and n_band + n_new > _LAZY_MAX_BAND * n_pool:
+            if stats is not None:
+                stats.update(lazy_band_abandoned=n_band + n_new, lazy_picks_done=t)
+            return None
+        rows = np.empty(n_new, dtype=np.int64)
+        n_new = int(_lazy.take_band(upper, np.float32(new_theta), rows))
+        rows = rows[:n_new]
+        key = np.full(n_new, np.inf)
+        if n_labeled:
+            n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
+                                            lab_rows, lab_inv, chunk, key)
+        if t:
+            _lazy.rows_picked_mindist(pool, rows, inv_norm, cosine, picked, t, key)
+        if hkey.shape[0] < n_heap + n_new:
+            hkey, hrow, hdone = (_grown(a, n_heap, n_heap + n_new) for a in (hkey, hrow, hdone))
+        n_heap = int(_lazy.heap_push(hkey, hrow, hdone, n_heap, key, rows, t))
+        del rows, key
+        n_band += n_new
+        widenings += 1
+        # rows left outside have upper < new_theta; none left: the heap decides alone
+        theta = new_theta if n_outside > n_new else -np.inf
+        clock.lap("band")
+    clock.lap("picks")
+
+    indices = picked[:k].copy()
+    cover = np.empty(k, dtype=np.float64)
+    cover[:-1] = scores[1:k]
+    cover[-1] = scores[k] if target > k else 0.0
+    if stats is not None:
+        stats.update(path="lazy", band_rows=n_band, band_widenings=widenings,
+                     row_evaluations=int(evaluated[0]), fallback_rows=n_fallback,
+                     seconds=clock.laps)
+    return Selection(indices=indices, scores=scores[:k].astype(np.float32), method="kcenter",
+                     n_pool=n_pool, extra={"covering_radius": cover})
+
+
+def _grown(values, n_used, size):
+    """A larger array holding ``values[:n_used]``: at least ``size`` entries, and at least
+    double the old capacity (amortised growth)."""
+    out = np.empty(max(size, 2 * values.shape[0]), dtype=values.dtype)
+    out[:n_used] = values[:n_used]
+    return out
+
+
+def _probe_lists(lab_src, lab_rows, lab_inv, cosine):
+    """Lists of labeled points around about ``sqrt(L)`` probes (labeled points drawn with a
+    fixed seed), for ``_lazy.probe_upper``: ``(probes, list_offsets, members, n_probe)``.
+    Up to ``_LAZY_SCAN_LABELED`` points, every point is a probe (exact bounds)."""
+    n_labeled = lab_rows.shape[0]
+    if n_labeled <= _LAZY_SCAN_LABELED:
+        probes = np.arange(n_labeled, dtype=np.int64)
+        return probes, np.zeros(n_labeled + 1, dtype=np.int64), probes[:0], 0
+    n_probes = int(round(np.sqrt(_LAZY_PROBES * n_labeled)))
+    probes = np.sort(np.random.default_rng(_GROUP_SEED).choice(n_labeled, n_probes,
+                                                                replace=False))
+    label = np.empty(n_labeled, dtype=np.int64)
+    _lazy.assign_lists(lab_src, lab_rows, lab_inv, cosine, probes, label)
+    members = np.argsort(label, kind="stable").astype(np.int64)
+    list_offsets = np.zeros(n_probes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(label, minlength=n_probes), out=list_offsets[1:])
+    return probes, list_offsets, members, min(_LAZY_PROBES, n_probes)
+
+
+def _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, chunk,
+                      key):
+    """Lower ``key`` (float64, per entry of ``rows``) to each row's exact distance to the
+    labeled set: FAISS candidates and the error certificate of ``_search_labeled``, on the
+    gathered rows. Returns the number of rows rescanned exactly (fallbacks)."""
+    n_rows = rows.shape[0]
+    n_pool, d = pool.shape
+    n_labeled = lab_rows.shape[0]
+    if n_labeled <= _LAZY_SCAN_LABELED:
+        _lazy.rows_labeled_exact(pool, rows, inv_norm, cosine, lab_src, lab_rows, lab_inv, key)
+        return 0
+    err_coef = 2.0 * (d + 8) * _U32
+    lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
+    search_rows = _search_rows(chunk, d, n_pool)
+    block_rows = min(n_rows, search_rows * max(1, _KERNEL_ROWS // search_rows))
+    buf = np.empty((min(search_rows, n_rows), d), dtype=np.float32)
+    cand_buf = np.empty(block_rows * _N_CANDIDATES, dtype=np.int64)
+    cand_sq_buf = np.empty(block_rows * _N_CANDIDATES, dtype=np.float32)
+    fallback = np.zeros(block_rows, dtype=np.int32)
+    n_fallback = 0
+    for first in range(0, n_labeled, lab_chunk):
+        last = min(first + lab_chunk, n_labeled)
+        points = np.empty((last - first, d), dtype=np.float32)
+        norm_max = _shifted_points(lab_src, lab_rows[first:last], lab_inv, cosine, shift,
+                                   points)
+        n_cand = min(_N_CANDIDATES, last - first)
+        for outer in range(0, n_rows, block_rows):
+            outer_stop = min(outer + block_rows, n_rows)
+            size = outer_stop - outer
+            cand = cand_buf[:size * n_cand].reshape(size, n_cand)
+            cand_sq = cand_sq_buf[:size * n_cand].reshape(size, n_cand)
+            for begin in range(outer, outer_stop, search_rows):
+                stop = min(begin + search_rows, outer_stop)
+                block = buf[:stop - begin]
+                _shifted_points(pool, rows[begin:stop], inv_norm, cosine, shift, block)
+                knn_l2(block, points, n_cand, cand_sq[begin - outer:stop - outer],
+                       cand[begin - outer:stop - outer])
+            fallback[:size] = 0
+            _lazy.rows_labeled_mindist(pool, rows[outer:outer_stop], inv_norm, cosine, lab_src,
+                                       lab_rows[first:last], lab_inv, cand, cand_sq, shift,
+                                       norm_max, err_coef, key[outer:outer_stop],
+                                       fallback[:size])
+            n_fallback += int(fallback[:size].sum())
+        del points
+    return n_fallback
 
 
 class _Scratch:
