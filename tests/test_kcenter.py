@@ -222,14 +222,14 @@ def test_cosine_scale_invariance_and_duplicates_of_labeled_embeddings():
        centres=st.sampled_from(["budget", "levels", "rows"]),
        labeled_chunk=st.sampled_from([None, 3, 5]),
        path=st.sampled_from(["lazy", "grouped"]), band_min=st.sampled_from([1, 3, 1024]),
-       scan_labeled=st.sampled_from([0, 64]), probes=st.sampled_from([1, 2]))
+       scan_labeled=st.sampled_from([0, 64]))
 def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric, grid,
                                     n_groups, weighted, seed, grouping, centres,
-                                    labeled_chunk, path, band_min, scan_labeled, probes):
+                                    labeled_chunk, path, band_min, scan_labeled):
     # Also explores the grouping, the split groups' centres (int16 levels or member rows)
     # and the labeled set searched in chunks of a few points; for the lazy path, bands of
     # one or a few rows (many widenings), labeled lists (FAISS completion) or a full scan
-    # of the labeled set, one or two lists per row.
+    # of the labeled set (in chunks of a few points, when labeled_chunk is set).
     import importlib
     from unittest import mock
 
@@ -267,8 +267,7 @@ def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric,
                               module._LABELED_INDEX_ROW_BYTES if labeled_chunk is None else 0), \
             mock.patch.object(module, "_LAZY_BAND_MIN", band_min), \
             mock.patch.object(module, "_LAZY_BAND_PER_PICK", 0 if band_min < 1024 else 4), \
-            mock.patch.object(module, "_LAZY_SCAN_LABELED", scan_labeled), \
-            mock.patch.object(module, "_LAZY_PROBES", probes):
+            mock.patch.object(module, "_LAZY_SCAN_LABELED", scan_labeled):
         stats = {}
         sel = _kcenter(X, k, labeled=labeled, metric=metric, weights=weights,
                        n_groups=None if grouping == "labeled" else min(n_groups, n),
@@ -714,28 +713,28 @@ def test_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, monkeypatch):
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-@pytest.mark.parametrize("n_probe", [1, 2])
-def test_lazy_bounds_are_upper_bounds(metric, n_probe, monkeypatch):
+@pytest.mark.parametrize("budget", [None, 7])  # lists copied at once, or a few points at a time
+def test_lazy_bounds_are_upper_bounds(metric, budget, monkeypatch):
     # The bound of every row must be >= its exact float64 distance to the labeled set
     # (rounded up to float32, with a margin for the summation order), and reach it when the
     # nearest point is in the row's lists. Offset data: large norms, small distances.
-    from fastal._kernels import kcenter_lazy as lazy
-
     module = _lazy_module()
-    monkeypatch.setattr(module, "_LAZY_PROBES", n_probe)
+    if budget is not None:
+        monkeypatch.setattr(module, "_LABELED_INDEX_BYTES", budget * 4 * 7)
+        monkeypatch.setattr(module, "_LABELED_INDEX_ROW_BYTES", 0)
     rng = np.random.default_rng(32)
+    cosine = metric == "cosine"
     for offset in (0.0, 1e3):
         X = rng.normal(size=(4000, 7)) + offset
         lab_rows = rng.choice(4000, 400, replace=False).astype(np.int64)
-        P = X / np.linalg.norm(X, axis=1)[:, None] if metric == "cosine" else X
-        inv = (1.0 / np.sqrt((X * X).sum(axis=1))) if metric == "cosine" else np.empty(0)
-        cosine = metric == "cosine"
-        probes, offsets, members, used = module._probe_lists(X, lab_rows, inv, cosine)
-        assert used == n_probe and probes.size == round(np.sqrt(n_probe * 400))
-        assert np.array_equal(np.sort(members), np.arange(400))  # every point in one list
+        P = X / np.linalg.norm(X, axis=1)[:, None] if cosine else X
+        inv = (1.0 / np.sqrt((X * X).sum(axis=1))) if cosine else np.empty(0)
+        probes, offsets, members = module._probe_lists(X, lab_rows, inv, cosine)
+        assert probes.size == 20 and np.array_equal(np.sort(members), np.arange(400))
+        shift = P[lab_rows].mean(axis=0).astype(np.float32).astype(np.float64)
         upper = np.empty(4000, dtype=np.float32)
-        lazy.probe_upper(X, inv, cosine, X, lab_rows, inv, probes, offsets, members, used,
-                         1.0 + 30 * 2.0**-53, upper)
+        module._labeled_upper(X, inv, cosine, shift, X, lab_rows, inv, 1.0 + 30 * 2.0**-53,
+                              333, upper)
         sq = ((P[:, None, :] - P[lab_rows][None, :, :]) ** 2).sum(axis=2).min(axis=1)
         exact = sq / 2 if cosine else np.sqrt(sq)
         assert (upper.astype(np.float64) >= exact).all()

@@ -93,58 +93,18 @@ def heap_push(hkey, hrow, hdone, n, keys, rows, done):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def probe_upper(X, inv_norm, cosine, L, lab_rows, lab_inv, probes, list_offsets, members,
-                n_probe, inflate, upper):
-    """An upper bound of every row's distance to the labeled set, from a few candidates.
-
-    The labeled points ``L[lab_rows]`` are split into lists around ``probes`` (positions into
-    ``lab_rows``; list ``p`` is ``members[list_offsets[p]:list_offsets[p + 1]]``, also
-    positions, the probe itself included). Each row is compared with every probe, then with
-    the members of its ``n_probe`` nearest probes' lists; ``upper[i]`` is the smallest
-    distance found, inflated by ``inflate`` (a relative margin over the float64 summation
-    error, so that it bounds the same distance summed in any order) and rounded up to
-    float32. Any labeled point gives a valid bound; the lists only make it tight.
-    """
-    n_rows = X.shape[0]
-    n_probes = probes.shape[0]
-    n_tasks = (n_rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
-    for task in prange(n_tasks):
-        near_sq = np.empty(n_probe, dtype=np.float64)
-        near = np.empty(n_probe, dtype=np.int64)
-        for i in range(task * _ROWS_PER_TASK, min(n_rows, (task + 1) * _ROWS_PER_TASK)):
-            scale = inv_norm[i] if cosine else 1.0
-            n_near = 0
-            best = np.inf
-            for p in range(n_probes):
-                row = lab_rows[probes[p]]
-                sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
-                if sq < best:
-                    best = sq
-                if n_probe == 0:
-                    continue
-                # keep the n_probe nearest probes, sorted (insertion)
-                q = n_near
-                if q < n_probe:
-                    n_near += 1
-                elif sq >= near_sq[q - 1]:
-                    continue
-                else:
-                    q -= 1
-                while q > 0 and near_sq[q - 1] > sq:
-                    near_sq[q] = near_sq[q - 1]
-                    near[q] = near[q - 1]
-                    q -= 1
-                near_sq[q] = sq
-                near[q] = p
-            for a in range(n_near):
-                p = near[a]
-                for t in range(list_offsets[p], list_offsets[p + 1]):
-                    row = lab_rows[members[t]]
-                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0,
-                                  cosine)
-                    if sq < best:
-                        best = sq
-            upper[i] = _ceil32(_to_score_units(best, cosine) * inflate)
+def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
+    """``upper[r]``: the exact float64 distance of row ``start + r`` to labeled point
+    ``best[r]`` (a position into ``lab_rows``), inflated by ``inflate`` (a relative margin
+    over the float64 summation error, so that it bounds the same distance summed in any
+    order) and rounded up to float32. Any labeled point gives an upper bound of the row's
+    distance to the labeled set; FAISS's choice of ``best`` only makes it tight."""
+    for r in prange(best.shape[0]):
+        i = start + r
+        scale = inv_norm[i] if cosine else 1.0
+        row = lab_rows[best[r]]
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+        upper[r] = _ceil32(_to_score_units(sq, cosine) * inflate)
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -168,7 +128,7 @@ def assign_lists(L, lab_rows, lab_inv, cosine, probes, label):
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def distance_to_row(X, inv_norm, cosine, center, inflate, upper):
     """``upper[i]``: row ``i``'s distance to pool row ``center`` (the first, random pick
-    when there is no labeled set), inflated and rounded up to float32 (see ``probe_upper``)."""
+    when there is no labeled set), inflated and rounded up to float32 (see ``exact_upper``)."""
     c_scale = inv_norm[center] if cosine else 1.0
     for i in prange(X.shape[0]):
         scale = inv_norm[i] if cosine else 1.0

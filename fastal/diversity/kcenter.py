@@ -51,7 +51,7 @@ _LAZY_BAND_MIN = 1024
 _LAZY_BAND_PER_PICK = 4
 _LAZY_MAX_BAND = 0.125
 _LAZY_SMALL_POOL = 1 << 15  # below this many rows the lazy path is never abandoned
-_LAZY_PROBES = 1  # lists searched per row for its upper bound
+_LAZY_PROJECT_AFTER = 4  # picks before the band's growth per pick is projected
 _LAZY_SCAN_LABELED = 64  # up to this many labeled points, each row meets all of them
 
 
@@ -785,10 +785,8 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     scores = np.empty(target + 1, dtype=np.float64)
     t = 0
     if n_labeled:
-        probes, list_offsets, members, n_probe = _probe_lists(lab_src, lab_rows, lab_inv,
-                                                              cosine)
-        _lazy.probe_upper(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv, probes,
-                          list_offsets, members, n_probe, inflate, upper)
+        _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate,
+                       chunk, upper)
         if positions is not None:
             upper[positions] = -1.0
     else:
@@ -799,6 +797,7 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         t = 1
     clock.lap("bounds")
 
+    t_first = t
     hist = np.empty(1 << 16, dtype=np.int32)
     # the band's heap: 16 bytes per band row (float64 key, int32 row and picks seen)
     row_type = np.int32 if n_pool < 2**31 else np.int64
@@ -823,9 +822,18 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         new_theta = float(np.uint32(bits).view(np.float32))
         n_new = int(n_new)
         n_outside = int(hist.sum(dtype=np.int64))
-        if n_pool >= _LAZY_SMALL_POOL and n_band + n_new > _LAZY_MAX_BAND * n_pool:
+        # Measured pruning: the band needed so far per pick, projected to the last pick. On
+        # clustered data each pick empties a whole cluster from the top of the bounds and
+        # the band would grow to most of the pool: give up early, the groups prune there.
+        picks_seen = t - t_first
+        projected = n_band * (target - t_first) / max(picks_seen, 1)
+        if n_pool >= _LAZY_SMALL_POOL and (
+                n_band + n_new > _LAZY_MAX_BAND * n_pool
+                or (picks_seen >= _LAZY_PROJECT_AFTER
+                    and projected > _LAZY_MAX_BAND * n_pool)):
             if stats is not None:
-                stats.update(lazy_band_abandoned=n_band + n_new, lazy_picks_done=t)
+                stats.update(lazy_band_abandoned=n_band + n_new, lazy_picks_done=t,
+                             lazy_band_projected=int(projected))
             return None
         rows = np.empty(n_new, dtype=np.int64)
         n_new = int(_lazy.take_band(upper, np.float32(new_theta), rows))
@@ -869,13 +877,14 @@ def _grown(values, n_used, size):
 
 def _probe_lists(lab_src, lab_rows, lab_inv, cosine):
     """Lists of labeled points around about ``sqrt(L)`` probes (labeled points drawn with a
-    fixed seed), for ``_lazy.probe_upper``: ``(probes, list_offsets, members, n_probe)``.
-    Up to ``_LAZY_SCAN_LABELED`` points, every point is a probe (exact bounds)."""
+    fixed seed): ``(probes, list_offsets, members)``, positions into ``lab_rows``; list ``p``
+    is ``members[list_offsets[p]:list_offsets[p + 1]]`` (its probe included). Up to
+    ``_LAZY_SCAN_LABELED`` points, every point is a probe and the lists are empty."""
     n_labeled = lab_rows.shape[0]
     if n_labeled <= _LAZY_SCAN_LABELED:
         probes = np.arange(n_labeled, dtype=np.int64)
-        return probes, np.zeros(n_labeled + 1, dtype=np.int64), probes[:0], 0
-    n_probes = int(round(np.sqrt(_LAZY_PROBES * n_labeled)))
+        return probes, np.zeros(n_labeled + 1, dtype=np.int64), probes[:0]
+    n_probes = int(round(np.sqrt(n_labeled)))
     probes = np.sort(np.random.default_rng(_GROUP_SEED).choice(n_labeled, n_probes,
                                                                 replace=False))
     label = np.empty(n_labeled, dtype=np.int64)
@@ -883,7 +892,77 @@ def _probe_lists(lab_src, lab_rows, lab_inv, cosine):
     members = np.argsort(label, kind="stable").astype(np.int64)
     list_offsets = np.zeros(n_probes + 1, dtype=np.int64)
     np.cumsum(np.bincount(label, minlength=n_probes), out=list_offsets[1:])
-    return probes, list_offsets, members, min(_LAZY_PROBES, n_probes)
+    return probes, list_offsets, members
+
+
+def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate, chunk,
+                   upper):
+    """An upper bound of every row's distance to the labeled set into ``upper`` (float32,
+    rounded up): the exact distance to the nearest of a few candidates, the ``sqrt(L)``
+    probes and the list of the nearest probe (``_probe_lists``), chosen by FAISS's float32
+    search (O(sqrt(L) d) per row instead of O(L d); any candidate gives a valid bound,
+    FAISS's rounding only affects which one). Rows are handled in blocks, sorted by probe
+    inside each block; the lists are copied as float32 in groups of at most
+    ``max(512 KiB, 3 bytes per row)``."""
+    n_pool, d = pool.shape
+    probes, list_offsets, members = _probe_lists(lab_src, lab_rows, lab_inv, cosine)
+    n_probes = probes.shape[0]
+    probe_points = np.empty((n_probes, d), dtype=np.float32)
+    _shifted_points(lab_src, lab_rows[probes], lab_inv, cosine, shift, probe_points)
+    # consecutive lists whose points fit the budget (a larger list alone)
+    most = max(1, max(_LABELED_INDEX_BYTES, _LABELED_INDEX_ROW_BYTES * n_pool) // (4 * d))
+    groups = []
+    p0 = 0
+    while p0 < n_probes and members.shape[0]:
+        p1 = p0 + 1
+        while p1 < n_probes and list_offsets[p1 + 1] - list_offsets[p0] <= most:
+            p1 += 1
+        groups.append((p0, p1))
+        p0 = p1
+    kept = None  # the points of the only group, kept across blocks
+    search_rows = _search_rows(chunk, d, n_pool)
+    block_rows = search_rows * max(1, min(_KERNEL_ROWS, n_pool // 32) // search_rows)
+    buf = np.empty((min(search_rows, n_pool), d), dtype=np.float32)
+    found = np.empty((search_rows, 1), dtype=np.int64)
+    found_sq = np.empty((search_rows, 1), dtype=np.float32)
+    for begin in range(0, n_pool, block_rows):
+        stop = min(begin + block_rows, n_pool)
+        label = np.empty((stop - begin, 1), dtype=np.int64)
+        best_sq = np.empty((stop - begin, 1), dtype=np.float32)
+        for a in range(begin, stop, search_rows):
+            b = min(a + search_rows, stop)
+            block = _search_block(pool, a, b, inv_norm, cosine, shift, buf)
+            knn_l2(block, probe_points, 1, best_sq[a - begin:b - begin],
+                   label[a - begin:b - begin])
+        label = label[:, 0]
+        best_sq = best_sq[:, 0]
+        best = probes[label]
+        order = np.argsort(label, kind="stable")
+        runs = np.searchsorted(label[order], np.arange(n_probes + 1))
+        for p0, p1 in groups:
+            if kept is not None:
+                points = kept
+            else:
+                points = np.empty((list_offsets[p1] - list_offsets[p0], d), dtype=np.float32)
+                _shifted_points(lab_src, lab_rows[members[list_offsets[p0]:list_offsets[p1]]],
+                                lab_inv, cosine, shift, points)
+                if len(groups) == 1:
+                    kept = points
+            for p in range(p0, p1):
+                in_list = points[list_offsets[p] - list_offsets[p0]:
+                                 list_offsets[p + 1] - list_offsets[p0]]
+                rows = order[runs[p]:runs[p + 1]]
+                for a in range(0, rows.shape[0], search_rows):
+                    part = rows[a:a + search_rows]
+                    n = part.shape[0]
+                    _shifted_points(pool, part + begin, inv_norm, cosine, shift, buf[:n])
+                    knn_l2(buf[:n], in_list, 1, found_sq[:n], found[:n])
+                    closer = found_sq[:n, 0] < best_sq[part]
+                    best_sq[part[closer]] = found_sq[:n, 0][closer]
+                    best[part[closer]] = members[list_offsets[p] + found[:n, 0][closer]]
+            del points
+        _lazy.exact_upper(pool, begin, inv_norm, cosine, lab_src, lab_rows, lab_inv, best,
+                          inflate, upper[begin:stop])
 
 
 def _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, chunk,
