@@ -92,14 +92,17 @@ def heap_push(hkey, hrow, hdone, n, keys, rows, done):
     return n
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
     """``upper[r]``: the exact float64 distance of row ``start + r`` to labeled point
     ``best[r]`` (a position into ``lab_rows``), inflated by ``inflate`` (a relative margin
     over the float64 summation error, so that it bounds the same distance summed in any
     order) and rounded up to float32. Any labeled point gives an upper bound of the row's
-    distance to the labeled set; FAISS's choice of ``best`` only makes it tight."""
-    for r in prange(best.shape[0]):
+    distance to the labeled set; FAISS's choice of ``best`` only makes it tight.
+
+    Serial and without the GIL: the driver runs it on blocks of rows from several Python
+    threads (beside single-threaded FAISS searches)."""
+    for r in range(best.shape[0]):
         i = start + r
         scale = inv_norm[i] if cosine else 1.0
         row = lab_rows[best[r]]

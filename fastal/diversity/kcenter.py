@@ -934,8 +934,8 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
         shared = np.empty((members.shape[0], d), dtype=np.float32)
         _shifted_points(lab_src, lab_rows[members], lab_inv, cosine, shift, shared)
     search_rows = _search_rows(chunk, d, n_pool)
+    search_rows = max(1, search_rows // _BOUND_THREADS)  # one buffer per thread
     block_rows = search_rows * max(1, min(_BOUND_BLOCK_ROWS, n_pool // 64) // search_rows)
-    best = np.empty(n_pool, dtype=np.int32 if n_pool < 2**31 else np.int64)
 
     def run(first_block, step):
         buf = np.empty((min(search_rows, n_pool), d), dtype=np.float32)
@@ -977,7 +977,8 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
                         best_sq[part[closer]] = found_sq[:n, 0][closer]
                         mine[part[closer]] = members[list_offsets[p] + found[:n, 0][closer]]
                 del points
-            best[begin:stop] = mine
+            _lazy.exact_upper(pool, begin, inv_norm, cosine, lab_src, lab_rows, lab_inv, mine,
+                              inflate, upper[begin:stop])
 
     with single_threaded_faiss():
         n_blocks = -(-n_pool // block_rows)
@@ -988,8 +989,6 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
             with concurrent.futures.ThreadPoolExecutor(n_workers) as pool_of_threads:
                 for job in [pool_of_threads.submit(run, w, n_workers) for w in range(n_workers)]:
                     job.result()
-    _lazy.exact_upper(pool, 0, inv_norm, cosine, lab_src, lab_rows, lab_inv, best, inflate,
-                      upper)
 
 
 def _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, chunk,
