@@ -1,8 +1,12 @@
 """Compile-time switches shared by every kernel.
 
 One place for the fastmath flags (as stumpy does), so a precision problem has one switch.
-The flags allow reassociation (vectorised reductions), contraction (FMA) and approximate
-functions, but never ``nnan``/``ninf``: NaN and inf can reach a kernel and must be detected there.
+The flags allow reassociation (vectorised reductions) and approximate functions, but never
+``nnan``/``ninf`` (NaN and inf can reach a kernel and must be detected there) and never
+``contract``: contracting ``a * b + c`` into an FMA rounds once on CPUs that have FMA and
+twice on CPUs that do not, so the same row would score differently on two machines (found by
+the determinism matrix with ``NUMBA_CPU_NAME=generic``). Kernels that want FMA speed call
+``_kernels._math.fma``, which rounds once on every CPU.
 """
 
 import os
@@ -14,7 +18,7 @@ import os
 # set before the OpenMP runtime starts, hence at import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-FASTMATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
+FASTMATH = {"reassoc", "arcp", "nsz", "afn"}
 
 # Rows of probabilities must sum to 1 within this absolute tolerance and have no entry below
 # -PROBABILITY_TOLERANCE; anything else is rejected (the user is told to pass logits).

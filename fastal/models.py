@@ -1,7 +1,8 @@
 """Models that turn embeddings into scores, chunk by chunk: linear heads, committees, adapters.
 
-Thin and explicit: a :class:`LinearHead` is ``logits = X @ W + b`` (one BLAS GEMM per chunk),
-a :class:`Committee` stacks M heads into one GEMM, :class:`ProbaModel` wraps anything with
+Thin and explicit: a :class:`LinearHead` is ``logits = X @ W + b`` (one pass of a Numba kernel
+per chunk, with a fixed order of operations, so a row's logits never depend on the chunk, the
+threads, the BLAS library or the CPU), a :class:`Committee` stacks M heads into one pass, :class:`ProbaModel` wraps anything with
 ``predict_proba``. :func:`model_chunk_scores` is what a streaming driver calls per chunk of
 embeddings; it feeds the model's output to the uncertainty, committee or EGL kernels, so the
 logits of a chunk are the only intermediate (rows x C, or rows x M*C for a committee).
@@ -14,6 +15,7 @@ import numpy as np
 from ._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from ._errors import FastalError
 from ._kernels import committee as _kc
+from ._kernels import linear as _kl
 from ._kernels import uncertainty as _ku
 from .committee import (
     COMMITTEE_METHODS, EGL_METHODS, PROBABILITY_TOLERANCE, _as_2d_out, _codes,
@@ -116,15 +118,22 @@ class LinearHead:
         return cls(coef.T, b, classes=classes)
 
     def _weights(self, dtype):
-        """W and b in the dtype of the embeddings, cast once and cached."""
+        """W and b (zeros without a bias) in the dtype of the embeddings, cast once, cached."""
         if dtype not in self._cast:
             W = np.ascontiguousarray(self.W, dtype=dtype)
-            b = None if self.b is None else self.b.astype(dtype)
+            b = (np.zeros(self.n_classes, dtype=dtype) if self.b is None
+                 else self.b.astype(dtype))
             self._cast[dtype] = (W, b)
         return self._cast[dtype]
 
     def logits(self, X_chunk, out=None):
-        """``X_chunk @ W + b`` with one GEMM.
+        """``X_chunk @ W + b``, each row summed in one fixed order.
+
+        ``logits[i, k] = b_k + X[i, 0] W[0, k] + ... + X[i, d-1] W[d-1, k]``, left to right
+        in the dtype of the embeddings, every operation rounded once (IEEE 754). A row's
+        logits are therefore bit-identical whatever chunk it is in, the thread count, the
+        BLAS library and the CPU (a BLAS GEMM is not: its rounding depends on the shape of
+        the call and on the CPU's kernels). Accuracy is that of a float32 (float64) GEMM.
 
         Parameters
         ----------
@@ -140,9 +149,13 @@ class LinearHead:
         """
         X = _embeddings(X_chunk, self.n_features)
         W, b = self._weights(X.dtype)
-        out = np.matmul(X, W, out=out)
-        if b is not None:
-            out += b
+        if out is None:
+            out = np.empty((X.shape[0], self.n_classes), dtype=X.dtype)
+        elif (out.shape != (X.shape[0], self.n_classes) or out.dtype != X.dtype
+              or not out.flags.writeable):
+            raise FastalError(f"out must be a writable ({X.shape[0]}, {self.n_classes}) "
+                              f"{X.dtype} array; got {out.dtype} {out.shape}")
+        _kl.linear_logits(X, W, b, out)
         return out
 
     def __repr__(self):
@@ -188,7 +201,7 @@ class Committee:
     ----------
     members : sequence of LinearHead, or sequence of ProbaModel
         At least 2. Linear heads must share d and C; their weights are stacked into one
-        (d, M*C) matrix so a chunk costs one GEMM, and the (rows, M*C) logits are viewed
+        (d, M*C) matrix so a chunk costs one pass, and the (rows, M*C) logits are viewed
         as (M, rows, C) without a copy. When members carry ``classes`` they must be
         equal (same labels, same order): misaligned columns would mix up classes.
     """
@@ -381,7 +394,7 @@ def model_chunk_scores(model, X_chunk, methods, out, *, start=0, name="data"):
     ----------
     model : LinearHead, Committee or ProbaModel
     X_chunk : ndarray, shape (rows, d)
-        Embeddings (float32 is kept float32 for the GEMM).
+        Embeddings (float32 is kept float32 for the logits).
     methods : tuple of str
         Canonical names (see :func:`check_model_methods`):
 

@@ -49,3 +49,16 @@ def top_k(scores, k):
     scores = np.asarray(scores)
     order = np.lexsort((np.arange(scores.shape[0]), -scores))
     return order[:k]
+
+
+def linear_logits_in_order(X, W, b):
+    """b + X[:, 0] W[0] + X[:, 1] W[1] + ..., left to right in X's dtype (the kernel's order).
+
+    NumPy's elementwise multiply and add round each operation once, exactly as the kernel
+    does, so the two must agree bit for bit.
+    """
+    acc = np.broadcast_to(b.astype(X.dtype), (X.shape[0], W.shape[1])).copy()
+    W = W.astype(X.dtype)
+    for j in range(X.shape[1]):
+        acc = acc + X[:, j:j + 1] * W[j]
+    return acc

@@ -12,13 +12,14 @@ import sys
 
 from .. import __version__
 from .._errors import FastalError
-from . import demo, listing, score, select
+from . import demo, listing, project, score, select
 from ._common import METHOD_HELP
 
 # name -> (module with add_parser, runner). Order = order in `fastal --help`.
 _COMMANDS = {
     "score": score.run,
     "select": select.run,
+    **project.RUNNERS,
     "demo": demo.run,
     "strategies": listing.run_strategies,
     "methods": listing.run_methods,
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     score.add_parser(sub)
     select.add_parser(sub)
+    project.add_parsers(sub)
     demo.add_parser(sub)
     listing.add_parsers(sub)
     return parser

@@ -1,4 +1,5 @@
-"""``fastal select POOL``: a batch by any strategy, stateless (positions in, rows out)."""
+"""``fastal select POOL``: a batch by any strategy, stateless (positions in, rows out);
+``fastal select DIR``: the next round of a project (:mod:`fastal.cli.project`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import argparse
 import sys
 import time
 
-from .._errors import FastalError
+from .._errors import ArgumentError, FastalError
+from . import project as _project
 from ._common import check_out, write_selection
 
 
@@ -17,10 +19,17 @@ def add_parser(sub):
         description=(
             "Pick k rows of POOL (Parquet / Arrow IPC file or directory) by a selection "
             "strategy. Diversity strategies read the embeddings column (--column); hybrids "
-            "also read class probabilities (--probs-column). `fastal strategies` lists them."),
-        epilog="example:\n  fastal select pool.parquet --strategy uncertain_kcenter --k 100 "
-               "--column emb --probs-column probs --labeled labeled.txt --out batch.parquet")
-    select.add_argument("pool", metavar="POOL")
+            "also read class probabilities (--probs-column). `fastal strategies` lists them.\n\n"
+            "With a project directory DIR (made by `fastal init`) instead of POOL, select the "
+            "next round: the ids already labeled, pending or skipped are excluded, the model's "
+            "outputs for this round (--outputs, joined by id, or --head) are scored, the batch "
+            "is recorded in DIR's ledger in one transaction and written to "
+            "DIR/rounds/round-NNNN/ as batch.parquet, batch.csv and tasks.json (Label Studio)."),
+        epilog="examples:\n  fastal select pool.parquet --strategy uncertain_kcenter --k 100 "
+               "--column emb --probs-column probs --labeled labeled.txt --out batch.parquet\n"
+               "  fastal select run1 --k 1000 --outputs preds/round3.parquet\n"
+               "  fastal select run1 --k 1000 --outputs preds/round3.parquet --dry-run")
+    select.add_argument("pool", metavar="POOL|DIR")
     select.add_argument("--strategy", default=None, help="strategy name (default: margin)")
     select.add_argument("--k", type=int, required=True, help="batch size")
     select.add_argument("--column", help="embeddings column (probabilities for uncertainty "
@@ -28,17 +37,34 @@ def add_parser(sub):
     select.add_argument("--probs-column", help="class probabilities column, for hybrids")
     select.add_argument("--from-logits", action="store_true", help="the probabilities are logits")
     select.add_argument("--labeled", help="text file of labeled row positions, one per line")
-    select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--seed", type=int, default=None,
+                        help="random seed (default 0; in a project: mixed from the project's "
+                             "seed and the round number)")
     select.add_argument("--out", default="-", help="as for `fastal score`")
+    _project.add_select_arguments(select)
     return select
 
 
 def run(args) -> int:
+    from ..project import is_project
+
+    if is_project(args.pool):
+        return _project.run_select(args)
+    return run_stateless(args)
+
+
+def run_stateless(args) -> int:
     import numpy as np
 
     from ..io import as_source
     from ..select import select
 
+    given = [name for name in _project.PROJECT_SELECT_ONLY
+             if getattr(args, name) not in (None, False, 30.0)]
+    if given:
+        flags = ", ".join("--" + g.replace("_", "-") for g in given)
+        raise ArgumentError(f"{flags} apply to a project directory (`fastal init`); "
+                            f"{args.pool} is a pool file")
     check_out(args.out)
     probs = None
     if args.probs_column:
@@ -51,7 +77,8 @@ def run(args) -> int:
             raise FastalError(f"--labeled must be a text file of row positions, one per line: {exc}")
     t0 = time.perf_counter()
     selection = select(args.pool, args.k, args.strategy, probs=probs, labeled=labeled,
-                       seed=args.seed, from_logits=args.from_logits, column=args.column)
+                       seed=0 if args.seed is None else args.seed,
+                       from_logits=args.from_logits, column=args.column)
     write_selection(selection, args.out)
     print(f"fastal: picked {len(selection)} of {selection.n_pool:,} rows by "
           f"{selection.method} in {time.perf_counter() - t0:.2f} s"

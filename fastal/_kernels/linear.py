@@ -1,0 +1,103 @@
+"""Linear heads, ``logits = X @ W + b``, with one fixed order of operations.
+
+A BLAS GEMM rounds differently for different shapes, thread counts and CPUs (its kernels and
+blockings are chosen per call), so the same row could get different logits in a 100-row and
+a 1,000-row chunk, or under another ``OPENBLAS_CORETYPE``: 244 of 3,600 committee scores
+differed by up to 1.8e-7 between chunk sizes on one machine. Here every logit is
+
+    ((((b_k + x_0 w_0k) + x_1 w_1k) + x_2 w_2k) + ... + x_{d-1} w_{d-1,k})
+
+evaluated left to right in the dtype of the embeddings, each product and sum rounded once
+(IEEE 754). The kernel is compiled without fastmath: no reassociation (which would let LLVM
+reorder the sum by the CPU's vector width) and no contraction (an FMA rounds once where
+mul + add rounds twice, and not every CPU has FMA). So a row's logits depend only on the
+row, W and b: not on the chunk, the thread count, the BLAS library or the CPU.
+
+Speed comes from vectorising across rows instead: a block of 32 rows is transposed so that
+one vector holds one feature of 32 rows, and four classes are accumulated at a time, each
+vector lane running the sequential sum of its own row.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+_ROWS = 32          # rows per block: the vector loop runs over them
+_BLOCKS_PER_TASK = 32
+
+
+@njit(inline="always")
+def _classes(XT, W, b, k0, kk, d, acc):
+    """Accumulate classes k0 .. k0 + kk - 1 (kk <= 4) of the block's rows into acc[:kk]."""
+    a0 = acc[0]
+    a1 = acc[1]
+    a2 = acc[2]
+    a3 = acc[3]
+    for r in range(_ROWS):
+        a0[r] = b[k0]
+        a1[r] = b[k0 + 1] if kk > 1 else 0.0
+        a2[r] = b[k0 + 2] if kk > 2 else 0.0
+        a3[r] = b[k0 + 3] if kk > 3 else 0.0
+    if kk == 4:
+        for j in range(d):
+            w0 = W[j, k0]
+            w1 = W[j, k0 + 1]
+            w2 = W[j, k0 + 2]
+            w3 = W[j, k0 + 3]
+            for r in range(_ROWS):
+                x = XT[j, r]
+                a0[r] += x * w0
+                a1[r] += x * w1
+                a2[r] += x * w2
+                a3[r] += x * w3
+    elif kk == 3:
+        for j in range(d):
+            w0 = W[j, k0]
+            w1 = W[j, k0 + 1]
+            w2 = W[j, k0 + 2]
+            for r in range(_ROWS):
+                x = XT[j, r]
+                a0[r] += x * w0
+                a1[r] += x * w1
+                a2[r] += x * w2
+    elif kk == 2:
+        for j in range(d):
+            w0 = W[j, k0]
+            w1 = W[j, k0 + 1]
+            for r in range(_ROWS):
+                x = XT[j, r]
+                a0[r] += x * w0
+                a1[r] += x * w1
+    else:
+        for j in range(d):
+            w0 = W[j, k0]
+            for r in range(_ROWS):
+                a0[r] += XT[j, r] * w0
+
+
+@njit(parallel=True, cache=True)
+def linear_logits(X, W, b, out):
+    """out[i, k] = b[k] + sum_j X[i, j] W[j, k], summed in order j = 0, 1, ..., d - 1.
+
+    X (n, d), W (d, C) and b (C,) share one float dtype (pass zeros for no bias); out is
+    (n, C) of that dtype. Non-finite inputs propagate as they would in the formula.
+    """
+    n, d = X.shape
+    c = W.shape[1]
+    n_blocks = (n + _ROWS - 1) // _ROWS
+    n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
+    for task in prange(n_tasks):
+        XT = np.zeros((d, _ROWS), dtype=X.dtype)
+        acc = np.empty((4, _ROWS), dtype=X.dtype)
+        for blk in range(task * _BLOCKS_PER_TASK,
+                         min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
+            lo = blk * _ROWS
+            m = min(n, lo + _ROWS) - lo
+            for r in range(m):
+                for j in range(d):
+                    XT[j, r] = X[lo + r, j]
+            for k0 in range(0, c, 4):
+                kk = min(4, c - k0)
+                _classes(XT, W, b, k0, kk, d, acc)
+                for q in range(kk):
+                    for r in range(m):
+                        out[lo + r, k0 + q] = acc[q, r]
