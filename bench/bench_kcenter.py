@@ -88,8 +88,15 @@ REAL_KS = (100, 1000)
 REAL_LABELED = 1000
 
 
-def real_suite(seed=0):
-    """``(label, X float32, labeled positions)`` of the issue-13 inputs, one at a time."""
+def real_suite(seed=0, only=None):
+    """``(label, X float32, labeled positions)`` of the issue-13 inputs, one at a time;
+    ``only``: the labels that contain this text (e.g. "Gaussian")."""
+    for label, X, labeled in _real_suite(seed):
+        if only is None or only.lower() in f"{label} {X.shape[0]}x{X.shape[1]}".lower():
+            yield label, X, labeled
+
+
+def _real_suite(seed):
     from fastal.datasets import load_fashion_mnist, load_rotten_tomatoes_tfidf
 
     def labeled_of(n):
@@ -308,7 +315,7 @@ def main_real(args, peers_python):
     notes = []
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, X, labeled in real_suite(args.seed):
+        for label, X, labeled in real_suite(args.seed, args.only):
             n, d = X.shape
             data, labf = os.path.join(tmp, "X.npy"), os.path.join(tmp, "labeled.npy")
             np.save(data, X)
@@ -361,6 +368,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--suite", choices=["blobs", "real"], default="blobs",
                         help="'real': Fashion-MNIST, Rotten Tomatoes, unstructured Gaussian")
+    parser.add_argument("--only", default=None,
+                        help="--suite real: only inputs whose label contains this text")
     parser.add_argument("--data-kind", choices=["blobs", "gaussian"], default="blobs")
     parser.add_argument("--cases", default=None,
                         help="semicolon-separated N,d,L,k cases, e.g. '100000,64,100,500'")
@@ -415,11 +424,11 @@ def main(argv=None):
             small_n = min(n, args.small_rows)
             small_k = min(k, args.small_k)
             small_labeled = labeled[labeled < small_n]
-            if small_labeled.size == 0:
+            if small_labeled.size == 0 and small_n:
                 small_labeled = labeled[:1] % small_n
             for scale, (nn, kk, lab) in (("full", (n, k, labeled)),
                                         ("small", (small_n, small_k, small_labeled))):
-                if scale == "small" and (not peers_python or (nn, kk) == (n, k)
+                if scale == "small" and (not peers_python or not nn or (nn, kk) == (n, k)
                                          or (nn, d, lab.size, kk) in small_done):
                     continue
                 if scale == "small":
