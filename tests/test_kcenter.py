@@ -612,8 +612,8 @@ def test_picks_leave_no_garbage_behind():
     assert retained < 40_000  # was 400 picks x 400 bytes with 20 kernel arguments
 
 
-@pytest.mark.parametrize("data", ["blobs", "gaussian"])
-@pytest.mark.parametrize("path", ["grouped", None])
+@pytest.mark.parametrize("path, data", [("grouped", "blobs"), (None, "blobs"),
+                                        (None, "gaussian")])
 @pytest.mark.parametrize("n_labeled", [50, 600])  # random-row cells, labeled cells
 def test_numpy_memory_stays_within_16_bytes_per_row(n_labeled, path, data):
     # Every NumPy array kcenter allocates (tracemalloc sees them all, deterministically):
