@@ -141,7 +141,13 @@ def committee_chunk(members, methods, *, from_logits=False, out, start=0, name="
     """
     out2 = _as_2d_out(out, len(methods), members.shape[1])
     codes = _codes(methods, _COMMITTEE_CODES)
-    if members.dtype == np.float32 and not from_logits:
+    logits = members
+    if members.dtype == np.float32 and from_logits:
+        # float32 logits: a vectorised softmax (exp32) into one chunk-sized buffer, then the
+        # float32 probability kernel below; logits of a non-finite row come back as NaN.
+        members = np.empty(members.shape, dtype=np.float32)
+        _k.softmax_members32(logits, members)
+    if members.dtype == np.float32:
         # float32 probabilities: float32 logarithms vectorised across rows (see the kernel
         # for the error bound); only the work the requested measures need is done.
         flat, member_stride, row_stride = _flat_view(members)
@@ -153,7 +159,7 @@ def committee_chunk(members, methods, *, from_logits=False, out, start=0, name="
         n_bad = _k._committee_scores(members, codes, bool(from_logits), PROBABILITY_TOLERANCE,
                                      out2)
     if n_bad:
-        _raise_bad_member_row(members, out2[0], start, from_logits, name)
+        _raise_bad_member_row(logits, out2[0], start, from_logits, name)
 
 
 def _flat_view(members):

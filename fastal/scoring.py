@@ -173,7 +173,7 @@ def _raise_bad_row(values, out, start, from_logits, name):
 
 
 def score(data, method, *, from_logits=False, column=None, chunk_rows=None, progress=False,
-          model=None, n_classes=None, out=None):
+          model=None, n_classes=None, out=None, client=None):
     """Score every row of a pool for uncertainty (higher = more informative).
 
     Parameters
@@ -200,6 +200,9 @@ def score(data, method, *, from_logits=False, column=None, chunk_rows=None, prog
     out : ndarray of float32, shape (rows,), optional
         Write the scores here instead of a new array (saves the allocation and the page
         faults of a fresh output when scoring repeatedly).
+    client : dask.distributed.Client, optional
+        Score on a Dask cluster (see :mod:`fastal.distributed`); ``data`` may then also be
+        a list of files, a dask array or dataframe. The scores are identical.
 
     Returns
     -------
@@ -229,6 +232,12 @@ def score(data, method, *, from_logits=False, column=None, chunk_rows=None, prog
     >>> fastal.score(probs, "margin")
     array([0.5, 1. ], dtype=float32)
     """
+    if client is not None:
+        from .distributed import score as distributed_score
+
+        return distributed_score(data, method, client=client, from_logits=from_logits,
+                                 column=column, chunk_rows=chunk_rows, progress=progress,
+                                 model=model, n_classes=n_classes, out=out)
     method, source, scorer = _plan(data, method, from_logits=from_logits, column=column,
                                    id_column=None, model=model, n_classes=n_classes,
                                    chunk_rows=chunk_rows)
@@ -312,7 +321,7 @@ def check_k(k, n_rows: int, name: str) -> int:
 
 
 def top_k(data, k, method, *, from_logits=False, column=None, id_column=None,
-          chunk_rows=None, progress=False, model=None, n_classes=None):
+          chunk_rows=None, progress=False, model=None, n_classes=None, client=None):
     """The k most informative rows of a pool, in bounded memory.
 
     Scores are computed chunk by chunk and only the best candidates are kept, so memory is
@@ -336,6 +345,9 @@ def top_k(data, k, method, *, from_logits=False, column=None, id_column=None,
         Rows per chunk. The result does not depend on it.
     progress : bool, default False
         Show a progress bar on stderr.
+    client : dask.distributed.Client, optional
+        Run on a Dask cluster (see :mod:`fastal.distributed`): each partition is scored on
+        a worker and only its k best rows come back. The result is identical.
 
     Returns
     -------
@@ -355,6 +367,12 @@ def top_k(data, k, method, *, from_logits=False, column=None, id_column=None,
     >>> fastal.top_k(probs, 2, "margin").indices
     array([1, 2])
     """
+    if client is not None:
+        from .distributed import top_k as distributed_top_k
+
+        return distributed_top_k(data, k, method, client=client, from_logits=from_logits,
+                                 column=column, id_column=id_column, chunk_rows=chunk_rows,
+                                 progress=progress, model=model, n_classes=n_classes)
     method, source, scorer = _plan(data, method, from_logits=from_logits, column=column,
                                    id_column=id_column, model=model, n_classes=n_classes,
                                    chunk_rows=chunk_rows)

@@ -241,7 +241,7 @@ def _n_rows(data, what, column=None):
 
 
 def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_logits=False,
-           column=None, chunk_rows=None, **options):
+           column=None, chunk_rows=None, client=None, **options):
     """Pick the next batch of k rows to label.
 
     Parameters
@@ -270,6 +270,10 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
         strategies) or of embeddings (diversity strategies), as in :func:`fastal.top_k`.
     chunk_rows : int, optional
         Rows per chunk in streamed passes; the result does not depend on it.
+    client : dask.distributed.Client, optional
+        Run on a Dask cluster (:func:`fastal.distributed.select`: the same batch; ``data``
+        may be a list of files or a dask collection, ``probs`` a column name of the same
+        files).
     **options
         Strategy options (e.g. ``beta`` for ``uncertain_kcenter``, ``metric`` for k-center);
         an option the strategy does not take is an error.
@@ -296,6 +300,12 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
     >>> fastal.select(probs, 2, labeled=[1]).indices
     array([2, 3])
     """
+    if client is not None:
+        from .distributed import select as distributed_select
+
+        return distributed_select(data, k, strategy, client=client, probs=probs,
+                                  labeled=labeled, seed=seed, from_logits=from_logits,
+                                  column=column, chunk_rows=chunk_rows, **options)
     name = DEFAULT_STRATEGY if strategy is None else strategy
     if not isinstance(name, str) or name not in STRATEGIES:
         raise FastalError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")

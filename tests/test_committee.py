@@ -530,3 +530,28 @@ def test_hypothesis_random_committees(m, c, data):
     assert np.isfinite(got).all()
     want = np.stack([rc.committee(logits, method, True) for method in METHODS])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+
+
+def test_float32_softmax_of_member_logits():
+    # The committee's float32-logits path: softmax by exp32 into float32 probabilities.
+    from fastal._kernels.committee import softmax_members32
+
+    rng = np.random.default_rng(11)
+    logits = (rng.standard_normal((3, 200, 9)) * 6).astype(np.float32)
+    logits[0, 5] = 0.0                                   # uniform row
+    logits[1, 6, 2] = np.nan
+    logits[2, 7, 0] = -np.inf
+    logits[2, 8] = [3e38, -3e38, 0, 0, 0, 0, 0, 0, 0]    # z - max overflows to -inf
+    wide = np.empty((3, 200, 18), dtype=np.float32)
+    wide[:, :, ::2] = logits                             # strided classes
+    for source in (logits, wide[:, :, ::2]):
+        out = np.empty(logits.shape, dtype=np.float32)
+        softmax_members32(source, out)
+        bad = np.zeros((3, 200), dtype=bool)
+        bad[1, 6] = bad[2, 7] = True
+        assert np.isnan(out[bad]).all() and np.isfinite(out[~bad]).all()
+        z = logits[~bad].astype(np.float64)
+        want = np.exp(z - z.max(axis=1, keepdims=True))
+        want /= want.sum(axis=1, keepdims=True)
+        assert np.all(np.abs(out[~bad] - want) <= 3e-7 * want + 1e-38)
+        np.testing.assert_array_equal(out[0, 5], np.full(9, 1 / 9, dtype=np.float32))

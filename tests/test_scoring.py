@@ -81,6 +81,63 @@ def test_extreme_finite_logits_do_not_overflow():
         np.testing.assert_allclose(got, ref.uncertainty(logits, method, True), atol=1e-6)
 
 
+def _confident_reference(logits, method):
+    """Scores of float logits in float64 without cancellation (rest = sum of e^t below the max)."""
+    z = logits.astype(np.float64)
+    t = z - z.max(axis=1, keepdims=True)
+    e = np.exp(t)
+    s = e.sum(axis=1)
+    second = np.sort(t, axis=1)[:, -2]
+    rest = np.where(t < 0, e, 0).sum(axis=1) + ((t == 0).sum(axis=1) - 1)
+    if method == "least_confidence":
+        return rest / s
+    if method == "margin":
+        return (rest + np.exp(second)) / s
+    if method == "ratio":
+        return np.exp(second)
+    return np.log1p(rest) - (e * t).sum(axis=1) / s
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("c", [2, 10, 37, 100])
+def test_confident_and_tied_logits_keep_relative_precision(method, c):
+    # Near-certain rows (gaps of 5 to 80 nats) score 1e-35..1e-2: a formula such as 1 - p(1)
+    # would round them to 0 and lose their order. Rows with tied maxima need the tie count.
+    rng = np.random.default_rng(c)
+    logits = rng.standard_normal((600, c)).astype(np.float32)
+    logits[:500, 0] += np.linspace(5, 80, 500).astype(np.float32)
+    logits[500:520] = 0.0                                    # constant rows
+    logits[520:540, 1] = logits[520:540, 0] = 3.0            # two tied maxima
+    logits[540:560, :3] = 7.5                                # three tied maxima
+    got = fastal.score(logits, method, from_logits=True).astype(np.float64)
+    want = _confident_reference(logits, method)
+    # Documented bound: (2 + C) * 6e-8 from exp32/log32 and the float32 sums, plus
+    # 6e-8 * |t| from rounding the shifted logit t = z - max to float32 (t2 up to -80 here).
+    gap = np.abs(np.sort(logits, axis=1)[:, -2].astype(np.float64) - logits.max(axis=1))
+    rtol = (2 + c) * 6e-8 + 6e-8 * gap
+    big = want > 1e-30          # float32 scores below ~1e-38 underflow: only these can fail
+    assert (np.abs(got - want)[big] <= rtol[big] * want[big]).all()
+    if method != "entropy":
+        order = np.argsort(-want[:500], kind="stable")
+        assert (np.diff(got[:500][order][want[:500][order] > 1e-30]) <= 0).all()
+
+
+@pytest.mark.parametrize("c", [2, 3, 4, 7, 10, 100])
+def test_non_finite_logits_are_named_wherever_they_are(c):
+    # NaN, +inf and -inf at the first, a middle and the last class, in float32 (the
+    # transposed kernel, every lane layout) and float64: each one is found and named.
+    rng = np.random.default_rng(c)
+    for dtype in (np.float32, np.float64):
+        for value in (np.nan, np.inf, -np.inf):
+            for column in sorted({0, c // 2, c - 1}):
+                for row in (0, 37, 299):
+                    logits = rng.standard_normal((300, c)).astype(dtype)
+                    logits[row, column] = value
+                    for method in METHODS:
+                        with pytest.raises(FastalError, match=rf"row {row} of data"):
+                            fastal.score(logits, method, from_logits=True)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_probs_and_logits_agree(method):
     rng = np.random.default_rng(5)

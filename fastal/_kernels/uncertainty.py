@@ -15,9 +15,14 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .._config import FASTMATH
-from ._math import log32
+from ._math import exp32, log32
 
 ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
+
+# Shifted logits z - max below this contribute exactly 0 (exp32 underflows at -87.33).
+_T_FLOOR = np.float32(-104.0)
+# log1p(x) of the softmax tail by its series below this x (error < x^4 / 5 relative).
+_SERIES_BELOW = 2.0 ** -10
 
 # Blocks per parallel task: one set of scratch buffers per task, few enough tasks to balance.
 _BLOCKS_PER_TASK = 32
@@ -315,9 +320,207 @@ def _entropy_from_probs(probs, atol, out):
     return n_bad
 
 
+@njit(inline="always")
+def _finish_logits_max(top1, top2, check, w, m, row_max, row_second, row_check, lane_max):
+    """Merge each row's w lanes of (top1, top2, check); broadcast the row max to its lanes."""
+    for r in range(m):
+        q = w * r
+        t1 = top1[q]
+        t2 = top2[q]
+        ok = check[q]
+        for h in range(1, w):
+            b1 = top1[q + h]
+            b2 = top2[q + h]
+            smaller = t1 if t1 < b1 else b1
+            t1 = t1 if t1 > b1 else b1
+            t2 = t2 if t2 > b2 else b2
+            t2 = t2 if t2 > smaller else smaller
+            ok += check[q + h]
+        row_max[r] = t1
+        row_second[r] = t2
+        row_check[r] = ok
+        for h in range(w):
+            lane_max[q + h] = t1
+
+
+@njit(inline="always")
+def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_check, total,
+                   mean_t, second, method, out):
+    """Merge the lanes' sums; score rows [0, m) into out; returns the invalid-row count.
+
+    ``rest`` holds each lane's sum of e^t_j over the entries below the row max (t_j < 0),
+    so s = sum_j e^t_j = n_max + rest with n_max the number of entries equal to the max (1
+    unless the top two logits tie; then counted here from the block). With t_2 the second
+    largest shifted logit: least confidence = 1 - 1/s = (s - 1) / s, margin =
+    (s - 1 + e^t2) / s, ratio = e^t2, entropy = log s - (sum_j e^t_j t_j) / s. Every
+    formula is a ratio of sums of non-negative terms: nothing cancels however confident the
+    row, so the relative error stays that of exp32 and the float32 sums.
+    """
+    # three loops so that the first and the last vectorise: merge the lanes, count tied
+    # maxima (branchy, rare), then score
+    for r in range(m):
+        q = w * r
+        tail = np.float64(rest[q])
+        a = np.float64(weighted[q])
+        for h in range(1, w):
+            tail += rest[q + h]
+            a += weighted[q + h]
+        total[r] = tail  # s - 1: kept apart from the 1 so that tiny tails keep their digits
+        mean_t[r] = a
+    for r in range(m):
+        top = row_max[r]
+        if row_second[r] == top:
+            n_max = 0.0
+            for j in range(u):
+                for h in range(w):
+                    n_max += 1.0 if columns[j, w * r + h] == top else 0.0
+            total[r] += n_max - 1.0
+    for r in range(m):
+        second[r] = exp32(row_second[r] - row_max[r])
+    bad = 0
+    for r in range(m):
+        tail = total[r]
+        s = 1.0 + tail
+        e2 = np.float64(second[r])
+        if method == LEAST_CONFIDENCE:
+            score = tail / s
+        elif method == MARGIN:
+            score = (tail + e2) / s
+        elif method == RATIO:
+            score = e2
+        else:
+            # log s = log1p(tail): a series for small tails (relative error < tail^4 / 5),
+            # else log(fs) + log(s / fs) with fs = float32(s) (log32 and a first-order
+            # correction, |s / fs - 1| < 6e-8); both vectorise, unlike libm's log
+            series = tail * (1.0 - tail * (0.5 - tail * (1.0 / 3.0 - tail * 0.25)))
+            fs = np.float32(s)
+            log_s = np.float64(log32(fs)) + (s - np.float64(fs)) / s
+            log_s = series if tail < _SERIES_BELOW else log_s
+            score = log_s - mean_t[r] / s
+        ok = row_check[r] == 0.0
+        out[r] = score if ok else np.nan
+        bad += 0 if ok else 1
+    return bad
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _scores_from_logits32(units, n_lanes, method, block, out):
+    """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
+
+    ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
+    ``_top2_from_probs``). Per block: a first pass over the classes, two at a time, finds
+    each row's max and second largest logit (and checks finiteness: z * 0 stays 0 only for
+    finite z; z - z would not do, fastmath folds it to 0); a second pass sums e^(z - max)
+    over the entries below the max with ``exp32``, vectorised across rows, the max subtraction in registers, nothing of shape
+    (rows, C) stored. Rows with a non-finite logit get NaN and are counted in the return
+    value.
+
+    Precision: exp32 and log32 are within 2e-7 relative and the sums are over non-negative
+    terms (float32 per lane, float64 across lanes), so scores are within about
+    (2 + C / w) * 6e-8 relative of the float64 formula (w lanes), for any confidence.
+    """
+    n, u = units.shape
+    w = n_lanes
+    n_blocks = (n + block - 1) // block
+    n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
+    entropy = method == ENTROPY
+    zero = np.float32(0.0)
+    n_bad = 0
+    for task in prange(n_tasks):
+        buffer = np.empty((u, block), dtype=units.dtype)
+        columns = _as_lanes(buffer)
+        top1 = np.empty(w * block, dtype=np.float32)
+        top2 = np.empty(w * block, dtype=np.float32)
+        check = np.empty(w * block, dtype=np.float32)
+        lane_max = np.empty(w * block, dtype=np.float32)
+        rest = np.empty(w * block, dtype=np.float32)
+        weighted = np.empty(w * block, dtype=np.float32)
+        row_max = np.empty(block, dtype=np.float32)
+        row_second = np.empty(block, dtype=np.float32)
+        row_check = np.empty(block, dtype=np.float32)
+        total = np.empty(block, dtype=np.float64)
+        mean_t = np.empty(block, dtype=np.float64)
+        second = np.empty(block, dtype=np.float32)
+        bad = 0
+        for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
+            start = b * block
+            m = min(n, start + block) - start
+            _load_block(units, start, m, buffer)
+            lanes = w * m
+            for q in range(lanes):
+                z = columns[0, q]
+                top1[q] = z
+                top2[q] = -np.inf
+                check[q] = z * zero
+            j = 1
+            while j + 1 < u:  # two classes per pass: half the accumulators' traffic
+                for q in range(lanes):
+                    p = columns[j, q]
+                    s = columns[j + 1, q]
+                    check[q] += p * zero + s * zero  # stays 0 unless some z is NaN or inf
+                    hi = p if p > s else s
+                    lo = p if p < s else s
+                    a = top1[q]
+                    smaller = a if a < hi else hi
+                    t2 = top2[q]
+                    t2 = t2 if t2 > lo else lo
+                    top2[q] = t2 if t2 > smaller else smaller
+                    top1[q] = a if a > hi else hi
+                j += 2
+            if j < u:
+                for q in range(lanes):
+                    z = columns[j, q]
+                    check[q] += z * zero
+                    a = top1[q]
+                    smaller = a if a < z else z
+                    t2 = top2[q]
+                    top2[q] = t2 if t2 > smaller else smaller
+                    top1[q] = a if a > z else z
+            if w == 4:
+                _finish_logits_max(top1, top2, check, 4, m, row_max, row_second, row_check,
+                                   lane_max)
+            elif w == 2:
+                _finish_logits_max(top1, top2, check, 2, m, row_max, row_second, row_check,
+                                   lane_max)
+            else:
+                _finish_logits_max(top1, top2, check, 1, m, row_max, row_second, row_check,
+                                   lane_max)
+            for q in range(lanes):
+                rest[q] = zero
+                weighted[q] = zero
+            if entropy:
+                for j in range(u):
+                    for q in range(lanes):
+                        t = columns[j, q] - lane_max[q]
+                        # clamp: exp32 gives 0 below -87.33 anyway, and 0 * t must not be
+                        # 0 * -inf when z - max overflows (z = -3e38, max = 3e38)
+                        t = t if t > _T_FLOOR else _T_FLOOR
+                        e = exp32(t)
+                        rest[q] += e if t < zero else zero
+                        weighted[q] += e * t
+            elif method != RATIO:
+                for j in range(u):
+                    for q in range(lanes):
+                        t = columns[j, q] - lane_max[q]
+                        t = t if t > _T_FLOOR else _T_FLOOR
+                        e = exp32(t)
+                        rest[q] += e if t < zero else zero
+            if w == 4:
+                bad += _finish_logits(columns, u, rest, weighted, 4, m, row_second, row_max,
+                                      row_check, total, mean_t, second, method, out[start:])
+            elif w == 2:
+                bad += _finish_logits(columns, u, rest, weighted, 2, m, row_second, row_max,
+                                      row_check, total, mean_t, second, method, out[start:])
+            else:
+                bad += _finish_logits(columns, u, rest, weighted, 1, m, row_second, row_max,
+                                      row_check, total, mean_t, second, method, out[start:])
+        n_bad += bad
+    return n_bad
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def _scores_from_logits(logits, method, out):
-    """Score each row of logits (rows, C), C >= 2, through a stable log-softmax.
+    """Score each row of float64 logits (rows, C), C >= 2, through a stable log-softmax.
 
     With t_j = z_j - max(z) and s = sum_j exp(t_j): p_j = exp(t_j) / s, so
     entropy = log s - sum_j exp(t_j) t_j / s, least confidence = 1 - 1/s,
@@ -369,9 +572,12 @@ def uncertainty_scores(values, code, from_logits, atol, out):
 
     Plain dispatch, no validation: returns the number of invalid rows (their ``out`` is NaN).
     """
-    if from_logits:
-        return _scores_from_logits(values, code, out)
     c = values.shape[1]
+    if from_logits:
+        if values.dtype == np.float32:
+            units, n_lanes = lane_view(values)
+            return _scores_from_logits32(units, n_lanes, code, block_rows(c), out)
+        return _scores_from_logits(values, code, out)
     if code != ENTROPY:
         units, n_lanes = lane_view(values)
         return _top2_from_probs(units, n_lanes, code, atol, block_rows(c), out)

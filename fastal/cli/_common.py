@@ -63,3 +63,21 @@ def column_arg(text):
     if text and "," in text:
         return text.split(",")
     return text
+
+
+def add_cluster_options(parser):
+    """``--scheduler`` / ``--local-workers``: run the command on a Dask cluster."""
+    group = parser.add_argument_group(
+        "on a Dask cluster (pip install 'fastal[distributed]'; the answer is the same)")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run on this Dask scheduler; its workers read the pool files")
+    where.add_argument("--local-workers", type=int, metavar="N",
+                       help="run on a local Dask cluster of N worker processes")
+
+
+def cluster(args):
+    """The client the cluster options ask for, as a context manager (None without them)."""
+    from ..distributed import connect
+
+    return connect(scheduler=args.scheduler, local_workers=args.local_workers)

@@ -6,7 +6,8 @@ import argparse
 import sys
 import time
 
-from ._common import METHOD_HELP, check_out, column_arg, write_selection
+from ._common import (METHOD_HELP, add_cluster_options, check_out, cluster, column_arg,
+                      write_selection)
 
 
 def add_parser(sub):
@@ -36,6 +37,7 @@ def add_parser(sub):
     score.add_argument("--id-column", help="integer or string column naming each row")
     score.add_argument("--chunk-rows", type=int, help="rows per chunk (default: ~4 MiB of input)")
     score.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_cluster_options(score)
     return score
 
 
@@ -43,11 +45,12 @@ def run(args) -> int:
     from ..scoring import top_k
 
     check_out(args.out)
-    t0 = time.perf_counter()
-    selection = top_k(args.pool, args.k, args.method, from_logits=args.from_logits,
-                      column=column_arg(args.column), id_column=args.id_column,
-                      chunk_rows=args.chunk_rows, progress=not args.quiet)
-    seconds = time.perf_counter() - t0
+    with cluster(args) as client:
+        t0 = time.perf_counter()
+        selection = top_k(args.pool, args.k, args.method, from_logits=args.from_logits,
+                          column=column_arg(args.column), id_column=args.id_column,
+                          chunk_rows=args.chunk_rows, progress=not args.quiet, client=client)
+        seconds = time.perf_counter() - t0
     write_selection(selection, args.out)
     if not args.quiet:
         print(f"fastal: picked {len(selection)} of {selection.n_pool:,} rows by {args.method} "

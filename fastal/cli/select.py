@@ -9,7 +9,7 @@ import time
 
 from .._errors import ArgumentError, FastalError
 from . import project as _project
-from ._common import check_out, write_selection
+from ._common import add_cluster_options, check_out, cluster, write_selection
 
 
 def add_parser(sub):
@@ -42,6 +42,7 @@ def add_parser(sub):
                              "seed and the round number)")
     select.add_argument("--out", default="-", help="as for `fastal score`")
     _project.add_select_arguments(select)
+    add_cluster_options(select)
     return select
 
 
@@ -49,6 +50,10 @@ def run(args) -> int:
     from ..project import is_project
 
     if is_project(args.pool):
+        if args.scheduler is not None or args.local_workers is not None:
+            raise ArgumentError(f"--scheduler/--local-workers apply to `fastal select POOL` "
+                                f"for now; {args.pool} is a project directory, whose rounds "
+                                f"run on this machine")
         return _project.run_select(args)
     return run_stateless(args)
 
@@ -66,19 +71,22 @@ def run_stateless(args) -> int:
         raise ArgumentError(f"{flags} apply to a project directory (`fastal init`); "
                             f"{args.pool} is a pool file")
     check_out(args.out)
+    distributed = args.scheduler is not None or args.local_workers is not None
     probs = None
-    if args.probs_column:
-        probs = as_source(args.pool, column=args.probs_column).read_all()
+    if args.probs_column:  # on a cluster the workers read the column themselves
+        probs = args.probs_column if distributed \
+            else as_source(args.pool, column=args.probs_column).read_all()
     labeled = None
     if args.labeled:
         try:
             labeled = np.loadtxt(args.labeled, dtype=np.int64, ndmin=1)
         except (OSError, ValueError) as exc:
             raise FastalError(f"--labeled must be a text file of row positions, one per line: {exc}")
-    t0 = time.perf_counter()
-    selection = select(args.pool, args.k, args.strategy, probs=probs, labeled=labeled,
-                       seed=0 if args.seed is None else args.seed,
-                       from_logits=args.from_logits, column=args.column)
+    with cluster(args) as client:
+        t0 = time.perf_counter()
+        selection = select(args.pool, args.k, args.strategy, probs=probs, labeled=labeled,
+                           seed=0 if args.seed is None else args.seed,
+                           from_logits=args.from_logits, column=args.column, client=client)
     write_selection(selection, args.out)
     print(f"fastal: picked {len(selection)} of {selection.n_pool:,} rows by "
           f"{selection.method} in {time.perf_counter() - t0:.2f} s"

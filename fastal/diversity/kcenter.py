@@ -70,7 +70,7 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
         Pool embeddings. float32 and float64 are used as given; any other real or boolean
         dtype is converted to float32. Must be finite. A non C-contiguous array is copied.
     k : int
-        Number of rows to pick, ``1 <= k <= `` number of unlabeled pool rows.
+        Number of rows to pick, ``1 <= k <= n``, n the number of unlabeled pool rows.
     labeled : None, array-like of int of shape (L,), bool of shape (N,), or array of shape (L, d)
         The labeled set. Told apart by dimension and dtype:
 

@@ -95,7 +95,9 @@ class _Columns:
                 kind = "floats" if self.is_list else "a numeric column"
                 raise FastalError(f"column {c!r} must {'hold' if self.is_list else 'be'} {kind}; got {t}")
         value_types = [t.value_type if self.is_list else t for t in types]
-        dtypes = {compute_dtype(v.to_pandas_dtype(), f"column {c!r}") for c, v in zip(names, value_types)}
+        # Not DataType.to_pandas_dtype(): pyarrow 25 (the last for Python 3.10) imports pandas there.
+        dtypes = {compute_dtype(pa.array([], type=v).to_numpy().dtype, f"column {c!r}")
+                  for c, v in zip(names, value_types)}
         self.dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
         if self.is_list:
             self.n_members = len(names)

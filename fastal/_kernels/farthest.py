@@ -1,0 +1,125 @@
+"""The per-partition step of distributed exact greedy k-center (``fastal.distributed``).
+
+One call: lower each row's distance ``D`` to the centre set with new centres, and return the
+partition's farthest row. The driver takes the largest of the partitions' answers (ties to
+the lower global row), which is the single-machine greedy pick.
+
+The distance has one fixed definition, so the picks cannot depend on how the pool is split,
+on the thread count or on the order partitions answer in:
+
+- the centre ``c`` is given in float64 in the metric's space (the row itself for l2, the row
+  times its float64 inverse norm for cosine), and each row ``x`` is taken to that space as
+  ``float64(x_j) * s`` (``s = 1`` for l2, which is exact);
+- ``sq = (L0 + L1) + (L2 + L3)`` where lane ``L_r`` is the left-to-right float64 sum of
+  ``(x_j s - c_j)^2`` over the coordinates ``j = r (mod 4)``; four lanes so that the adds
+  are not one serial chain, and no fastmath, so LLVM cannot reassociate or fuse them;
+- ``D = sqrt(sq)`` for l2, ``sq / 2`` for cosine (``1 - cos`` for unit rows).
+
+``D`` is the same float64 distance as ``fastal.kcenter``'s up to the order of its float64
+additions: the values agree exactly for integer-valued data and to the last bit or so
+otherwise, so the picks agree unless two rows' distances tie to within float64 rounding.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+#: Rows per parallel block of the farthest-row reduction (only affects speed).
+BLOCK = 4096
+
+
+@njit(inline="always")
+def _sq(X, i, scale, centres, c):
+    """Squared distance of row ``i`` (times ``scale``) to centre ``c``: see the module."""
+    d = X.shape[1]
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        t0 = np.float64(X[i, j]) * scale - centres[c, j]
+        t1 = np.float64(X[i, j + 1]) * scale - centres[c, j + 1]
+        t2 = np.float64(X[i, j + 2]) * scale - centres[c, j + 2]
+        t3 = np.float64(X[i, j + 3]) * scale - centres[c, j + 3]
+        a0 += t0 * t0
+        a1 += t1 * t1
+        a2 += t2 * t2
+        a3 += t3 * t3
+        j += 4
+    if j < d:
+        t0 = np.float64(X[i, j]) * scale - centres[c, j]
+        a0 += t0 * t0
+    if j + 1 < d:
+        t1 = np.float64(X[i, j + 1]) * scale - centres[c, j + 1]
+        a1 += t1 * t1
+    if j + 2 < d:
+        t2 = np.float64(X[i, j + 2]) * scale - centres[c, j + 2]
+        a2 += t2 * t2
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(parallel=True, cache=True)
+def add_centers(X, inv_norm, cosine, centres, mindist, weights, weighted, best):
+    """Lower ``mindist`` with the distances to the rows of ``centres``; report the farthest.
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64
+        The partition's rows.
+    inv_norm : (n,) float64
+        Inverse row norms (read only when ``cosine``).
+    centres : (m, d) float64
+        New centres in the metric's space (m may be 0: only the report).
+    mindist : (n,) float64
+        ``D`` of each row (``inf`` before any centre); ``-1`` marks a row that is itself a
+        centre (labeled or picked): it is skipped and never reported.
+    weights : (n,) float64
+        Read when ``weighted``: the reported score is ``weights[i] * D[i]``.
+    best : (3,) float64, out
+        ``[score, position, max D]``: the largest score over rows that are not centres and
+        its position (the lowest one among equal scores; ``-1`` when every row is a
+        centre), and the largest ``D`` over those rows (0 when there are none).
+    """
+    n = X.shape[0]
+    m = centres.shape[0]
+    n_blocks = (n + BLOCK - 1) // BLOCK
+    block_score = np.full(n_blocks, -np.inf)
+    block_pos = np.full(n_blocks, -1, dtype=np.int64)
+    block_max = np.zeros(n_blocks)
+    for b in prange(n_blocks):
+        top = -np.inf
+        top_pos = -1
+        top_dist = 0.0
+        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+            current = mindist[i]
+            if current < 0.0:
+                continue
+            scale = inv_norm[i] if cosine else 1.0
+            for c in range(m):
+                sq = _sq(X, i, scale, centres, c)
+                dist = 0.5 * sq if cosine else np.sqrt(sq)
+                if dist < current:
+                    current = dist
+            mindist[i] = current
+            score = current * weights[i] if weighted else current
+            if score > top or top_pos < 0:
+                top = score
+                top_pos = i
+            if current > top_dist:
+                top_dist = current
+        block_score[b] = top
+        block_pos[b] = top_pos
+        block_max[b] = top_dist
+    # serial merge in block order: a later block must be strictly better (lower row wins)
+    top = -np.inf
+    top_pos = -1
+    top_dist = 0.0
+    for b in range(n_blocks):
+        if block_pos[b] >= 0 and (top_pos < 0 or block_score[b] > top):
+            top = block_score[b]
+            top_pos = block_pos[b]
+        if block_max[b] > top_dist:
+            top_dist = block_max[b]
+    best[0] = top
+    best[1] = top_pos
+    best[2] = top_dist
