@@ -18,6 +18,13 @@ reported as row-picks per second (``N * k / seconds``), comparable across sizes.
 
     python bench/bench_badge.py            # N=1M x d=128 x C=10, k=1000 (minutes, ~1 GB)
     python bench/bench_badge.py --quick    # small sizes, about a minute
+    python bench/bench_badge.py --suite real   # issue 13: the k-center suite's inputs
+
+``--suite real`` runs fastal and the NumPy loop on the inputs of ``bench_kcenter.py --suite
+real`` (Fashion-MNIST PCA-50 and raw, Rotten Tomatoes SVD-256, Gaussian 300k x 128, 1M x 32,
+1M x 128) at k = 100 and 1,000, with the probabilities of a logistic regression fitted on
+the 1,000 labeled rows (real data) or a softmax of random logits (Gaussian, C = 10).
+lightly-mundig has no BADGE.
 """
 
 from __future__ import annotations
@@ -164,9 +171,69 @@ def run_method(method, data, probs, n, k, timeout):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def suite_probs(label, X, labeled, seed=0):
+    """Class probabilities for a suite input: a logistic regression fitted on the labeled
+    rows (real data sets, their own labels), or a softmax of random logits (Gaussian)."""
+    rng = np.random.default_rng(seed)
+    if label == "Gaussian":
+        logits = 2.0 * rng.standard_normal((X.shape[0], 10), dtype=np.float32)
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        from fastal.datasets import load_fashion_mnist, load_rotten_tomatoes_tfidf
+
+        if label.startswith("Fashion"):
+            y = load_fashion_mnist(subset="train")[1]
+        else:
+            y = load_rotten_tomatoes_tfidf()[1]
+        model = LogisticRegression(max_iter=300).fit(X[labeled], y[labeled])
+        logits = model.decision_function(X).astype(np.float32)
+        if logits.ndim == 1:
+            logits = np.stack([-logits, logits], axis=1)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return np.ascontiguousarray(e / e.sum(axis=1, keepdims=True), dtype=np.float32)
+
+
+def main_real(args):
+    sys.path.insert(0, HERE)
+    from _common import machine, table
+    from bench_kcenter import REAL_KS, real_suite
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, X, labeled in real_suite(only=args.only):
+            n, d = X.shape
+            P = suite_probs(label, X, labeled)
+            data, probs = os.path.join(tmp, "X.npy"), os.path.join(tmp, "P.npy")
+            np.save(data, X)
+            np.save(probs, P)
+            for k in REAL_KS:
+                res = {m: run_method(m, data, probs, n, k, args.timeout)
+                       for m in ("fastal", "numpy")}
+                fa = res["fastal"].get("seconds")
+                for method, r in res.items():
+                    if "error" in r:
+                        rows.append([label, f"{n:,} x {d}, C={P.shape[1]}", k, method,
+                                     r["error"], "", "", ""])
+                    else:
+                        rows.append([label, f"{n:,} x {d}, C={P.shape[1]}", k, method,
+                                     f"{r['seconds']:.3f}", f"{n * k / r['seconds'] / 1e6:,.1f} M",
+                                     f"{r['seconds'] / fa:.1f}x" if fa else "-",
+                                     f"{r['added'] / 2**20:,.0f} MiB"])
+                    print(rows[-1], file=sys.stderr, flush=True)
+                rows.append([label, f"{n:,} x {d}, C={P.shape[1]}", k, "lightly-mundig",
+                             "no BADGE", "", "", ""])
+            del X, P
+    print(f"\n`python bench/bench_badge.py --suite real` ({machine()})\n")
+    print(table(["data", "N x d", "k", "method", "seconds", "row-picks/s",
+                 "time / fastal", "peak memory beyond inputs"], rows))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--suite", choices=["synthetic", "real"], default="synthetic")
+    parser.add_argument("--only", default=None, help="--suite real: only these inputs")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=128)
     parser.add_argument("--c", type=int, default=10)
@@ -183,6 +250,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.suite == "real":
+        return main_real(args)
     if args.quick:
         args.n, args.k, args.numpy_k, args.peer_n, args.peer_k = 100_000, 200, 50, [5_000,
                                                                                   20_000], 50

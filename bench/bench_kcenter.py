@@ -29,6 +29,13 @@ be legitimate.
 
     python bench/bench_kcenter.py            # full table (tens of minutes, ~3 GB RAM)
     python bench/bench_kcenter.py --quick    # small sizes
+    python bench/bench_kcenter.py --suite real   # issue 13: real and unstructured data
+
+``--suite real`` runs the inputs users bring instead of blobs: Fashion-MNIST (PCA-50 and raw
+784-d pixels), Rotten Tomatoes (TF-IDF -> TruncatedSVD-256) and unstructured Gaussian data
+(300,000 x 128, 1,000,000 x 32 and x 128), 1,000 labeled rows, k = 100 and 1,000. There,
+"fastal (groups only)" is the triangle-inequality path alone (fastal before the lazy path,
+also exact): its picks must equal fastal's.
 """
 
 from __future__ import annotations
@@ -75,6 +82,45 @@ def make_data(n, d, n_labeled, kind, seed):
             X[start:stop] += 0.1 * rng.standard_normal((stop - start, d), dtype=np.float32)
     labeled = np.sort(rng.choice(n, n_labeled, replace=False)).astype(np.int64)
     return X, labeled
+
+
+REAL_KS = (100, 1000)
+REAL_LABELED = 1000
+
+
+def real_suite(seed=0, only=None):
+    """``(label, X float32, labeled positions)`` of the issue-13 inputs, one at a time;
+    ``only``: the labels that contain this text (e.g. "Gaussian")."""
+    for label, X, labeled in _real_suite(seed):
+        if only is None or only.lower() in f"{label} {X.shape[0]}x{X.shape[1]}".lower():
+            yield label, X, labeled
+
+
+def _real_suite(seed):
+    from fastal.datasets import load_fashion_mnist, load_rotten_tomatoes_tfidf
+
+    def labeled_of(n):
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(n, REAL_LABELED, replace=False)).astype(np.int64)
+
+    X, _ = load_fashion_mnist(subset="train")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    from sklearn.decomposition import PCA, TruncatedSVD
+
+    Z = np.ascontiguousarray(PCA(50, random_state=0).fit_transform(X), dtype=np.float32)
+    yield "Fashion-MNIST PCA-50", Z, labeled_of(Z.shape[0])
+    del Z
+    yield "Fashion-MNIST raw 784-d", X, labeled_of(X.shape[0])
+    del X
+    T, _ = load_rotten_tomatoes_tfidf()
+    T = np.ascontiguousarray(TruncatedSVD(256, random_state=0).fit_transform(T),
+                             dtype=np.float32)
+    yield "Rotten Tomatoes TF-IDF SVD-256", T, labeled_of(T.shape[0])
+    del T
+    for n, d in ((300_000, 128), (1_000_000, 32), (1_000_000, 128)):
+        G, labeled = make_data(n, d, REAL_LABELED, "gaussian", seed)
+        yield "Gaussian", G, labeled
+        del G
 
 
 def numpy_loop(X, k, labeled):
@@ -129,9 +175,11 @@ def _warm_up(method, d):
     try:
         for centre_bytes in (level_bytes, 0):  # int16 and row group centres
             module._LEVEL_ROW_BYTES = centre_bytes
-            module._kcenter(small, 20, labeled=np.arange(64))  # labeled cells
-            module._kcenter(small, 20)  # random cells, no labeled set
-            module._kcenter(small, 20, labeled=np.arange(8))  # random cells
+            for path in ("grouped", "lazy"):
+                module._kcenter(small, 20, labeled=np.arange(64), path=path)  # labeled cells
+                module._kcenter(small, 20, path=path)  # random cells, no labeled set
+                module._kcenter(small, 20, labeled=np.arange(8), path=path)  # random cells
+                module._kcenter(small, 200, labeled=np.arange(0, 4000, 20), path=path)
     finally:
         module._LEVEL_ROW_BYTES = level_bytes
 
@@ -168,8 +216,9 @@ def worker(args):
     times = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        if args.worker == "fastal":
-            picks = _kcenter(X, args.k, labeled=labeled, stats=stats).indices
+        if args.worker in ("fastal", "fastal-grouped"):
+            path = "grouped" if args.worker == "fastal-grouped" else None
+            picks = _kcenter(X, args.k, labeled=labeled, stats=stats, path=path).indices
         else:
             picks = numpy_loop(X, args.k, labeled)
         times.append(time.perf_counter() - t0)
@@ -227,7 +276,7 @@ def _same(a, b):
     return f"no (from pick {first})"
 
 
-def _row(name, n, d, n_labeled, k, seconds, note, added, same, reference_seconds):
+def _row(name, n, d, n_labeled, k, seconds, note, added, same, reference_seconds, data=""):
     if seconds is None:
         timing, ratio, rate = note, "-", "-"
     else:
@@ -235,13 +284,92 @@ def _row(name, n, d, n_labeled, k, seconds, note, added, same, reference_seconds
         ratio = f"{seconds / reference_seconds:.1f}x" if reference_seconds else "-"
         rate = f"{n * k / seconds:.2e}"
     memory = "-" if added is None else f"{added / 2**20:.0f} ({added / n:.1f})"
-    return (f"| {n:,} x {d}, L={n_labeled:,}, k={k:,} | {name} | {timing} | {ratio} | {rate} "
-            f"| {memory} | {same} |")
+    label = f"{data} " if data else ""
+    return (f"| {label}{n:,} x {d}, L={n_labeled:,}, k={k:,} | {name} | {timing} | {ratio} "
+            f"| {rate} | {memory} | {same} |")
+
+
+def _phases(st):
+    if st.get("path") == "lazy":
+        return (f"lazy: band {st['band_rows']:,} rows ({st['band_widenings']} widenings), "
+                f"{st['row_evaluations']:,} row-to-pick distances")
+    note = (f"{st['grouping']} groups G={st['n_groups']:,}; {st['row_evaluations']:,} row "
+            "distances")
+    if "lazy_band_abandoned" in st:
+        note = (f"lazy given up after {st['lazy_picks_done']} picks (band projected to "
+                f"{st['lazy_band_projected']:,} rows), then " + note)
+    return note
+
+
+def main_real(args, peers_python):
+    """``--suite real``: the issue-13 inputs, every method on the same file, one run."""
+    import numba
+
+    print(f"command: python bench/bench_kcenter.py {' '.join(sys.argv[1:])}")
+    print(f"float32, {REAL_LABELED:,} labeled = random pool positions (seed {args.seed}); "
+          f"numba threads: {numba.get_num_threads()}, cpus: {os.cpu_count()}; best of "
+          f"{args.repeat}; lightly-mundig capped at {args.peer_cap:.0f} s\n")
+    print("| case | method | seconds | time / fastal | rows x picks / s "
+          "| added MB (B/row) | picks identical |")
+    print("|---|---|---|---|---|---|---|")
+    notes = []
+    summary = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, X, labeled in real_suite(args.seed, args.only):
+            n, d = X.shape
+            data, labf = os.path.join(tmp, "X.npy"), os.path.join(tmp, "labeled.npy")
+            np.save(data, X)
+            np.save(labf, labeled)
+            for k in REAL_KS:
+                res, picks = {}, {}
+                for method in ("fastal", "fastal-grouped", "numpy"):
+                    out = os.path.join(tmp, f"{method}.npy")
+                    res[method] = run_method(method, data, labf, k, out, args.repeat)
+                    picks[method] = np.load(out)
+                fa = res["fastal"]["time"]
+                print(_row("fastal", n, d, labeled.size, k, fa, "", res["fastal"]["added"],
+                           "yes (reference order)", fa, label), flush=True)
+                gr = res["fastal-grouped"]
+                print(_row("fastal (groups only)", n, d, labeled.size, k, gr["time"], "",
+                           gr["added"], _same(picks["fastal-grouped"], picks["fastal"]), fa,
+                           label), flush=True)
+                nu = res["numpy"]
+                print(_row("NumPy loop (FAISS + float32 mat-vec)", n, d, labeled.size, k,
+                           nu["time"], "", nu["added"], _same(picks["numpy"], picks["fastal"]),
+                           fa, label), flush=True)
+                peer = None
+                if peers_python:
+                    peer, peer_picks, note = run_peer("lightly-mundig", X, labeled, k,
+                                                      peers_python, args.peer_cap)
+                    print(_row("lightly-mundig", n, d, labeled.size, k, peer, note, None,
+                               _same(peer_picks, picks["fastal"]), fa, label), flush=True)
+                notes.append(f"- {label} {n:,} x {d}, k={k:,}: "
+                             + ", ".join(f"{name} {sec:.2f}" for name, sec in
+                                         res["fastal"]["stats"]["seconds"].items())
+                             + f"; {_phases(res['fastal']['stats'])}")
+                summary.append((label, n, d, k, fa, nu["time"], gr["time"], peer,
+                                res["fastal"]["added"] / n,
+                                np.array_equal(picks["numpy"], picks["fastal"]),
+                                np.array_equal(picks["fastal-grouped"], picks["fastal"])))
+            del X
+    print("\nfastal phases (s):")
+    print("\n".join(notes))
+    print("\nsummary: | data | N x d | k | fastal s | vs NumPy loop | vs groups only "
+          "| vs lightly-mundig | added B/row | same picks as loop / groups |")
+    for label, n, d, k, fa, nu, gr, peer, bpr, same_loop, same_groups in summary:
+        peer_ratio = f"{peer / fa:.1f}x" if peer else "-"
+        print(f"| {label} | {n:,} x {d} | {k:,} | {fa:.2f} | {nu / fa:.1f}x | {gr / fa:.1f}x "
+              f"| {peer_ratio} | {bpr:.1f} | {'yes' if same_loop else 'no'} / "
+              f"{'yes' if same_groups else 'no'} |")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--suite", choices=["blobs", "real"], default="blobs",
+                        help="'real': Fashion-MNIST, Rotten Tomatoes, unstructured Gaussian")
+    parser.add_argument("--only", default=None,
+                        help="--suite real: only inputs whose label contains this text")
     parser.add_argument("--data-kind", choices=["blobs", "gaussian"], default="blobs")
     parser.add_argument("--cases", default=None,
                         help="semicolon-separated N,d,L,k cases, e.g. '100000,64,100,500'")
@@ -273,6 +401,10 @@ def main(argv=None):
     peers_python = args.peers_python if args.peers_python and os.path.exists(
         args.peers_python) else None
 
+    if args.suite == "real":
+        main_real(args, peers_python)
+        return
+
     import numba
 
     print(f"command: python bench/bench_kcenter.py {' '.join(sys.argv[1:])}")
@@ -292,11 +424,11 @@ def main(argv=None):
             small_n = min(n, args.small_rows)
             small_k = min(k, args.small_k)
             small_labeled = labeled[labeled < small_n]
-            if small_labeled.size == 0:
+            if small_labeled.size == 0 and small_n:
                 small_labeled = labeled[:1] % small_n
             for scale, (nn, kk, lab) in (("full", (n, k, labeled)),
                                         ("small", (small_n, small_k, small_labeled))):
-                if scale == "small" and (not peers_python or (nn, kk) == (n, k)
+                if scale == "small" and (not peers_python or not nn or (nn, kk) == (n, k)
                                          or (nn, d, lab.size, kk) in small_done):
                     continue
                 if scale == "small":
@@ -306,13 +438,17 @@ def main(argv=None):
                 np.save(data, Xs)
                 np.save(labf, lab)
                 res, picks = {}, {}
-                for method in ("fastal", "numpy"):
+                for method in ("fastal", "fastal-grouped", "numpy"):
                     out = os.path.join(tmp, f"{method}.npy")
                     res[method] = run_method(method, data, labf, kk, out, args.repeat)
                     picks[method] = np.load(out)
                 fa = res["fastal"]
                 print(_row("fastal", nn, d, lab.size, kk, fa["time"], "", fa["added"],
                            "yes (reference order)", fa["time"]), flush=True)
+                gr = res["fastal-grouped"]
+                print(_row("fastal (groups only)", nn, d, lab.size, kk, gr["time"], "",
+                           gr["added"], _same(picks["fastal-grouped"], picks["fastal"]),
+                           fa["time"]), flush=True)
                 nu = res["numpy"]
                 print(_row("NumPy loop (FAISS + float32 mat-vec)", nn, d, lab.size, kk,
                            nu["time"], "", nu["added"], _same(picks["numpy"], picks["fastal"]),
@@ -328,12 +464,11 @@ def main(argv=None):
                     print(_row(library, nn, d, lab.size, kk, seconds, note, None,
                                _same(peer_picks, picks["fastal"]), fa["time"]), flush=True)
             del X
-    print("\nfastal phases (s), groups and rows evaluated (share of N x k):")
+    print("\nfastal phases (s) and work:")
     for n, d, n_labeled, k, st in phases:
         print(f"- N={n:,} d={d} L={n_labeled:,} k={k:,}: "
               + ", ".join(f"{name} {sec:.2f}" for name, sec in st["seconds"].items())
-              + f"; {st['grouping']} groups G={st['n_groups']:,}; "
-              f"{100 * st['row_evaluations'] / (n * k):.2f}% rows evaluated")
+              + f"; {_phases(st)}")
 
 
 if __name__ == "__main__":

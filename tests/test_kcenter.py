@@ -14,17 +14,25 @@ from tests.reference_diversity import kcenter_greedy
 
 def assert_matches_reference(X, k, *, labeled=None, metric="l2", seed=0, weights=None,
                              n_groups=None, chunk_rows=None):
-    sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
-                   n_groups=n_groups, chunk_rows=chunk_rows)
+    """Both algorithms (lazy band and triangle-inequality groups; the lazy one is
+    unweighted) against the reference; returns the default path's selection."""
     idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=seed,
                                         weights=weights)
-    assert sel.indices.dtype == np.int64 and sel.scores.dtype == np.float32
-    np.testing.assert_array_equal(sel.indices, idx)
-    np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
-    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
-    assert len(set(sel.indices.tolist())) == k
-    assert sel.method == "kcenter" and sel.n_pool == np.asarray(X).shape[0]
-    return sel
+    paths = ["grouped"] if weights is not None else ["lazy", "grouped"]
+    for path in paths:
+        stats = {}
+        sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
+                       n_groups=n_groups, chunk_rows=chunk_rows, path=path, stats=stats)
+        assert stats["path"] == path
+        assert sel.indices.dtype == np.int64 and sel.scores.dtype == np.float32
+        np.testing.assert_array_equal(sel.indices, idx)
+        np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6,
+                                   atol=1e-12)
+        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+        assert len(set(sel.indices.tolist())) == k
+        assert sel.method == "kcenter" and sel.n_pool == np.asarray(X).shape[0]
+    return _kcenter(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
+                    n_groups=n_groups, chunk_rows=chunk_rows)
 
 
 def blobs(rng, n, d, n_centers, spread=0.05, offset=0.0):
@@ -159,29 +167,36 @@ def test_first_pick_is_documented_random_draw():
         assert np.isinf(sel.scores[0])
 
 
-def test_chunk_rows_do_not_change_result():
+@pytest.mark.parametrize("path", ["lazy", "grouped"])
+@pytest.mark.parametrize("n_labeled", [40, 300])  # lazy: every labeled point, or lists
+def test_chunk_rows_do_not_change_result(path, n_labeled):
     rng = np.random.default_rng(11)
     X = rng.normal(size=(1000, 8)).astype(np.float32)
-    L = rng.normal(size=(40, 8))
-    a = _kcenter(X, 50, labeled=L, chunk_rows=1, n_groups=17)
-    b = _kcenter(X, 50, labeled=L, chunk_rows=333, n_groups=17)
-    c = _kcenter(X, 50, labeled=L)
-    for other in (b, c):
+    L = rng.normal(size=(n_labeled, 8))
+    a = _kcenter(X, 50, labeled=L, chunk_rows=1, n_groups=17, path=path)
+    others = [_kcenter(X, 50, labeled=L, chunk_rows=c, n_groups=17, path=path)
+              for c in (7, 333, 4096, 1000)]
+    others.append(_kcenter(X, 50, labeled=L))
+    for other in others:
         np.testing.assert_array_equal(a.indices, other.indices)
         np.testing.assert_array_equal(a.scores, other.scores)
+        np.testing.assert_array_equal(a.extra["covering_radius"],
+                                      other.extra["covering_radius"])
 
 
+@pytest.mark.parametrize("path", ["lazy", "grouped"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_thread_count_does_not_change_result(metric):
+def test_thread_count_does_not_change_result(metric, path):
     rng = np.random.default_rng(12)
     X = blobs(rng, 5000, 16, 30).astype(np.float32)
-    labeled = rng.choice(5000, 50, replace=False)
+    labeled = rng.choice(5000, 100, replace=False)
     previous = numba.get_num_threads()
     results = []
     try:
         for n_threads in (1, 2):
             numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
-            results.append(_kcenter(X, 200, labeled=labeled, metric=metric, n_groups=70))
+            results.append(_kcenter(X, 200, labeled=labeled, metric=metric, n_groups=70,
+                                    path=path))
     finally:
         numba.set_num_threads(previous)
     np.testing.assert_array_equal(results[0].indices, results[1].indices)
@@ -205,12 +220,16 @@ def test_cosine_scale_invariance_and_duplicates_of_labeled_embeddings():
        n_groups=st.integers(1, 12), weighted=st.booleans(), seed=st.integers(0, 2**31),
        grouping=st.sampled_from([None, "cells", "labeled"]),
        centres=st.sampled_from(["budget", "levels", "rows"]),
-       labeled_chunk=st.sampled_from([None, 3, 5]))
+       labeled_chunk=st.sampled_from([None, 3, 5]),
+       path=st.sampled_from(["lazy", "grouped"]), band_min=st.sampled_from([1, 3, 1024]),
+       scan_labeled=st.sampled_from([0, 64]))
 def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric, grid,
                                     n_groups, weighted, seed, grouping, centres,
-                                    labeled_chunk):
+                                    labeled_chunk, path, band_min, scan_labeled):
     # Also explores the grouping, the split groups' centres (int16 levels or member rows)
-    # and the labeled set searched in chunks of a few points.
+    # and the labeled set searched in chunks of a few points; for the lazy path, bands of
+    # one or a few rows (many widenings), labeled lists (FAISS completion) or a full scan
+    # of the labeled set (in chunks of a few points, when labeled_chunk is set).
     import importlib
     from unittest import mock
 
@@ -240,13 +259,20 @@ def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric,
     level_bytes = {"budget": module._LEVEL_ROW_BYTES, "levels": 10**9, "rows": 0}[centres]
     index_bytes = (module._LABELED_INDEX_BYTES if labeled_chunk is None
                    else labeled_chunk * 4 * d)
+    if weighted:
+        path = "grouped"
     with mock.patch.object(module, "_LEVEL_ROW_BYTES", level_bytes), \
             mock.patch.object(module, "_LABELED_INDEX_BYTES", index_bytes), \
             mock.patch.object(module, "_LABELED_INDEX_ROW_BYTES",
-                              module._LABELED_INDEX_ROW_BYTES if labeled_chunk is None else 0):
+                              module._LABELED_INDEX_ROW_BYTES if labeled_chunk is None else 0), \
+            mock.patch.object(module, "_LAZY_BAND_MIN", band_min), \
+            mock.patch.object(module, "_LAZY_BAND_PER_PICK", 0 if band_min < 1024 else 4), \
+            mock.patch.object(module, "_LAZY_SCAN_LABELED", scan_labeled):
+        stats = {}
         sel = _kcenter(X, k, labeled=labeled, metric=metric, weights=weights,
                        n_groups=None if grouping == "labeled" else min(n_groups, n),
-                       seed=seed, grouping=grouping)
+                       seed=seed, grouping=grouping, path=path, stats=stats)
+    assert stats["path"] == path
     idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=seed,
                                         weights=weights)
     np.testing.assert_array_equal(sel.indices, idx)
@@ -450,7 +476,7 @@ def test_auto_grouping_choice():
     for labeled, expected in ((None, "cells"), (rng.choice(10000, 10, replace=False), "cells"),
                               (rng.choice(10000, 200, replace=False), "labeled")):
         stats = {}
-        _kcenter(X, 30, labeled=labeled, stats=stats)
+        _kcenter(X, 30, labeled=labeled, stats=stats, path="grouped")
         assert stats["grouping"] == expected
     with pytest.raises(FastalError, match="grouping"):
         _kcenter(X, 3, grouping="labeled")
@@ -586,23 +612,150 @@ def test_picks_leave_no_garbage_behind():
     assert retained < 40_000  # was 400 picks x 400 bytes with 20 kernel arguments
 
 
+@pytest.mark.parametrize("path, data", [("grouped", "blobs"), (None, "blobs"),
+                                        (None, "gaussian")])
 @pytest.mark.parametrize("n_labeled", [50, 600])  # random-row cells, labeled cells
-def test_numpy_memory_stays_within_16_bytes_per_row(n_labeled):
+def test_numpy_memory_stays_within_16_bytes_per_row(n_labeled, path, data):
     # Every NumPy array kcenter allocates (tracemalloc sees them all, deterministically):
     # 10 bytes per row of state, the rest bounded; no O(N d) temporary (an isfinite mask,
     # a float64 copy of the pool or of the rows being searched would each break this).
+    # The default path runs the lazy band (4 bytes per row, 16 per band row) and, on
+    # clustered data, gives up on it for the groups: its arrays must be gone by then.
     import tracemalloc
 
     rng = np.random.default_rng(26)
-    X = blobs(rng, 200_000, 32, 300, spread=0.3).astype(np.float32)
+    if data == "blobs":
+        X = blobs(rng, 200_000, 32, 300, spread=0.3).astype(np.float32)
+    else:
+        X = rng.standard_normal((200_000, 32), dtype=np.float32)
     labeled = rng.choice(200_000, n_labeled, replace=False)
-    _kcenter(X[:5000], 5, labeled=labeled[labeled < 5000])  # compile outside the trace
+    for warm_path in ("grouped", "lazy"):  # compile outside the trace
+        _kcenter(X[:40_000], 50, labeled=labeled[labeled < 40_000], path=warm_path)
     tracemalloc.start()
     try:
         stats = {}
-        _kcenter(X, 50, labeled=labeled, stats=stats)
+        _kcenter(X, 50, labeled=labeled, stats=stats, path=path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert stats["grouping"] == ("labeled" if n_labeled == 600 else "cells")
+    if stats["path"] == "grouped":
+        assert stats["grouping"] == ("labeled" if n_labeled == 600 else "cells")
+    if path is None and data == "gaussian":
+        assert stats["path"] == "lazy"
     assert peak < 16 * X.shape[0], f"{peak / X.shape[0]:.1f} bytes per row"
+
+
+# --------------------------------------------------------------------------- lazy path
+
+
+def _lazy_module():
+    import importlib
+
+    return importlib.import_module("fastal.diversity.kcenter")
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "embeddings",
+                                  "none"])
+def test_lazy_band_of_one_row_widened_many_times(metric, case, monkeypatch):
+    # A band that starts at one row and doubles: many widenings, rows entering the heap
+    # after many picks (compared with all of them on entry), ties at the threshold.
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
+    monkeypatch.setattr(module, "_LAZY_BAND_PER_PICK", 0)
+    monkeypatch.setattr(module, "_LAZY_SCAN_LABELED", 8)  # lists + FAISS for 20+ points
+    rng = np.random.default_rng(30)
+    labeled = rng.choice(800, 60, replace=False)
+    if case == "random":
+        X = rng.normal(size=(800, 5)).astype(np.float32)
+    elif case == "blobs":
+        X = blobs(rng, 800, 4, 12, spread=0.2).astype(np.float32)
+    elif case == "duplicates":
+        X = rng.normal(size=(9, 3)).astype(np.float32)[rng.integers(9, size=800)]
+    elif case == "grid1d":
+        X = (np.arange(800, dtype=np.float32) % 17)[:, None] + (1.0 if metric == "cosine" else 0)
+    elif case == "embeddings":
+        X = rng.normal(size=(800, 5))
+        labeled = rng.normal(size=(30, 5))
+    else:
+        X = rng.normal(size=(800, 5)).astype(np.float32)
+        labeled = None
+    n_unlabeled = 800 - (60 if case not in ("embeddings", "none") else 0)
+    for k in (1, 37, 300, n_unlabeled):
+        stats = {}
+        sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=5, path="lazy", stats=stats)
+        idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=5)
+        np.testing.assert_array_equal(sel.indices, idx)
+        np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+        assert stats["path"] == "lazy"
+        if k >= 37 and case in ("random", "blobs", "embeddings", "none"):
+            assert stats["band_widenings"] > 3
+
+
+@pytest.mark.parametrize("labeled_kind", ["positions", "none"])
+def test_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, monkeypatch):
+    # When the band outgrows its share of the pool, the groups take over from scratch: same
+    # picks (the random first pick is drawn once, before either path runs).
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
+    monkeypatch.setattr(module, "_LAZY_MAX_BAND", 0.05)
+    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 16)
+    rng = np.random.default_rng(31)
+    X = blobs(rng, 3000, 6, 40, spread=0.1).astype(np.float32)
+    labeled = rng.choice(3000, 20, replace=False) if labeled_kind == "positions" else None
+    stats = {}
+    sel = _kcenter(X, 200, labeled=labeled, seed=3, stats=stats)
+    idx, scores, cover = kcenter_greedy(X, 200, labeled=labeled, seed=3)
+    assert stats["path"] == "grouped" and stats["lazy_band_abandoned"] > 0.05 * 3000
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("budget", [None, 7])  # lists copied at once, or a few points at a time
+def test_lazy_bounds_are_upper_bounds(metric, budget, monkeypatch):
+    # The bound of every row must be >= its exact float64 distance to the labeled set
+    # (rounded up to float32, with a margin for the summation order), and reach it when the
+    # nearest point is in the row's lists. Offset data: large norms, small distances.
+    module = _lazy_module()
+    if budget is not None:
+        monkeypatch.setattr(module, "_LABELED_INDEX_BYTES", budget * 4 * 7)
+        monkeypatch.setattr(module, "_LABELED_INDEX_ROW_BYTES", 0)
+    rng = np.random.default_rng(32)
+    cosine = metric == "cosine"
+    for offset in (0.0, 1e3):
+        X = rng.normal(size=(4000, 7)) + offset
+        lab_rows = rng.choice(4000, 400, replace=False).astype(np.int64)
+        P = X / np.linalg.norm(X, axis=1)[:, None] if cosine else X
+        inv = (1.0 / np.sqrt((X * X).sum(axis=1))) if cosine else np.empty(0)
+        probes, offsets, members = module._probe_lists(X, lab_rows, inv, cosine)
+        assert probes.size == 20 and np.array_equal(np.sort(members), np.arange(400))
+        shift = P[lab_rows].mean(axis=0).astype(np.float32).astype(np.float64)
+        upper = np.empty(4000, dtype=np.float32)
+        module._labeled_upper(X, inv, cosine, shift, X, lab_rows, inv, 1.0 + 30 * 2.0**-53,
+                              333, upper)
+        sq = ((P[:, None, :] - P[lab_rows][None, :, :]) ** 2).sum(axis=2).min(axis=1)
+        exact = sq / 2 if cosine else np.sqrt(sq)
+        assert (upper.astype(np.float64) >= exact).all()
+        # the bounds are tight for most rows (the nearest point is usually in the lists)
+        assert np.mean(upper <= np.nextafter(exact.astype(np.float32), np.inf) * 1.0001) > 0.5
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_lazy_completion_falls_back_on_near_ties(metric, monkeypatch):
+    # Band rows get their exact distance to the labeled set from FAISS's two candidates and
+    # the float32 error certificate; labeled points on a tiny ring around each row defeat
+    # the certificate, so those rows must be rescanned (else FAISS's mis-ranking shows).
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_LAZY_SCAN_LABELED", 4)
+    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 4000)  # every row is a band row
+    rng = np.random.default_rng(33)
+    X = rng.normal(size=(300, 3)) * 100
+    labeled = np.repeat(X[:40], 12, axis=0) + rng.normal(size=(480, 3)) * 1e-5
+    stats = {}
+    sel = _kcenter(X, 120, labeled=labeled, metric=metric, path="lazy", stats=stats)
+    idx, _, cover = kcenter_greedy(X, 120, labeled=labeled, metric=metric)
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    assert stats["fallback_rows"] > 0

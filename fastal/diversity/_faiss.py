@@ -44,6 +44,22 @@ def small_search_blocks(query_rows=QUERY_BLOCK):
         cvar.distance_compute_blas_query_bs, cvar.distance_compute_blas_database_bs = before
 
 
+@contextlib.contextmanager
+def single_threaded_faiss():
+    """Run FAISS calls on the calling thread only (``omp_set_num_threads(1)``), then restore
+    FAISS's thread count. For many small searches: each multi-threaded call pays an OpenMP
+    fork-join, which costs milliseconds when FAISS's threads spin or the machine is busy.
+    Like the block sizes, the setting is process-wide while it lasts."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def knn_l2(queries, database, k, distances, labels):
     """FAISS's exact k nearest ``database`` rows (squared L2) of each query row, written into
     ``distances`` (nq, k) float32 and ``labels`` (nq, k) int64; no index is built, so the

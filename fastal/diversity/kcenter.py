@@ -9,10 +9,11 @@ import numpy as np
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import FastalError
 from .._kernels import kcenter as _k
+from .._kernels import kcenter_lazy as _lazy
 from .._selection import Selection
 from .._validation import check_int as _check_int
 from ..io.arrays import to_numpy
-from ._faiss import knn_l2, query_block, small_search_blocks
+from ._faiss import knn_l2, query_block, single_threaded_faiss, small_search_blocks
 
 _METRICS = ("l2", "cosine")
 # FAISS candidates per row for the initial labeled search. The exact distance of each is
@@ -41,6 +42,19 @@ _NO_ROWS = np.empty(0, dtype=np.int64)
 _NO_GRID = np.empty((2, 0), dtype=np.float64)
 _NO_LEVELS = np.empty((0, 0), dtype=np.int16)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
+_PATHS = ("lazy", "grouped")
+# Lazy path (see _lazy_kcenter). The first band holds at least _LAZY_BAND_MIN rows and
+# _LAZY_BAND_PER_PICK per pick; each widening doubles it. Past _LAZY_MAX_BAND of the pool
+# the bounds are not pruning (the covering radius falls fast: clustered data), and the
+# triangle-inequality groups take over.
+_LAZY_BAND_MIN = 1024
+_LAZY_BAND_PER_PICK = 4
+_LAZY_MAX_BAND = 0.125
+_LAZY_SMALL_POOL = 1 << 15  # below this many rows the lazy path is never abandoned
+_LAZY_PROJECT_AFTER = 4  # picks before the band's growth per pick is projected
+_LAZY_SCAN_LABELED = 64  # up to this many labeled points, each row meets all of them
+_BOUND_BLOCK_ROWS = 1 << 15  # rows per block of the bounds' search (sorted by probe)
+_BOUND_THREADS = 2  # Python threads running single-threaded FAISS searches for the bounds
 
 
 def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None):
@@ -107,7 +121,28 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     neither labeled nor picked, so ``k`` distinct rows are always returned.
 
     The result is exactly that of the plain greedy loop with float64 distances
-    (``tests/reference_diversity.py``); only the work differs:
+    (``tests/reference_diversity.py``); only the work differs. Two exact algorithms, chosen
+    per call from measured pruning:
+
+    **Lazy evaluation** (unweighted calls; tried first). The pick is ``argmax D``, and an
+    *upper* bound ``U(i) >= D(i)`` is cheap: the distance to any one centre, and it stays
+    valid as centres are added. Every row gets one from a few candidates (the ~``sqrt(L)``
+    labeled points chosen as probes and the list of labeled points around its nearest
+    probe, found by FAISS in float32 and recomputed exactly: O(sqrt(L) d) per row instead of
+    the O(L d) of a full labeled search; without a labeled set, the exact distance to the
+    first pick). Only the *band* of rows with the largest bounds gets its exact ``D``
+    (FAISS candidates with the error certificate of step 1 below) and enters a heap; a
+    heap top is compared only with the picks it has not seen, and it is the pick once it
+    is exact and at least the band's threshold, which bounds every row left outside. When
+    the exact top falls below the threshold, the band doubles. On embeddings and
+    unstructured data the covering radius falls slowly and a band of a few rows per pick
+    suffices: no O(N) work per pick at all. On clustered data each pick empties a cluster
+    from the top and the band would grow to most of the pool; once the band, or its growth
+    per pick projected to pick ``k``, passes 1/8 of the pool, the call starts over with
+    the triangle-inequality groups below (the first random pick is drawn once, before
+    either). Exactness does not depend on any of these choices.
+
+    **Triangle-inequality groups** (weighted calls, and clustered data):
 
     1. ``D`` for the labeled set comes from exact FAISS flat searches of the pool in
        chunks (no N x L matrix, no copy of the labeled set: one float32 chunk of it at a
@@ -137,7 +172,12 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
        points and the picks, and the largest wins. The reported scores and covering radii
        are float64 recomputations too.
 
-    Extra memory is O(N): 10 bytes per pool row (``D`` as float32 rounded up, the
+    Extra memory of the lazy path: 4 bytes per pool row (the float32 bound, rounded up),
+    16 bytes per band row (heap: float64 key, int32 row and picks seen) and bounded scratch
+    (the labeled lists as float32, at most ``max(512 KiB, 3 bytes per row)`` at a time, two
+    search buffers of at most 1 byte per row each); no copy of the pool in any precision.
+    Measured 7.8-9.1 bytes per row at 200k x 32 (``tests/test_kcenter.py``). The grouped
+    path: 10 bytes per pool row (``D`` as float32 rounded up, the
     row-to-centre distance as a uint16 fraction of its group's radius rounded up, int32
     group permutation; int64 beyond 2**31 rows), kept in group order so that the per-pick
     scans are sequential (the group labels live in the row-to-centre buffer until the rows
@@ -374,8 +414,13 @@ def _search_block(pool, begin, stop, inv_norm, cosine, shift, out):
 
 
 def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None,
-             n_groups=None, grouping=None, stats=None):
-    """``kcenter`` with the grouping exposed (tests, benchmarks).
+             n_groups=None, grouping=None, stats=None, path=None):
+    """``kcenter`` with the algorithm exposed (tests, benchmarks).
+
+    ``path``: ``"lazy"`` (band of upper bounds, ``_lazy_kcenter``; unweighted only, falls
+    back to ``"grouped"`` when the band grows past ``_LAZY_MAX_BAND`` of the pool),
+    ``"grouped"`` (triangle-inequality groups) or None (lazy unless ``weights`` or
+    ``grouping`` is given).
 
     ``grouping``: ``"labeled"`` (cells around the labeled points, split), ``"labeled-cells"``
     (the same cells, unsplit), ``"cells"`` (``n_groups`` cells around random pool rows,
@@ -387,11 +432,11 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     with small_search_blocks(query_block(pool.shape[0])):
         return _kcenter_run(pool, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
                             chunk_rows=chunk_rows, n_groups=n_groups, grouping=grouping,
-                            stats=stats)
+                            stats=stats, path=path)
 
 
 def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, grouping,
-                 stats):
+                 stats, path):
     """The body of ``_kcenter`` (FAISS's block sizes already set)."""
     pool = _as_embeddings(X, "X")
     n_pool, d = pool.shape
@@ -442,8 +487,32 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         return _metric_rows(lab_src[rows], lab_inv[rows] if cosine else None, cosine)
 
     rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
+    first_row = -1 if n_labeled else int(rng.integers(n_pool))
+
+    # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
+    # float32 |x|^2 + |y|^2 - 2 x.y accurate for data far from the origin. A float32 value,
+    # so that x - shift of float32 rows is exact-then-rounded once.
+    shift = np.zeros(d)
+    if n_labeled:
+        step = max(1, _CONVERT_VALUES // d)
+        for begin in range(0, n_labeled, step):
+            shift += labeled_points(begin, begin + step).sum(axis=0)
+        shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
 
     clock = _Clock()
+    if path is None:
+        path = "lazy" if w is None and grouping is None else "grouped"
+    if path not in _PATHS:
+        raise FastalError(f"path must be one of {_PATHS}; got {path!r}")
+    if path == "lazy":
+        if w is not None:
+            raise FastalError("path 'lazy' is unweighted; got weights")
+        sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
+                            first_row, shift, chunk, clock, stats)
+        if sel is not None:
+            return sel
+        clock.lap("lazy (abandoned)")
+
     if grouping is None:
         grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "cells"
     if grouping not in ("labeled", "labeled-cells", "cells") or (
@@ -464,16 +533,6 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         cell_rows = np.unique(
             np.random.default_rng(_GROUP_SEED).integers(n_pool, size=n_groups))
         n_groups = cell_rows.shape[0]
-    # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
-    # float32 |x|^2 + |y|^2 - 2 x.y accurate for data far from the origin. A float32 value,
-    # so that x - shift of float32 rows is exact-then-rounded once.
-    shift = np.zeros(d)
-    if n_labeled:
-        step = max(1, _CONVERT_VALUES // d)
-        for begin in range(0, n_labeled, step):
-            shift += labeled_points(begin, begin + step).sum(axis=0)
-        shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
-
     # Row state, 10 bytes per row: mindist (4, float32 rounded up), rowdist (2), perm (4).
     # The group label of each row lives in rowdist's buffer until the rows are sorted by
     # group (up to 65,535 groups; beyond, only when a caller asks for them, an int64 array).
@@ -544,7 +603,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     n_eval = 0
     for t in range(k):
         if t == 0 and not n_labeled:
-            row = int(rng.integers(n_pool))
+            row = first_row
             score = np.inf
             pos = int(_k.position_of(perm, row))
         else:
@@ -575,7 +634,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     clock.lap("picks")
 
     if stats is not None:
-        stats.update(n_groups=n_groups, grouping=grouping, row_evaluations=n_eval,
+        stats.update(path="grouped", n_groups=n_groups, grouping=grouping, row_evaluations=n_eval,
                      fallback_rows=n_fallback, seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
@@ -725,6 +784,287 @@ def _centroid_grid(pool, cosine, chunk):
     step = (hi - lo) / 65534.0
     step[step <= 0.0] = 1.0  # a constant coordinate: any step
     return np.stack([lo + 32767.0 * step, step])
+
+
+def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv, first_row,
+                  shift, chunk, clock, stats):
+    """Exact greedy k-center by lazy evaluation (``fastal._kernels.kcenter_lazy``), or None
+    when the band of candidate rows grows past ``_LAZY_MAX_BAND`` of the pool.
+
+    1. Every row gets an upper bound of its distance to the labeled set: the nearest of a few
+       candidates (the labeled points in the list of its nearest probe, about ``sqrt(L)``
+       probes), O(sqrt(L) d) per row instead of O(L d). Without a labeled set, the distance
+       to the first (random) pick, which is exact.
+    2. The rows with the largest bounds form the band: their exact distance to the labeled set
+       (FAISS candidates with the error certificate of ``_search_labeled``) and to the picks
+       so far is computed, and they enter a heap.
+    3. Picks come from the heap (``_lazy.lazy_picks``); a top row is compared only with the
+       picks it has not seen. When the exact top falls below the band's threshold, the band
+       is doubled (steps 2-3 again).
+    """
+    n_pool, d = pool.shape
+    n_labeled = lab_rows.shape[0]
+    # relative margin over the float64 summation error of a d-term sum of squares (any order)
+    inflate = 1.0 + (2 * d + 8) * 2.0**-53
+    upper = np.empty(n_pool, dtype=np.float32)
+    n_unlabeled = n_pool - (0 if positions is None else positions.size)
+    target = min(k + 1, n_unlabeled)  # one pick past k: the covering radius after pick k
+    picked = np.empty(target + 1, dtype=np.int64)
+    scores = np.empty(target + 1, dtype=np.float64)
+    t = 0
+    if n_labeled:
+        _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate,
+                       chunk, upper)
+        if positions is not None:
+            upper[positions] = -1.0
+    else:
+        _lazy.distance_to_row(pool, inv_norm, cosine, first_row, inflate, upper)
+        upper[first_row] = -1.0
+        picked[0] = first_row
+        scores[0] = np.inf
+        t = 1
+    clock.lap("bounds")
+
+    t_first = t
+    hist = np.empty(1 << 16, dtype=np.int32)
+    # the band's heap: 16 bytes per band row (float64 key, int32 row and picks seen)
+    row_type = np.int32 if n_pool < 2**31 else np.int64
+    hkey = np.empty(0, dtype=np.float64)
+    hrow = np.empty(0, dtype=row_type)
+    hdone = np.empty(0, dtype=np.int32)
+    n_heap = 0
+    n_band = 0
+    theta = np.inf
+    evaluated = np.zeros(2, dtype=np.int64)  # row-to-pick distances, knock-downs
+    n_fallback = 0
+    widenings = 0
+    while True:
+        t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta,
+                                     picked, scores, t, target, evaluated)
+        if t == target:
+            break
+        # widen the band: at least double it
+        _lazy.upper_histogram(upper, hist)
+        want = max(_LAZY_BAND_MIN, _LAZY_BAND_PER_PICK * k, n_band)
+        bits, n_new = _lazy.band_threshold(hist, want)
+        new_theta = float(np.uint32(bits).view(np.float32))
+        n_new = int(n_new)
+        n_outside = int(hist.sum(dtype=np.int64))
+        # Measured pruning: rows knocked down from the top per pick so far, projected to the
+        # last pick. On clustered data each pick empties a whole cluster from the top and
+        # the band would grow to most of the pool: give up early, the groups prune there.
+        # (The band's own growth per pick is no measure: on unstructured data its early
+        # widenings are mostly rows whose bound was loose, settled once and never again.)
+        picks_seen = t - t_first
+        projected = n_band + evaluated[1] * (target - t) / max(picks_seen, 1)
+        if n_pool >= _LAZY_SMALL_POOL and (
+                n_band + n_new > _LAZY_MAX_BAND * n_pool
+                or (picks_seen >= _LAZY_PROJECT_AFTER
+                    and projected > _LAZY_MAX_BAND * n_pool)):
+            if stats is not None:
+                stats.update(lazy_band_abandoned=n_band + n_new, lazy_picks_done=t,
+                             lazy_band_projected=int(projected))
+            return None
+        rows = np.empty(n_new, dtype=np.int64)
+        n_new = int(_lazy.take_band(upper, np.float32(new_theta), rows))
+        rows = rows[:n_new]
+        key = np.full(n_new, np.inf)
+        if n_labeled:
+            n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
+                                            lab_rows, lab_inv, chunk, key)
+        if t:
+            _lazy.rows_picked_mindist(pool, rows, inv_norm, cosine, picked, t, key)
+        if hkey.shape[0] < n_heap + n_new:
+            hkey, hrow, hdone = (_grown(a, n_heap, n_heap + n_new) for a in (hkey, hrow, hdone))
+        n_heap = int(_lazy.heap_push(hkey, hrow, hdone, n_heap, key, rows, t))
+        del rows, key
+        n_band += n_new
+        widenings += 1
+        # rows left outside have upper < new_theta; none left: the heap decides alone
+        theta = new_theta if n_outside > n_new else -np.inf
+        clock.lap("band")
+    clock.lap("picks")
+
+    indices = picked[:k].copy()
+    cover = np.empty(k, dtype=np.float64)
+    cover[:-1] = scores[1:k]
+    cover[-1] = scores[k] if target > k else 0.0
+    if stats is not None:
+        stats.update(path="lazy", band_rows=n_band, band_widenings=widenings,
+                     row_evaluations=int(evaluated[0]), knock_downs=int(evaluated[1]),
+                     fallback_rows=n_fallback,
+                     seconds=clock.laps)
+    return Selection(indices=indices, scores=scores[:k].astype(np.float32), method="kcenter",
+                     n_pool=n_pool, extra={"covering_radius": cover})
+
+
+def _grown(values, n_used, size):
+    """A larger array holding ``values[:n_used]``: at least ``size`` entries, and at least
+    double the old capacity (amortised growth)."""
+    out = np.empty(max(size, 2 * values.shape[0]), dtype=values.dtype)
+    out[:n_used] = values[:n_used]
+    return out
+
+
+def _probe_lists(lab_src, lab_rows, lab_inv, cosine):
+    """Lists of labeled points around about ``sqrt(L)`` probes (labeled points drawn with a
+    fixed seed): ``(probes, list_offsets, members)``, positions into ``lab_rows``; list ``p``
+    is ``members[list_offsets[p]:list_offsets[p + 1]]`` (its probe included). Up to
+    ``_LAZY_SCAN_LABELED`` points, every point is a probe and the lists are empty."""
+    n_labeled = lab_rows.shape[0]
+    if n_labeled <= _LAZY_SCAN_LABELED:
+        probes = np.arange(n_labeled, dtype=np.int64)
+        return probes, np.zeros(n_labeled + 1, dtype=np.int64), probes[:0]
+    n_probes = int(round(np.sqrt(n_labeled)))
+    probes = np.sort(np.random.default_rng(_GROUP_SEED).choice(n_labeled, n_probes,
+                                                                replace=False))
+    label = np.empty(n_labeled, dtype=np.int64)
+    _lazy.assign_lists(lab_src, lab_rows, lab_inv, cosine, probes, label)
+    members = np.argsort(label, kind="stable").astype(np.int64)
+    list_offsets = np.zeros(n_probes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(label, minlength=n_probes), out=list_offsets[1:])
+    return probes, list_offsets, members
+
+
+def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate, chunk,
+                   upper):
+    """An upper bound of every row's distance to the labeled set into ``upper`` (float32,
+    rounded up): the exact distance to the nearest of a few candidates, the ``sqrt(L)``
+    probes and the list of the nearest probe (``_probe_lists``), chosen by FAISS's float32
+    search (O(sqrt(L) d) per row instead of O(L d); any candidate gives a valid bound,
+    FAISS's rounding only affects which one).
+
+    The searches are small (a few thousand rows against ~sqrt(L) points), so FAISS runs
+    single-threaded in two Python threads, each over its own blocks of rows: a multi-threaded
+    FAISS call pays an OpenMP fork-join, and with FAISS's threads spinning (faiss imported
+    before fastal) or a busy machine that cost 28 ms per call (45 s instead of 0.7 s for
+    200k x 32, L = 1,000). Rows are sorted by probe inside each block; the lists are copied
+    as float32 in groups of at most ``max(512 KiB, 3 bytes per row)``.
+    """
+    import concurrent.futures
+
+    n_pool, d = pool.shape
+    probes, list_offsets, members = _probe_lists(lab_src, lab_rows, lab_inv, cosine)
+    n_probes = probes.shape[0]
+    probe_points = np.empty((n_probes, d), dtype=np.float32)
+    _shifted_points(lab_src, lab_rows[probes], lab_inv, cosine, shift, probe_points)
+    # consecutive lists whose points fit the budget (a larger list alone)
+    most = max(1, max(_LABELED_INDEX_BYTES, _LABELED_INDEX_ROW_BYTES * n_pool) // (4 * d))
+    groups = []
+    p0 = 0
+    while p0 < n_probes and members.shape[0]:
+        p1 = p0 + 1
+        while p1 < n_probes and list_offsets[p1 + 1] - list_offsets[p0] <= most:
+            p1 += 1
+        groups.append((p0, p1))
+        p0 = p1
+    shared = None
+    if len(groups) == 1:  # every list in one copy, shared by the threads
+        shared = np.empty((members.shape[0], d), dtype=np.float32)
+        _shifted_points(lab_src, lab_rows[members], lab_inv, cosine, shift, shared)
+    search_rows = _search_rows(chunk, d, n_pool)
+    search_rows = max(1, search_rows // _BOUND_THREADS)  # one buffer per thread
+    block_rows = search_rows * max(1, min(_BOUND_BLOCK_ROWS, n_pool // 16) // search_rows)
+
+    def run(first_block, step):
+        buf = np.empty((min(search_rows, n_pool), d), dtype=np.float32)
+        found = np.empty((search_rows, 1), dtype=np.int64)
+        found_sq = np.empty((search_rows, 1), dtype=np.float32)
+        for begin in range(first_block * block_rows, n_pool, step * block_rows):
+            stop = min(begin + block_rows, n_pool)
+            label = np.empty((stop - begin, 1), dtype=np.int64)
+            best_sq = np.empty((stop - begin, 1), dtype=np.float32)
+            for a in range(begin, stop, search_rows):
+                b = min(a + search_rows, stop)
+                block = _search_block(pool, a, b, inv_norm, cosine, shift, buf)
+                knn_l2(block, probe_points, 1, best_sq[a - begin:b - begin],
+                       label[a - begin:b - begin])
+            label = label[:, 0]
+            best_sq = best_sq[:, 0]
+            mine = probes[label]
+            order = np.argsort(label, kind="stable")
+            runs = np.searchsorted(label[order], np.arange(n_probes + 1))
+            for p0, p1 in groups:
+                if shared is not None:
+                    points = shared
+                else:
+                    points = np.empty((list_offsets[p1] - list_offsets[p0], d),
+                                      dtype=np.float32)
+                    _shifted_points(lab_src,
+                                    lab_rows[members[list_offsets[p0]:list_offsets[p1]]],
+                                    lab_inv, cosine, shift, points)
+                for p in range(p0, p1):
+                    in_list = points[list_offsets[p] - list_offsets[p0]:
+                                     list_offsets[p + 1] - list_offsets[p0]]
+                    rows = order[runs[p]:runs[p + 1]]
+                    for a in range(0, rows.shape[0], search_rows):
+                        part = rows[a:a + search_rows]
+                        n = part.shape[0]
+                        _shifted_points(pool, part + begin, inv_norm, cosine, shift, buf[:n])
+                        knn_l2(buf[:n], in_list, 1, found_sq[:n], found[:n])
+                        closer = found_sq[:n, 0] < best_sq[part]
+                        best_sq[part[closer]] = found_sq[:n, 0][closer]
+                        mine[part[closer]] = members[list_offsets[p] + found[:n, 0][closer]]
+                del points
+            _lazy.exact_upper(pool, begin, inv_norm, cosine, lab_src, lab_rows, lab_inv, mine,
+                              inflate, upper[begin:stop])
+
+    with single_threaded_faiss():
+        n_blocks = -(-n_pool // block_rows)
+        n_workers = max(1, min(_BOUND_THREADS, n_blocks))
+        if n_workers == 1:
+            run(0, 1)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(n_workers) as pool_of_threads:
+                for job in [pool_of_threads.submit(run, w, n_workers) for w in range(n_workers)]:
+                    job.result()
+
+
+def _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, chunk,
+                      key):
+    """Lower ``key`` (float64, per entry of ``rows``) to each row's exact distance to the
+    labeled set: FAISS candidates and the error certificate of ``_search_labeled``, on the
+    gathered rows. Returns the number of rows rescanned exactly (fallbacks)."""
+    n_rows = rows.shape[0]
+    n_pool, d = pool.shape
+    n_labeled = lab_rows.shape[0]
+    if n_labeled <= _LAZY_SCAN_LABELED:
+        _lazy.rows_labeled_exact(pool, rows, inv_norm, cosine, lab_src, lab_rows, lab_inv, key)
+        return 0
+    err_coef = 2.0 * (d + 8) * _U32
+    lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
+    search_rows = _search_rows(chunk, d, n_pool)
+    block_rows = min(n_rows, search_rows * max(1, _KERNEL_ROWS // search_rows))
+    buf = np.empty((min(search_rows, n_rows), d), dtype=np.float32)
+    cand_buf = np.empty(block_rows * _N_CANDIDATES, dtype=np.int64)
+    cand_sq_buf = np.empty(block_rows * _N_CANDIDATES, dtype=np.float32)
+    fallback = np.zeros(block_rows, dtype=np.int32)
+    n_fallback = 0
+    for first in range(0, n_labeled, lab_chunk):
+        last = min(first + lab_chunk, n_labeled)
+        points = np.empty((last - first, d), dtype=np.float32)
+        norm_max = _shifted_points(lab_src, lab_rows[first:last], lab_inv, cosine, shift,
+                                   points)
+        n_cand = min(_N_CANDIDATES, last - first)
+        for outer in range(0, n_rows, block_rows):
+            outer_stop = min(outer + block_rows, n_rows)
+            size = outer_stop - outer
+            cand = cand_buf[:size * n_cand].reshape(size, n_cand)
+            cand_sq = cand_sq_buf[:size * n_cand].reshape(size, n_cand)
+            for begin in range(outer, outer_stop, search_rows):
+                stop = min(begin + search_rows, outer_stop)
+                block = buf[:stop - begin]
+                _shifted_points(pool, rows[begin:stop], inv_norm, cosine, shift, block)
+                knn_l2(block, points, n_cand, cand_sq[begin - outer:stop - outer],
+                       cand[begin - outer:stop - outer])
+            fallback[:size] = 0
+            _lazy.rows_labeled_mindist(pool, rows[outer:outer_stop], inv_norm, cosine, lab_src,
+                                       lab_rows[first:last], lab_inv, cand, cand_sq, shift,
+                                       norm_max, err_coef, key[outer:outer_stop],
+                                       fallback[:size])
+            n_fallback += int(fallback[:size].sum())
+        del points
+    return n_fallback
 
 
 class _Scratch:

@@ -1,0 +1,303 @@
+"""Kernels for exact greedy k-center by lazy evaluation (``fastal.diversity.kcenter``).
+
+Plain arrays in, plain arrays out; the driver validates everything once.
+
+The greedy pick is ``argmax_i D(i)``, ``D(i)`` the distance of row ``i`` to the centre set.
+Any *upper* bound ``U(i) >= D(i)`` is cheap (the distance to any one centre), and it stays
+an upper bound when centres are added. So:
+
+- ``upper`` (N,) float32 holds, for every row outside the *band*, an upper bound of its
+  ``D`` rounded up to float32 (``-1`` for centres, ``-2`` for rows moved into the band);
+- the band holds the rows with ``upper >= theta``, in a binary heap keyed by a float64
+  upper bound that is *exact* (``D`` itself) once the row has been compared with every
+  centre (``done`` counts the picks it has seen; the labeled set is settled when it enters);
+- a pick is the heap's top once that top is exact and at least ``theta``: every other band
+  row has a smaller key (or an equal key and a higher row), and every row outside the band
+  has ``D <= upper < theta``. A top that is not exact is compared with the picks it has not
+  seen and sifted down; when the exact top falls below ``theta`` the band is widened.
+
+Only rows whose bound can still reach the top are ever compared with a new centre: on data
+where greedy k-center's covering radius falls slowly (high-dimensional embeddings, random
+data) that is a few thousand rows instead of N per pick.
+
+Distances are accumulated in float64 from ``x - c`` with the arithmetic of
+``fastal._kernels.kcenter`` (``_sq_rows``), so the exact keys agree with the other kernels'.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .kcenter import _FASTMATH, _ceil32, _sq_rows, _to_score_units
+
+_ROWS_PER_TASK = 256  # rows per parallel task (per-task scratch allocated once)
+
+
+@njit(inline="always")
+def _before(key_a, row_a, key_b, row_b):
+    """Heap order: larger key first, then lower row."""
+    return key_a > key_b or (key_a == key_b and row_a < row_b)
+
+
+@njit(inline="always")
+def _sift_down(hkey, hrow, hdone, n, pos):
+    key = hkey[pos]
+    row = hrow[pos]
+    done = hdone[pos]
+    while True:
+        child = 2 * pos + 1
+        if child >= n:
+            break
+        right = child + 1
+        if right < n and _before(hkey[right], hrow[right], hkey[child], hrow[child]):
+            child = right
+        if not _before(hkey[child], hrow[child], key, row):
+            break
+        hkey[pos] = hkey[child]
+        hrow[pos] = hrow[child]
+        hdone[pos] = hdone[child]
+        pos = child
+    hkey[pos] = key
+    hrow[pos] = row
+    hdone[pos] = done
+
+
+@njit(inline="always")
+def _sift_up(hkey, hrow, hdone, pos):
+    key = hkey[pos]
+    row = hrow[pos]
+    done = hdone[pos]
+    while pos > 0:
+        parent = (pos - 1) // 2
+        if not _before(key, row, hkey[parent], hrow[parent]):
+            break
+        hkey[pos] = hkey[parent]
+        hrow[pos] = hrow[parent]
+        hdone[pos] = hdone[parent]
+        pos = parent
+    hkey[pos] = key
+    hrow[pos] = row
+    hdone[pos] = done
+
+
+@njit(cache=True)
+def heap_push(hkey, hrow, hdone, n, keys, rows, done):
+    """Push entries ``(keys[r], rows[r], done)`` onto the heap of size ``n``; returns the
+    new size (the arrays have room)."""
+    for r in range(rows.shape[0]):
+        hkey[n] = keys[r]
+        hrow[n] = rows[r]
+        hdone[n] = done
+        _sift_up(hkey, hrow, hdone, n)
+        n += 1
+    return n
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
+    """``upper[r]``: the exact float64 distance of row ``start + r`` to labeled point
+    ``best[r]`` (a position into ``lab_rows``), inflated by ``inflate`` (a relative margin
+    over the float64 summation error, so that it bounds the same distance summed in any
+    order) and rounded up to float32. Any labeled point gives an upper bound of the row's
+    distance to the labeled set; FAISS's choice of ``best`` only makes it tight.
+
+    Serial and without the GIL: the driver runs it on blocks of rows from several Python
+    threads (beside single-threaded FAISS searches)."""
+    for r in range(best.shape[0]):
+        i = start + r
+        scale = inv_norm[i] if cosine else 1.0
+        row = lab_rows[best[r]]
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+        upper[r] = _ceil32(_to_score_units(sq, cosine) * inflate)
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def assign_lists(L, lab_rows, lab_inv, cosine, probes, label):
+    """Nearest probe (position into ``probes``) of every labeled point, ties to the lower."""
+    n = lab_rows.shape[0]
+    for t in prange(n):
+        row = lab_rows[t]
+        scale = lab_inv[row] if cosine else 1.0
+        best = np.inf
+        best_p = 0
+        for p in range(probes.shape[0]):
+            other = lab_rows[probes[p]]
+            sq = _sq_rows(L, row, scale, L, other, lab_inv[other] if cosine else 1.0, cosine)
+            if sq < best:
+                best = sq
+                best_p = p
+        label[t] = best_p
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def distance_to_row(X, inv_norm, cosine, center, inflate, upper):
+    """``upper[i]``: row ``i``'s distance to pool row ``center`` (the first, random pick
+    when there is no labeled set), inflated and rounded up to float32 (see ``exact_upper``)."""
+    c_scale = inv_norm[center] if cosine else 1.0
+    for i in prange(X.shape[0]):
+        scale = inv_norm[i] if cosine else 1.0
+        sq = _sq_rows(X, i, scale, X, center, c_scale, cosine)
+        upper[i] = _ceil32(_to_score_units(sq, cosine) * inflate)
+
+
+@njit(cache=True)
+def upper_histogram(upper, hist):
+    """Counts of the rows outside the band (``upper >= 0``) by the top 16 bits of their
+    float32 bound (monotone in the value for non-negative floats)."""
+    hist[:] = 0
+    bits = upper.view(np.uint32)
+    for i in range(upper.shape[0]):
+        if upper[i] >= 0.0:
+            hist[bits[i] >> 16] += 1
+
+
+@njit(cache=True)
+def band_threshold(hist, want):
+    """``(theta, count)``: the largest float32 ``theta`` on a bin edge of ``hist`` (see
+    ``upper_histogram``) with at least ``want`` rows at or above it, and that count;
+    ``theta = 0`` (every row) when there are fewer."""
+    count = 0
+    for b in range(hist.shape[0] - 1, -1, -1):
+        count += hist[b]
+        if count >= want and b > 0:
+            return np.uint32(b << 16), count
+    return np.uint32(0), count
+
+
+@njit(cache=True)
+def take_band(upper, theta, rows):
+    """Move the rows with ``upper >= theta`` into the band: their positions go to ``rows``
+    (increasing) and their ``upper`` becomes -2. Returns how many."""
+    n = 0
+    for i in range(upper.shape[0]):
+        if upper[i] >= theta:
+            rows[n] = i
+            upper[i] = -2.0
+            n += 1
+    return n
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, cand_sq,
+                         shift, labeled_norm_max, err_coef, key, n_fallback):
+    """``key[r] = min(key[r], D)``, ``D`` the exact distance (score units) of row ``rows[r]``
+    to one chunk of labeled points, certified from FAISS's candidates exactly as in
+    ``fastal._kernels.kcenter.labeled_mindist`` (which this mirrors for a list of rows): the
+    exact distance of each candidate is recomputed, and a row whose last candidate is not
+    provably farther than the best (float32 error bound) is rescanned against the chunk."""
+    n_rows, kk = cand.shape
+    n_chunk = lab_rows.shape[0]
+    d = X.shape[1]
+    for r in prange(n_rows):
+        i = rows[r]
+        scale = inv_norm[i] if cosine else 1.0
+        best = np.inf
+        for t in range(kk):
+            c = cand[r, t]
+            if c < 0:
+                continue
+            row = lab_rows[c]
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+            if sq < best:
+                best = sq
+        if kk < n_chunk:
+            norm_sq = 0.0
+            for j in range(d):
+                v = X[i, j] * scale - shift[j]
+                norm_sq += v * v
+            bound = np.sqrt(norm_sq) + labeled_norm_max
+            if cand_sq[r, kk - 1] <= best + err_coef * bound * bound:
+                n_fallback[r] += 1
+                for t in range(n_chunk):
+                    row = lab_rows[t]
+                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0,
+                                  cosine)
+                    if sq < best:
+                        best = sq
+        dist = _to_score_units(best, cosine)
+        if dist < key[r]:
+            key[r] = dist
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
+    """``key[r] = min(key[r], D)``: row ``rows[r]``'s exact distance to every labeled point,
+    by direct scan (small labeled sets, where FAISS's set-up costs more)."""
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        scale = inv_norm[i] if cosine else 1.0
+        best = np.inf
+        for t in range(lab_rows.shape[0]):
+            row = lab_rows[t]
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+            if sq < best:
+                best = sq
+        dist = _to_score_units(best, cosine)
+        if dist < key[r]:
+            key[r] = dist
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
+    """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly."""
+    for r in prange(rows.shape[0]):
+        i = rows[r]
+        scale = inv_norm[i] if cosine else 1.0
+        best = np.inf
+        for t in range(n_picked):
+            c = picked[t]
+            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0, cosine)
+            if sq < best:
+                best = sq
+        dist = _to_score_units(best, cosine)
+        if dist < key[r]:
+            key[r] = dist
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
+               k, evaluated):
+    """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
+    docstring). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
+    counts the row-to-pick distances computed, ``evaluated[1]`` the *knock-downs*: tops
+    whose key was at least ``theta`` and fell below it when compared with newer picks (on
+    clustered data, a pick knocks down its whole cluster; on unstructured data, hardly a
+    row, which is what keeps the band small).
+
+    Returns ``(t, n_heap)``: ``t == k`` when done; otherwise the heap's exact top is below
+    ``theta`` (or the heap is empty) and the band must be widened before the next pick.
+    """
+    while t < k:
+        if n_heap == 0:
+            return t, n_heap
+        done = hdone[0]
+        if done < t:
+            # compare the top with the picks it has not seen, then let it sink
+            i = hrow[0]
+            scale = inv_norm[i] if cosine else 1.0
+            best = np.inf
+            for s in range(done, t):
+                c = picked[s]
+                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0, cosine)
+                if sq < best:
+                    best = sq
+            evaluated[0] += t - done
+            dist = _to_score_units(best, cosine)
+            if dist < hkey[0]:
+                if hkey[0] >= theta > dist:
+                    evaluated[1] += 1
+                hkey[0] = dist
+            hdone[0] = t
+            _sift_down(hkey, hrow, hdone, n_heap, 0)
+            continue
+        if hkey[0] < theta:
+            return t, n_heap
+        picked[t] = hrow[0]
+        scores[t] = hkey[0]
+        t += 1
+        n_heap -= 1
+        if n_heap > 0:
+            hkey[0] = hkey[n_heap]
+            hrow[0] = hrow[n_heap]
+            hdone[0] = hdone[n_heap]
+            _sift_down(hkey, hrow, hdone, n_heap, 0)
+    return t, n_heap
