@@ -39,3 +39,8 @@ CHUNK_BYTES = 4 << 20
 # measured to cost 20 % of the 10M x 10 margin rate; at 32 MiB it is ~3 %.
 IN_MEMORY_CHUNK_BYTES = 32 << 20
 MIN_CHUNK_ROWS = 1024
+
+# Decoded bytes of Parquet row groups a scan may hold ahead of the row group it scores
+# (which streams through); fastal.io.arrow.ParquetSource decodes row groups in parallel
+# only when one fits, and streams larger ones batch by batch on one thread.
+PARQUET_READAHEAD_BYTES = 48 << 20

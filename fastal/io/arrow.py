@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import mmap
 import os
+import queue
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._errors import FastalError
+from .._config import PARQUET_READAHEAD_BYTES
+from .._errors import FastalError, FileError
 from ._base import Chunk, Source, compute_dtype
 
 _PARQUET_MAGIC = b"PAR1"
 _RELEASE_BYTES = 16 << 20  # see IpcSource._release
+_BUFFER_BYTES = 1 << 20  # Parquet column chunks are read through a buffer of this size
+_END = object()  # a row group's last batch was queued
 _IPC_FILE_MAGIC = b"ARROW1"
 _IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
 _DATA_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows")
@@ -304,27 +312,152 @@ class IpcSource(ArrowSource):
 
 
 class ParquetSource(ArrowSource):
-    """A Parquet file, decoded record batch by record batch (memory O(chunk + row group)).
+    """A Parquet file, several row groups decoded at once on threads, rows in file order.
 
-    Read through a 1 MiB buffered stream without pre-buffering: pyarrow's default
-    pre-buffering keeps every column chunk it has read, so memory would grow with the file.
+    Each row group in flight is decoded by its own thread (one ``ParquetFile`` handle per
+    thread, record batch by record batch into a queue); the scan takes the batches of the
+    oldest one as they arrive and starts the next row group when it is done. Decoding
+    releases the GIL, so on C cores C row groups are decoded at once, as
+    ``pq.read_table`` does, while the kernels score the current one.
+
+    Memory stays O(row group): the row group being scored streams through (one batch at a
+    time), only the ``readahead`` row groups decoded ahead of it may be held whole. They are
+    read only while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed, from the footer);
+    a file of larger row groups is streamed batch by batch on one background thread
+    (decoding overlaps scoring but runs on one core). Column chunks are read through a 1 MiB
+    buffered stream, not pre-buffered: pre-buffering a row group holds its whole compressed
+    column chunk as well, for no gain on a local file (measured, see bench/README.md).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    column, id_column : see :func:`fastal.io.as_source`
+    row_groups : sequence of int, optional
+        Read only these row groups, in this order (default: all of them).
+    readahead : int, optional
+        Row groups decoded ahead of the one being scored (default: cores - 1, within the
+        byte budget). 0 reads one batch at a time on the calling thread, which is what a
+        cluster worker running one task per core wants.
     """
 
-    def __init__(self, path, column=None, id_column=None):
+    def __init__(self, path, column=None, id_column=None, *, row_groups=None, readahead=None):
         self.path = str(path)
         try:
-            self.file = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
+            self.file = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=_BUFFER_BYTES)
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-            raise FastalError(f"cannot read {self.path} as a Parquet file: {exc}") from exc
-        self.n_rows = self.file.metadata.num_rows
+            raise FileError(f"cannot read {self.path} as a Parquet file: {exc}") from exc
+        meta = self.file.metadata
+        if row_groups is None:
+            self.row_groups = list(range(meta.num_row_groups))
+            self.n_rows = meta.num_rows
+        else:
+            self.row_groups = [int(g) for g in row_groups]
+            self.n_rows = int(sum(meta.row_group(g).num_rows for g in self.row_groups))
+        self._readahead = readahead
         self._setup(self.file.schema_arrow, column, id_column, self.path)
 
+    def _row_group_bytes(self, g: int) -> int:
+        """Uncompressed bytes of the columns we read in row group ``g`` (from the footer)."""
+        rg = self.file.metadata.row_group(g)
+        wanted = set(self.columns.read)
+        total = sum(rg.column(j).total_uncompressed_size for j in range(rg.num_columns)
+                    if rg.column(j).path_in_schema.split(".", 1)[0] in wanted)
+        return total or rg.total_byte_size
+
+    def readahead(self) -> int:
+        """Row groups decoded ahead of the one being scored (0: one batch at a time)."""
+        if self._readahead is not None:
+            return max(0, int(self._readahead))
+        if len(self.row_groups) < 2:
+            return 0
+        largest = max(self._row_group_bytes(g) for g in self.row_groups)
+        fits = PARQUET_READAHEAD_BYTES // max(1, largest)
+        return int(max(0, min(fits, pa.cpu_count() - 1, len(self.row_groups) - 1)))
+
     def _batches(self, chunk_rows):
+        ahead = self.readahead()
         try:
-            yield from self.file.iter_batches(batch_size=chunk_rows, columns=self.columns.read,
-                                              use_threads=False)
+            if ahead:
+                yield from self._parallel(chunk_rows, ahead)
+            else:
+                yield from self._streamed(chunk_rows, background=self._readahead != 0)
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-            raise FastalError(f"cannot read {self.path}: {exc}") from exc
+            raise FileError(f"cannot read {self.path}: {exc}") from exc
+
+    def _peek_width(self) -> int:
+        for batch in self._streamed(1024, background=False):
+            if batch.num_rows:
+                first = batch.column(self.columns.names[0])[0]
+                return 0 if not first.is_valid else len(first) * self.columns.n_members
+        return 0
+
+    def _streamed(self, batch_rows, background=True):
+        """Record batches of the row groups in order, on one thread (memory O(batch)).
+
+        With ``background`` the next batch is decoded on a thread while the caller scores
+        the current one.
+        """
+        batches = self.file.iter_batches(batch_size=batch_rows, columns=self.columns.read,
+                                         row_groups=self.row_groups, use_threads=False)
+        if not background:
+            yield from batches
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="fastal-parquet") as pool:
+            pending = pool.submit(next, batches, None)
+            while True:
+                batch = pending.result()
+                if batch is None:
+                    return
+                pending = pool.submit(next, batches, None)
+                yield batch
+
+    def _parallel(self, batch_rows, ahead: int):
+        """Record batches in file order; ``ahead + 1`` row groups decoded at once."""
+        local = threading.local()
+        meta = self.file.metadata
+        columns = self.columns.read
+        stop = threading.Event()
+
+        def decode(g, out: queue.SimpleQueue):
+            try:
+                handle = getattr(local, "file", None)
+                if handle is None:
+                    handle = local.file = pq.ParquetFile(
+                        self.path, metadata=meta, pre_buffer=False, buffer_size=_BUFFER_BYTES)
+                for batch in handle.iter_batches(batch_size=batch_rows, columns=columns,
+                                                 row_groups=[g], use_threads=False):
+                    if stop.is_set():
+                        break
+                    out.put(batch)
+                out.put(_END)
+            except BaseException as exc:  # handed to the scan, which raises it
+                out.put(exc)
+
+        pool = ThreadPoolExecutor(ahead + 1, thread_name_prefix="fastal-parquet")
+        in_flight = deque()
+        todo = iter(self.row_groups)
+
+        def start(g):
+            out = queue.SimpleQueue()
+            pool.submit(decode, g, out)
+            in_flight.append(out)
+
+        try:
+            for g in islice(todo, ahead + 1):
+                start(g)
+            while in_flight:
+                out = in_flight[0]
+                while (item := out.get()) is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                in_flight.popleft()
+                for g in islice(todo, 1):
+                    start(g)
+        finally:
+            # A scan that stops early (bad values in a chunk) must not leave decoders running.
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ConcatSource(Source):
