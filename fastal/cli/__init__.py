@@ -12,7 +12,7 @@ import sys
 
 from .. import __version__
 from .._errors import FastalError
-from . import demo, listing, project, score, select
+from . import convert, demo, listing, project, score, select
 from . import simulate
 from ._common import METHOD_HELP
 
@@ -23,6 +23,7 @@ _COMMANDS = {
     **project.RUNNERS,
     "demo": demo.run,
     "simulate": simulate.run,
+    "convert": convert.run,
     "strategies": listing.run_strategies,
     "methods": listing.run_methods,
 }
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     project.add_parsers(sub)
     demo.add_parser(sub)
     simulate.add_parser(sub)
+    convert.add_parser(sub)
     listing.add_parsers(sub)
     return parser
 

@@ -496,18 +496,18 @@ def file_source(path, column=None, id_column=None) -> Source:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as exc:
-        raise FastalError(f"cannot open {path}: {exc}") from exc
+        raise FileError(f"cannot open {path}: {exc}") from exc
     if head[:4] == _PARQUET_MAGIC:
         return ParquetSource(path, column, id_column)
     if head[:6] == _IPC_FILE_MAGIC or head[:4] == _IPC_STREAM_MAGIC:
         return IpcSource(path, column, id_column)
-    raise FastalError(
+    raise FileError(
         f"{path} is neither a Parquet file nor an Arrow IPC file (first bytes {head!r})"
     )
 
 
-def directory_source(path, column=None, id_column=None) -> Source:
-    """All Parquet / Arrow IPC files below a directory, in sorted path order.
+def pool_files(path) -> list[str]:
+    """The Parquet / Arrow IPC files below a directory, in sorted path order (rows' order).
 
     Files and folders whose name starts with '.' or '_' are skipped, as pyarrow.dataset does.
     """
@@ -519,8 +519,13 @@ def directory_source(path, column=None, id_column=None) -> Source:
             if not n.startswith((".", "_")) and n.lower().endswith(_DATA_SUFFIXES)
         ]
     if not files:
-        raise FastalError(
+        raise FileError(
             f"directory {path} holds no Parquet or Arrow IPC files (looked for {', '.join(_DATA_SUFFIXES)})"
         )
-    sources = [file_source(f, column, id_column) for f in sorted(files)]
+    return sorted(files)
+
+
+def directory_source(path, column=None, id_column=None) -> Source:
+    """All Parquet / Arrow IPC files below a directory, in sorted path order (see pool_files)."""
+    sources = [file_source(f, column, id_column) for f in pool_files(path)]
     return ConcatSource(sources, str(path))
