@@ -49,3 +49,6 @@ PARQUET_READAHEAD_BYTES = 48 << 20
 # ~100 MB with 4 MiB batches and ~60 MB with 0.6 MiB ones (4M x 10 float32, 14 MB row groups);
 # the extra kernel calls cost ~2 % of the decoding time.
 PARQUET_CHUNK_BYTES = 1 << 20
+# Consecutive Parquet row groups smaller than this are decoded as one unit by one thread
+# (a unit costs a reader and a thread hand-off; files of tiny row groups would pay it per group).
+PARQUET_TASK_BYTES = 4 << 20
