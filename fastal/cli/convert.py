@@ -46,7 +46,9 @@ def run(args) -> int:
     done = convert(args.pool, args.out, columns=columns, force=args.force)
     seconds = time.perf_counter() - t0
     if not args.quiet:
-        print(f"fastal: wrote {done.n_rows:,} rows x {len(done.schema)} columns from "
+        n_columns = len(done.schema)
+        print(f"fastal: wrote {done.n_rows:,} rows x {n_columns} column"
+              f"{'s' if n_columns != 1 else ''} from "
               f"{done.n_files} file{'s' if done.n_files != 1 else ''} to {done.path} in "
               f"{seconds:.2f} s", file=sys.stderr)
     return 0
