@@ -315,19 +315,21 @@ class IpcSource(ArrowSource):
 class ParquetSource(ArrowSource):
     """A Parquet file, several row groups decoded at once on threads, rows in file order.
 
-    Each row group in flight is decoded by its own thread (one ``ParquetFile`` handle per
-    thread, record batch by record batch into a queue); the scan takes the batches of the
-    oldest one as they arrive and starts the next row group when it is done. Decoding
-    releases the GIL, so on C cores C row groups are decoded at once, as
-    ``pq.read_table`` does, while the kernels score the current one.
+    The row groups are cut into units of about ``PARQUET_TASK_BYTES`` (one row group, or
+    several consecutive small ones). Each unit in flight is decoded by its own thread (one
+    ``ParquetFile`` handle per thread, record batch by record batch into a queue); the scan
+    takes the batches of the oldest unit as they arrive and starts the next unit when it
+    is done. Decoding releases the GIL, so on C cores C units are decoded at once, as
+    ``pq.read_table`` decodes row groups, while the kernels score the current batch.
 
-    Memory stays O(row group): the row group being scored streams through (one batch at a
-    time), only the ``readahead`` row groups decoded ahead of it may be held whole. They are
-    read only while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed, from the footer);
-    a file of larger row groups is streamed batch by batch on one background thread
-    (decoding overlaps scoring but runs on one core). Column chunks are read through a 1 MiB
-    buffered stream, not pre-buffered: pre-buffering a row group holds its whole compressed
-    column chunk as well, for no gain on a local file (measured, see bench/README.md).
+    Memory stays O(unit), not O(file): the decoder of the unit being scored waits when
+    two of its batches are queued, and only the ``readahead`` units after it are decoded
+    in full ahead of the scan. Units are decoded ahead only while they fit
+    ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes, from the footer); a file of larger
+    row groups is streamed batch by batch on one background thread (decoding overlaps
+    scoring but uses one core). Column chunks are read through a 1 MiB buffered stream,
+    not pre-buffered: pre-buffering holds a row group's compressed column chunks as well,
+    and was no faster on local files (within noise, 4M x 10 float32, three codecs).
 
     Parameters
     ----------
@@ -336,8 +338,8 @@ class ParquetSource(ArrowSource):
     row_groups : sequence of int, optional
         Read only these row groups, in this order (default: all of them).
     readahead : int, optional
-        Row groups decoded ahead of the one being scored (default: cores - 1, within the
-        byte budget). 0 reads one batch at a time on the calling thread, which is what a
+        Units decoded ahead of the one being scored (default: cores - 1, within the byte
+        budget). 0 reads one batch at a time on the calling thread, which is what a
         cluster worker running one task per core wants.
     """
 
@@ -438,25 +440,14 @@ class ParquetSource(ArrowSource):
                 yield batch
 
     def _parallel(self, batch_rows, ahead: int):
-        """Record batches in file order; ``ahead + 1`` row groups decoded at once."""
+        """Record batches in file order; ``ahead + 1`` units of row groups decoded at once."""
         local = threading.local()
         meta = self.file.metadata
         columns = self.columns.read
         stop = threading.Event()
 
-        start_rss = _resident_bytes()
-        # Decoded batches are freed on the scan's thread; mimalloc gives such pages back to
-        # the decoding thread's heap only when that thread collects. Collecting before each
-        # row group kept resident memory at ~1.3x what Arrow had allocated but cost 40 % more
-        # CPU (pages purged, then faulted in again); so collect only once the scan has grown
-        # resident memory by more than the row groups it may hold.
-        limit = PARQUET_READAHEAD_BYTES // 2
-
         def decode(task, out: queue.SimpleQueue):
             try:
-                rss = _resident_bytes()
-                if rss is None or start_rss is None or rss - start_rss > limit:
-                    pa.default_memory_pool().release_unused()
                 handle = getattr(local, "file", None)
                 if handle is None:
                     handle = local.file = pq.ParquetFile(
@@ -479,7 +470,7 @@ class ParquetSource(ArrowSource):
         in_flight = deque()
         todo = iter(self._tasks())
 
-        taken = threading.Condition()  # the scan took a batch or moved to the next row group
+        taken = threading.Condition()  # the scan took a batch or moved to the next unit
 
         def start(task):
             out = queue.SimpleQueue()
@@ -509,15 +500,6 @@ class ParquetSource(ArrowSource):
             with taken:
                 taken.notify_all()
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _resident_bytes():
-    """This process's resident memory (Linux), or None where /proc is not available."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * mmap.PAGESIZE
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class ConcatSource(Source):
