@@ -45,9 +45,9 @@ MIN_CHUNK_ROWS = 1024
 # only when one fits, and streams larger ones batch by batch on one thread.
 PARQUET_READAHEAD_BYTES = 48 << 20
 # Default chunk of a Parquet scan (rows = this / row width): each record batch is decoded at
-# this size and scored as it is. Peak RSS of a scan decoding row groups on two threads was
-# ~100 MB with 4 MiB batches and ~60 MB with 0.6 MiB ones (4M x 10 float32, 14 MB row groups);
-# the extra kernel calls cost ~2 % of the decoding time.
+# this size and scored as it is. Peak RSS added by a first scan decoding row groups on two
+# threads was ~100 MB with 4 MiB batches and ~55-70 MB with 0.6 MiB ones (4M x 10 float32,
+# 14 MB row groups).
 PARQUET_CHUNK_BYTES = 1 << 20
 # Consecutive Parquet row groups smaller than this are decoded as one unit by one thread
 # (a unit costs a reader and a thread hand-off; files of tiny row groups would pay it per group).

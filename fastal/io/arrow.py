@@ -29,7 +29,7 @@ from ._base import Chunk, Source, compute_dtype
 _PARQUET_MAGIC = b"PAR1"
 _RELEASE_BYTES = 16 << 20  # see IpcSource._release
 _BUFFER_BYTES = 1 << 20  # Parquet column chunks are read through a buffer of this size
-_END = object()  # a row group's last batch was queued
+_END = object()  # a unit's last batch was queued
 _IPC_FILE_MAGIC = b"ARROW1"
 _IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
 _DATA_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows")
@@ -362,7 +362,7 @@ class ParquetSource(ArrowSource):
     def default_chunk_rows(self) -> int:
         # Record batches are decoded at this size and scored as they are (no concatenation):
         # small batches keep each decoding thread's working set small (see
-        # PARQUET_CHUNK_BYTES); a kernel call per 1 MiB costs ~2 % of the decoding time.
+        # PARQUET_CHUNK_BYTES); a kernel call per 1 MiB is cheap next to decoding it.
         row_bytes = max(1, self.width * self.dtype.itemsize)
         return max(MIN_CHUNK_ROWS, PARQUET_CHUNK_BYTES // row_bytes)
 
