@@ -423,7 +423,8 @@ def open_partition(part: Partition, data, spec: ReadSpec):
         if part.row_groups is not None:
             inner = _ParquetRowGroups(part.path, spec.column, spec.id_column, part.row_groups)
         else:
-            inner = file_source(part.path, spec.column, spec.id_column)
+            # One task per worker thread already: decode on it, not on more threads.
+            inner = file_source(part.path, spec.column, spec.id_column, readahead=0)
         name = part.path
         if part.n_rows >= 0 and inner.n_rows != part.n_rows:
             raise DataError(f"{part.path} has {inner.n_rows} rows but had {part.n_rows} when "

@@ -544,8 +544,11 @@ class ConcatSource(Source):
             offset += s.n_rows
 
 
-def file_source(path, column=None, id_column=None) -> Source:
-    """Open one file, recognising Parquet and Arrow IPC by their magic bytes."""
+def file_source(path, column=None, id_column=None, *, readahead=None) -> Source:
+    """Open one file, recognising Parquet and Arrow IPC by their magic bytes.
+
+    ``readahead`` is passed to :class:`ParquetSource` (0: decode on the calling thread).
+    """
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -553,7 +556,7 @@ def file_source(path, column=None, id_column=None) -> Source:
     except OSError as exc:
         raise FileError(f"cannot open {path}: {exc}") from exc
     if head[:4] == _PARQUET_MAGIC:
-        return ParquetSource(path, column, id_column)
+        return ParquetSource(path, column, id_column, readahead=readahead)
     if head[:6] == _IPC_FILE_MAGIC or head[:4] == _IPC_STREAM_MAGIC:
         return IpcSource(path, column, id_column)
     raise FileError(
