@@ -27,13 +27,19 @@ State shared by the kernels (N pool rows, G groups, d dimensions):
 Distances are always accumulated in float64 from the difference ``x - c`` (no
 ``|x|^2 + |c|^2 - 2 x.c`` cancellation), so a row and an exact duplicate of a centre get an
 exact 0, and integer-valued data gives exact distances.
+
+Parallel kernels are serial ``*_tasks(..., lo, hi)`` functions run on Python threads by
+``_parallel.run_tasks`` (no ``prange``: its lowering made a first call compile 2-4x
+slower). A task is a range of rows or of groups; it writes only its own rows' and groups'
+state, so nothing depends on the split or the thread count.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
+from ._parallel import run_tasks
 
 # No FMA contraction here: for cosine the kernels compute ``x * inv_norm - c`` where ``c`` is
 # the centre's own ``x * inv_norm``. A fused multiply-subtract would skip the rounding of the
@@ -49,6 +55,12 @@ _SKIP_SLACK = 1e-9
 # costs a full memory latency. The state is in group order, so the skip test of the row this
 # many positions ahead is cheap; its X row is prefetched only if it will be evaluated.
 _PREFETCH_AHEAD = 8
+
+#: Rows per task of ``labeled_mindist`` (a Python constant passed in: tests shrink it).
+ROWS_PER_TASK = 1024
+#: Coordinates per task of the group-centre distances of ``add_center`` (a few groups'
+#: worth of work; one task, on the calling thread, when there are few groups).
+GROUP_COORDS_PER_TASK = 1 << 15
 
 
 @njit(inline="always", fastmath=_FASTMATH)
@@ -135,30 +147,17 @@ def _to_chord(dist, cosine):
     return dist
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand, cand_sq,
-                    shift, labeled_norm_max, err_coef, mindist, nearest, n_fallback):
-    """Lower the min-distance of rows ``start:start + len(cand)`` to one chunk of labeled
-    points, exactly.
-
-    The chunk is the labeled points ``L[lab_rows[t]] * lab_inv[lab_rows[t]]`` (cosine) or
-    ``L[lab_rows[t]]`` (l2), labeled positions ``first + t``. ``cand`` (rows, kk) holds
-    FAISS's kk nearest points of the chunk for each row and ``cand_sq`` their float32
-    squared distances (computed on ``x - shift`` in float32, so with error at most
-    ``err_coef * (|x - shift| + max|y - shift|)^2``, the max over the chunk). The exact
-    distance is recomputed for every candidate; if the kk-th FAISS distance does not exceed
-    the best exact one by more than that error bound, the true nearest point of the chunk
-    might be outside the candidates, so the row falls back to an exact scan of the chunk.
-    The result is merged: ``mindist[start + r]`` (rounded up to float32) is lowered if the
-    chunk is strictly closer, and then, if ``nearest`` is not empty, ``nearest[start + r]``
-    is set to the labeled position of that point (chunks come in increasing position
-    order, so the lower position keeps a tie). ``n_fallback[r]`` counts the fallbacks.
-    """
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _labeled_mindist_tasks(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand,
+                           cand_sq, shift, labeled_norm_max, err_coef, mindist, nearest,
+                           n_fallback, rows_per_task, lo, hi):
+    """``labeled_mindist`` for rows ``start + r``, lo * rows_per_task <= r <
+    hi * rows_per_task; returns 0. (19 arguments: under 20, see ``_update_groups_tasks``.)"""
     n_rows, kk = cand.shape
     n_chunk = lab_rows.shape[0]
     d = X.shape[1]
     want_nearest = nearest.shape[0] > 0
-    for r in prange(n_rows):
+    for r in range(lo * rows_per_task, min(n_rows, hi * rows_per_task)):
         i = start + r
         scale = inv_norm[i] if cosine else 1.0
         best = np.inf
@@ -192,6 +191,30 @@ def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, can
             mindist[i] = new
             if want_nearest:
                 nearest[i] = first + best_t
+    return 0
+
+
+def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand, cand_sq,
+                    shift, labeled_norm_max, err_coef, mindist, nearest, n_fallback):
+    """Lower the min-distance of rows ``start:start + len(cand)`` to one chunk of labeled
+    points, exactly.
+
+    The chunk is the labeled points ``L[lab_rows[t]] * lab_inv[lab_rows[t]]`` (cosine) or
+    ``L[lab_rows[t]]`` (l2), labeled positions ``first + t``. ``cand`` (rows, kk) holds
+    FAISS's kk nearest points of the chunk for each row and ``cand_sq`` their float32
+    squared distances (computed on ``x - shift`` in float32, so with error at most
+    ``err_coef * (|x - shift| + max|y - shift|)^2``, the max over the chunk). The exact
+    distance is recomputed for every candidate; if the kk-th FAISS distance does not exceed
+    the best exact one by more than that error bound, the true nearest point of the chunk
+    might be outside the candidates, so the row falls back to an exact scan of the chunk.
+    The result is merged: ``mindist[start + r]`` (rounded up to float32) is lowered if the
+    chunk is strictly closer, and then, if ``nearest`` is not empty, ``nearest[start + r]``
+    is set to the labeled position of that point (chunks come in increasing position
+    order, so the lower position keeps a tie). ``n_fallback[r]`` counts the fallbacks.
+    """
+    run_tasks(_labeled_mindist_tasks, -(-cand.shape[0] // ROWS_PER_TASK), X, start, inv_norm,
+              cosine, L, lab_rows, lab_inv, first, cand, cand_sq, shift, labeled_norm_max,
+              err_coef, mindist, nearest, n_fallback, ROWS_PER_TASK)
 
 
 @njit(cache=True)
@@ -244,12 +267,10 @@ def permute_in_place(values, perm, visited):
             q = src
 
 
-@njit(parallel=True, cache=True)
-def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
-    """Groups centred on labeled points: each row's distance to its centre is its initial
-    min-distance (group order). Writes the group radii (rounded up) and the rows' levels."""
-    n_groups = offsets.shape[0] - 1
-    for g in prange(n_groups):
+@njit(nogil=True, cache=True)
+def _rowdist_from_mindist_tasks(mindist, cosine, offsets, rowdist, radius, lo, hi):
+    """``rowdist_from_mindist`` for groups lo <= g < hi; returns 0."""
+    for g in range(lo, hi):
         r_max = 0.0
         for p in range(offsets[g], offsets[g + 1]):
             m = mindist[p]
@@ -259,6 +280,14 @@ def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
         for p in range(offsets[g], offsets[g + 1]):
             m = mindist[p]
             rowdist[p] = _quantize(_to_chord(m, cosine), r_max) if m > 0.0 else np.uint16(0)
+    return 0
+
+
+def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
+    """Groups centred on labeled points: each row's distance to its centre is its initial
+    min-distance (group order). Writes the group radii (rounded up) and the rows' levels."""
+    run_tasks(_rowdist_from_mindist_tasks, offsets.shape[0] - 1, mindist, cosine, offsets,
+              rowdist, radius)
 
 
 @njit(inline="always")
@@ -277,37 +306,50 @@ def _centre(X, inv_norm, cosine, cq, grid, rep, g, out):
             out[j] = grid[0, j] + cq[g, j] * grid[1, j]
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist,
+                              radius, lo, hi):
+    """``centroid_distances`` for groups lo <= g < hi; returns 0."""
+    d = X.shape[1]
+    for g in range(lo, hi):
+        c = np.empty(d, dtype=np.float64)
+        _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
+        begin = offsets[g]
+        dist = np.empty(offsets[g + 1] - begin, dtype=np.float64)
+        r_max = 0.0
+        for p in range(begin, offsets[g + 1]):
+            i = perm[p]
+            scale = inv_norm[i] if cosine else 1.0
+            dist[p - begin] = np.sqrt(_sq_to(X, i, scale, cosine, c))
+            # inflating before the float32 rounding keeps the radius an upper bound
+            r_max = max(r_max, _up32(dist[p - begin]))
+        radius[g] = r_max
+        for p in range(begin, offsets[g + 1]):
+            rowdist[p] = _quantize(dist[p - begin], r_max)
+    return 0
+
+
 def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist, radius):
     """Distance of every row to its group centre (see ``_centre``), as a uint16 level, and
     the group radii. Float centroids come with the grid ``(0, 1)`` (exact)."""
-    n_groups = offsets.shape[0] - 1
-    d = X.shape[1]
-    for g in prange(n_groups):
-        c = np.empty(d, dtype=np.float64)
-        _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
-        lo = offsets[g]
-        dist = np.empty(offsets[g + 1] - lo, dtype=np.float64)
-        r_max = 0.0
-        for p in range(lo, offsets[g + 1]):
-            i = perm[p]
-            scale = inv_norm[i] if cosine else 1.0
-            dist[p - lo] = np.sqrt(_sq_to(X, i, scale, cosine, c))
-            # inflating before the float32 rounding keeps the radius an upper bound
-            r_max = max(r_max, _up32(dist[p - lo]))
-        radius[g] = r_max
-        for p in range(lo, offsets[g + 1]):
-            rowdist[p] = _quantize(dist[p - lo], r_max)
+    run_tasks(_centroid_distances_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm,
+              offsets, cq, grid, rep, rowdist, radius)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
+def _group_stats_tasks(mindist, weights, weighted, perm, offsets, gstats, gbest_pos, lo, hi):
+    """``group_stats`` for groups lo <= g < hi; returns 0."""
+    for g in range(lo, hi):
+        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
+                    gbest_pos)
+    return 0
+
+
 def group_stats(mindist, weights, weighted, perm, offsets, gstats, gbest_pos):
     """Per group: largest min-distance, best (weighted) score and its position (see
     ``_scan_group``)."""
-    n_groups = offsets.shape[0] - 1
-    for g in prange(n_groups):
-        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
-                    gbest_pos)
+    run_tasks(_group_stats_tasks, offsets.shape[0] - 1, mindist, weights, weighted, perm,
+              offsets, gstats, gbest_pos)
 
 
 # Columns of the per-group statistics ``gstats`` (G, 4) float64.
@@ -352,25 +394,14 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
     gbest_pos[g] = best_pos
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, grid, rep,
-               radius, rowdist, mindist, weights, gstats, gbest_pos, dcm, active):
-    """Lower ``mindist`` to the new ``center`` and refresh the touched groups' statistics.
-
-    A group is skipped when ``d(center, m_g) - r_g >= max mindist in g``: by the triangle
-    inequality every row of the group is then at least its current min-distance away from the
-    centre. Inside a visited group, a row is skipped when ``d(center, m_g) - rowdist >=
-    mindist`` for the same reason. ``forced_group`` (the group of the row that was just
-    picked and excluded; -1 for none) is always rescanned. Returns the number of exact
-    row-distance evaluations.
-    """
-    # (18 arguments: Numba's dispatcher leaves ~400 bytes of cyclic garbage per call of a
-    # function with 20 or more, which piles up over thousands of picks until a full GC.)
-    n_groups = offsets.shape[0] - 1
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _centre_distances_tasks(X, inv_norm, cosine, center, cq, grid, rep, dcm, groups_per_task,
+                            lo, hi):
+    """``dcm[g]``: the distance of ``center`` to group ``g``'s centre (see ``_centre``), for
+    groups [lo * groups_per_task, hi * groups_per_task); returns 0."""
     d = X.shape[1]
-    weighted = weights.shape[0] > 0
     by_rows = rep.shape[0] > 0
-    for g in prange(n_groups):
+    for g in range(lo * groups_per_task, min(dcm.shape[0], hi * groups_per_task)):
         acc = 0.0
         if by_rows:
             r = rep[g]
@@ -380,8 +411,15 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, gri
                 t = (grid[0, j] + cq[g, j] * grid[1, j]) - center[j]
                 acc += t * t
         dcm[g] = np.sqrt(acc)
+    return 0
+
+
+@njit(cache=True)
+def active_groups(dcm, radius, gstats, forced_group, cosine, active):
+    """The groups ``add_center`` must visit, in increasing order, into ``active``; returns
+    how many (see ``add_center``)."""
     n_active = 0
-    for g in range(n_groups):
+    for g in range(dcm.shape[0]):
         if g != forced_group:
             gmax = gstats[g, GMAX]
             if gmax < 0.0:
@@ -391,22 +429,32 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, gri
                 continue
         active[n_active] = g
         n_active += 1
-    evaluated = np.zeros(n_active, dtype=np.int64)
-    # Groups differ in size and in how many rows the per-row bound skips, but handing them
-    # out one at a time (parallel chunk size 1) was measured 1.2-2x slower than Numba's
-    # default static split (1M x 128, k = 1000: picks 1.94 s vs 0.98 s).
-    for a in prange(n_active):
+    return n_active
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offsets, radius,
+                         rowdist, mindist, weights, gstats, gbest_pos, dcm, active, lo, hi):
+    """The row pass of ``add_center`` over groups ``active[lo:hi]``: lowers their rows'
+    ``mindist``, rescans the statistics of the groups that changed, and returns the number
+    of exact row-distance evaluations.
+
+    (17 arguments: Numba's dispatcher leaves ~400 bytes of cyclic garbage per call of a
+    function with 20 or more, which piles up over thousands of picks until a full GC.)
+    """
+    weighted = weights.shape[0] > 0
+    n_eval = 0
+    for a in range(lo, hi):
         g = active[a]
         dg = dcm[g]
         level = radius[g] / _Q  # rowdist level -> distance (an upper bound)
-        n_eval = 0
         # the statistics only change if a row moved closer (or for the forced group,
         # whose best row was just taken)
         changed = g == forced_group
-        hi = offsets[g + 1]
-        for p in range(offsets[g], hi):
+        stop = offsets[g + 1]
+        for p in range(offsets[g], stop):
             ahead = p + _PREFETCH_AHEAD
-            if ahead < hi and not _skip(dg, rowdist[ahead] * level, mindist[ahead], cosine):
+            if ahead < stop and not _skip(dg, rowdist[ahead] * level, mindist[ahead], cosine):
                 prefetch(X, perm[ahead])
             m = mindist[p]
             if _skip(dg, rowdist[p] * level, m, cosine):
@@ -419,10 +467,37 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, gri
                 mindist[p] = new
                 changed = True
         if changed:
-            _scan_group(mindist, weights, weighted, perm, offsets[g], hi, g, gstats,
+            _scan_group(mindist, weights, weighted, perm, offsets[g], stop, g, gstats,
                         gbest_pos)
-        evaluated[a] = n_eval
-    return evaluated.sum()
+    return n_eval
+
+
+def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, grid, rep,
+               radius, rowdist, mindist, weights, gstats, gbest_pos, dcm, active):
+    """Lower ``mindist`` to the new ``center`` and refresh the touched groups' statistics.
+
+    A group is skipped when ``d(center, m_g) - r_g >= max mindist in g``: by the triangle
+    inequality every row of the group is then at least its current min-distance away from the
+    centre. Inside a visited group, a row is skipped when ``d(center, m_g) - rowdist >=
+    mindist`` for the same reason. ``forced_group`` (the group of the row that was just
+    picked and excluded; -1 for none) is always rescanned. Returns the number of exact
+    row-distance evaluations.
+
+    Three steps: the centre-to-group distances ``dcm`` (tasks of a few groups), the list of
+    groups the bound cannot skip (serial), and the row pass over those groups (one task per
+    group). Each task writes only its own groups' rows and statistics.
+    """
+    n_groups = offsets.shape[0] - 1
+    per_task = max(1, GROUP_COORDS_PER_TASK // max(1, X.shape[1]))
+    run_tasks(_centre_distances_tasks, -(-n_groups // per_task), X, inv_norm, cosine, center,
+              cq, grid, rep, dcm, per_task)
+    n_active = active_groups(dcm, radius, gstats, forced_group, cosine, active)
+    # Groups differ in size and in how many rows the per-row bound skips, but handing them
+    # out one at a time (a shared counter) was measured 1.2-2x slower than one contiguous
+    # range of groups per thread (1M x 128, k = 1000: picks 1.94 s vs 0.98 s).
+    return run_tasks(_update_groups_tasks, n_active, X, inv_norm, cosine, center, forced_group,
+                     perm, offsets, radius, rowdist, mindist, weights, gstats, gbest_pos, dcm,
+                     active)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -536,29 +611,22 @@ def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, per
     return radius
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
-               split_radius, seed_pos, n_seeds):
-    """Farthest-first seeds inside each cell (rows nearest to one labeled point, in group
-    order): the first seed is the row farthest from the cell's labeled point, each next one
-    the row farthest from the seeds so far, until every row is within ``split_radius``
-    (Euclidean) of a seed or ``max_seeds[g]`` seeds are placed. One seed per cluster when a
-    cell straddles several. Writes group-order positions ``seed_pos[seed_offsets[g] + q]``
-    and ``n_seeds[g]``.
-    """
-    n_cells = offsets.shape[0] - 1
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
+                      split_radius, seed_pos, n_seeds, lo, hi):
+    """``seed_cells`` for cells lo <= g < hi; returns 0."""
     d = X.shape[1]
     limit_sq = split_radius * split_radius
-    for g in prange(n_cells):
-        lo = offsets[g]
-        hi = offsets[g + 1]
-        n = hi - lo
+    for g in range(lo, hi):
+        begin = offsets[g]
+        end = offsets[g + 1]
+        n = end - begin
         if n == 0:
             n_seeds[g] = 0
             continue
         base = seed_offsets[g]
-        far = lo
-        for p in range(lo, hi):
+        far = begin
+        for p in range(begin, end):
             if mindist[p] > mindist[far]:
                 far = p
         seed_pos[base] = far
@@ -572,44 +640,44 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
                 for j in range(d):
                     seed[j] = X[i, j] * scale
                 far_sq = -1.0
-                for p in range(lo, hi):
+                for p in range(begin, end):
                     r = perm[p]
                     sq = _sq_to(X, r, inv_norm[r] if cosine else 1.0, cosine, seed)
-                    if sq < near[p - lo]:
-                        near[p - lo] = sq
-                    if near[p - lo] > far_sq:
-                        far_sq = near[p - lo]
+                    if sq < near[p - begin]:
+                        near[p - begin] = sq
+                    if near[p - begin] > far_sq:
+                        far_sq = near[p - begin]
                         far = p
                 if far_sq <= limit_sq or count == max_seeds[g]:
                     break
                 seed_pos[base + count] = far
                 count += 1
         n_seeds[g] = count
+    return 0
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel):
-    """Lloyd iterations inside each cell, from its seeds, then a stable reorder of the
-    cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
-
-    Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with sizes
-    ``sub_counts[...]`` (possibly 0) and centres either stored quantised: ``cq[...]`` int16,
-    ``grid[0] + cq * grid[1]`` per coordinate (the grid covers the pool's range; the
-    centre is then within half a step of the mean, and any point keeps the bounds valid),
-    or, if ``rep`` is not empty, as the member row nearest the centroid, ``rep[...]`` (a
-    group without rows keeps its seed row).
-    Each row is compared with its own cell's few seeds only, where a FAISS assignment
-    compares it with every centroid. Any centroids and any assignment keep the selection
-    exact; this only makes the groups tight. ``sublabel`` (N,) integers is scratch (group
-    order).
+def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
+               split_radius, seed_pos, n_seeds):
+    """Farthest-first seeds inside each cell (rows nearest to one labeled point, in group
+    order): the first seed is the row farthest from the cell's labeled point, each next one
+    the row farthest from the seeds so far, until every row is within ``split_radius``
+    (Euclidean) of a seed or ``max_seeds[g]`` seeds are placed. One seed per cluster when a
+    cell straddles several. Writes group-order positions ``seed_pos[seed_offsets[g] + q]``
+    and ``n_seeds[g]``.
     """
-    n_cells = offsets.shape[0] - 1
+    run_tasks(_seed_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
+              offsets, max_seeds, seed_offsets, split_radius, seed_pos, n_seeds)
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
+                       sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel, lo, hi):
+    """``lloyd_cells`` for cells lo <= g < hi; returns 0."""
     d = X.shape[1]
-    for g in prange(n_cells):
-        lo = offsets[g]
-        hi = offsets[g + 1]
-        n = hi - lo
+    for g in range(lo, hi):
+        begin = offsets[g]
+        end = offsets[g + 1]
+        n = end - begin
         s = sub_offsets[g + 1] - sub_offsets[g]
         if s == 0:
             continue
@@ -623,7 +691,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
         counts = np.zeros(s, dtype=np.int64)
         for it in range(n_iter + 1):
             counts[:] = 0
-            for p in range(lo, hi):
+            for p in range(begin, end):
                 i = perm[p]
                 scale = inv_norm[i] if cosine else 1.0
                 best = np.inf
@@ -643,7 +711,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
                 if counts[q] > 0:
                     for j in range(d):
                         centroids[q, j] = 0.0
-            for p in range(lo, hi):
+            for p in range(begin, end):
                 i = perm[p]
                 q = sublabel[p]
                 scale = inv_norm[i] if cosine else 1.0
@@ -665,7 +733,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
                     cq[base + q, j] = np.int16(min(max(level, -32767.0), 32767.0))
         if by_rows:
             near = np.full(s, np.inf)
-            for p in range(lo, hi):
+            for p in range(begin, end):
                 i = perm[p]
                 q = sublabel[p]
                 sq = _sq_to(X, i, inv_norm[i] if cosine else 1.0, cosine, centroids[q])
@@ -682,11 +750,33 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
             acc += counts[q]
         sorted_perm = np.empty(n, dtype=perm.dtype)
         sorted_min = np.empty(n, dtype=mindist.dtype)
-        for p in range(lo, hi):
+        for p in range(begin, end):
             q = sublabel[p]
             sorted_perm[cursor[q]] = perm[p]
             sorted_min[cursor[q]] = mindist[p]
             cursor[q] += 1
         for r in range(n):
-            perm[lo + r] = sorted_perm[r]
-            mindist[lo + r] = sorted_min[r]
+            perm[begin + r] = sorted_perm[r]
+            mindist[begin + r] = sorted_min[r]
+    return 0
+
+
+def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
+                sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel):
+    """Lloyd iterations inside each cell, from its seeds, then a stable reorder of the
+    cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
+
+    Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with sizes
+    ``sub_counts[...]`` (possibly 0) and centres either stored quantised: ``cq[...]`` int16,
+    ``grid[0] + cq * grid[1]`` per coordinate (the grid covers the pool's range; the
+    centre is then within half a step of the mean, and any point keeps the bounds valid),
+    or, if ``rep`` is not empty, as the member row nearest the centroid, ``rep[...]`` (a
+    group without rows keeps its seed row).
+    Each row is compared with its own cell's few seeds only, where a FAISS assignment
+    compares it with every centroid. Any centroids and any assignment keep the selection
+    exact; this only makes the groups tight. ``sublabel`` (N,) integers is scratch (group
+    order).
+    """
+    run_tasks(_lloyd_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
+              offsets, seed_pos, seed_offsets, sub_offsets, n_iter, cq, grid, rep, sub_counts,
+              sublabel)
