@@ -116,7 +116,7 @@ def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate,
         i = start + r
         scale = inv_norm[i] if cosine else 1.0
         row = lab_rows[best[r]]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
         upper[r] = _ceil32(_to_score_units(sq, cosine) * inflate)
 
 
@@ -131,7 +131,7 @@ def _assign_lists_tasks(L, lab_rows, lab_inv, cosine, probes, label, rows_per_ta
         best_p = 0
         for p in range(probes.shape[0]):
             other = lab_rows[probes[p]]
-            sq = _sq_rows(L, row, scale, L, other, lab_inv[other] if cosine else 1.0, cosine)
+            sq = _sq_rows(L, row, scale, L, other, lab_inv[other] if cosine else 1.0)
             if sq < best:
                 best = sq
                 best_p = p
@@ -151,7 +151,7 @@ def _distance_to_row_tasks(X, inv_norm, cosine, center, inflate, upper, rows_per
     c_scale = inv_norm[center] if cosine else 1.0
     for i in range(lo * rows_per_task, min(X.shape[0], hi * rows_per_task)):
         scale = inv_norm[i] if cosine else 1.0
-        sq = _sq_rows(X, i, scale, X, center, c_scale, cosine)
+        sq = _sq_rows(X, i, scale, X, center, c_scale)
         upper[i] = _ceil32(_to_score_units(sq, cosine) * inflate)
     return 0
 
@@ -224,7 +224,7 @@ def _rows_labeled_mindist_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv,
             if c < 0:
                 continue
             row = lab_rows[c]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
             if sq < best:
                 best = sq
         if kk < n_chunk:
@@ -237,8 +237,7 @@ def _rows_labeled_mindist_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv,
                 n_fallback[r] += 1
                 for t in range(n_chunk):
                     row = lab_rows[t]
-                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0,
-                                  cosine)
+                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
                     if sq < best:
                         best = sq
         dist = _to_score_units(best, cosine)
@@ -270,7 +269,7 @@ def _rows_labeled_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, k
         best = np.inf
         for t in range(lab_rows.shape[0]):
             row = lab_rows[t]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
             if sq < best:
                 best = sq
         dist = _to_score_units(best, cosine)
@@ -297,7 +296,7 @@ def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, key,
         best = np.inf
         for t in range(n_picked):
             c = picked[t]
-            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0, cosine)
+            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0)
             if sq < best:
                 best = sq
         dist = _to_score_units(best, cosine)
@@ -336,7 +335,7 @@ def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, sc
             best = np.inf
             for s in range(done, t):
                 c = picked[s]
-                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0, cosine)
+                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0)
                 if sq < best:
                     best = sq
             evaluated[0] += t - done
