@@ -81,7 +81,15 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} logits", lambda z=logits: [score(z, m, from_logits=True)
                                                        for m in methods]
         elif target == "kcenter":
-            yield f"{name} embeddings", lambda x=emb: kcenter(x, 4, labeled=[0, 1])
+            # no labeled set, a few labeled points (scanned), more than 64 (FAISS lists)
+            many = np.arange(70)
+            yield f"{name} embeddings", lambda x=emb: (
+                kcenter(x, 4), kcenter(x, 4, labeled=[0, 1]), kcenter(x, 4, labeled=many))
+            # weighted picks (and clustered pools the lazy path hands over) run the
+            # triangle-inequality groups: cells without a labeled set, labeled cells
+            weights = np.ones(rows)
+            yield f"{name} weighted", lambda x=emb, w=weights: (
+                kcenter(x, 4, weights=w), kcenter(x, 4, labeled=many, weights=w))
         elif target == "badge":
             yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
 

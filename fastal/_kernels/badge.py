@@ -17,13 +17,18 @@ sums can be computed in parallel and still be reproduced bit for bit by plain Nu
 (``tests/reference_badge.py``): each block's sum is a left-to-right float64 sum, the total a
 left-to-right sum of the block sums. Those sums live in kernels compiled *without*
 fastmath, so LLVM cannot reassociate them.
+
+Parallel kernels are serial ``*_tasks(..., lo, hi)`` functions run on Python threads by
+``_parallel.run_tasks`` (no ``prange``: its lowering made a first call compile 2-4x
+slower); every task writes only its own rows and blocks, so nothing depends on the split.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
+from ._parallel import run_tasks
 
 CANDIDATE, LABELED, PICKED = 0, 1, 2
 
@@ -42,35 +47,39 @@ _PRUNE_SLACK = 1e-9
 # the row this many places ahead prefetched.
 _PREFETCH_AHEAD = 6
 
+# Rows per task of the per-row kernels (a Python constant passed in, so tests can shrink it).
+ROWS_PER_TASK = 4096
 
-@njit(parallel=True, cache=True)
-def block_sums(mindist, out):
-    """out[b] = left-to-right float64 sum of block b of mindist.
 
-    No fastmath, and only ever called from Python: Numba compiles a jitted callee with its
-    caller's fastmath flags, so this sum cannot live inside the fastmath ``add_center``
-    without being reassociated (and no longer matching the reference bit for bit).
-    """
+@njit(nogil=True, cache=True)
+def _block_sums_tasks(mindist, out, lo, hi):
+    """``block_sums`` for blocks lo <= b < hi; returns 0."""
     n = mindist.shape[0]
-    for b in prange(out.shape[0]):
+    for b in range(lo, hi):
         acc = 0.0
         for i in range(b * SAMPLING_BLOCK, min(n, (b + 1) * SAMPLING_BLOCK)):
             acc += mindist[i]
         out[b] = acc
+    return 0
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
-    """Fill yhat, pnorm2 = ||p - e_yhat||^2 and xnorm2 = ||x||^2 (float64) for every row.
+def block_sums(mindist, out):
+    """out[b] = left-to-right float64 sum of block b of mindist.
 
-    ``bad[i]`` is set to 1 when x_i has a NaN/inf (or its squared norm overflows), 2 when
-    p_i is not a probability vector (NaN/inf, an entry below -atol, or a sum off 1 by more
-    than atol), else 0. Returns the number of bad rows.
+    Compiled without fastmath (so LLVM cannot reassociate the sum and it matches the
+    reference bit for bit); one task per block.
     """
+    run_tasks(_block_sums_tasks, out.shape[0], mindist, out)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _row_stats_tasks(X, probs, atol, yhat, pnorm2, xnorm2, bad, rows_per_task, lo, hi):
+    """``row_stats`` for rows [lo * rows_per_task, hi * rows_per_task); returns the number
+    of bad rows among them."""
     n, d = X.shape
     c = probs.shape[1]
     n_bad = 0
-    for i in prange(n):
+    for i in range(lo * rows_per_task, min(n, hi * rows_per_task)):
         acc = 0.0
         for j in range(d):
             v = np.float64(X[i, j])
@@ -106,31 +115,26 @@ def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
     return n_bad
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task):
-    """Lower ``mindist`` with the gradient distance to row ``center``.
+def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
+    """Fill yhat, pnorm2 = ||p - e_yhat||^2 and xnorm2 = ||x||^2 (float64) for every row.
 
-    For each row i with ``mindist[i] > 0`` (candidates not yet at distance 0):
-
-    ``||g_i - g_c||^2 = |p~_i|^2 |dx|^2 + |dp|^2 |x_c|^2 + 2 <p~_i, dp> <dx, x_c>``
-
-    with ``dx = x_i - x_c`` and ``dp = p~_i - p~_c`` (expand
-    ``g_i - g_c = p~_i (x) dx + dp (x) x_c``). Unlike ``|g_i|^2 + |g_c|^2 - 2 <.,.><.,.>``
-    this has no cancellation at duplicates: identical rows get exactly 0. A zero gradient
-    (one-hot p or zero x) on either side gives ``|g_i|^2 + |g_c|^2`` directly. Tiny negative
-    values from rounding are clamped at 0.
-
-    Pruning: with ``pp = <p~_i, p~_c>`` (O(C)) and Cauchy-Schwarz on ``<x_i, x_c>``,
-    ``||g_i - g_c||^2 >= |g_i|^2 + |g_c|^2 - 2 |pp| |x_i| |x_c|``; when that bound exceeds
-    ``mindist[i]`` the O(d) pass is skipped (the minimum cannot change).
-
-    Work is split into tasks of ``blocks_per_task`` sampling blocks (each row's result is
-    independent of the split and of the thread count).
+    ``bad[i]`` is set to 1 when x_i has a NaN/inf (or its squared norm overflows), 2 when
+    p_i is not a probability vector (NaN/inf, an entry below -atol, or a sum off 1 by more
+    than atol), else 0. Returns the number of bad rows.
     """
+    n_tasks = -(-X.shape[0] // ROWS_PER_TASK)
+    return run_tasks(_row_stats_tasks, n_tasks, X, probs, atol, yhat, pnorm2, xnorm2, bad,
+                     ROWS_PER_TASK)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task, lo,
+                      hi):
+    """``add_center`` for tasks lo <= task < hi (``blocks_per_task`` sampling blocks each);
+    ``mindist[center]`` is already 0. Returns 0."""
     n, d = X.shape
     c = probs.shape[1]
     n_blocks = (n + SAMPLING_BLOCK - 1) // SAMPLING_BLOCK
-    n_tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     yc = yhat[center]
     pc_norm2 = pnorm2[center]
     xc_norm2 = xnorm2[center]
@@ -143,11 +147,10 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
     xc = np.empty(d, dtype=np.float64)
     for j in range(d):
         xc[j] = np.float64(X[center, j])
-    mindist[center] = 0.0
-    for task in prange(n_tasks):
-        todo = np.empty(SAMPLING_BLOCK, dtype=np.int64)
-        todo_dp2 = np.empty(SAMPLING_BLOCK, dtype=np.float64)
-        todo_pdp = np.empty(SAMPLING_BLOCK, dtype=np.float64)
+    todo = np.empty(SAMPLING_BLOCK, dtype=np.int64)
+    todo_dp2 = np.empty(SAMPLING_BLOCK, dtype=np.float64)
+    todo_pdp = np.empty(SAMPLING_BLOCK, dtype=np.float64)
+    for task in range(lo, hi):
         b_stop = min(n_blocks, (task + 1) * blocks_per_task)
         for b in range(task * blocks_per_task, b_stop):
             start = b * SAMPLING_BLOCK
@@ -201,6 +204,33 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
                     dist = 0.0
                 if dist < mindist[i]:
                     mindist[i] = dist
+    return 0
+
+
+def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task):
+    """Lower ``mindist`` with the gradient distance to row ``center``.
+
+    For each row i with ``mindist[i] > 0`` (candidates not yet at distance 0):
+
+    ``||g_i - g_c||^2 = |p~_i|^2 |dx|^2 + |dp|^2 |x_c|^2 + 2 <p~_i, dp> <dx, x_c>``
+
+    with ``dx = x_i - x_c`` and ``dp = p~_i - p~_c`` (expand
+    ``g_i - g_c = p~_i (x) dx + dp (x) x_c``). Unlike ``|g_i|^2 + |g_c|^2 - 2 <.,.><.,.>``
+    this has no cancellation at duplicates: identical rows get exactly 0. A zero gradient
+    (one-hot p or zero x) on either side gives ``|g_i|^2 + |g_c|^2`` directly. Tiny negative
+    values from rounding are clamped at 0.
+
+    Pruning: with ``pp = <p~_i, p~_c>`` (O(C)) and Cauchy-Schwarz on ``<x_i, x_c>``,
+    ``||g_i - g_c||^2 >= |g_i|^2 + |g_c|^2 - 2 |pp| |x_i| |x_c|``; when that bound exceeds
+    ``mindist[i]`` the O(d) pass is skipped (the minimum cannot change).
+
+    Work is split into tasks of ``blocks_per_task`` sampling blocks (each row's result is
+    independent of the split and of the thread count).
+    """
+    n_blocks = -(-X.shape[0] // SAMPLING_BLOCK)
+    mindist[center] = 0.0
+    run_tasks(_add_center_tasks, -(-n_blocks // blocks_per_task), X, probs, yhat, pnorm2,
+              xnorm2, center, mindist, blocks_per_task)
 
 
 @njit(cache=True)

@@ -18,10 +18,16 @@ on the thread count or on the order partitions answer in:
 ``D`` is the same float64 distance as ``fastal.kcenter``'s up to the order of its float64
 additions: the values agree exactly for integer-valued data and to the last bit or so
 otherwise, so the picks agree unless two rows' distances tie to within float64 rounding.
+
+The blocks are tasks of a serial kernel run on Python threads (``_parallel.run_tasks``,
+not ``prange``, whose lowering compiles 2-4x slower); each writes its own rows and its own
+block's partial result, merged in block order afterwards.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from ._parallel import run_tasks
 
 #: Rows per parallel block of the farthest-row reduction (only affects speed).
 BLOCK = 4096
@@ -58,35 +64,15 @@ def _sq(X, i, scale, centres, c):
     return (a0 + a1) + (a2 + a3)
 
 
-@njit(parallel=True, cache=True)
-def add_centers(X, inv_norm, cosine, centres, mindist, weights, weighted, best):
-    """Lower ``mindist`` with the distances to the rows of ``centres``; report the farthest.
-
-    Parameters
-    ----------
-    X : (n, d) float32 or float64
-        The partition's rows.
-    inv_norm : (n,) float64
-        Inverse row norms (read only when ``cosine``).
-    centres : (m, d) float64
-        New centres in the metric's space (m may be 0: only the report).
-    mindist : (n,) float64
-        ``D`` of each row (``inf`` before any centre); ``-1`` marks a row that is itself a
-        centre (labeled or picked): it is skipped and never reported.
-    weights : (n,) float64
-        Read when ``weighted``: the reported score is ``weights[i] * D[i]``.
-    best : (3,) float64, out
-        ``[score, position, max D]``: the largest score over rows that are not centres and
-        its position (the lowest one among equal scores; ``-1`` when every row is a
-        centre), and the largest ``D`` over those rows (0 when there are none).
-    """
+@njit(nogil=True, cache=True)
+def _add_centers_tasks(X, inv_norm, cosine, centres, mindist, weights, weighted, block_score,
+                       block_pos, block_max, lo, hi):
+    """``add_centers`` for blocks lo <= b < hi: lowers their rows' ``mindist`` and writes
+    each block's best score, its position (the lowest among equal scores; -1 if every row is
+    a centre) and its largest ``D`` into ``block_*[b]``. Returns 0."""
     n = X.shape[0]
     m = centres.shape[0]
-    n_blocks = (n + BLOCK - 1) // BLOCK
-    block_score = np.full(n_blocks, -np.inf)
-    block_pos = np.full(n_blocks, -1, dtype=np.int64)
-    block_max = np.zeros(n_blocks)
-    for b in prange(n_blocks):
+    for b in range(lo, hi):
         top = -np.inf
         top_pos = -1
         top_dist = 0.0
@@ -110,16 +96,47 @@ def add_centers(X, inv_norm, cosine, centres, mindist, weights, weighted, best):
         block_score[b] = top
         block_pos[b] = top_pos
         block_max[b] = top_dist
-    # serial merge in block order: a later block must be strictly better (lower row wins)
+    return 0
+
+
+def add_centers(X, inv_norm, cosine, centres, mindist, weights, weighted, best):
+    """Lower ``mindist`` with the distances to the rows of ``centres``; report the farthest.
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64
+        The partition's rows.
+    inv_norm : (n,) float64
+        Inverse row norms (read only when ``cosine``).
+    centres : (m, d) float64
+        New centres in the metric's space (m may be 0: only the report).
+    mindist : (n,) float64
+        ``D`` of each row (``inf`` before any centre); ``-1`` marks a row that is itself a
+        centre (labeled or picked): it is skipped and never reported.
+    weights : (n,) float64
+        Read when ``weighted``: the reported score is ``weights[i] * D[i]``.
+    best : (3,) float64, out
+        ``[score, position, max D]``: the largest score over rows that are not centres and
+        its position (the lowest one among equal scores; ``-1`` when every row is a
+        centre), and the largest ``D`` over those rows (0 when there are none).
+    """
+    n_blocks = -(-X.shape[0] // BLOCK)
+    block_score = np.full(n_blocks, -np.inf)
+    block_pos = np.full(n_blocks, -1, dtype=np.int64)
+    block_max = np.zeros(n_blocks)
+    run_tasks(_add_centers_tasks, n_blocks, X, inv_norm, cosine, centres, mindist, weights,
+              weighted, block_score, block_pos, block_max)
+    # merge in block order: a later block must be strictly better (lower row wins)
     top = -np.inf
     top_pos = -1
     top_dist = 0.0
-    for b in range(n_blocks):
-        if block_pos[b] >= 0 and (top_pos < 0 or block_score[b] > top):
-            top = block_score[b]
-            top_pos = block_pos[b]
-        if block_max[b] > top_dist:
-            top_dist = block_max[b]
+    for score, pos, dist in zip(block_score.tolist(), block_pos.tolist(),
+                                block_max.tolist()):
+        if pos >= 0 and (top_pos < 0 or score > top):
+            top = score
+            top_pos = pos
+        if dist > top_dist:
+            top_dist = dist
     best[0] = top
     best[1] = top_pos
     best[2] = top_dist

@@ -27,13 +27,19 @@ State shared by the kernels (N pool rows, G groups, d dimensions):
 Distances are always accumulated in float64 from the difference ``x - c`` (no
 ``|x|^2 + |c|^2 - 2 x.c`` cancellation), so a row and an exact duplicate of a centre get an
 exact 0, and integer-valued data gives exact distances.
+
+Parallel kernels are serial ``*_tasks(..., lo, hi)`` functions run on Python threads by
+``_parallel.run_tasks`` (no ``prange``: its lowering made a first call compile 2-4x
+slower). A task is a range of rows or of groups; it writes only its own rows' and groups'
+state, so nothing depends on the split or the thread count.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
+from ._parallel import run_tasks
 
 # No FMA contraction here: for cosine the kernels compute ``x * inv_norm - c`` where ``c`` is
 # the centre's own ``x * inv_norm``. A fused multiply-subtract would skip the rounding of the
@@ -50,35 +56,34 @@ _SKIP_SLACK = 1e-9
 # many positions ahead is cheap; its X row is prefetched only if it will be evaluated.
 _PREFETCH_AHEAD = 8
 
+#: Rows per task of ``labeled_mindist`` (a Python constant passed in: tests shrink it).
+ROWS_PER_TASK = 1024
+#: Coordinates per task of the group-centre distances of ``add_center`` (a few groups'
+#: worth of work; one task, on the calling thread, when there are few groups).
+GROUP_COORDS_PER_TASK = 1 << 15
 
+
+# One loop for both metrics: l2 callers pass scales of 1.0, and x * 1.0 is exact, so l2
+# distances get the same bits as a plain x - c loop, while every inlined call site compiles
+# one loop instead of two (about 10 % of a cold start's compile time).
 @njit(inline="always", fastmath=_FASTMATH)
-def _sq_to(X, i, scale, cosine, c):
-    """||x_i * scale - c||^2 (cosine) or ||x_i - c||^2 (l2), accumulated in float64."""
+def _sq_to(X, i, scale, c):
+    """||x_i * scale - c||^2 in float64 (cosine: ``scale`` the row's inverse norm; l2: 1)."""
     acc = 0.0
-    if cosine:
-        for j in range(X.shape[1]):
-            t = X[i, j] * scale - c[j]
-            acc += t * t
-    else:
-        for j in range(X.shape[1]):
-            t = X[i, j] - c[j]
-            acc += t * t
+    for j in range(X.shape[1]):
+        t = X[i, j] * scale - c[j]
+        acc += t * t
     return acc
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _sq_rows(X, i, scale, Y, r, y_scale, cosine):
-    """||x_i * scale - y_r * y_scale||^2 (cosine) or ||x_i - y_r||^2 (l2) in float64: the
-    same arithmetic as ``_sq_to`` with the centre ``c = float64(y_r) * y_scale``."""
+def _sq_rows(X, i, scale, Y, r, y_scale):
+    """||x_i * scale - y_r * y_scale||^2 in float64 (l2: both scales 1): the same arithmetic
+    as ``_sq_to`` with the centre ``c = float64(y_r) * y_scale``."""
     acc = 0.0
-    if cosine:
-        for j in range(X.shape[1]):
-            t = X[i, j] * scale - np.float64(Y[r, j]) * y_scale
-            acc += t * t
-    else:
-        for j in range(X.shape[1]):
-            t = np.float64(X[i, j]) - np.float64(Y[r, j])
-            acc += t * t
+    for j in range(X.shape[1]):
+        t = X[i, j] * scale - np.float64(Y[r, j]) * y_scale
+        acc += t * t
     return acc
 
 
@@ -135,7 +140,52 @@ def _to_chord(dist, cosine):
     return dist
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _labeled_mindist_tasks(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand,
+                           cand_sq, shift, labeled_norm_max, err_coef, mindist, nearest,
+                           n_fallback, rows_per_task, lo, hi):
+    """``labeled_mindist`` for rows ``start + r``, lo * rows_per_task <= r <
+    hi * rows_per_task; returns 0. (19 arguments: under 20, see ``_update_groups_tasks``.)"""
+    n_rows, kk = cand.shape
+    n_chunk = lab_rows.shape[0]
+    d = X.shape[1]
+    want_nearest = nearest.shape[0] > 0
+    for r in range(lo * rows_per_task, min(n_rows, hi * rows_per_task)):
+        i = start + r
+        scale = inv_norm[i] if cosine else 1.0
+        best = np.inf
+        best_t = 0
+        for t in range(kk):
+            c = cand[r, t]
+            if c < 0:
+                continue
+            row = lab_rows[c]
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+            if sq < best or (sq == best and c < best_t):
+                best = sq
+                best_t = c
+        if kk < n_chunk:
+            norm_sq = 0.0
+            for j in range(d):
+                v = X[i, j] * scale - shift[j]
+                norm_sq += v * v
+            bound = np.sqrt(norm_sq) + labeled_norm_max
+            if cand_sq[r, kk - 1] <= best + err_coef * bound * bound:
+                n_fallback[r] += 1
+                for t in range(n_chunk):
+                    row = lab_rows[t]
+                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+                    if sq < best or (sq == best and t < best_t):
+                        best = sq
+                        best_t = t
+        new = _ceil32(_to_score_units(best, cosine))
+        if new < mindist[i]:
+            mindist[i] = new
+            if want_nearest:
+                nearest[i] = first + best_t
+    return 0
+
+
 def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand, cand_sq,
                     shift, labeled_norm_max, err_coef, mindist, nearest, n_fallback):
     """Lower the min-distance of rows ``start:start + len(cand)`` to one chunk of labeled
@@ -154,44 +204,9 @@ def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, can
     is set to the labeled position of that point (chunks come in increasing position
     order, so the lower position keeps a tie). ``n_fallback[r]`` counts the fallbacks.
     """
-    n_rows, kk = cand.shape
-    n_chunk = lab_rows.shape[0]
-    d = X.shape[1]
-    want_nearest = nearest.shape[0] > 0
-    for r in prange(n_rows):
-        i = start + r
-        scale = inv_norm[i] if cosine else 1.0
-        best = np.inf
-        best_t = 0
-        for t in range(kk):
-            c = cand[r, t]
-            if c < 0:
-                continue
-            row = lab_rows[c]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
-            if sq < best or (sq == best and c < best_t):
-                best = sq
-                best_t = c
-        if kk < n_chunk:
-            norm_sq = 0.0
-            for j in range(d):
-                v = X[i, j] * scale - shift[j]
-                norm_sq += v * v
-            bound = np.sqrt(norm_sq) + labeled_norm_max
-            if cand_sq[r, kk - 1] <= best + err_coef * bound * bound:
-                n_fallback[r] += 1
-                for t in range(n_chunk):
-                    row = lab_rows[t]
-                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0,
-                                  cosine)
-                    if sq < best or (sq == best and t < best_t):
-                        best = sq
-                        best_t = t
-        new = _ceil32(_to_score_units(best, cosine))
-        if new < mindist[i]:
-            mindist[i] = new
-            if want_nearest:
-                nearest[i] = first + best_t
+    run_tasks(_labeled_mindist_tasks, -(-cand.shape[0] // ROWS_PER_TASK), X, start, inv_norm,
+              cosine, L, lab_rows, lab_inv, first, cand, cand_sq, shift, labeled_norm_max,
+              err_coef, mindist, nearest, n_fallback, ROWS_PER_TASK)
 
 
 @njit(cache=True)
@@ -244,12 +259,10 @@ def permute_in_place(values, perm, visited):
             q = src
 
 
-@njit(parallel=True, cache=True)
-def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
-    """Groups centred on labeled points: each row's distance to its centre is its initial
-    min-distance (group order). Writes the group radii (rounded up) and the rows' levels."""
-    n_groups = offsets.shape[0] - 1
-    for g in prange(n_groups):
+@njit(nogil=True, cache=True)
+def _rowdist_from_mindist_tasks(mindist, cosine, offsets, rowdist, radius, lo, hi):
+    """``rowdist_from_mindist`` for groups lo <= g < hi; returns 0."""
+    for g in range(lo, hi):
         r_max = 0.0
         for p in range(offsets[g], offsets[g + 1]):
             m = mindist[p]
@@ -259,6 +272,14 @@ def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
         for p in range(offsets[g], offsets[g + 1]):
             m = mindist[p]
             rowdist[p] = _quantize(_to_chord(m, cosine), r_max) if m > 0.0 else np.uint16(0)
+    return 0
+
+
+def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
+    """Groups centred on labeled points: each row's distance to its centre is its initial
+    min-distance (group order). Writes the group radii (rounded up) and the rows' levels."""
+    run_tasks(_rowdist_from_mindist_tasks, offsets.shape[0] - 1, mindist, cosine, offsets,
+              rowdist, radius)
 
 
 @njit(inline="always")
@@ -277,37 +298,50 @@ def _centre(X, inv_norm, cosine, cq, grid, rep, g, out):
             out[j] = grid[0, j] + cq[g, j] * grid[1, j]
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist,
+                              radius, lo, hi):
+    """``centroid_distances`` for groups lo <= g < hi; returns 0."""
+    d = X.shape[1]
+    for g in range(lo, hi):
+        c = np.empty(d, dtype=np.float64)
+        _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
+        begin = offsets[g]
+        dist = np.empty(offsets[g + 1] - begin, dtype=np.float64)
+        r_max = 0.0
+        for p in range(begin, offsets[g + 1]):
+            i = perm[p]
+            scale = inv_norm[i] if cosine else 1.0
+            dist[p - begin] = np.sqrt(_sq_to(X, i, scale, c))
+            # inflating before the float32 rounding keeps the radius an upper bound
+            r_max = max(r_max, _up32(dist[p - begin]))
+        radius[g] = r_max
+        for p in range(begin, offsets[g + 1]):
+            rowdist[p] = _quantize(dist[p - begin], r_max)
+    return 0
+
+
 def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist, radius):
     """Distance of every row to its group centre (see ``_centre``), as a uint16 level, and
     the group radii. Float centroids come with the grid ``(0, 1)`` (exact)."""
-    n_groups = offsets.shape[0] - 1
-    d = X.shape[1]
-    for g in prange(n_groups):
-        c = np.empty(d, dtype=np.float64)
-        _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
-        lo = offsets[g]
-        dist = np.empty(offsets[g + 1] - lo, dtype=np.float64)
-        r_max = 0.0
-        for p in range(lo, offsets[g + 1]):
-            i = perm[p]
-            scale = inv_norm[i] if cosine else 1.0
-            dist[p - lo] = np.sqrt(_sq_to(X, i, scale, cosine, c))
-            # inflating before the float32 rounding keeps the radius an upper bound
-            r_max = max(r_max, _up32(dist[p - lo]))
-        radius[g] = r_max
-        for p in range(lo, offsets[g + 1]):
-            rowdist[p] = _quantize(dist[p - lo], r_max)
+    run_tasks(_centroid_distances_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm,
+              offsets, cq, grid, rep, rowdist, radius)
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
+def _group_stats_tasks(mindist, weights, weighted, perm, offsets, gstats, gbest_pos, lo, hi):
+    """``group_stats`` for groups lo <= g < hi; returns 0."""
+    for g in range(lo, hi):
+        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
+                    gbest_pos)
+    return 0
+
+
 def group_stats(mindist, weights, weighted, perm, offsets, gstats, gbest_pos):
     """Per group: largest min-distance, best (weighted) score and its position (see
     ``_scan_group``)."""
-    n_groups = offsets.shape[0] - 1
-    for g in prange(n_groups):
-        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
-                    gbest_pos)
+    run_tasks(_group_stats_tasks, offsets.shape[0] - 1, mindist, weights, weighted, perm,
+              offsets, gstats, gbest_pos)
 
 
 # Columns of the per-group statistics ``gstats`` (G, 4) float64.
@@ -352,7 +386,84 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
     gbest_pos[g] = best_pos
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _centre_distances_tasks(X, inv_norm, cosine, center, cq, grid, rep, dcm, groups_per_task,
+                            lo, hi):
+    """``dcm[g]``: the distance of ``center`` to group ``g``'s centre (see ``_centre``), for
+    groups [lo * groups_per_task, hi * groups_per_task); returns 0."""
+    d = X.shape[1]
+    by_rows = rep.shape[0] > 0
+    for g in range(lo * groups_per_task, min(dcm.shape[0], hi * groups_per_task)):
+        acc = 0.0
+        if by_rows:
+            r = rep[g]
+            acc = _sq_to(X, r, inv_norm[r] if cosine else 1.0, center)
+        else:
+            for j in range(d):
+                t = (grid[0, j] + cq[g, j] * grid[1, j]) - center[j]
+                acc += t * t
+        dcm[g] = np.sqrt(acc)
+    return 0
+
+
+@njit(cache=True)
+def active_groups(dcm, radius, gstats, forced_group, cosine, active):
+    """The groups ``add_center`` must visit, in increasing order, into ``active``; returns
+    how many (see ``add_center``)."""
+    n_active = 0
+    for g in range(dcm.shape[0]):
+        if g != forced_group:
+            gmax = gstats[g, GMAX]
+            if gmax < 0.0:
+                continue  # every row of the group is a centre already
+            lower = dcm[g] - radius[g]
+            if lower - _SKIP_SLACK * (dcm[g] + radius[g]) >= _to_chord(gmax, cosine):
+                continue
+        active[n_active] = g
+        n_active += 1
+    return n_active
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offsets, radius,
+                         rowdist, mindist, weights, gstats, gbest_pos, dcm, active, lo, hi):
+    """The row pass of ``add_center`` over groups ``active[lo:hi]``: lowers their rows'
+    ``mindist``, rescans the statistics of the groups that changed, and returns the number
+    of exact row-distance evaluations.
+
+    (17 arguments: Numba's dispatcher leaves ~400 bytes of cyclic garbage per call of a
+    function with 20 or more, which piles up over thousands of picks until a full GC.)
+    """
+    weighted = weights.shape[0] > 0
+    n_eval = 0
+    for a in range(lo, hi):
+        g = active[a]
+        dg = dcm[g]
+        level = radius[g] / _Q  # rowdist level -> distance (an upper bound)
+        # the statistics only change if a row moved closer (or for the forced group,
+        # whose best row was just taken)
+        changed = g == forced_group
+        stop = offsets[g + 1]
+        for p in range(offsets[g], stop):
+            ahead = p + _PREFETCH_AHEAD
+            if ahead < stop and not _skip(dg, rowdist[ahead] * level, mindist[ahead], cosine):
+                prefetch(X, perm[ahead])
+            m = mindist[p]
+            if _skip(dg, rowdist[p] * level, m, cosine):
+                continue
+            i = perm[p]
+            scale = inv_norm[i] if cosine else 1.0
+            new = _ceil32(_to_score_units(_sq_to(X, i, scale, center), cosine))
+            n_eval += 1
+            if new < m:
+                mindist[p] = new
+                changed = True
+        if changed:
+            _scan_group(mindist, weights, weighted, perm, offsets[g], stop, g, gstats,
+                        gbest_pos)
+    return n_eval
+
+
 def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, grid, rep,
                radius, rowdist, mindist, weights, gstats, gbest_pos, dcm, active):
     """Lower ``mindist`` to the new ``center`` and refresh the touched groups' statistics.
@@ -363,66 +474,22 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, gri
     mindist`` for the same reason. ``forced_group`` (the group of the row that was just
     picked and excluded; -1 for none) is always rescanned. Returns the number of exact
     row-distance evaluations.
+
+    Three steps: the centre-to-group distances ``dcm`` (tasks of a few groups), the list of
+    groups the bound cannot skip (serial), and the row pass over those groups (one task per
+    group). Each task writes only its own groups' rows and statistics.
     """
-    # (18 arguments: Numba's dispatcher leaves ~400 bytes of cyclic garbage per call of a
-    # function with 20 or more, which piles up over thousands of picks until a full GC.)
     n_groups = offsets.shape[0] - 1
-    d = X.shape[1]
-    weighted = weights.shape[0] > 0
-    by_rows = rep.shape[0] > 0
-    for g in prange(n_groups):
-        acc = 0.0
-        if by_rows:
-            r = rep[g]
-            acc = _sq_to(X, r, inv_norm[r] if cosine else 1.0, cosine, center)
-        else:
-            for j in range(d):
-                t = (grid[0, j] + cq[g, j] * grid[1, j]) - center[j]
-                acc += t * t
-        dcm[g] = np.sqrt(acc)
-    n_active = 0
-    for g in range(n_groups):
-        if g != forced_group:
-            gmax = gstats[g, GMAX]
-            if gmax < 0.0:
-                continue  # every row of the group is a centre already
-            lower = dcm[g] - radius[g]
-            if lower - _SKIP_SLACK * (dcm[g] + radius[g]) >= _to_chord(gmax, cosine):
-                continue
-        active[n_active] = g
-        n_active += 1
-    evaluated = np.zeros(n_active, dtype=np.int64)
+    per_task = max(1, GROUP_COORDS_PER_TASK // max(1, X.shape[1]))
+    run_tasks(_centre_distances_tasks, -(-n_groups // per_task), X, inv_norm, cosine, center,
+              cq, grid, rep, dcm, per_task)
+    n_active = active_groups(dcm, radius, gstats, forced_group, cosine, active)
     # Groups differ in size and in how many rows the per-row bound skips, but handing them
-    # out one at a time (parallel chunk size 1) was measured 1.2-2x slower than Numba's
-    # default static split (1M x 128, k = 1000: picks 1.94 s vs 0.98 s).
-    for a in prange(n_active):
-        g = active[a]
-        dg = dcm[g]
-        level = radius[g] / _Q  # rowdist level -> distance (an upper bound)
-        n_eval = 0
-        # the statistics only change if a row moved closer (or for the forced group,
-        # whose best row was just taken)
-        changed = g == forced_group
-        hi = offsets[g + 1]
-        for p in range(offsets[g], hi):
-            ahead = p + _PREFETCH_AHEAD
-            if ahead < hi and not _skip(dg, rowdist[ahead] * level, mindist[ahead], cosine):
-                prefetch(X, perm[ahead])
-            m = mindist[p]
-            if _skip(dg, rowdist[p] * level, m, cosine):
-                continue
-            i = perm[p]
-            scale = inv_norm[i] if cosine else 1.0
-            new = _ceil32(_to_score_units(_sq_to(X, i, scale, cosine, center), cosine))
-            n_eval += 1
-            if new < m:
-                mindist[p] = new
-                changed = True
-        if changed:
-            _scan_group(mindist, weights, weighted, perm, offsets[g], hi, g, gstats,
-                        gbest_pos)
-        evaluated[a] = n_eval
-    return evaluated.sum()
+    # out one at a time (a shared counter) was measured 1.2-2x slower than one contiguous
+    # range of groups per thread (1M x 128, k = 1000: picks 1.94 s vs 0.98 s).
+    return run_tasks(_update_groups_tasks, n_active, X, inv_norm, cosine, center, forced_group,
+                     perm, offsets, radius, rowdist, mindist, weights, gstats, gbest_pos, dcm,
+                     active)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -434,12 +501,12 @@ def exact_mindist(X, inv_norm, cosine, i, L, lab_rows, lab_inv, picked, n_picked
     best = np.inf
     for t in range(lab_rows.shape[0]):
         row = lab_rows[t]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
         if sq < best:
             best = sq
     for t in range(n_picked):
         r = picked[t]
-        sq = _sq_rows(X, i, scale, X, r, inv_norm[r] if cosine else 1.0, cosine)
+        sq = _sq_rows(X, i, scale, X, r, inv_norm[r] if cosine else 1.0)
         if sq < best:
             best = sq
     return _to_score_units(best, cosine)
@@ -536,29 +603,22 @@ def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, per
     return radius
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
-               split_radius, seed_pos, n_seeds):
-    """Farthest-first seeds inside each cell (rows nearest to one labeled point, in group
-    order): the first seed is the row farthest from the cell's labeled point, each next one
-    the row farthest from the seeds so far, until every row is within ``split_radius``
-    (Euclidean) of a seed or ``max_seeds[g]`` seeds are placed. One seed per cluster when a
-    cell straddles several. Writes group-order positions ``seed_pos[seed_offsets[g] + q]``
-    and ``n_seeds[g]``.
-    """
-    n_cells = offsets.shape[0] - 1
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
+                      split_radius, seed_pos, n_seeds, lo, hi):
+    """``seed_cells`` for cells lo <= g < hi; returns 0."""
     d = X.shape[1]
     limit_sq = split_radius * split_radius
-    for g in prange(n_cells):
-        lo = offsets[g]
-        hi = offsets[g + 1]
-        n = hi - lo
+    for g in range(lo, hi):
+        begin = offsets[g]
+        end = offsets[g + 1]
+        n = end - begin
         if n == 0:
             n_seeds[g] = 0
             continue
         base = seed_offsets[g]
-        far = lo
-        for p in range(lo, hi):
+        far = begin
+        for p in range(begin, end):
             if mindist[p] > mindist[far]:
                 far = p
         seed_pos[base] = far
@@ -572,44 +632,44 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
                 for j in range(d):
                     seed[j] = X[i, j] * scale
                 far_sq = -1.0
-                for p in range(lo, hi):
+                for p in range(begin, end):
                     r = perm[p]
-                    sq = _sq_to(X, r, inv_norm[r] if cosine else 1.0, cosine, seed)
-                    if sq < near[p - lo]:
-                        near[p - lo] = sq
-                    if near[p - lo] > far_sq:
-                        far_sq = near[p - lo]
+                    sq = _sq_to(X, r, inv_norm[r] if cosine else 1.0, seed)
+                    if sq < near[p - begin]:
+                        near[p - begin] = sq
+                    if near[p - begin] > far_sq:
+                        far_sq = near[p - begin]
                         far = p
                 if far_sq <= limit_sq or count == max_seeds[g]:
                     break
                 seed_pos[base + count] = far
                 count += 1
         n_seeds[g] = count
+    return 0
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel):
-    """Lloyd iterations inside each cell, from its seeds, then a stable reorder of the
-    cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
-
-    Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with sizes
-    ``sub_counts[...]`` (possibly 0) and centres either stored quantised: ``cq[...]`` int16,
-    ``grid[0] + cq * grid[1]`` per coordinate (the grid covers the pool's range; the
-    centre is then within half a step of the mean, and any point keeps the bounds valid),
-    or, if ``rep`` is not empty, as the member row nearest the centroid, ``rep[...]`` (a
-    group without rows keeps its seed row).
-    Each row is compared with its own cell's few seeds only, where a FAISS assignment
-    compares it with every centroid. Any centroids and any assignment keep the selection
-    exact; this only makes the groups tight. ``sublabel`` (N,) integers is scratch (group
-    order).
+def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
+               split_radius, seed_pos, n_seeds):
+    """Farthest-first seeds inside each cell (rows nearest to one labeled point, in group
+    order): the first seed is the row farthest from the cell's labeled point, each next one
+    the row farthest from the seeds so far, until every row is within ``split_radius``
+    (Euclidean) of a seed or ``max_seeds[g]`` seeds are placed. One seed per cluster when a
+    cell straddles several. Writes group-order positions ``seed_pos[seed_offsets[g] + q]``
+    and ``n_seeds[g]``.
     """
-    n_cells = offsets.shape[0] - 1
+    run_tasks(_seed_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
+              offsets, max_seeds, seed_offsets, split_radius, seed_pos, n_seeds)
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
+                       sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel, lo, hi):
+    """``lloyd_cells`` for cells lo <= g < hi; returns 0."""
     d = X.shape[1]
-    for g in prange(n_cells):
-        lo = offsets[g]
-        hi = offsets[g + 1]
-        n = hi - lo
+    for g in range(lo, hi):
+        begin = offsets[g]
+        end = offsets[g + 1]
+        n = end - begin
         s = sub_offsets[g + 1] - sub_offsets[g]
         if s == 0:
             continue
@@ -623,14 +683,14 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
         counts = np.zeros(s, dtype=np.int64)
         for it in range(n_iter + 1):
             counts[:] = 0
-            for p in range(lo, hi):
+            for p in range(begin, end):
                 i = perm[p]
                 scale = inv_norm[i] if cosine else 1.0
                 best = np.inf
                 best_q = 0
                 if s > 1:
                     for q in range(s):
-                        sq = _sq_to(X, i, scale, cosine, centroids[q])
+                        sq = _sq_to(X, i, scale, centroids[q])
                         if sq < best:
                             best = sq
                             best_q = q
@@ -643,7 +703,7 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
                 if counts[q] > 0:
                     for j in range(d):
                         centroids[q, j] = 0.0
-            for p in range(lo, hi):
+            for p in range(begin, end):
                 i = perm[p]
                 q = sublabel[p]
                 scale = inv_norm[i] if cosine else 1.0
@@ -661,14 +721,16 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
                 rep[base + q] = perm[seed_pos[seed_offsets[g] + q]]
             else:
                 for j in range(d):
-                    level = np.round((centroids[q, j] - grid[0, j]) / grid[1, j])
+                    # np.rint: the same llvm.rint as np.round(x), without compiling
+                    # np.round's decimals != 0 branch (0.5 s of a cold start)
+                    level = np.rint((centroids[q, j] - grid[0, j]) / grid[1, j])
                     cq[base + q, j] = np.int16(min(max(level, -32767.0), 32767.0))
         if by_rows:
             near = np.full(s, np.inf)
-            for p in range(lo, hi):
+            for p in range(begin, end):
                 i = perm[p]
                 q = sublabel[p]
-                sq = _sq_to(X, i, inv_norm[i] if cosine else 1.0, cosine, centroids[q])
+                sq = _sq_to(X, i, inv_norm[i] if cosine else 1.0, centroids[q])
                 if sq < near[q]:
                     near[q] = sq
                     rep[base + q] = i
@@ -682,11 +744,33 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
             acc += counts[q]
         sorted_perm = np.empty(n, dtype=perm.dtype)
         sorted_min = np.empty(n, dtype=mindist.dtype)
-        for p in range(lo, hi):
+        for p in range(begin, end):
             q = sublabel[p]
             sorted_perm[cursor[q]] = perm[p]
             sorted_min[cursor[q]] = mindist[p]
             cursor[q] += 1
         for r in range(n):
-            perm[lo + r] = sorted_perm[r]
-            mindist[lo + r] = sorted_min[r]
+            perm[begin + r] = sorted_perm[r]
+            mindist[begin + r] = sorted_min[r]
+    return 0
+
+
+def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
+                sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel):
+    """Lloyd iterations inside each cell, from its seeds, then a stable reorder of the
+    cell's ``perm`` and ``mindist`` by sub-group (rows stay increasing within a group).
+
+    Cell ``g`` becomes groups ``sub_offsets[g]:sub_offsets[g + 1]`` with sizes
+    ``sub_counts[...]`` (possibly 0) and centres either stored quantised: ``cq[...]`` int16,
+    ``grid[0] + cq * grid[1]`` per coordinate (the grid covers the pool's range; the
+    centre is then within half a step of the mean, and any point keeps the bounds valid),
+    or, if ``rep`` is not empty, as the member row nearest the centroid, ``rep[...]`` (a
+    group without rows keeps its seed row).
+    Each row is compared with its own cell's few seeds only, where a FAISS assignment
+    compares it with every centroid. Any centroids and any assignment keep the selection
+    exact; this only makes the groups tight. ``sublabel`` (N,) integers is scratch (group
+    order).
+    """
+    run_tasks(_lloyd_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
+              offsets, seed_pos, seed_offsets, sub_offsets, n_iter, cq, grid, rep, sub_counts,
+              sublabel)

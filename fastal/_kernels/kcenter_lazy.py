@@ -22,14 +22,24 @@ data) that is a few thousand rows instead of N per pick.
 
 Distances are accumulated in float64 from ``x - c`` with the arithmetic of
 ``fastal._kernels.kcenter`` (``_sq_rows``), so the exact keys agree with the other kernels'.
+
+Per-row kernels are serial ``*_tasks(..., rows_per_task, lo, hi)`` functions run on Python
+threads by ``_parallel.run_tasks`` (no ``prange``: its lowering compiles 2-4x slower); each
+task writes only its own rows.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from ._parallel import run_tasks
 from .kcenter import _FASTMATH, _ceil32, _sq_rows, _to_score_units
 
-_ROWS_PER_TASK = 256  # rows per parallel task (per-task scratch allocated once)
+#: Rows per task of the per-row kernels (a Python constant passed in: tests shrink it).
+ROWS_PER_TASK = 256
+
+
+def _tasks(n_rows):
+    return -(-n_rows // ROWS_PER_TASK)
 
 
 @njit(inline="always")
@@ -106,48 +116,68 @@ def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate,
         i = start + r
         scale = inv_norm[i] if cosine else 1.0
         row = lab_rows[best[r]]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
         upper[r] = _ceil32(_to_score_units(sq, cosine) * inflate)
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def assign_lists(L, lab_rows, lab_inv, cosine, probes, label):
-    """Nearest probe (position into ``probes``) of every labeled point, ties to the lower."""
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _assign_lists_tasks(L, lab_rows, lab_inv, cosine, probes, label, rows_per_task, lo, hi):
+    """``assign_lists`` for points [lo * rows_per_task, hi * rows_per_task); returns 0."""
     n = lab_rows.shape[0]
-    for t in prange(n):
+    for t in range(lo * rows_per_task, min(n, hi * rows_per_task)):
         row = lab_rows[t]
         scale = lab_inv[row] if cosine else 1.0
         best = np.inf
         best_p = 0
         for p in range(probes.shape[0]):
             other = lab_rows[probes[p]]
-            sq = _sq_rows(L, row, scale, L, other, lab_inv[other] if cosine else 1.0, cosine)
+            sq = _sq_rows(L, row, scale, L, other, lab_inv[other] if cosine else 1.0)
             if sq < best:
                 best = sq
                 best_p = p
         label[t] = best_p
+    return 0
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def assign_lists(L, lab_rows, lab_inv, cosine, probes, label):
+    """Nearest probe (position into ``probes``) of every labeled point, ties to the lower."""
+    run_tasks(_assign_lists_tasks, _tasks(lab_rows.shape[0]), L, lab_rows, lab_inv, cosine,
+              probes, label, ROWS_PER_TASK)
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _distance_to_row_tasks(X, inv_norm, cosine, center, inflate, upper, rows_per_task, lo, hi):
+    """``distance_to_row`` for rows [lo * rows_per_task, hi * rows_per_task); returns 0."""
+    c_scale = inv_norm[center] if cosine else 1.0
+    for i in range(lo * rows_per_task, min(X.shape[0], hi * rows_per_task)):
+        scale = inv_norm[i] if cosine else 1.0
+        sq = _sq_rows(X, i, scale, X, center, c_scale)
+        upper[i] = _ceil32(_to_score_units(sq, cosine) * inflate)
+    return 0
+
+
 def distance_to_row(X, inv_norm, cosine, center, inflate, upper):
     """``upper[i]``: row ``i``'s distance to pool row ``center`` (the first, random pick
     when there is no labeled set), inflated and rounded up to float32 (see ``exact_upper``)."""
-    c_scale = inv_norm[center] if cosine else 1.0
-    for i in prange(X.shape[0]):
-        scale = inv_norm[i] if cosine else 1.0
-        sq = _sq_rows(X, i, scale, X, center, c_scale, cosine)
-        upper[i] = _ceil32(_to_score_units(sq, cosine) * inflate)
+    run_tasks(_distance_to_row_tasks, _tasks(X.shape[0]), X, inv_norm, cosine, center, inflate,
+              upper, ROWS_PER_TASK)
 
 
 @njit(cache=True)
-def upper_histogram(upper, hist):
-    """Counts of the rows outside the band (``upper >= 0``) by the top 16 bits of their
-    float32 bound (monotone in the value for non-negative floats)."""
-    hist[:] = 0
-    bits = upper.view(np.uint32)
+def _upper_histogram(upper, bits, hist):
+    for b in range(hist.shape[0]):
+        hist[b] = 0
     for i in range(upper.shape[0]):
         if upper[i] >= 0.0:
             hist[bits[i] >> 16] += 1
+
+
+def upper_histogram(upper, hist):
+    """Counts of the rows outside the band (``upper >= 0``) by the top 16 bits of their
+    float32 bound (monotone in the value for non-negative floats)."""
+    # the bits are viewed here, not in the kernel: Numba's array.view and slice assignment
+    # took half of this kernel's 0.4 s compile
+    _upper_histogram(upper, upper.view(np.uint32), hist)
 
 
 @njit(cache=True)
@@ -176,18 +206,16 @@ def take_band(upper, theta, rows):
     return n
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, cand_sq,
-                         shift, labeled_norm_max, err_coef, key, n_fallback):
-    """``key[r] = min(key[r], D)``, ``D`` the exact distance (score units) of row ``rows[r]``
-    to one chunk of labeled points, certified from FAISS's candidates exactly as in
-    ``fastal._kernels.kcenter.labeled_mindist`` (which this mirrors for a list of rows): the
-    exact distance of each candidate is recomputed, and a row whose last candidate is not
-    provably farther than the best (float32 error bound) is rescanned against the chunk."""
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _rows_labeled_mindist_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, cand_sq,
+                                shift, labeled_norm_max, err_coef, key, n_fallback,
+                                rows_per_task, lo, hi):
+    """``rows_labeled_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
+    ``rows``; returns 0."""
     n_rows, kk = cand.shape
     n_chunk = lab_rows.shape[0]
     d = X.shape[1]
-    for r in prange(n_rows):
+    for r in range(lo * rows_per_task, min(n_rows, hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine else 1.0
         best = np.inf
@@ -196,7 +224,7 @@ def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, 
             if c < 0:
                 continue
             row = lab_rows[c]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
             if sq < best:
                 best = sq
         if kk < n_chunk:
@@ -209,48 +237,78 @@ def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, 
                 n_fallback[r] += 1
                 for t in range(n_chunk):
                     row = lab_rows[t]
-                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0,
-                                  cosine)
+                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
                     if sq < best:
                         best = sq
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
+    return 0
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
-    """``key[r] = min(key[r], D)``: row ``rows[r]``'s exact distance to every labeled point,
-    by direct scan (small labeled sets, where FAISS's set-up costs more)."""
-    for r in prange(rows.shape[0]):
+def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, cand_sq,
+                         shift, labeled_norm_max, err_coef, key, n_fallback):
+    """``key[r] = min(key[r], D)``, ``D`` the exact distance (score units) of row ``rows[r]``
+    to one chunk of labeled points, certified from FAISS's candidates exactly as in
+    ``fastal._kernels.kcenter.labeled_mindist`` (which this mirrors for a list of rows): the
+    exact distance of each candidate is recomputed, and a row whose last candidate is not
+    provably farther than the best (float32 error bound) is rescanned against the chunk."""
+    run_tasks(_rows_labeled_mindist_tasks, _tasks(cand.shape[0]), X, rows, inv_norm, cosine, L,
+              lab_rows, lab_inv, cand, cand_sq, shift, labeled_norm_max, err_coef, key,
+              n_fallback, ROWS_PER_TASK)
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _rows_labeled_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key,
+                              rows_per_task, lo, hi):
+    """``rows_labeled_exact`` for entries [lo * rows_per_task, hi * rows_per_task) of
+    ``rows``; returns 0."""
+    for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine else 1.0
         best = np.inf
         for t in range(lab_rows.shape[0]):
             row = lab_rows[t]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0, cosine)
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
             if sq < best:
                 best = sq
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
+    return 0
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
-    """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly."""
-    for r in prange(rows.shape[0]):
+def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
+    """``key[r] = min(key[r], D)``: row ``rows[r]``'s exact distance to every labeled point,
+    by direct scan (small labeled sets, where FAISS's set-up costs more)."""
+    run_tasks(_rows_labeled_exact_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine, L,
+              lab_rows, lab_inv, key, ROWS_PER_TASK)
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, key,
+                               rows_per_task, lo, hi):
+    """``rows_picked_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
+    ``rows``; returns 0."""
+    for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine else 1.0
         best = np.inf
         for t in range(n_picked):
             c = picked[t]
-            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0, cosine)
+            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0)
             if sq < best:
                 best = sq
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
+    return 0
+
+
+def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
+    """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly."""
+    run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine,
+              picked, n_picked, key, ROWS_PER_TASK)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
@@ -277,7 +335,7 @@ def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, sc
             best = np.inf
             for s in range(done, t):
                 c = picked[s]
-                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0, cosine)
+                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0)
                 if sq < best:
                     best = sq
             evaluated[0] += t - done

@@ -1,0 +1,180 @@
+"""The diversity kernels run as serial tasks on Python threads (``_kernels._parallel``):
+every call of every entry point must leave the same bits with 1 thread, with 2, and with
+tiny tasks (many thread splits), whatever range of tasks each thread gets.
+
+Each entry point's ``run_tasks`` is wrapped to record, after every call, its return value
+and a digest of every array it was given (inputs and outputs; scalars are left out, since
+one of them is the task size), so a difference anywhere in the intermediate state fails, not
+only one that changes the final picks. The drivers' ``np.empty`` buffers are zeroed for
+the comparison: parts of them are never written (picks not made yet, unused seed slots).
+"""
+
+import hashlib
+import importlib
+
+import numba
+import numpy as np
+import pytest
+
+from fastal._kernels import _parallel
+from fastal._kernels import badge as _kb
+from fastal._kernels import farthest as _kf
+from fastal._kernels import kcenter as _kc
+from fastal._kernels import kcenter_lazy as _kl
+from fastal.diversity.badge import badge
+from fastal.diversity.kcenter import _kcenter
+
+from tests.conftest import random_probs
+
+_MODULES = (_kb, _kc, _kl, _kf)
+# the module (``fastal.diversity.kcenter`` the attribute is the function)
+kcenter_driver = importlib.import_module("fastal.diversity.kcenter")
+
+
+def _digest(array):
+    data = np.ascontiguousarray(array)
+    return data.dtype.str, data.shape, hashlib.sha1(data.view(np.uint8)).hexdigest()
+
+
+def _recorded(run, monkeypatch, n_threads, tiny):
+    """``run()`` with ``n_threads`` Numba threads, every task size 1 when ``tiny``; returns
+    (the result, the log of kernel calls)."""
+    log = []
+
+    def recording_run_tasks(kernel, n_tasks, *args):
+        total = _parallel.run_tasks(kernel, n_tasks, *args)
+        log.append((kernel.py_func.__name__, int(total),
+                    [_digest(a) for a in args if isinstance(a, np.ndarray)]))
+        return total
+
+    empty = np.empty
+
+    def zeroed_empty(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        out[...] = 0
+        return out
+
+    with monkeypatch.context() as patch:
+        patch.setattr(np, "empty", zeroed_empty)
+        for module in _MODULES:
+            patch.setattr(module, "run_tasks", recording_run_tasks)
+        if tiny:
+            patch.setattr(_kb, "ROWS_PER_TASK", 1)
+            patch.setattr(_kc, "ROWS_PER_TASK", 1)
+            patch.setattr(_kc, "GROUP_COORDS_PER_TASK", 1)
+            patch.setattr(_kl, "ROWS_PER_TASK", 1)
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            result = run()
+        finally:
+            numba.set_num_threads(before)
+    return result, log
+
+
+def _assert_thread_invariant(run, monkeypatch, kernels):
+    """The same calls, returns and arrays with 1 thread, 2 threads and 2 threads on tiny
+    tasks; ``kernels`` must all have been called (so the test cannot pass vacuously)."""
+    results = [_recorded(run, monkeypatch, n, tiny)
+               for n, tiny in [(1, False), (2, False), (2, True)]]
+    first, log = results[0]
+    called = {name for name, _, _ in log}
+    assert set(kernels) <= called, f"not exercised: {set(kernels) - called}"
+    for result, other_log in results[1:]:
+        assert [entry[0] for entry in other_log] == [entry[0] for entry in log]
+        for a, b in zip(log, other_log):
+            assert a == b, f"{a[0]} differs"
+        for name in ("indices", "scores"):
+            np.testing.assert_array_equal(getattr(result, name), getattr(first, name))
+
+
+def _blobs(rng, n, d, n_centres, spread):
+    centres = 3.0 * rng.normal(size=(n_centres, d))
+    return (centres[rng.integers(n_centres, size=n)]
+            + spread * rng.normal(size=(n, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_badge_kernels(dtype, monkeypatch):
+    rng = np.random.default_rng(0)
+    n = 3 * _kb.SAMPLING_BLOCK + 77  # several sampling blocks, a partial last one
+    X = rng.normal(size=(n, 6)).astype(dtype)
+    probs = random_probs(rng, n, 4, dtype=dtype, concentration=0.5)
+    labeled = rng.choice(n, 40, replace=False)
+    _assert_thread_invariant(
+        lambda: badge(X, probs, 25, labeled=labeled, seed=1, chunk_rows=_kb.SAMPLING_BLOCK),
+        monkeypatch, ["_row_stats_tasks", "_add_center_tasks", "_block_sums_tasks"])
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("n_labeled", [0, 20, 300])
+def test_lazy_kcenter_kernels(metric, n_labeled, monkeypatch):
+    # a band that starts small and is widened after picks (rows_picked_mindist)
+    monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_MIN", 64)
+    monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_PER_PICK", 0)
+    rng = np.random.default_rng(n_labeled)
+    X = rng.normal(size=(3000, 12)).astype(np.float32)
+    labeled = rng.choice(3000, n_labeled, replace=False) if n_labeled else None
+    expected = {0: ["_distance_to_row_tasks", "_rows_picked_mindist_tasks"],
+                20: ["_rows_labeled_exact_tasks", "_rows_picked_mindist_tasks"],
+                300: ["_assign_lists_tasks", "_rows_labeled_mindist_tasks",
+                      "_rows_picked_mindist_tasks"]}[n_labeled]
+    _assert_thread_invariant(
+        lambda: _kcenter(X, 100, labeled=labeled, metric=metric, path="lazy"),
+        monkeypatch, expected)
+
+
+@pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "cells"])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_grouped_kcenter_kernels(grouping, metric, weighted, monkeypatch):
+    rng = np.random.default_rng(7)
+    X = _blobs(rng, 3000, 8, 25, spread=0.3)
+    labeled = None if grouping == "cells" else rng.choice(3000, 40, replace=False)
+    weights = rng.uniform(0.5, 2.0, size=3000) if weighted else None
+    expected = ["_centre_distances_tasks", "_update_groups_tasks"]
+    if grouping != "cells":
+        expected += ["_labeled_mindist_tasks", "_rowdist_from_mindist_tasks",
+                     "_group_stats_tasks"]
+    if grouping != "labeled-cells":
+        expected += ["_seed_cells_tasks", "_lloyd_cells_tasks", "_centroid_distances_tasks"]
+    _assert_thread_invariant(
+        lambda: _kcenter(X, 80, labeled=labeled, metric=metric, weights=weights,
+                         grouping=grouping, path="grouped"),
+        monkeypatch, expected)
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_farthest_kernel(cosine, weighted, monkeypatch):
+    rng = np.random.default_rng(3)
+    n = 3 * _kf.BLOCK + 5  # several blocks
+    # integer-valued rows: ties between blocks, which must go to the lower row
+    X = rng.integers(-2, 3, size=(n, 5)).astype(np.float32)
+    X[X.sum(axis=1) == 0, 0] = 1.0  # no zero rows (cosine)
+    inv_norm = 1.0 / np.sqrt((X.astype(np.float64) ** 2).sum(axis=1)) if cosine else np.empty(0)
+    weights = rng.integers(1, 3, size=n).astype(np.float64) if weighted else np.empty(0)
+
+    class Picks:
+        pass
+
+    def run():
+        mindist = np.full(n, np.inf)
+        mindist[[4, 9000]] = -1.0  # centres already
+        best = np.empty(3)
+        picks = []
+        centres = np.zeros((0, 5))
+        for _ in range(6):
+            _kf.add_centers(X, inv_norm, cosine, centres, mindist, weights, weighted, best)
+            picks.append(best.copy())
+            row = int(best[1])
+            mindist[row] = -1.0
+            centres = X[row:row + 1].astype(np.float64)
+            if cosine:
+                centres *= inv_norm[row]
+        out = Picks()
+        out.indices = np.array(picks)[:, 1]
+        out.scores = np.array(picks)
+        return out
+
+    _assert_thread_invariant(run, monkeypatch, ["_add_centers_tasks"])
