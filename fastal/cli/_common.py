@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .._errors import FastalError
+from .._errors import ArgumentError
 
 METHOD_HELP = """\
 uncertainty methods (higher score = more informative; p sorted so p(1) >= p(2)):
@@ -32,7 +32,7 @@ OUT_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".csv")
 def check_out(out: str):
     """Refuse an output path whose format we cannot tell from its suffix."""
     if out != "-" and not out.lower().endswith(OUT_SUFFIXES):
-        raise FastalError(
+        raise ArgumentError(
             f"--out must end in .parquet, .arrow, .feather or .csv (or be '-'); got {out!r}")
 
 

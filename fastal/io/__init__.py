@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._errors import FastalError
+from .._errors import ArgumentError, FileError
 from ._base import Chunk, Source, check_chunk_rows, compute_dtype
 from .arrays import ArraySource, to_numpy
 from .arrow import TableSource, directory_source, file_source
@@ -44,7 +44,7 @@ def as_source(data, *, column=None, id_column=None, what: str = "data") -> Sourc
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if not path.exists():
-            raise FastalError(f"{what} path does not exist: {path}")
+            raise FileError(f"{what} path does not exist: {path}")
         if path.is_dir():
             return directory_source(path, column, id_column)
         return file_source(path, column, id_column)
@@ -53,7 +53,7 @@ def as_source(data, *, column=None, id_column=None, what: str = "data") -> Sourc
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         return TableSource(data, column, id_column)
     if column is not None or id_column is not None:
-        raise FastalError(
+        raise ArgumentError(
             f"column/id_column apply to Arrow tables and files; {what} is a "
             f"{type(data).__name__}, pass the 2-D array itself"
         )

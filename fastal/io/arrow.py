@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._errors import FastalError
+from .._errors import ArgumentError, DataError, FileError
 from ._base import Chunk, Source, compute_dtype
 
 _PARQUET_MAGIC = b"PAR1"
@@ -51,19 +51,19 @@ class _Columns:
         self.n_members = 1
         if id_column is not None:
             if id_column not in schema.names:
-                raise FastalError(
+                raise ArgumentError(
                     f"id_column {id_column!r} not found in {name}; columns are: {_describe(schema)}"
                 )
             t = schema.field(id_column).type
             if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
-                raise FastalError(
+                raise DataError(
                     f"id_column {id_column!r} must be an integer or string column; got {t}"
                 )
         if column is None:
             candidates = [f.name for f in schema if _is_list(f.type) and f.name != id_column]
             if len(candidates) != 1:
                 what = "no list column" if not candidates else f"several list columns {candidates}"
-                raise FastalError(
+                raise DataError(
                     f"{name} has {what}; name the score column with column='...' (a "
                     f"list<float> column) or column=[...] (one float column per class). "
                     f"Columns are: {_describe(schema)}"
@@ -71,29 +71,29 @@ class _Columns:
             column = candidates[0]
         names = [column] if isinstance(column, str) else list(column)
         if len(names) < 1 or not all(isinstance(c, str) for c in names):
-            raise FastalError(f"column must be a name or a list of names; got {column!r}")
+            raise ArgumentError(f"column must be a name or a list of names; got {column!r}")
         for c in names:
             if c not in schema.names:
-                raise FastalError(
+                raise ArgumentError(
                     f"column {c!r} not found in {name}; columns are: {_describe(schema)}"
                 )
         types = [schema.field(c).type for c in names]
         self.names = names
         self.is_list = _is_list(types[0])
         if isinstance(column, str) and not self.is_list:
-            raise FastalError(
+            raise DataError(
                 f"column {column!r} must be a list<float> or fixed_size_list<float> column "
                 f"(one list per row); got {types[0]}. For one column per class pass column=[...]"
             )
         for c, t in zip(names, types):
             if _is_list(t) != self.is_list:
-                raise FastalError(
+                raise ArgumentError(
                     f"columns {names} mix list and scalar columns; pass list columns (one per "
                     f"committee member) or scalar columns (one per class), not both")
             value_type = t.value_type if self.is_list else t
             if not _is_real(value_type):
                 kind = "floats" if self.is_list else "a numeric column"
-                raise FastalError(f"column {c!r} must {'hold' if self.is_list else 'be'} {kind}; got {t}")
+                raise DataError(f"column {c!r} must {'hold' if self.is_list else 'be'} {kind}; got {t}")
         value_types = [t.value_type if self.is_list else t for t in types]
         # Not DataType.to_pandas_dtype(): pyarrow 25 (the last for Python 3.10) imports pandas there.
         dtypes = {compute_dtype(pa.array([], type=v).to_numpy().dtype, f"column {c!r}")
@@ -112,13 +112,13 @@ class _Columns:
         """(n, width) values of one list column of a batch (zero-copy when possible)."""
         if col.null_count:
             row = start + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-            raise FastalError(f"column {c!r} of {name} is null at row {row}")
+            raise DataError(f"column {c!r} of {name} is null at row {row}")
         if not pa.types.is_fixed_size_list(col.type) and n:
             lengths = np.diff(col.offsets.to_numpy())
             expected = width if width is not None else int(lengths[0])
             bad = np.flatnonzero(lengths != expected)
             if bad.size:
-                raise FastalError(
+                raise DataError(
                     f"rows of list column {c!r} in {name} must all have the same "
                     f"length; row {start + int(bad[0])} has {int(lengths[bad[0]])} values, "
                     f"expected {expected}"
@@ -127,7 +127,7 @@ class _Columns:
         if flat.null_count:
             pos = int(np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0])
             w = len(flat) // max(n, 1)
-            raise FastalError(f"column {c!r} of {name} has a null value at row {start + pos // w}")
+            raise DataError(f"column {c!r} of {name} has a null value at row {start + pos // w}")
         values = flat.to_numpy(zero_copy_only=False)
         values = values.reshape(n, -1) if n else values.reshape(0, width or 0)
         return np.ascontiguousarray(values, dtype=self.dtype)
@@ -146,7 +146,7 @@ class _Columns:
                 arr = batch.column(c)
                 if arr.null_count:
                     row = start + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
-                    raise FastalError(f"column {c!r} of {name} is null at row {row}")
+                    raise DataError(f"column {c!r} of {name} is null at row {row}")
                 cols.append(arr.to_numpy(zero_copy_only=False))
             values = np.empty((n, len(cols)), dtype=self.dtype)
             for j, c in enumerate(cols):
@@ -156,7 +156,7 @@ class _Columns:
             arr = batch.column(self.id_column)
             if arr.null_count:
                 row = start + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
-                raise FastalError(f"id_column {self.id_column!r} of {name} is null at row {row}")
+                raise DataError(f"id_column {self.id_column!r} of {name} is null at row {row}")
             ids = arr.to_numpy(zero_copy_only=False)
         return Chunk(start, values, ids)
 
@@ -195,7 +195,7 @@ class ArrowSource(Source):
                 continue
             chunk = self.columns.to_chunk(batch, start, self.name, self.width)
             if chunk.values.shape[1] != self.width:
-                raise FastalError(
+                raise DataError(
                     f"rows of {self.name} must all have {self.width} values; the rows from "
                     f"{start} have {chunk.values.shape[1]}"
                 )
@@ -236,7 +236,7 @@ class IpcSource(ArrowSource):
             self._is_file = bytes(self._map[:6]) == _IPC_FILE_MAGIC
             schema, self.n_rows = self._scan()
         except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError) as exc:
-            raise FastalError(f"cannot read {self.path} as an Arrow IPC file: {exc}") from exc
+            raise FileError(f"cannot read {self.path} as an Arrow IPC file: {exc}") from exc
         self._setup(schema, column, id_column, self.path)
 
     def _reader(self):
@@ -264,7 +264,7 @@ class IpcSource(ArrowSource):
                 for lo in range(0, batch.num_rows, chunk_rows):
                     yield batch.slice(lo, chunk_rows)
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-            raise FastalError(f"cannot read {self.path}: {exc}") from exc
+            raise FileError(f"cannot read {self.path}: {exc}") from exc
 
     def _release(self, chunk):
         """Drop the pages of consumed chunks, 16 MiB at a time (or at the end of the scan).
@@ -315,7 +315,7 @@ class ParquetSource(ArrowSource):
         try:
             self.file = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-            raise FastalError(f"cannot read {self.path} as a Parquet file: {exc}") from exc
+            raise FileError(f"cannot read {self.path} as a Parquet file: {exc}") from exc
         self.n_rows = self.file.metadata.num_rows
         self._setup(self.file.schema_arrow, column, id_column, self.path)
 
@@ -324,7 +324,7 @@ class ParquetSource(ArrowSource):
             yield from self.file.iter_batches(batch_size=chunk_rows, columns=self.columns.read,
                                               use_threads=False)
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-            raise FastalError(f"cannot read {self.path}: {exc}") from exc
+            raise FileError(f"cannot read {self.path}: {exc}") from exc
 
 
 class ConcatSource(Source):
@@ -334,7 +334,7 @@ class ConcatSource(Source):
         first = sources[0]
         for s in sources[1:]:
             if s.width != first.width or s.has_ids != first.has_ids or s.n_members != first.n_members:
-                raise FastalError(
+                raise DataError(
                     f"files in {name} disagree: {first.name} has {first.width} values per row, "
                     f"{s.name} has {s.width}"
                 )
@@ -363,12 +363,12 @@ def file_source(path, column=None, id_column=None) -> Source:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as exc:
-        raise FastalError(f"cannot open {path}: {exc}") from exc
+        raise FileError(f"cannot open {path}: {exc}") from exc
     if head[:4] == _PARQUET_MAGIC:
         return ParquetSource(path, column, id_column)
     if head[:6] == _IPC_FILE_MAGIC or head[:4] == _IPC_STREAM_MAGIC:
         return IpcSource(path, column, id_column)
-    raise FastalError(
+    raise FileError(
         f"{path} is neither a Parquet file nor an Arrow IPC file (first bytes {head!r})"
     )
 
@@ -386,7 +386,7 @@ def directory_source(path, column=None, id_column=None) -> Source:
             if not n.startswith((".", "_")) and n.lower().endswith(_DATA_SUFFIXES)
         ]
     if not files:
-        raise FastalError(
+        raise FileError(
             f"directory {path} holds no Parquet or Arrow IPC files (looked for {', '.join(_DATA_SUFFIXES)})"
         )
     sources = [file_source(f, column, id_column) for f in sorted(files)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import ArgumentError, DataError, FastalError
+from .._errors import ArgumentError, DataError
 
 
 def labels_saved(label_counts, curves, budgets, *, baseline="random", cost_per_label=None,
@@ -45,15 +45,16 @@ def labels_saved(label_counts, curves, budgets, *, baseline="random", cost_per_l
     """
     counts = np.asarray(label_counts, dtype=np.float64)
     if counts.ndim != 1 or counts.size < 1 or np.any(np.diff(counts) <= 0):
-        raise FastalError("label_counts must be a 1-D strictly increasing array")
+        raise DataError("label_counts must be a 1-D strictly increasing array; got "
+                        f"{counts.tolist() if counts.size <= 10 else f'shape {counts.shape}'}")
     if baseline not in curves:
-        raise FastalError(f"curves must include the baseline {baseline!r}; got "
-                          f"{', '.join(curves)}")
+        raise ArgumentError(f"curves must include the baseline {baseline!r}; got "
+                            f"{', '.join(curves)}")
     budgets = tuple(int(b) for b in budgets)
     for b in budgets:
         if not counts[0] <= b <= counts[-1]:
-            raise FastalError(f"budget {b} is outside the measured label counts "
-                              f"[{int(counts[0])}, {int(counts[-1])}]")
+            raise ArgumentError(f"budget {b} is outside the measured label counts "
+                                f"[{int(counts[0])}, {int(counts[-1])}]")
     names = tuple(curves)
     targets = np.array([np.interp(b, counts, np.asarray(curves[baseline], dtype=np.float64))
                         for b in budgets])
@@ -61,7 +62,7 @@ def labels_saved(label_counts, curves, budgets, *, baseline="random", cost_per_l
     for i, name in enumerate(names):
         acc = np.asarray(curves[name], dtype=np.float64)
         if acc.shape != counts.shape:
-            raise FastalError(f"curve {name!r} has shape {acc.shape}; expected {counts.shape}")
+            raise DataError(f"curve {name!r} has shape {acc.shape}; expected {counts.shape}")
         for j, a in enumerate(targets):
             hit = np.flatnonzero(acc >= a - 1e-12)
             if hit.size == 0:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._errors import ArgumentError, FastalError
+from .._errors import ArgumentError, DataError
 from ._common import (DEFAULT_STRATEGY, _check_int, _check_strategy, _dense_embeddings,
                       _n_rows, _needs_embeddings, _rows, _strategy_name)
 from .batches import initial_positions
@@ -77,8 +77,8 @@ class SimulationResult:
 
     def _index(self, strategy):
         if strategy not in self.strategies:
-            raise FastalError(f"strategy {strategy!r} was not simulated; have "
-                              f"{', '.join(self.strategies)}")
+            raise ArgumentError(f"strategy {strategy!r} was not simulated; have "
+                                f"{', '.join(self.strategies)}")
         return self.strategies.index(strategy)
 
     def values(self, metric="accuracy") -> np.ndarray:
@@ -302,23 +302,23 @@ def simulate(X, y, X_test, y_test, estimator, strategies=("random", DEFAULT_STRA
     y = np.asarray(y)
     y_test = np.asarray(y_test)
     if y.shape != (n_pool,):
-        raise FastalError(f"y must have shape ({n_pool},) (one label per pool row); "
-                          f"got {y.shape}")
+        raise DataError(f"y must have shape ({n_pool},) (one label per pool row); "
+                        f"got {y.shape}")
     if _n_rows(X_test, "X_test") != y_test.shape[0]:
-        raise FastalError(f"X_test has {_n_rows(X_test, 'X_test')} rows but y_test has "
-                          f"{y_test.shape[0]}")
+        raise DataError(f"X_test has {_n_rows(X_test, 'X_test')} rows but y_test has "
+                        f"{y_test.shape[0]}")
     strategies = tuple(_check_strategy(s, "strategies item") for s in strategies)
     if not strategies:
-        raise FastalError("strategies must name at least one strategy")
+        raise ArgumentError("strategies must name at least one strategy; got an empty sequence")
     names = tuple(_strategy_name(s) for s in strategies)
     if len(set(names)) != len(names):
-        raise FastalError(f"strategies must be distinct; got {names}")
+        raise ArgumentError(f"strategies must be distinct; got {names}")
     seed_size = _check_int(seed_size, "seed_size", 1, n_pool)
     batch_size = _check_int(batch_size, "batch_size", 1)
     budget = _check_int(budget, "budget", seed_size, n_pool)
     repeats = _check_int(repeats, "repeats", 1)
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise FastalError(f"seed must be a non-negative int; got {seed!r}")
+        raise ArgumentError(f"seed must be a non-negative int; got {seed!r}")
     if isinstance(metrics, str):
         metrics = (metrics,)
     metric_names = tuple(m for m in metrics if m != "accuracy")
