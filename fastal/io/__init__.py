@@ -41,6 +41,10 @@ def as_source(data, *, column=None, id_column=None, what: str = "data") -> Sourc
     """
     if isinstance(data, Source):
         return data
+    if column is not None and not isinstance(column, (str, list, tuple)):
+        raise ArgumentError(f"column must be a name or a list of names; got {column!r}")
+    if id_column is not None and not isinstance(id_column, str):
+        raise ArgumentError(f"id_column must be a column name; got {id_column!r}")
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if not path.exists():

@@ -51,7 +51,7 @@ class _Columns:
         self.n_members = 1
         if id_column is not None:
             if id_column not in schema.names:
-                raise ArgumentError(
+                raise DataError(
                     f"id_column {id_column!r} not found in {name}; columns are: {_describe(schema)}"
                 )
             t = schema.field(id_column).type
@@ -74,7 +74,7 @@ class _Columns:
             raise ArgumentError(f"column must be a name or a list of names; got {column!r}")
         for c in names:
             if c not in schema.names:
-                raise ArgumentError(
+                raise DataError(
                     f"column {c!r} not found in {name}; columns are: {_describe(schema)}"
                 )
         types = [schema.field(c).type for c in names]

@@ -97,7 +97,10 @@ def n_rows(files) -> int | None:
     for f in files:
         if not _is_parquet(f):
             return None
-        total += pq.ParquetFile(f).metadata.num_rows
+        try:
+            total += pq.ParquetFile(f).metadata.num_rows
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            raise FileError(f"cannot read {f} as a Parquet file: {exc}") from exc
     return total
 
 
