@@ -23,6 +23,7 @@ from .committee import (
     egl_chunk,
 )
 from .io import check_chunk_rows, compute_dtype, to_numpy
+from ._validation import make_rng
 
 #: Same names as ``fastal.scoring.UNCERTAINTY_METHODS`` (a test keeps them equal).
 UNCERTAINTY_METHODS = ("entropy", "least_confidence", "margin", "ratio")
@@ -339,7 +340,7 @@ def bootstrap_committee(X_labeled, y_labeled, n_members, seed=None, estimator=No
     classes = np.unique(y)
     if classes.size < 2:
         raise DataError(f"y_labeled must contain at least 2 classes; got {classes.tolist()}")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     base = LogisticRegression(max_iter=1000) if estimator is None else estimator
     n = y.shape[0]
     heads = []

@@ -888,3 +888,68 @@ case("dist-pool-array-column", lambda f: _dist().pool(P, column="probs"), A, "co
 case("dist-pool-partition-rows-zero", lambda f: _dist().pool(f.pool(), partition_rows=0), A, "partition_rows")
 case("dist-pool-table", lambda f: _dist().pool(t(p=list_col(P))), A, "in-memory Arrow table")
 case("dist-pool-scalar", lambda f: _dist().pool(3.0), D, "scalar")
+
+# --- empty files and partitions among good ones: valid, rows numbered as if they were absent
+def _dir_with_empty(f, name="d"):
+    return f.directory(name, {"a.parquet": t(p=list_col(P[:0])), "b.parquet": t(p=list_col(P[:5])),
+                              "c.arrow": t(p=list_col(P[:0])), "d.parquet": t(p=list_col(P[5:]))})
+
+
+def _margin(p):
+    s = np.sort(p, axis=1)
+    return 1 - (s[:, -1] - s[:, -2])
+
+
+case("dir-empty-files-score", lambda f: score(_dir_with_empty(f), "margin", chunk_rows=4), None,
+     check=equals(_margin(P)))
+case("dir-empty-files-top-k", lambda f: top_k(_dir_with_empty(f), 3, "margin", chunk_rows=2), None,
+     check=indices_are(np.argsort(-_margin(P), kind="stable")[:3]))
+case("dir-all-files-empty", lambda f: score(f.directory("d", {"a.parquet": t(p=list_col(P[:0]))}), "margin"), D,
+     "empty")
+case("parquet-empty-row-groups", lambda f: score(f.pool("g.parquet", write={"row_group_size": 1}), "margin",
+                                                 chunk_rows=5), None, check=equals(_margin(P)))
+case("dist-pool-empty-partition", lambda f: _dist().pool(_dir_with_empty(f)).n_rows, None,
+     check=lambda n: n == 12 or (_ for _ in ()).throw(AssertionError(n)))
+case("dist-pool-partition-rows-negative", lambda f: _dist().pool(f.pool(), partition_rows=-5), A, "partition_rows")
+
+# --- more arguments of the verbs
+case("kcenter-chunk-rows-zero", lambda f: kcenter(X, 2, chunk_rows=0), A, "chunk_rows")
+case("kcenter-seed-string", lambda f: kcenter(X, 2, seed="x"), A, "seed")
+case("kcenter-k-float", lambda f: kcenter(X, 2.5), A, "k")
+case("select-chunk-rows-zero", lambda f: select(P, 2, "margin", chunk_rows=0), A, "chunk_rows")
+case("select-column-int", lambda f: select(f.pool(), 2, "margin", column=3), A, "column must be a name")
+case("top_k-id-column-int", lambda f: top_k(f.pool(), 2, "margin", id_column=3), A, "id_column must be")
+case("score-column-list-of-ints", lambda f: score(f.pool(), "margin", column=[1, 2]), A, "column must be a name")
+
+# --- the other commands
+cli("plot-not-a-project", lambda f: ["plot", str(f.root)], F, "not a fastal project")
+cli("push-not-a-project", lambda f: ["push", str(f.root), "--label-studio", "http://127.0.0.1:9", "--project", "1"],
+    F, "not a fastal project")
+cli("pull-not-a-project", lambda f: ["pull", str(f.root), "--label-studio", "http://127.0.0.1:9", "--project", "1"],
+    F, "not a fastal project")
+cli("export-not-a-project", lambda f: ["export", str(f.root)], F, "not a fastal project")
+cli("requeue-not-a-project", lambda f: ["requeue", str(f.root), "--round", "1"], F, "not a fastal project")
+cli("select-project-k-zero", lambda f: ["select", str(f.project()), "--k", "0"], A, "k")
+cli("select-project-k-huge", lambda f: ["select", str(f.project()), "--k", "999"], A, "")
+cli("select-project-outputs-missing", lambda f: ["select", str(f.project()), "--k", "2", "--outputs",
+                                                 str(f.path("none.parquet"))], F, "")
+cli("simulate-strategies-bogus", lambda f: ["simulate", str(_sim_file(f)), "--label-column", "y",
+                                            "--embedding-column", "emb", "--strategies", "bogus", "--no-progress"], A, "bogus")
+cli("simulate-one-class", lambda f: ["simulate", str(_sim_file(f, classes=1)), "--label-column", "y",
+                                     "--embedding-column", "emb", "--no-progress"], D, "")
+cli("simulate-no-features", lambda f: ["simulate", str(_sim_file(f)), "--label-column", "y", "--no-progress"], D,
+    "no numeric column")
+cli("demo-rows-zero", lambda f: ["demo", "--rows", "0", "--no-simulation", "--out-dir", str(f.path("demo"))], A,
+    "--rows must be >= 1; got 0")
+cli("demo-classes-one", lambda f: ["demo", "--rows", "5", "--classes", "1", "--no-simulation"], A, "--classes")
+cli("demo-k-above-rows", lambda f: ["demo", "--rows", "5", "--k", "6", "--no-simulation"], A, "--k must be >= 1 and <= 5")
+cli("demo-k-zero", lambda f: ["demo", "--rows", "50", "--k", "0", "--no-simulation", "--out-dir",
+                              str(f.path("demo"))], A, "k")
+
+
+def _sim_file(f, classes=2):
+    y = np.arange(40) % classes
+    feats = np.random.default_rng(2).standard_normal((40, 3)) + y[:, None]
+    return f.table("sim.parquet", t(emb=list_col(feats), y=y))
+case("bootstrap-seed-string", lambda f: models.bootstrap_committee(X, Y, 2, seed="x"), A, "seed")
+case("loop-seed-string", lambda f: loop(seed="x"), A, "seed")

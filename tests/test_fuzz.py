@@ -1,7 +1,8 @@
 """Fuzzed bad input: public entry points either answer correctly or raise FastalError.
 
-Never a different exception type (a traceback from deep inside a kernel or NumPy), and
-never a wrong-shaped answer.
+Never a different exception type (a traceback from deep inside a kernel or NumPy), never
+the bare root class (every user error says its kind: DataError, ArgumentError, ...), and
+never a wrong-shaped answer. The hand-written corpus is ``tests/bad_inputs.py``.
 """
 
 import numpy as np
@@ -10,7 +11,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fastal
-from fastal import FastalError
+from fastal import ArgumentError, DataError, FastalError, FileError, LedgerError
+
+KINDS = (ArgumentError, DataError, FileError, LedgerError)
 
 DTYPES = st.sampled_from([np.float32, np.float64, np.int32, np.int64, np.float16, np.bool_,
                           np.complex64, np.uint8])
@@ -35,7 +38,8 @@ def arrays(draw, max_dims=3):
 def check(call, n_rows=None):
     try:
         out = call()
-    except FastalError:
+    except FastalError as exc:
+        assert type(exc) in KINDS, f"a bare {type(exc).__name__}: {exc}"
         return None
     return out
 
@@ -74,5 +78,6 @@ def test_select_fuzz(data, strategy, k, labeled, seed):
 def test_junk_objects(junk):
     for call in (lambda: fastal.score(junk, "margin"), lambda: fastal.top_k(junk, 1, "margin"),
                  lambda: fastal.select(junk, 1), lambda: fastal.kcenter(junk, 1)):
-        with pytest.raises(FastalError):
+        with pytest.raises(FastalError) as info:
             call()
+        assert type(info.value) in KINDS, info.value

@@ -11,7 +11,7 @@ from .._errors import ArgumentError, DataError
 from .._kernels import kcenter as _k
 from .._kernels import kcenter_lazy as _lazy
 from .._selection import Selection
-from .._validation import check_int as _check_int
+from .._validation import check_int as _check_int, make_rng
 from ..io.arrays import to_numpy
 from ._faiss import knn_l2, query_block, single_threaded_faiss, small_search_blocks
 
@@ -486,7 +486,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         rows = lab_rows[begin:stop]
         return _metric_rows(lab_src[rows], lab_inv[rows] if cosine else None, cosine)
 
-    rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
+    rng = make_rng(seed)  # drawn before anything else: documented first pick
     first_row = -1 if n_labeled else int(rng.integers(n_pool))
 
     # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
