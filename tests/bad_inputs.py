@@ -953,3 +953,60 @@ def _sim_file(f, classes=2):
     return f.table("sim.parquet", t(emb=list_col(feats), y=y))
 case("bootstrap-seed-string", lambda f: models.bootstrap_committee(X, Y, 2, seed="x"), A, "seed")
 case("loop-seed-string", lambda f: loop(seed="x"), A, "seed")
+
+# --- project arguments and annotation files found by probing (each was a TypeError/KeyError/...)
+case("project-export-columns-missing", lambda f: f.open().export(f.path("x.parquet"), columns=["nope"]), D,
+     "--columns 'nope' not found")
+case("project-export-columns-string", lambda f: f.open().export(f.path("x.parquet"), columns="emb"), A,
+     "columns must be a list")
+case("project-export-columns-no-labels", lambda f: f.open().export(f.path("x.parquet"), columns=["emb"]), None,
+     check=lambda out: out["rows"] == 0 or (_ for _ in ()).throw(AssertionError(out)))
+case("project-label-ls-json-object", lambda f: f.open().label(f.text("l.json", '{"a": 1}'), fmt="label-studio",
+                                                              progress=None), D, "JSON list of tasks")
+case("project-label-csv-binary-header", lambda f: f.open().label(f.bytes("l.csv", b"\xff\xfe\x00x\x00\n"),
+                                                                 progress=None), F, "utf-8")
+case("project-label-format-bogus", lambda f: f.open().label(f.labels_csv("l.csv", ["row-000"], ["a"]), fmt="xml",
+                                                            progress=None), A, "--format must be one of")
+case("project-select-options-not-dict", lambda f: _project_select(f, 2, options=3), A, "options must be a dict")
+case("project-init-options-not-dict", lambda f: init(f, options=5), A, "options must be a dict")
+case("project-select-seed-string", lambda f: _project_select(f, 2, seed="x"), A, "--seed must be a non-negative")
+case("project-select-seed-negative", lambda f: _project_select(f, 2, seed=-2), A, "--seed must be a non-negative")
+case("project-select-max-memory-negative", lambda f: _project_select(f, 2, max_memory=-1), A,
+     "--max-memory must be positive")
+case("project-open-lock-timeout-string",
+     lambda f: __import__("fastal.project").project.Project(f.project(), lock_timeout="x"), A, "--lock-timeout")
+case("project-open-lock-timeout-negative",
+     lambda f: __import__("fastal.project").project.Project(f.project(), lock_timeout=-1), A, "--lock-timeout")
+case("project-ledger-truncated", lambda f: __import__("fastal.project").project.Project(_cut_ledger(f)), L,
+     "truncated")
+case("project-ledger-of-another-project", lambda f: __import__("fastal.project").project.Project(_swap_ledger(f)),
+     L, "another project")
+case("project-pool-deleted-after-init", lambda f: _select_after(f, lambda pool: pool.unlink()), F,
+     "does not exist any more")
+case("project-pool-truncated-after-init",
+     lambda f: _select_after(f, lambda pool: pool.write_bytes(pool.read_bytes()[:300])), F, "Parquet")
+cli("export-columns-missing", lambda f: ["export", str(f.project()), "--columns", "nope"], D, "not found")
+cli("label-format-bogus-file", lambda f: ["label", str(f.project()), str(f.text("l.json", "{}"))], D, "")
+
+
+def _cut_ledger(f):
+    d = f.project()
+    path = _ledger_path(d)
+    path.write_bytes(path.read_bytes()[:1000])
+    return d
+
+
+def _swap_ledger(f):
+    import shutil
+    a, b = f.project("a"), f.project("b")
+    for suffix in ("", "-wal", "-shm"):
+        (a / (_ledger_path(a).name + suffix)).unlink(missing_ok=True)
+    shutil.copy(_ledger_path(b), _ledger_path(a))
+    return a
+
+
+def _select_after(f, change):
+    d = f.project()
+    change(f.path("proj-pool.parquet"))
+    with __import__("fastal.project").project.Project(d) as project:
+        return project.select(2, progress=None)
