@@ -1010,3 +1010,31 @@ def _select_after(f, change):
     change(f.path("proj-pool.parquet"))
     with __import__("fastal.project").project.Project(d) as project:
         return project.select(2, progress=None)
+
+# --- loop and simulate, found by probing; and valid extremes of the diversity strategies
+case("loop-strategy-options-not-dict", lambda f: loop(strategy="kcenter", strategy_options=3), A,
+     "strategy_options must be a dict")
+case("simulate-y-nan", lambda f: sim(y=np.where(YS == 0, np.nan, 1.0)), D, "y must hold a label for every row; row")
+case("simulate-y-test-none", lambda f: sim(y_test=np.array([None] + [1] * 19, dtype=object)), D,
+     "y_test must hold a label for every row; row 0 is None")
+case("loop-ids-duplicated", lambda f: loop(ids=np.zeros(60, int)).next_batch(), None,
+     check=lambda batch: np.testing.assert_array_equal(batch.ids, np.zeros(4, int)))
+case("kcenter-squared-distance-overflows-float32",
+     lambda f: kcenter(np.array([[3e38, 3e38], [-3e38, -3e38], [0, 0], [1, 1]], np.float32), 3, seed=None),
+     None, check=is_selection(3, 4))
+case("select-kcenter-logits-3e38-probs",
+     lambda f: select(X, 3, "weighted_kcenter", probs=np.tile([[3e38, -3e38, 0]], (12, 1)), from_logits=True),
+     None, check=is_selection(3, 12))
+case("select-badge-logits-3e38-probs",
+     lambda f: select(X, 3, "badge", probs=np.tile([[3e38, -3e38, 0]], (12, 1)), from_logits=True),
+     None, check=is_selection(3, 12))
+case("select-labeled-arrow-array", lambda f: select(P, 2, "margin", labeled=pa.array([9, 11])), None,
+     check=is_selection(2, 12, exclude=[9, 11]))
+case("select-labeled-set", lambda f: select(P, 2, "margin", labeled={0, 1}), D, "labeled")
+case("select-labeled-uint64-huge", lambda f: select(P, 2, "margin", labeled=np.array([2**63], np.uint64)), D,
+     "[0, 12)")
+case("score-votes-huge-labels", lambda f: score(VOTES * 10**11, "vote_entropy"), None,
+     check=equals(score(VOTES, "vote_entropy")))
+case("score-committee-heads-3e37", lambda f: score(np.ones((3, 4)), "bald", model=Committee(
+    [LinearHead(W * 1e37), LinearHead(-W * 1e37)])), None, check=lambda out: np.isfinite(out).all() or
+     (_ for _ in ()).throw(AssertionError(out)))

@@ -188,6 +188,9 @@ class ActiveLoop(_StoppingRules):
             raise DataError("X has no rows: the pool is empty")
         self.strategy = _check_strategy(strategy)
         self.strategy_name = _strategy_name(self.strategy)
+        if strategy_options is not None and not isinstance(strategy_options, dict):
+            raise ArgumentError(f"strategy_options must be a dict (option: value) or None; "
+                                f"got {strategy_options!r}")
         self.strategy_options = dict(strategy_options or {})
         self.batch_size = _check_int(batch_size, "batch_size", 1)
         self._rng = _rng(seed)

@@ -241,6 +241,16 @@ def _balanced_accuracy(y_true, y_pred):
 METRICS = {"macro_f1": _macro_f1, "balanced_accuracy": _balanced_accuracy}
 
 
+def _missing_labels(labels):
+    """Positions of NaN or None labels (a label column read with gaps)."""
+    if labels.dtype.kind == "f":
+        return np.flatnonzero(np.isnan(labels.ravel()))
+    if labels.dtype == object:
+        return np.flatnonzero([v is None or (isinstance(v, float) and v != v)
+                               for v in labels.ravel()])
+    return np.empty(0, dtype=np.int64)
+
+
 def simulate(X, y, X_test, y_test, estimator, strategies=("random", DEFAULT_STRATEGY), *,
              seed_size=100, batch_size=100, budget=1000, repeats=3, seed=0,
              seed_strategy="stratified", embeddings=None, strategy_options=None,
@@ -304,6 +314,11 @@ def simulate(X, y, X_test, y_test, estimator, strategies=("random", DEFAULT_STRA
     if y.shape != (n_pool,):
         raise DataError(f"y must have shape ({n_pool},) (one label per pool row); "
                         f"got {y.shape}")
+    for name, labels in (("y", y), ("y_test", y_test)):
+        missing = _missing_labels(labels)
+        if missing.size:
+            raise DataError(f"{name} must hold a label for every row; row {int(missing[0])} is "
+                            f"{labels[missing[0]]}")
     if _n_rows(X_test, "X_test") != y_test.shape[0]:
         raise DataError(f"X_test has {_n_rows(X_test, 'X_test')} rows but y_test has "
                         f"{y_test.shape[0]}")
