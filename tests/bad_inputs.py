@@ -1038,3 +1038,34 @@ case("score-votes-huge-labels", lambda f: score(VOTES * 10**11, "vote_entropy"),
 case("score-committee-heads-3e37", lambda f: score(np.ones((3, 4)), "bald", model=Committee(
     [LinearHead(W * 1e37), LinearHead(-W * 1e37)])), None, check=lambda out: np.isfinite(out).all() or
      (_ for _ in ()).throw(AssertionError(out)))
+case("table-column-named-twice", lambda f: score(t(a=[0.5], b=[0.5]), "margin", column=["a", "a"]), A,
+     "distinct columns")
+case("table-large-list", lambda f: score(t(p=pa.array(P.tolist(), pa.large_list(pa.float64()))), "margin"), None,
+     check=equals(_margin(P)))
+case("ipc-list-float16", lambda f: score(f.table("h.arrow", t(p=pa.array([np.array([.25, .75], np.float16)],
+                                                                           pa.list_(pa.float16())))), "margin"),
+     None, check=equals([0.5]))
+case("table-decimal-columns", lambda f: score(t(a=pa.array([1], pa.decimal128(5, 2)),
+                                                b=pa.array([0], pa.decimal128(5, 2))), "margin", column=["a", "b"]),
+     D, "numeric column")
+case("table-dictionary-ids", lambda f: top_k(t(p=list_col(P), id=pa.array(["a"] * 12).dictionary_encode()), 1,
+                                             "margin", id_column="id"), D, "integer or string")
+case("table-nested-list", lambda f: score(t(p=pa.array([[[0.5, 0.5]]])), "margin"), D, "must hold floats")
+case("table-empty-lists", lambda f: score(t(p=pa.array([[], []], pa.list_(pa.float64()))), "margin"), D,
+     "at least 2 classes")
+case("ipc-zero-batches", lambda f: score(_ipc_no_batches(f), "margin"), D, "empty")
+case("table-uint64-logits", lambda f: score(t(p=pa.array([[2**64 - 1, 0]], pa.list_(pa.uint64()))), "margin",
+                                            from_logits=True), None, check=equals([0.0]))
+case("dist-pool-list-of-missing", lambda f: _dist().pool([str(f.path("a.parquet"))]), F, "cannot open")
+case("dist-pool-truncated", lambda f: _dist().pool(f.truncated()), F, "Parquet")
+case("dist-pool-foreign", lambda f: _dist().pool(f.text("a.csv", "x")), F, "neither")
+case("dist-pool-dask-3d", lambda f: _dist().pool(__import__("dask.array").array.ones((2, 3, 4, 5))), D, "2-D")
+case("dist-kcenter-mode-bogus", lambda f: _dist().kcenter(X, 1, client=None, mode="bogus"), A, "mode")
+case("dist-connect-workers-string", lambda f: _dist().connect(local_workers="x"), A, "local_workers")
+case("dist-pool-column-int", lambda f: _dist().pool(f.pool(), column=5), A, "column must be a name")
+
+
+def _ipc_no_batches(f):
+    path = f.path("z.arrow")
+    pa.ipc.new_file(str(path), pa.schema([("p", pa.list_(pa.float64()))])).close()
+    return path

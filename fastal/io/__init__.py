@@ -43,6 +43,8 @@ def as_source(data, *, column=None, id_column=None, what: str = "data") -> Sourc
         return data
     if column is not None and not isinstance(column, (str, list, tuple)):
         raise ArgumentError(f"column must be a name or a list of names; got {column!r}")
+    if isinstance(column, (list, tuple)) and len(set(map(str, column))) != len(column):
+        raise ArgumentError(f"column must name distinct columns; got {list(column)!r}")
     if id_column is not None and not isinstance(id_column, str):
         raise ArgumentError(f"id_column must be a column name; got {id_column!r}")
     if isinstance(data, (str, os.PathLike)):
