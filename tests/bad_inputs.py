@@ -735,7 +735,7 @@ cli("status-ledger-missing", lambda f: ["status", str(_ledger_missing(f))], L, "
 cli("simulate-missing-file", lambda f: ["simulate", str(f.path("none.parquet")), "--label-column", "y",
                                         "--no-progress"], F, "")
 cli("simulate-label-column-missing", lambda f: ["simulate", str(f.emb_pool()), "--label-column", "nope",
-                                                "--no-progress"], A, "nope")
+                                                "--no-progress"], D, "--label-column 'nope' is not a column")
 
 
 def _ledger_path(project_dir):
@@ -1069,3 +1069,30 @@ def _ipc_no_batches(f):
     path = f.path("z.arrow")
     pa.ipc.new_file(str(path), pa.schema([("p", pa.list_(pa.float64()))])).close()
     return path
+cli("requeue-ids-not-utf8", lambda f: ["requeue", str(f.project()), "--ids", str(f.bytes("ids.txt", b"\xff\xfe"))], F,
+    "cannot read --ids")
+cli("select-project-head-and-outputs", lambda f: ["select", str(f.project()), "--k", "2", "--head", "h.npz",
+                                                  "--outputs", "o.parquet"], A, "not both")
+cli("select-project-lock-timeout-negative", lambda f: ["select", str(f.project()), "--k", "2", "--lock-timeout", "-1"],
+    A, "--lock-timeout")
+cli("select-project-max-memory-zero", lambda f: ["select", str(f.project()), "--k", "2", "--dry-run",
+                                                 "--max-memory", "0"], A, "--max-memory must be positive")
+cli("select-project-option-not-a-number", lambda f: ["select", str(f.project()), "--k", "2", "--strategy",
+                                                     "uncertain_kcenter", "--option", "beta=abc"], A, "beta")
+cli("init-classes-mismatch", lambda f: ["init", str(f.path("p")), "--pool", str(f.emb_pool()), "--id-column", "id",
+                                        "--probs-column", "probs", "--classes", "a,b"], A, "names 2 classes")
+cli("init-option-malformed", lambda f: ["init", str(f.path("p")), "--pool", str(f.emb_pool()), "--id-column", "id",
+                                        "--probs-column", "probs", "--option", "x"], A, "NAME=VALUE")
+cli("label-int-ids-for-string-pool", lambda f: ["label", str(f.project()), str(f.text("l.csv", "id,label\n1,a\n"))],
+    D, "not in the pool")
+cli("push-token-unset", lambda f: ["push", str(f.project()), "--label-studio", "http://127.0.0.1:9", "--project", "1",
+                                   "--token-env", "FASTAL_BAD_INPUTS_UNSET_TOKEN"], A,
+    "set the environment variable FASTAL_BAD_INPUTS_UNSET_TOKEN")
+cli("score-committee-members-mismatched", lambda f: ["score", str(f.table("c.parquet", t(m0=list_col(P),
+                                                                                          m1=list_col(P[:, :2])))),
+                                                     "--k", "2", "--method", "bald", "--column", "m0,m1"], D,
+    "must all have")
+cli("simulate-csv-not-utf8", lambda f: ["simulate", str(f.bytes("d.csv", b"\xff\xfe\x00\x01")), "--label-column", "y",
+                                        "--no-progress"], F, "cannot read DATA")
+cli("simulate-features-missing", lambda f: ["simulate", str(f.emb_pool()), "--label-column", "id", "--features",
+                                            "nope", "--no-progress"], D, "--features nope not in DATA")
