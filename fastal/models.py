@@ -221,7 +221,9 @@ class Committee:
                         f"{(first.n_features, first.n_classes)} but members[{m}] has "
                         f"{(head.n_features, head.n_classes)}")
                 if (head.b is None) != (first.b is None):
-                    raise DataError("either every head has a bias or none has")
+                    raise DataError(f"either every head has a bias or none has; members[0] "
+                                    f"{'has none' if first.b is None else 'has one'} but "
+                                    f"members[{m}] {'has none' if head.b is None else 'has one'}")
             weights = np.hstack([h.W for h in members])
             bias = None if first.b is None else np.concatenate([h.b for h in members])
             self._stacked = LinearHead(weights, bias)

@@ -101,3 +101,39 @@ def summary_lines():
     if not n:
         return []
     return [f"bad inputs tried: {n}"] + [f"  {name}: {count}" for name, count in sorted(TALLY.items())]
+
+
+class _ClosedPipe:
+    """A stdout whose reader has gone away (``fastal score ... | head``)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_ends_the_command_quietly(capsys, monkeypatch):  # monkeypatch undone first
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert cli.main(["methods"]) == cli.EXIT_BROKEN_PIPE
+    assert capsys.readouterr().err == ""
+
+
+def test_a_closed_pipe_in_a_real_process_is_quiet(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "flood.py"
+    script.write_text(
+        "import sys\nfrom fastal import cli\n"
+        "def flood(args):\n    for i in range(10**6):\n        print(i)\n    return 0\n"
+        "cli._COMMANDS['methods'] = flood\nsys.exit(cli.main(['methods']))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(fastal.__file__).parent.parent)}
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline() == b"0\n"
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == cli.EXIT_BROKEN_PIPE, err
+    assert err == ""

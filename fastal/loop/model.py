@@ -16,7 +16,8 @@ class _Model:
             if len(model) != 2 or not all(callable(f) for f in model):
                 raise ArgumentError("model as a tuple must be (train, predict_proba): two "
                                     "callables train(X, y) -> model and "
-                                    "predict_proba(model, X) -> probs")
+                                    "predict_proba(model, X) -> probs; got a tuple of "
+                                    f"{len(model)}: {', '.join(type(f).__name__ for f in model)}")
             self.train, self.predict = model
             self.estimator = None
         elif hasattr(model, "fit") and hasattr(model, "predict_proba"):
