@@ -1096,3 +1096,19 @@ cli("simulate-csv-not-utf8", lambda f: ["simulate", str(f.bytes("d.csv", b"\xff\
                                         "--no-progress"], F, "cannot read DATA")
 cli("simulate-features-missing", lambda f: ["simulate", str(f.emb_pool()), "--label-column", "id", "--features",
                                             "nope", "--no-progress"], D, "--features nope not in DATA")
+
+
+def _select_while_locked(f):
+    from fastal.project import Project
+    d = f.project()
+    other = sqlite3.connect(_ledger_path(d), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another fastal command in the middle of its transaction
+    try:
+        with Project(d, lock_timeout=0) as project:
+            return project.select(2, progress=None)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+case("project-ledger-locked", _select_while_locked, L, "locked by another fastal command")
