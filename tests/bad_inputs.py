@@ -1112,3 +1112,33 @@ def _select_while_locked(f):
 
 
 case("project-ledger-locked", _select_while_locked, L, "locked by another fastal command")
+
+# --- degenerate but valid: one-hot probabilities, a one-row pool (every strategy)
+ONE_HOT = np.eye(3)[np.arange(12) % 3]
+
+
+def _strategy_call(strategy, probs, embeddings, k, **kw):
+    needs = set(fastal.STRATEGIES[strategy].needs)
+    if needs == {"probs", "embeddings"}:
+        return select(embeddings, k, strategy, probs=probs, **kw)
+    return select(probs if needs == {"probs"} else embeddings, k, strategy, **kw)
+
+
+for _name in fastal.STRATEGIES:
+    case(f"select-{_name}-one-hot-probs", lambda f, s=_name: _strategy_call(s, ONE_HOT, X, 4), None,
+         check=is_selection(4, 12))
+    case(f"select-{_name}-one-row-pool",
+         lambda f, s=_name: _strategy_call(s, np.array([[1.0, 0.0]]), np.ones((1, 2)), 1), None,
+         check=indices_are([0]))
+case("score-bald-one-hot-members", lambda f: score(np.stack([ONE_HOT, ONE_HOT]), "bald"), None,
+     check=equals(np.zeros(12)))
+case("score-kl-max-one-hot-disagreeing", lambda f: score(np.stack([ONE_HOT, np.roll(ONE_HOT, 1, 1)]), "kl_max"),
+     None, check=equals(np.full(12, np.log(2)), rtol=1e-5))
+case("score-vote-entropy-unanimous", lambda f: score(np.zeros((3, 5), int), "vote_entropy"), None,
+     check=equals(np.zeros(5)))
+case("score-egl-bias-one-hot", lambda f: score(ONE_HOT, "expected_gradient_length_bias"), None,
+     check=equals(np.zeros(12)))
+case("kcenter-labeled-embeddings-cover-pool", lambda f: kcenter(np.ones((12, 4)), 3, labeled=np.ones((2, 4))), None,
+     check=is_selection(3, 12))
+case("kcenter-some-weights-zero", lambda f: kcenter(X, 12, weights=np.r_[np.zeros(6), np.ones(6)]), None,
+     check=is_selection(12, 12))
