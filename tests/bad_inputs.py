@@ -1142,3 +1142,11 @@ case("kcenter-labeled-embeddings-cover-pool", lambda f: kcenter(np.ones((12, 4))
      check=is_selection(3, 12))
 case("kcenter-some-weights-zero", lambda f: kcenter(X, 12, weights=np.r_[np.zeros(6), np.ones(6)]), None,
      check=is_selection(12, 12))
+case("labels-saved-budget-string", lambda f: labels_saved([10, 20, 30], CURVES, ["x"]), A, "budgets must be")
+case("labels-saved-budget-scalar", lambda f: labels_saved([10, 20, 30], CURVES, 20), A, "budgets must be")
+case("labels-saved-curves-list", lambda f: labels_saved([10, 20, 30], [1, 2], [20]), A, "curves must be a dict")
+case("labels-saved-curve-nan", lambda f: labels_saved([10, 20, 30], {**CURVES, "random": np.array([0.5, np.nan, 0.7])},
+                                                      [20]), D, "must be finite")
+case("labels-saved-counts-strings", lambda f: labels_saved(["a", "b"], CURVES, [20]), D, "label_counts")
+case("labels-saved-exact", lambda f: labels_saved([10, 20, 30], CURVES, [20]), None,
+     check=lambda table: "| margin | 10 | +50.0 % |" in str(table) or (_ for _ in ()).throw(AssertionError(str(table))))
