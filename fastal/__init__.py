@@ -11,6 +11,7 @@ The public verbs:
 - :class:`Selection` -- what every selection returns;
 - :data:`METHODS` -- every scoring method name (uncertainty, committee, expected gradient
   length); :mod:`fastal.models` scores embeddings through a linear head or a committee;
+- :func:`warmup` -- compile the kernels into Numba's on-disk cache ahead of time;
 - :class:`FastalError` -- raised for every bad input.
 """
 
@@ -22,11 +23,12 @@ from . import models
 from .loop import ActiveLoop, Batch, SimulationResult, labels_saved, simulate
 from .scoring import COMMITTEE_METHODS, METHODS, UNCERTAINTY_METHODS, score, top_k
 from .select import DEFAULT_STRATEGY, STRATEGIES, select, strategies
+from ._warmup import warmup
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActiveLoop", "Batch", "COMMITTEE_METHODS", "DEFAULT_STRATEGY", "SimulationResult",
     "labels_saved", "simulate", "ArgumentError", "DataError", "FastalError", "FileError", "LedgerError", "METHODS", "STRATEGIES",
-    "Selection", "UNCERTAINTY_METHODS", "kcenter", "models", "score", "select", "strategies", "top_k", "__version__",
+    "Selection", "UNCERTAINTY_METHODS", "kcenter", "models", "score", "select", "strategies", "top_k", "warmup", "__version__",
 ]

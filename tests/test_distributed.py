@@ -125,6 +125,32 @@ def test_models_and_row_group_partitions(client, pool):
     np.testing.assert_array_equal(split.offsets()[[0, -1]], [0, pool["n"]])
 
 
+def test_determinism_matrix_across_partitionings(client, pool, capsys):
+    # Issue 14's determinism matrix, Dask axis: the same picks for every way of cutting the
+    # pool into partitions (one per file, whole row groups of 700 or 2 x 700 rows, a dask
+    # array in uneven chunks), for probabilities, logits, a committee and a linear head.
+    head = LinearHead(np.random.default_rng(2).normal(size=(D, C)), np.zeros(C))
+    cases = [("margin", dict(column="probs")), ("entropy", dict(column="probs")),
+             ("least_confidence", dict(column="logits", from_logits=True)),
+             ("bald", dict(column=["m0", "m1", "m2"])),
+             ("margin", dict(column="emb", model=head))]
+    cuttings = [None, 700, 1400]
+    for method, kw in cases:
+        one = fastal.top_k(pool["dir"], 25, method, id_column="id", **kw)
+        for rows in cuttings:
+            same(fastal.distributed.top_k(pool["dir"], 25, method, id_column="id",
+                                          client=client, partition_rows=rows, **kw), one)
+    import dask.array as da
+
+    arr = da.from_array(pool["probs"], chunks=((1, 4999, 2600, 2500), (C,)))
+    one = fastal.top_k(pool["probs"], 25, "margin")
+    same(fastal.top_k(arr, 25, "margin", client=client), one)
+    with capsys.disabled():
+        print(f"\ndeterminism matrix (Dask partitionings): {len(cuttings)} cuttings x "
+              f"{len(cases)} cases + 1 uneven dask array = {len(cuttings) * len(cases) + 1} "
+              f"comparisons")
+
+
 def test_dask_arrays_dataframes_and_committee_layouts(client, pool):
     import dask.array as da
     import dask.dataframe as dd

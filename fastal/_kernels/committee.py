@@ -416,6 +416,326 @@ def block_rows32(n_members, n_classes):
     return int(min(512, max(16, 2048 // max(1, n_classes))))
 
 
+@njit
+def _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows, block, copies,
+                   bases):
+    """Each member's block as ``source[bases[m]:bases[m] + rows * c]``; returns source.
+
+    In place (``flat``) when the members' rows are adjacent, else copied once per block
+    into ``copies`` (then re-read from L2).
+    """
+    if row_stride == c:
+        for m in range(n_members):
+            bases[m] = m * member_stride + lo * c
+        return flat
+    for m in range(n_members):
+        bases[m] = m * block * c
+        start = m * member_stride + lo * row_stride
+        for r in range(rows):
+            row = flat[start + r * row_stride:start + r * row_stride + c]
+            for j in range(c):
+                copies[bases[m] + r * c + j] = row[j]
+    return copies
+
+
+@njit
+def _sum_and_min(source, bases, n_members, size, mean, lowest):
+    """mean[k] = sum of the members' p, lowest[k] = their minimum, over the block's entries.
+
+    Four members per pass over the buffers: one read-modify-write of mean and lowest per
+    four members was measured 1.6x faster than one per member when streaming from DRAM.
+    The order of the additions depends only on M.
+    """
+    m = 0
+    while m < n_members:
+        group = min(4, n_members - m)
+        s0 = source[bases[m]:bases[m] + size]
+        if group == 4:
+            s1 = source[bases[m + 1]:bases[m + 1] + size]
+            s2 = source[bases[m + 2]:bases[m + 2] + size]
+            s3 = source[bases[m + 3]:bases[m + 3] + size]
+            if m == 0:
+                for k in range(size):
+                    a = s0[k]
+                    b = s1[k]
+                    d = s2[k]
+                    e = s3[k]
+                    mean[k] = (a + b) + (d + e)
+                    x = a if a < b else b  # select-style minima vectorise
+                    y = d if d < e else e
+                    lowest[k] = x if x < y else y
+            else:
+                for k in range(size):
+                    a = s0[k]
+                    b = s1[k]
+                    d = s2[k]
+                    e = s3[k]
+                    mean[k] += (a + b) + (d + e)
+                    x = a if a < b else b
+                    y = d if d < e else e
+                    x = x if x < y else y
+                    low = lowest[k]
+                    lowest[k] = low if low < x else x
+            m += 4
+        else:
+            if m == 0:  # M < 4: the first member initialises (0 + p == p)
+                for k in range(size):
+                    mean[k] = s0[k]
+                    lowest[k] = s0[k]
+            else:
+                for k in range(size):
+                    p = s0[k]
+                    mean[k] += p
+                    low = lowest[k]
+                    lowest[k] = low if low < p else p
+            m += 1
+
+
+@njit
+def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, need_votes, bad, counts):
+    """Flag rows whose member rows do not sum to 1 (or hold NaN/inf); count each member's vote.
+
+    Four members per pass: short loops over C do not vectorise, so independent chains per
+    row keep the CPU busy. A vote goes to the lowest class among tied maxima.
+    """
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    m = 0
+    while m < n_members:
+        s0 = source[bases[m]:bases[m] + rows * c]
+        if m + 4 <= n_members:
+            s1 = source[bases[m + 1]:bases[m + 1] + rows * c]
+            s2 = source[bases[m + 2]:bases[m + 2] + rows * c]
+            s3 = source[bases[m + 3]:bases[m + 3] + rows * c]
+            if need_votes:  # the same pass votes: eight chains per row
+                for r in range(rows):
+                    base = r * c
+                    b0 = s0[base]
+                    b1 = s1[base]
+                    b2 = s2[base]
+                    b3 = s3[base]
+                    t0 = b0
+                    t1 = b1
+                    t2 = b2
+                    t3 = b3
+                    v0 = 0
+                    v1 = 0
+                    v2 = 0
+                    v3 = 0
+                    for j in range(1, c):
+                        p = s0[base + j]
+                        t0 += p
+                        better = p > b0  # strict: the lowest class wins a tie
+                        v0 = j if better else v0  # selects, not branches: the
+                        b0 = p if better else b0  # argmax of noisy rows is random
+                        p = s1[base + j]
+                        t1 += p
+                        better = p > b1
+                        v1 = j if better else v1
+                        b1 = p if better else b1
+                        p = s2[base + j]
+                        t2 += p
+                        better = p > b2
+                        v2 = j if better else v2
+                        b2 = p if better else b2
+                        p = s3[base + j]
+                        t3 += p
+                        better = p > b3
+                        v3 = j if better else v3
+                        b3 = p if better else b3
+                    if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
+                            and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
+                        bad[r] = True
+                    counts[base + v0] += 1
+                    counts[base + v1] += 1
+                    counts[base + v2] += 1
+                    counts[base + v3] += 1
+            else:
+                for r in range(rows):
+                    t0 = zero
+                    t1 = zero
+                    t2 = zero
+                    t3 = zero
+                    for j in range(c):
+                        t0 += s0[r * c + j]
+                        t1 += s1[r * c + j]
+                        t2 += s2[r * c + j]
+                        t3 += s3[r * c + j]
+                    # false for NaN, and for inf (the sum is then inf or NaN)
+                    if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
+                            and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
+                        bad[r] = True
+            m += 4
+        else:
+            for r in range(rows):
+                base = r * c
+                b0 = s0[base]
+                t0 = b0
+                v0 = 0
+                for j in range(1, c):
+                    p = s0[base + j]
+                    t0 += p
+                    better = p > b0
+                    v0 = j if better else v0
+                    b0 = p if better else b0
+                if not (abs(t0 - one) <= atol32):
+                    bad[r] = True
+                if need_votes:
+                    counts[base + v0] += 1
+            m += 1
+
+
+@njit
+def _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy, entropy_sum):
+    """H(p_m) of every member row, and their sum per row.
+
+    p log p over the block with the vectorised log32 (log32 needs a normal positive input;
+    x = 1 adds 0; rows with NaN/inf are already bad, whatever the log returns), then the
+    row sums in float64, four members per pass (four independent chains per row).
+    """
+    tiny = np.float32(1.1754944e-38)
+    one = np.float32(1.0)
+    size = rows * c
+    m = 0
+    while m < n_members:
+        group = 4 if m + 4 <= n_members else 1
+        for g in range(group):
+            src = source[bases[m + g]:bases[m + g] + size]
+            member_terms = terms4[g]
+            for k in range(size):
+                p = src[k]
+                x = p if p > tiny else one
+                member_terms[k] = x * log32(x)
+        if group == 4:
+            for r in range(rows):
+                h0 = 0.0
+                h1 = 0.0
+                h2 = 0.0
+                h3 = 0.0
+                for j in range(c):
+                    h0 -= np.float64(terms4[0, r * c + j])
+                    h1 -= np.float64(terms4[1, r * c + j])
+                    h2 -= np.float64(terms4[2, r * c + j])
+                    h3 -= np.float64(terms4[3, r * c + j])
+                member_entropy[m, r] = h0
+                member_entropy[m + 1, r] = h1
+                member_entropy[m + 2, r] = h2
+                member_entropy[m + 3, r] = h3
+                entropy_sum[r] += h0
+                entropy_sum[r] += h1
+                entropy_sum[r] += h2
+                entropy_sum[r] += h3
+        else:
+            for r in range(rows):
+                h0 = 0.0
+                for j in range(c):
+                    h0 -= np.float64(terms4[0, r * c + j])
+                member_entropy[m, r] = h0
+                entropy_sum[r] += h0
+        m += group
+
+
+@njit
+def _check_lowest(lowest, rows, c, low_limit, bad):
+    """Flag rows where some member has an entry below -atol (or NaN)."""
+    for r in range(rows):
+        low = lowest[r * c]
+        for j in range(1, c):
+            p = lowest[r * c + j]
+            low = low if low < p else p
+        if not (low >= low_limit):
+            bad[r] = True
+
+
+@njit
+def _consensus_entropy(mean, log_mean, rows, c, terms, consensus):
+    """H(q) per row from q and log q (terms where q underflows count 0)."""
+    tiny = np.float32(1.1754944e-38)
+    zero = np.float32(0.0)
+    for k in range(rows * c):
+        q = mean[k]
+        terms[k] = (q if q > tiny else zero) * log_mean[k]
+    for r in range(rows):
+        h = 0.0
+        for j in range(c):
+            h -= np.float64(terms[r * c + j])
+        consensus[r] = h
+
+
+@njit
+def _top2_rows(mean, rows, c, top1, top2):
+    """The largest and second largest q of each row."""
+    for r in range(rows):
+        a = -np.inf
+        b = -np.inf
+        for j in range(c):
+            q = mean[r * c + j]
+            smaller = a if a < q else q
+            b = b if b > smaller else smaller
+            a = a if a > q else q
+        top1[r] = a
+        top2[r] = b
+
+
+@njit
+def _kl_max_rows(source, bases, n_members, rows, c, log_mean, member_entropy, terms, kl_max):
+    """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j); blocks re-read from L2."""
+    tiny = np.float32(1.1754944e-38)
+    zero = np.float32(0.0)
+    size = rows * c
+    for r in range(rows):
+        kl_max[r] = 0.0
+    for m in range(n_members):
+        src = source[bases[m]:bases[m] + size]
+        for k in range(size):
+            p = src[k]
+            terms[k] = (p if p > tiny else zero) * log_mean[k]
+        for r in range(rows):
+            cross = 0.0
+            for j in range(c):
+                cross += np.float64(terms[r * c + j])
+            kl = -member_entropy[m, r] - cross
+            best = kl_max[r]
+            kl_max[r] = best if best > kl else kl
+
+
+@njit
+def _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal):
+    """Vote entropy (from the table of -f log f) and the modal vote count of each row."""
+    for r in range(rows):
+        h = 0.0
+        most = 0
+        for j in range(c):
+            count = counts[r * c + j]
+            h += vote_terms[count]
+            most = most if most > count else count
+        vote_entropy[r] = h
+        modal[r] = most
+
+
+@njit
+def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
+                 kl_max, modal, top1, top2, out):
+    """out[k, :rows] = measure codes[k] of each row, NaN for bad rows."""
+    for k in range(codes.shape[0]):
+        code = codes[k]
+        target = out[k]
+        for r in range(rows):
+            if code == VOTE_ENTROPY:
+                value = vote_entropy[r]
+            elif code == CONSENSUS_ENTROPY:
+                value = consensus[r]
+            elif code == BALD:
+                value = max(consensus[r] - entropy_sum[r] * inv_members, 0.0)
+            elif code == KL_MAX:
+                value = kl_max[r]
+            elif code == VARIATION_RATIO:
+                value = 1.0 - modal[r] * inv_members
+            else:
+                value = 1.0 - (np.float64(top1[r]) - np.float64(top2[r]))
+            target[r] = np.nan if bad[r] else value
+
+
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
                              codes, atol, block, out, task_lo, task_hi):
@@ -472,10 +792,8 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
         else:
             need_margin = True
     need_log_mean = need_consensus_entropy or need_kl
-    contiguous_rows = row_stride == c
     tiny = np.float32(1.1754944e-38)  # smallest normal float32: log32's domain starts here
     one = np.float32(1.0)
-    zero = np.float32(0.0)
     low_limit = np.float32(-atol)
     atol32 = np.float32(atol)
     inv_members32 = np.float32(1.0 / n_members)
@@ -486,10 +804,9 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
         vote_terms[k] = -f * np.log(f)
     n_blocks = (n_rows + block - 1) // block
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
-    n_tasks = (n_blocks + blocks_per_task - 1) // blocks_per_task
     n_bad = 0
     for task in range(task_lo, task_hi):
-        copies = np.empty(1 if contiguous_rows else n_members * block * c, dtype=np.float32)
+        copies = np.empty(1 if row_stride == c else n_members * block * c, dtype=np.float32)
         bases = np.empty(n_members, dtype=np.int64)
         mean = np.empty(block * c, dtype=np.float32)
         lowest = np.empty(block * c, dtype=np.float32)
@@ -517,203 +834,15 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
             if need_votes:
                 for k in range(size):
                     counts[k] = 0
-            # Each member's block as source[bases[m]:bases[m] + size]: in place when its
-            # rows are adjacent, else copied once per block (then re-read from L2).
-            if contiguous_rows:
-                source = flat
-                for m in range(n_members):
-                    bases[m] = m * member_stride + lo * c
-            else:
-                source = copies
-                for m in range(n_members):
-                    bases[m] = m * block * c
-                    start = m * member_stride + lo * row_stride
-                    for r in range(rows):
-                        row = flat[start + r * row_stride:start + r * row_stride + c]
-                        for j in range(c):
-                            copies[bases[m] + r * c + j] = row[j]
-            # The running sum of p (for q) and the minimum entry, four members per pass
-            # over the buffers: one read-modify-write of mean and lowest per four members
-            # was measured 1.6x faster than one per member when streaming from DRAM. The
-            # order of the additions depends only on M.
-            m = 0
-            while m < n_members:
-                group = min(4, n_members - m)
-                s0 = source[bases[m]:bases[m] + size]
-                if group == 4:
-                    s1 = source[bases[m + 1]:bases[m + 1] + size]
-                    s2 = source[bases[m + 2]:bases[m + 2] + size]
-                    s3 = source[bases[m + 3]:bases[m + 3] + size]
-                    if m == 0:
-                        for k in range(size):
-                            a = s0[k]
-                            b = s1[k]
-                            d = s2[k]
-                            e = s3[k]
-                            mean[k] = (a + b) + (d + e)
-                            x = a if a < b else b  # select-style minima vectorise
-                            y = d if d < e else e
-                            lowest[k] = x if x < y else y
-                    else:
-                        for k in range(size):
-                            a = s0[k]
-                            b = s1[k]
-                            d = s2[k]
-                            e = s3[k]
-                            mean[k] += (a + b) + (d + e)
-                            x = a if a < b else b
-                            y = d if d < e else e
-                            x = x if x < y else y
-                            low = lowest[k]
-                            lowest[k] = low if low < x else x
-                    m += 4
-                else:
-                    if m == 0:  # M < 4: the first member initialises (0 + p == p)
-                        for k in range(size):
-                            mean[k] = s0[k]
-                            lowest[k] = s0[k]
-                    else:
-                        for k in range(size):
-                            p = s0[k]
-                            mean[k] += p
-                            low = lowest[k]
-                            lowest[k] = low if low < p else p
-                    m += 1
-            # The sum check of every member row (and each member's vote), four members
-            # per pass: short loops over C do not vectorise, so independent chains per
-            # row keep the CPU busy.
-            m = 0
-            while m < n_members:
-                s0 = source[bases[m]:bases[m] + size]
-                if m + 4 <= n_members:
-                    s1 = source[bases[m + 1]:bases[m + 1] + size]
-                    s2 = source[bases[m + 2]:bases[m + 2] + size]
-                    s3 = source[bases[m + 3]:bases[m + 3] + size]
-                    if need_votes:  # the same pass votes: eight chains per row
-                        for r in range(rows):
-                            base = r * c
-                            b0 = s0[base]
-                            b1 = s1[base]
-                            b2 = s2[base]
-                            b3 = s3[base]
-                            t0 = b0
-                            t1 = b1
-                            t2 = b2
-                            t3 = b3
-                            v0 = 0
-                            v1 = 0
-                            v2 = 0
-                            v3 = 0
-                            for j in range(1, c):
-                                p = s0[base + j]
-                                t0 += p
-                                better = p > b0  # strict: the lowest class wins a tie
-                                v0 = j if better else v0  # selects, not branches: the
-                                b0 = p if better else b0  # argmax of noisy rows is random
-                                p = s1[base + j]
-                                t1 += p
-                                better = p > b1
-                                v1 = j if better else v1
-                                b1 = p if better else b1
-                                p = s2[base + j]
-                                t2 += p
-                                better = p > b2
-                                v2 = j if better else v2
-                                b2 = p if better else b2
-                                p = s3[base + j]
-                                t3 += p
-                                better = p > b3
-                                v3 = j if better else v3
-                                b3 = p if better else b3
-                            if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
-                                    and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
-                                bad[r] = True
-                            counts[base + v0] += 1
-                            counts[base + v1] += 1
-                            counts[base + v2] += 1
-                            counts[base + v3] += 1
-                    else:
-                        for r in range(rows):
-                            t0 = zero
-                            t1 = zero
-                            t2 = zero
-                            t3 = zero
-                            for j in range(c):
-                                t0 += s0[r * c + j]
-                                t1 += s1[r * c + j]
-                                t2 += s2[r * c + j]
-                                t3 += s3[r * c + j]
-                            # false for NaN, and for inf (the sum is then inf or NaN)
-                            if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
-                                    and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
-                                bad[r] = True
-                    m += 4
-                else:
-                    for r in range(rows):
-                        base = r * c
-                        b0 = s0[base]
-                        t0 = b0
-                        v0 = 0
-                        for j in range(1, c):
-                            p = s0[base + j]
-                            t0 += p
-                            better = p > b0
-                            v0 = j if better else v0
-                            b0 = p if better else b0
-                        if not (abs(t0 - one) <= atol32):
-                            bad[r] = True
-                        if need_votes:
-                            counts[base + v0] += 1
-                    m += 1
+            source = _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows,
+                                    block, copies, bases)
+            _sum_and_min(source, bases, n_members, size, mean, lowest)
+            _check_sums_and_vote(source, bases, n_members, rows, c, atol32, need_votes, bad,
+                                 counts)
             if need_member_entropy:
-                # H(p_m): p log p over the block with the vectorised log32 (log32 needs a
-                # normal positive input; x = 1 adds 0; rows with NaN/inf are already bad,
-                # whatever the log returns), then the row sums in float64, four members
-                # per pass (four independent chains per row).
-                m = 0
-                while m < n_members:
-                    group = 4 if m + 4 <= n_members else 1
-                    for g in range(group):
-                        src = source[bases[m + g]:bases[m + g] + size]
-                        member_terms = terms4[g]
-                        for k in range(size):
-                            p = src[k]
-                            x = p if p > tiny else one
-                            member_terms[k] = x * log32(x)
-                    if group == 4:
-                        for r in range(rows):
-                            h0 = 0.0
-                            h1 = 0.0
-                            h2 = 0.0
-                            h3 = 0.0
-                            for j in range(c):
-                                h0 -= np.float64(terms4[0, r * c + j])
-                                h1 -= np.float64(terms4[1, r * c + j])
-                                h2 -= np.float64(terms4[2, r * c + j])
-                                h3 -= np.float64(terms4[3, r * c + j])
-                            member_entropy[m, r] = h0
-                            member_entropy[m + 1, r] = h1
-                            member_entropy[m + 2, r] = h2
-                            member_entropy[m + 3, r] = h3
-                            entropy_sum[r] += h0
-                            entropy_sum[r] += h1
-                            entropy_sum[r] += h2
-                            entropy_sum[r] += h3
-                    else:
-                        for r in range(rows):
-                            h0 = 0.0
-                            for j in range(c):
-                                h0 -= np.float64(terms4[0, r * c + j])
-                            member_entropy[m, r] = h0
-                            entropy_sum[r] += h0
-                    m += group
-            for r in range(rows):
-                low = lowest[r * c]
-                for j in range(1, c):
-                    p = lowest[r * c + j]
-                    low = low if low < p else p
-                if not (low >= low_limit):
-                    bad[r] = True
+                _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy,
+                                  entropy_sum)
+            _check_lowest(lowest, rows, c, low_limit, bad)
             for k in range(size):
                 mean[k] *= inv_members32
             if need_log_mean:
@@ -723,69 +852,16 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
                     q = mean[k]
                     log_mean[k] = log32(q if q > tiny else one)
             if need_consensus_entropy:
-                for k in range(size):
-                    q = mean[k]
-                    terms[k] = (q if q > tiny else zero) * log_mean[k]
-                for r in range(rows):
-                    h = 0.0
-                    for j in range(c):
-                        h -= np.float64(terms[r * c + j])
-                    consensus[r] = h
+                _consensus_entropy(mean, log_mean, rows, c, terms, consensus)
             if need_margin:
-                for r in range(rows):
-                    a = -np.inf
-                    b = -np.inf
-                    for j in range(c):
-                        q = mean[r * c + j]
-                        smaller = a if a < q else q
-                        b = b if b > smaller else smaller
-                        a = a if a > q else q
-                    top1[r] = a
-                    top2[r] = b
+                _top2_rows(mean, rows, c, top1, top2)
             if need_kl:
-                # KL(p_m || q) = -H(p_m) - sum_j p_mj log q_j; the members' blocks are read
-                # again, from L2.
-                for r in range(rows):
-                    kl_max[r] = 0.0
-                for m in range(n_members):
-                    src = source[bases[m]:bases[m] + size]
-                    for k in range(size):
-                        p = src[k]
-                        terms[k] = (p if p > tiny else zero) * log_mean[k]
-                    for r in range(rows):
-                        cross = 0.0
-                        for j in range(c):
-                            cross += np.float64(terms[r * c + j])
-                        kl = -member_entropy[m, r] - cross
-                        best = kl_max[r]
-                        kl_max[r] = best if best > kl else kl
+                _kl_max_rows(source, bases, n_members, rows, c, log_mean, member_entropy,
+                             terms, kl_max)
             if need_votes:
-                for r in range(rows):
-                    h = 0.0
-                    most = 0
-                    for j in range(c):
-                        count = counts[r * c + j]
-                        h += vote_terms[count]
-                        most = most if most > count else count
-                    vote_entropy[r] = h
-                    modal[r] = most
-            for k in range(n_codes):
-                code = codes[k]
-                target = out[k, lo:lo + rows]
-                for r in range(rows):
-                    if code == VOTE_ENTROPY:
-                        value = vote_entropy[r]
-                    elif code == CONSENSUS_ENTROPY:
-                        value = consensus[r]
-                    elif code == BALD:
-                        value = max(consensus[r] - entropy_sum[r] * inv_members, 0.0)
-                    elif code == KL_MAX:
-                        value = kl_max[r]
-                    elif code == VARIATION_RATIO:
-                        value = 1.0 - modal[r] * inv_members
-                    else:
-                        value = 1.0 - (np.float64(top1[r]) - np.float64(top2[r]))
-                    target[r] = np.nan if bad[r] else value
+                _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal)
+            _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
+                         kl_max, modal, top1, top2, out[:, lo:lo + rows])
             for r in range(rows):
                 if bad[r]:
                     n_bad += 1

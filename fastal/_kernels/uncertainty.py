@@ -528,7 +528,19 @@ def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
                         rest[q] += e if t < zero else zero
                         weighted[q] += e * t
             elif method != RATIO:
-                for j in range(u):
+                j = 0
+                while j + 1 < u:  # two classes per pass: half the accumulator's traffic
+                    for q in range(lanes):
+                        mx = lane_max[q]
+                        t = columns[j, q] - mx
+                        t = t if t > _T_FLOOR else _T_FLOOR
+                        s = columns[j + 1, q] - mx
+                        s = s if s > _T_FLOOR else _T_FLOOR
+                        e = exp32(t)
+                        f = exp32(s)
+                        rest[q] += (e if t < zero else zero) + (f if s < zero else zero)
+                    j += 2
+                if j < u:
                     for q in range(lanes):
                         t = columns[j, q] - lane_max[q]
                         t = t if t > _T_FLOOR else _T_FLOOR

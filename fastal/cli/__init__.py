@@ -15,7 +15,7 @@ import sys
 from .. import __version__
 from .._errors import FastalError
 from . import demo, listing, project, score, select
-from . import simulate
+from . import simulate, warmup
 from ._common import METHOD_HELP
 
 # name -> (module with add_parser, runner). Order = order in `fastal --help`.
@@ -25,6 +25,7 @@ _COMMANDS = {
     **project.RUNNERS,
     "demo": demo.run,
     "simulate": simulate.run,
+    "warmup": warmup.run,
     "strategies": listing.run_strategies,
     "methods": listing.run_methods,
 }
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     project.add_parsers(sub)
     demo.add_parser(sub)
     simulate.add_parser(sub)
+    warmup.add_parser(sub)
     listing.add_parsers(sub)
     return parser
 

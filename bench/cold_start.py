@@ -1,0 +1,93 @@
+"""Cold start: the first call of each kernel family in a fresh process (issue 13, item 4).
+
+For each call: a new interpreter with an empty Numba cache (``NUMBA_CACHE_DIR`` a new
+temporary directory) times ``import fastal`` and the first call on a small input (compile
+time dominates); then a second new interpreter with the now-filled cache times the same
+(import + load from the cache). Targets: cold first call <= 3 s; warm import + first call
+<= 1 s.
+
+Usage: ``python bench/cold_start.py [--out bench/cold_start.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import machine, table  # noqa: E402
+
+CALLS = {
+    "margin (float32 probabilities)": "fastal.score(p, 'margin')",
+    "entropy (float32 probabilities)": "fastal.score(p, 'entropy')",
+    "margin (float64 probabilities)": "fastal.score(p.astype(np.float64), 'margin')",
+    "margin (float32 logits)": "fastal.score(np.log(p), 'margin', from_logits=True)",
+    "top_k margin (float32 probabilities)": "fastal.top_k(p, 5, 'margin')",
+    "bald (committee, float32)": "fastal.score(np.stack([p, p[::-1]]), 'bald')",
+    "vote_entropy (committee, float32)": "fastal.score(np.stack([p, p[::-1]]), 'vote_entropy')",
+    "bald (committee, float32 logits)":
+        "fastal.score(np.log(np.stack([p, p[::-1]])), 'bald', from_logits=True)",
+    "LinearHead margin (embeddings)":
+        "fastal.score(x, 'margin', model=fastal.models.LinearHead(w, np.zeros(10, np.float32)))",
+    "kcenter": "fastal.kcenter(x, 10)",
+    "badge": "fastal.select(x, 10, 'badge', probs=p)",
+}
+
+_CHILD = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+import fastal, fastal.models
+t1 = time.perf_counter()
+rng = np.random.default_rng(0)
+p = rng.dirichlet(np.ones(10), 2000).astype(np.float32)
+x = rng.standard_normal((2000, 16)).astype(np.float32)
+w = rng.standard_normal((16, 10)).astype(np.float32)
+t2 = time.perf_counter()
+{call}
+t3 = time.perf_counter()
+import json
+print(json.dumps({{"import": t1 - t0, "first": t3 - t2}}))
+"""
+
+
+def run_child(call, cache):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+    out = subprocess.run([sys.executable, "-c", _CHILD.format(call=call)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    rows = []
+    for name, call in CALLS.items():
+        with tempfile.TemporaryDirectory(prefix="fastal-cold-") as cache:
+            cold = run_child(call, cache)
+            warm = run_child(call, cache)
+        warm_total = warm["import"] + warm["first"]
+        rows.append([name, f"{cold['import']:.2f}", f"{cold['first']:.2f}",
+                     "met" if cold["first"] <= 3 else "**missed**",
+                     f"{warm['import']:.2f}", f"{warm['first']:.2f}", f"{warm_total:.2f}",
+                     "met" if warm_total <= 1 else "**missed**"])
+        print(f"done: {name}", file=sys.stderr, flush=True)
+    text = "\n".join([
+        "## Cold start: first call in a fresh process (issue 13, item 4)", "",
+        "Command: `python bench/cold_start.py`  ", f"Machine: {machine()}", "",
+        "Seconds. Cold: empty Numba cache (compiles). Warm: the cache the cold run filled.", "",
+        table(["call", "cold: import", "cold: first call", "<= 3 s", "warm: import",
+               "warm: first call", "warm: import + call", "<= 1 s"], rows), ""])
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

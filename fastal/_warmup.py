@@ -1,0 +1,146 @@
+"""Fill Numba's on-disk cache ahead of time, so a fresh process scores at once.
+
+Every kernel is compiled on its first call with a given type signature and cached on disk
+(next to the package when it is writable, else in Numba's user-wide cache directory,
+``$XDG_CACHE_HOME/numba`` or ``~/.cache/numba``; ``NUMBA_CACHE_DIR`` overrides both). A
+container image or a cluster worker runs :func:`warmup` once (``fastal warmup``) and later
+processes load the machine code instead of compiling it. Dask workers: ``client.run(fastal.warmup)``.
+
+Float32 probabilities are read as lanes of 1, 2 or 4 floats depending on whether the class
+count is odd, even, or a multiple of 4; each is its own specialisation, so warm the class
+count you use (``n_classes``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._errors import ArgumentError
+
+#: What :func:`warmup` compiles when ``methods`` is not given.
+DEFAULT_TARGETS = ("entropy", "least_confidence", "margin", "ratio", "committee", "kcenter",
+                   "badge")
+
+
+@dataclass(frozen=True)
+class WarmupStep:
+    """One warm-up call: what it ran, how long it took, kernels compiled vs loaded."""
+
+    target: str
+    inputs: str
+    seconds: float
+    compiled: int
+    loaded: int
+
+
+def _kernel_counts() -> tuple[int, int]:
+    """(compiled, loaded from cache) summed over the cached Numba kernels of fastal."""
+    from numba.core.registry import CPUDispatcher
+
+    compiled = loaded = 0
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("fastal.") or module is None:
+            continue
+        for obj in vars(module).values():
+            if isinstance(obj, CPUDispatcher) and obj._cache.__class__.__name__ != "NullCache":
+                stats = obj.stats
+                compiled += sum(stats.cache_misses.values())
+                loaded += sum(stats.cache_hits.values())
+    return compiled, loaded
+
+
+def cache_dir() -> str:
+    """Where Numba caches fastal's kernels in this process (the directory of one kernel)."""
+    from ._kernels import uncertainty
+
+    return uncertainty._top2_from_probs_tasks._cache._cache_path
+
+
+def _calls(target: str, n_classes: int, dtypes, rng):
+    """(label, thunk) pairs that compile ``target``'s kernels for each dtype."""
+    from . import kcenter, score, select
+    from .scoring import COMMITTEE_METHODS, UNCERTAINTY_METHODS
+
+    rows = 256
+    for dtype in dtypes:
+        logits = rng.standard_normal((2, rows, n_classes)).astype(dtype)
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        emb = rng.standard_normal((rows, 8)).astype(dtype)
+        name = np.dtype(dtype).name
+        if target in UNCERTAINTY_METHODS:
+            yield f"{name} probabilities", lambda p=probs[0]: score(p, target)
+            yield f"{name} logits", lambda z=logits[0]: score(z, target, from_logits=True)
+        elif target == "committee":
+            methods = [m for m in COMMITTEE_METHODS if m != "committee_std"]
+            yield f"{name} probabilities", lambda p=probs: [score(p, m) for m in methods]
+            yield f"{name} logits", lambda z=logits: [score(z, m, from_logits=True)
+                                                       for m in methods]
+        elif target == "kcenter":
+            yield f"{name} embeddings", lambda x=emb: kcenter(x, 4, labeled=[0, 1])
+        elif target == "badge":
+            yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
+
+
+def warmup(methods=None, *, n_classes: int = 10, dtypes=("float32",), out=None) -> list:
+    """Compile (or load from cache) the kernels of ``methods`` and report what it took.
+
+    Parameters
+    ----------
+    methods : sequence of str, optional
+        Uncertainty methods (``fastal.UNCERTAINTY_METHODS``), ``"committee"`` (every
+        committee method), ``"kcenter"`` (also used by the k-center hybrids) and
+        ``"badge"``. Default :data:`DEFAULT_TARGETS`, all of them.
+    n_classes : int, default 10
+        Class count of the inputs the kernels are compiled for (see the module docstring).
+    dtypes : sequence of {"float32", "float64"}, default ("float32",)
+        Input precisions to compile for.
+    out : file-like, optional
+        Where to print one line per step (default: nothing).
+
+    Returns
+    -------
+    list of WarmupStep
+        One per (method, input kind): seconds, kernels compiled and kernels loaded from
+        the cache. A second run in a new process compiles nothing.
+
+    Examples
+    --------
+    >>> import fastal
+    >>> steps = fastal.warmup(["margin"])  # doctest: +SKIP
+    """
+    from .scoring import UNCERTAINTY_METHODS
+
+    known = UNCERTAINTY_METHODS + ("committee", "kcenter", "badge")
+    targets = DEFAULT_TARGETS if methods is None else tuple(methods)
+    unknown = [m for m in targets if m not in known]
+    if unknown or not targets:
+        raise ArgumentError(f"methods: expected names from {', '.join(known)}; got "
+                            f"{', '.join(map(repr, unknown)) or 'none'}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) \
+            or n_classes < 2:
+        raise ArgumentError(f"n_classes: expected an integer >= 2; got {n_classes!r}")
+    dtypes = tuple(dtypes)
+    bad = [d for d in dtypes if d not in ("float32", "float64")]
+    if bad or not dtypes:
+        raise ArgumentError(f"dtypes: expected float32 and/or float64; got {bad or 'none'}")
+    rng = np.random.default_rng(0)
+    steps = []
+    for target in targets:
+        for inputs, thunk in _calls(target, int(n_classes), dtypes, rng):
+            before = _kernel_counts()
+            t0 = time.perf_counter()
+            thunk()
+            seconds = time.perf_counter() - t0
+            after = _kernel_counts()
+            step = WarmupStep(target, inputs, seconds, after[0] - before[0],
+                              after[1] - before[1])
+            steps.append(step)
+            if out is not None:
+                print(f"{target:<18}{inputs:<22}{seconds:>7.2f} s   compiled {step.compiled:>2}, "
+                      f"loaded {step.loaded:>2} from cache", file=out, flush=True)
+    return steps
