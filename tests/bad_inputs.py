@@ -1150,3 +1150,6 @@ case("labels-saved-curve-nan", lambda f: labels_saved([10, 20, 30], {**CURVES, "
 case("labels-saved-counts-strings", lambda f: labels_saved(["a", "b"], CURVES, [20]), D, "label_counts")
 case("labels-saved-exact", lambda f: labels_saved([10, 20, 30], CURVES, [20]), None,
      check=lambda table: "| margin | 10 | +50.0 % |" in str(table) or (_ for _ in ()).throw(AssertionError(str(table))))
+cli("warmup-method-bogus", lambda f: ["warmup", "--methods", "bogus"], A, "methods: expected names from")
+cli("warmup-classes-one", lambda f: ["warmup", "--classes", "1"], A, "n_classes: expected an integer >= 2")
+cli("warmup-dtype-bogus", lambda f: ["warmup", "--dtypes", "float16"], A, "dtypes: expected float32")
