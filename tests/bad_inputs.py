@@ -1178,3 +1178,22 @@ cli("warmup-dtype-bogus", lambda f: ["warmup", "--dtypes", "float16"], A, "dtype
 def _dask_ones(shape):
     import dask.array
     return dask.array.ones(shape)
+
+
+def _push_unreachable(f):
+    import os
+    d = f.project()
+    with open_project(d) as project:
+        project.select(3, progress=None)
+    os.environ["FASTAL_BAD_INPUTS_TOKEN"] = "not-a-real-token"  # unique name, nothing reads it
+    return ["push", str(d), "--label-studio", "http://127.0.0.1:9", "--project", "1", "--timeout", "5",
+            "--token-env", "FASTAL_BAD_INPUTS_TOKEN"]
+
+
+def _label_studio_error():
+    from fastal.project.labelstudio import LabelStudioError
+    return LabelStudioError
+
+
+# Label Studio's own kind (a FastalError): the server could not be reached (nothing listens on port 9)
+cli("push-label-studio-unreachable", _push_unreachable, _label_studio_error(), "cannot reach Label Studio")
