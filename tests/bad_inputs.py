@@ -1197,3 +1197,37 @@ def _label_studio_error():
 
 # Label Studio's own kind (a FastalError): the server could not be reached (nothing listens on port 9)
 cli("push-label-studio-unreachable", _push_unreachable, _label_studio_error(), "cannot reach Label Studio")
+
+
+# --- corrupt files that crashed the process (bus error in Arrow) or leaked a UnicodeDecodeError /
+# ArrowException: found by mutating bytes of small Parquet/IPC files (6,000 reads, none left)
+def _ipc_bad_string_offsets(f):
+    """An IPC file whose id column has an offset far past its data (Arrow reads it unchecked)."""
+    offsets = np.array([0, 2, 2**30, 6] + [6] * 9, dtype=np.int32)
+    ids = pa.Array.from_buffers(pa.string(), 12, [None, pa.py_buffer(offsets.tobytes()),
+                                                  pa.py_buffer(b"r0r1r2")])
+    return f.table("offsets.arrow", pa.Table.from_arrays([list_col(P), ids], names=["probs", "id"]))
+
+
+def _parquet_ids_not_utf8(f):
+    offsets = np.arange(13, dtype=np.int32) * 2
+    ids = pa.Array.from_buffers(pa.string(), 12, [None, pa.py_buffer(offsets.tobytes()),
+                                                  pa.py_buffer(b"\xff\xfe" * 12)])
+    return f.table("ids.parquet", pa.Table.from_arrays([list_col(P), ids], names=["probs", "id"]),
+                   compression="none")
+
+
+def _column_name_not_utf8(f, name):
+    path = f.table(name, t(probs=list_col(P)), **({} if name.endswith(".arrows") else {"store_schema": False}))
+    path.write_bytes(path.read_bytes().replace(b"probs", b"\xffrobs"))
+    return path
+
+
+case("ipc-string-offsets-out-of-bounds", lambda f: top_k(_ipc_bad_string_offsets(f), 2, "margin", id_column="id"),
+     F, "out of bounds")
+case("parquet-ids-not-utf8", lambda f: top_k(_parquet_ids_not_utf8(f), 2, "margin", id_column="id"), F,
+     "cannot be read")
+case("ipc-stream-column-name-not-utf8", lambda f: score(_column_name_not_utf8(f, "n.arrows"), "margin"), F,
+     "not UTF-8")
+case("parquet-column-name-not-utf8", lambda f: score(_column_name_not_utf8(f, "n.parquet"), "margin"), F,
+     "not UTF-8")

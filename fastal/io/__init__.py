@@ -51,9 +51,13 @@ def as_source(data, *, column=None, id_column=None, what: str = "data") -> Sourc
         path = Path(data)
         if not path.exists():
             raise FileError(f"{what} path does not exist: {path}")
-        if path.is_dir():
-            return directory_source(path, column, id_column)
-        return file_source(path, column, id_column)
+        try:
+            if path.is_dir():
+                return directory_source(path, column, id_column)
+            return file_source(path, column, id_column)
+        except UnicodeDecodeError as exc:  # a column name in the file's schema is not UTF-8
+            raise FileError(f"cannot read {path}: a column name is not UTF-8 (a corrupt "
+                            f"file?): {exc}") from exc
     import pyarrow as pa
 
     if isinstance(data, (pa.Table, pa.RecordBatch)):
