@@ -1231,3 +1231,16 @@ case("ipc-stream-column-name-not-utf8", lambda f: score(_column_name_not_utf8(f,
      "not UTF-8")
 case("parquet-column-name-not-utf8", lambda f: score(_column_name_not_utf8(f, "n.parquet"), "margin"), F,
      "not UTF-8")
+
+
+def _ledger_text_not_utf8(f):
+    d = f.project()
+    con = sqlite3.connect(_ledger_path(d))
+    con.execute("UPDATE meta SET value = CAST(x'fffe' AS TEXT) WHERE key = 'pool'")
+    con.commit()
+    con.close()
+    return open_project(d, readonly=True).status()
+
+
+# a ledger whose text is not UTF-8 (flipped ledger bytes also made SQLite echo such text: see test_fuzz)
+case("project-ledger-text-not-utf8", _ledger_text_not_utf8, L, "cannot be used")

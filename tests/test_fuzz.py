@@ -5,6 +5,8 @@ the bare root class (every user error says its kind: DataError, ArgumentError, .
 never a wrong-shaped answer. The hand-written corpus is ``tests/bad_inputs.py``.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -125,4 +127,44 @@ def test_mutated_files_raise_a_kind_or_answer(tmp_path, fmt):
             scores = fastal.score(path, "entropy", chunk_rows=4)
             assert scores.ndim == 1 and scores.dtype == np.float32 and not np.isnan(scores).any()
         except (FileError, DataError):
+            pass
+
+
+def test_mutated_ledgers_raise_ledger_error_or_answer(tmp_path):
+    """Byte flips, overwrites and truncations of a project's ledger: opening it and asking for
+    its status raise LedgerError (SQLite's corrupt-page text once leaked a UnicodeDecodeError)
+    or answer; SQLite keeps no checksums, so a flipped byte in a value can go unnoticed."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bad_inputs import Files
+    from fastal.project import Project
+
+    files = Files(tmp_path)
+    directory = files.project()
+    with Project(directory) as project:
+        batch = project.select(4, progress=None)
+        project.label(files.labels_csv("l.csv", batch.ids[:2], ["a", "b"]), progress=None)
+    original = (directory / "ledger.sqlite").read_bytes()
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        copy = tmp_path / f"t{trial}"
+        shutil.copytree(directory, copy)
+        for extra in ("-wal", "-shm"):
+            (copy / f"ledger.sqlite{extra}").unlink(missing_ok=True)
+        data = bytearray(original)
+        if trial % 3 == 0:
+            for _ in range(rng.integers(1, 6)):
+                data[rng.integers(len(data))] = rng.integers(256)
+        elif trial % 3 == 1:
+            data = data[:rng.integers(len(data))]
+        else:
+            i = rng.integers(len(data))
+            data[i:i + 64] = rng.bytes(64)
+        (copy / "ledger.sqlite").write_bytes(bytes(data))
+        try:
+            with Project(copy, readonly=True) as project:
+                assert isinstance(project.status(), dict)
+        except LedgerError:
             pass
