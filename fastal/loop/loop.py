@@ -263,9 +263,10 @@ class ActiveLoop(_StoppingRules):
 
     def _parse_labeled(self, labeled):
         if not isinstance(labeled, (tuple, list)) or len(labeled) != 2:
-            raise ArgumentError("labeled must be a pair (positions, labels); got "
-                                f"{type(labeled).__name__}"
-                                + (f" of length {len(labeled)}" if isinstance(labeled, (tuple, list)) else ""))
+            given = type(labeled).__name__
+            if isinstance(labeled, (tuple, list)):
+                given += f" of length {len(labeled)}"
+            raise ArgumentError(f"labeled must be a pair (positions, labels); got {given}")
         positions, labels = labeled
         positions = self._check_positions(positions, "labeled positions", in_batch=False)
         labels = self._check_labels(labels, positions.size)
