@@ -142,6 +142,14 @@ def committee_chunk(members, methods, *, from_logits=False, out, start=0, name="
     out2 = _as_2d_out(out, len(methods), members.shape[1])
     codes = _codes(methods, _COMMITTEE_CODES)
     logits = members
+    if from_logits and all(m in VOTE_METHODS for m in methods):
+        # votes need only each member's argmax, which softmax keeps: no softmax at all
+        votes = np.empty(members.shape[:2], dtype=np.int64)
+        _k.votes_from_logits(members, votes)
+        n_bad = _k._vote_scores(votes, members.shape[2], codes, out2)
+        if n_bad:
+            _raise_bad_member_row(logits, out2[0], start, from_logits, name)
+        return
     if members.dtype == np.float32 and from_logits:
         # float32 logits: a vectorised softmax (exp32) into one chunk-sized buffer, then the
         # float32 probability kernel below; logits of a non-finite row come back as NaN.

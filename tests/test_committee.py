@@ -574,3 +574,25 @@ def test_float32_softmax_of_member_logits():
         ninth = np.float32(1 / 9)
         np.testing.assert_array_equal(out[0, 5, 1:], np.full(8, ninth))
         assert out[0, 5, 0] == np.nextafter(ninth, np.float32(1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_votes_alone_from_logits_skip_the_softmax(dtype):
+    # Vote measures alone from logits take the argmax of the logits directly: the same
+    # bits as when computed beside a softmax measure, and a clear error for a NaN/inf logit.
+    rng = np.random.default_rng(9)
+    logits = (rng.standard_normal((5, 700, 7)) * 3).astype(dtype)
+    logits[:, 10] = 0.0                                  # all tied: lowest class votes
+    logits[2, 11, 3] = logits[2, 11].max()               # a tie inside one member
+    both = score_committee(logits, ("vote_entropy", "variation_ratio", "bald"),
+                           from_logits=True)
+    alone = score_committee(logits, ("vote_entropy", "variation_ratio"), from_logits=True)
+    np.testing.assert_array_equal(alone, both[:2])
+    view = np.repeat(logits, 2, axis=2)[:, :, ::2]       # strided classes
+    np.testing.assert_array_equal(score_committee(view, "vote_entropy", from_logits=True),
+                                  alone[0])
+    for bad in (np.nan, np.inf, -np.inf):
+        broken = logits.copy()
+        broken[3, 123, 6] = bad
+        with pytest.raises(FastalError, match="123"):
+            score_committee(broken, "variation_ratio", from_logits=True)

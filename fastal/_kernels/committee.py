@@ -878,6 +878,37 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _votes_from_logits_tasks(members, votes, task_lo, task_hi):
+    """votes[m, i] = argmax_j members[m, i, j] (lowest class on ties), -1 if not all finite.
+
+    The vote measures need only each member's argmax, and softmax keeps the argmax of the
+    logits (the committee's softmax kernel is built to), so they skip the softmax. Returns 0;
+    a -1 vote makes ``_vote_scores`` mark the row invalid.
+    """
+    n_members, n, c = members.shape
+    for task in range(task_lo, task_hi):
+        for m in range(n_members):
+            for i in range(task * _ROWS_PER_TASK, min(n, (task + 1) * _ROWS_PER_TASK)):
+                best = members[m, i, 0]
+                vote = 0
+                ok = abs(best) <= _FLOAT64_MAX
+                for j in range(1, c):
+                    z = members[m, i, j]
+                    ok = ok and abs(z) <= _FLOAT64_MAX  # false for NaN and +-inf
+                    better = z > best  # strict: the lowest class wins a tie
+                    vote = j if better else vote
+                    best = z if better else best
+                votes[m, i] = vote if ok else -1
+    return 0
+
+
+def votes_from_logits(members, votes):
+    """``_votes_from_logits_tasks`` over every task, on Numba's thread count."""
+    n_tasks = -(-members.shape[1] // _ROWS_PER_TASK)
+    return run_tasks(_votes_from_logits_tasks, n_tasks, members, votes)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _vote_scores_tasks(votes, n_classes, codes, out, task_lo, task_hi):
     """Vote entropy / variation ratio from hard votes (M, rows) of any integer dtype.
 

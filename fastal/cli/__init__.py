@@ -14,7 +14,7 @@ import sys
 
 from .. import __version__
 from .._errors import FastalError
-from . import demo, listing, project, score, select
+from . import convert, demo, listing, project, score, select
 from . import simulate, warmup
 from ._common import METHOD_HELP
 
@@ -25,6 +25,7 @@ _COMMANDS = {
     **project.RUNNERS,
     "demo": demo.run,
     "simulate": simulate.run,
+    "convert": convert.run,
     "warmup": warmup.run,
     "strategies": listing.run_strategies,
     "methods": listing.run_methods,
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     project.add_parsers(sub)
     demo.add_parser(sub)
     simulate.add_parser(sub)
+    convert.add_parser(sub)
     warmup.add_parser(sub)
     listing.add_parsers(sub)
     return parser

@@ -29,7 +29,7 @@ from .._selection import Selection
 from .._validation import make_rng
 from ._kcenter import StaleShard, _assign, _materialise, as_float_rows
 from ._pool import open_partition
-from ._workers import set_task_threads
+from ._workers import live_workers, set_task_threads
 
 SAMPLING_BLOCK = _kb.SAMPLING_BLOCK
 
@@ -199,7 +199,7 @@ def badge(job, k, on_pick=None):
     n_pool = pool.n_rows
     n_unlabeled = n_pool - job.labeled.size
     rng = make_rng(job.seed)
-    workers = list(client.scheduler_info(n_workers=-1)["workers"])
+    workers = live_workers(client)
     groups = _assign(pool.n_partitions, len(workers))
 
     def make(s, worker=None):

@@ -26,7 +26,7 @@ from .._validation import check_int, make_rng
 from .._kernels import farthest as _kf
 from ._jobs import ensure_lengths, gather, map_partitions, prepare
 from ._pool import aligned, open_partition
-from ._workers import set_task_threads
+from ._workers import live_workers, set_task_threads
 
 _METRICS = ("l2", "cosine")
 MODES = ("exact", "two_round")
@@ -452,7 +452,7 @@ def _assign(n_partitions, n_shards):
 
 def _exact(client, pool, plan, k, d, positions, lab_vectors, metric, seed, weights_spec,
            on_pick):
-    workers = list(client.scheduler_info(n_workers=-1)["workers"])
+    workers = live_workers(client)
     groups = _assign(pool.n_partitions, len(workers))
     weight_pool = None
     if weights_spec is not None:

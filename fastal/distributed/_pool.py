@@ -370,22 +370,14 @@ def aligned(other, pool: DistributedPool, *, what="probs") -> DistributedPool:
 
 
 class _ParquetRowGroups(ParquetSource):
-    """Some row groups of a Parquet file (one partition of a file split by row groups)."""
+    """Some row groups of a Parquet file (one partition of a file split by row groups).
+
+    Read sequentially on the task's thread (``readahead=0``): a worker already runs one
+    task per thread, so decoding ahead on more threads would oversubscribe its cores.
+    """
 
     def __init__(self, path, column, id_column, row_groups):
-        self.row_groups = list(row_groups)
-        super().__init__(path, column, id_column)
-        meta = self.file.metadata
-        self.n_rows = int(sum(meta.row_group(g).num_rows for g in self.row_groups))
-
-    def _batches(self, chunk_rows):
-        import pyarrow as pa
-
-        try:
-            yield from self.file.iter_batches(batch_size=chunk_rows, columns=self.columns.read,
-                                              row_groups=self.row_groups, use_threads=False)
-        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-            raise FileError(f"cannot read {self.path}: {exc}") from exc
+        super().__init__(path, column, id_column, row_groups=row_groups, readahead=0)
 
 
 class PartitionSource(Source):
@@ -431,7 +423,8 @@ def open_partition(part: Partition, data, spec: ReadSpec):
         if part.row_groups is not None:
             inner = _ParquetRowGroups(part.path, spec.column, spec.id_column, part.row_groups)
         else:
-            inner = file_source(part.path, spec.column, spec.id_column)
+            # One task per worker thread already: decode on it, not on more threads.
+            inner = file_source(part.path, spec.column, spec.id_column, readahead=0)
         name = part.path
         if part.n_rows >= 0 and inner.n_rows != part.n_rows:
             raise DataError(f"{part.path} has {inner.n_rows} rows but had {part.n_rows} when "

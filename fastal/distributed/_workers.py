@@ -58,12 +58,42 @@ def thread_plan(client) -> dict:
     Read from the scheduler's worker table (no round trip to the workers).
     """
     plan: dict = {}
-    for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
+    for address, nthreads in worker_table(client).items():
         threads, procs = plan.get(_host(address), (0, 0))
-        plan[_host(address)] = (threads + int(info.get("nthreads", 1)), procs + 1)
+        plan[_host(address)] = (threads + nthreads, procs + 1)
     if not plan:
         raise ArgumentError("client has no workers: start some (or pass --local-workers N)")
     return plan
+
+
+def _scheduler_workers(dask_scheduler=None):
+    return {address: int(ws.nthreads) for address, ws in dask_scheduler.workers.items()}
+
+
+def worker_table(client) -> dict:
+    """``{worker address: threads}``, asked of the scheduler now.
+
+    Not ``client.scheduler_info()``: the client's background refresh of that cached dict
+    carries no per-worker entries and can overwrite a fresh one, so its worker table was
+    seen empty on a live cluster (a test failed with 2 workers up).
+    """
+    return client.run_on_scheduler(_scheduler_workers)
+
+
+def live_workers(client, timeout: float = 60.0) -> list:
+    """Addresses of the cluster's workers, waiting up to ``timeout`` s for at least one
+    (a worker that was just lost is restarted by its nanny)."""
+    workers = list(worker_table(client))
+    if not workers:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except Exception as exc:  # distributed's and asyncio's TimeoutError
+            raise ArgumentError(f"client has no workers after waiting {timeout:.0f} s: start "
+                                f"some (or pass --local-workers N)") from exc
+        workers = list(worker_table(client))
+    if not workers:
+        raise ArgumentError("client has no workers: start some (or pass --local-workers N)")
+    return workers
 
 
 def cores() -> int:

@@ -13,9 +13,10 @@ from .._errors import ArgumentError, FileError
 from ._base import Chunk, Source, check_chunk_rows, compute_dtype
 from .arrays import ArraySource, to_numpy
 from .arrow import TableSource, directory_source, file_source
+from .convert import Converted, convert
 
-__all__ = ["Chunk", "Source", "as_source", "check_chunk_rows", "compute_dtype",
-           "is_table_or_path", "to_numpy"]
+__all__ = ["Chunk", "Converted", "Source", "as_source", "check_chunk_rows", "compute_dtype",
+           "convert", "is_table_or_path", "to_numpy"]
 
 
 def is_table_or_path(data) -> bool:

@@ -1,0 +1,185 @@
+"""Parquet scans: row groups decoded on threads give the in-memory answer, in bounded memory."""
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import fastal
+from fastal import FastalError, FileError
+import fastal.io.arrow as arrow
+from fastal.io.arrow import ParquetSource
+
+from conftest import random_probs
+
+N, C = 3000, 5
+
+
+@pytest.fixture(scope="module")
+def probs():
+    return random_probs(np.random.default_rng(3), N, C)
+
+
+def pool_table(values, layout="fixed"):
+    cols = {"id": pa.array(np.arange(values.shape[0], dtype=np.int64) * 3 + 1)}
+    if layout == "fixed":
+        cols["probs"] = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1])
+    elif layout == "list":
+        offsets = pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32))
+        cols["probs"] = pa.ListArray.from_arrays(offsets, pa.array(values.ravel()))
+    else:
+        for j in range(values.shape[1]):
+            cols[f"p{j}"] = pa.array(values[:, j])
+    return pa.table(cols)
+
+
+def write(path, values, row_group_rows, layout="fixed", compression="snappy"):
+    pq.write_table(pool_table(values, layout), path, row_group_size=row_group_rows,
+                   compression=compression)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_row_group_per_unit(monkeypatch):
+    """These pools are tiny: decode each row group as its own unit, as large files do."""
+    monkeypatch.setattr(arrow, "PARQUET_TASK_BYTES", 1)
+
+
+def fastal_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("fastal-parquet")]
+
+
+@pytest.mark.parametrize("row_group_rows", [29, 64, 301, 5000])
+@pytest.mark.parametrize("readahead", [None, 0, 3])  # None: cores - 1
+def test_top_k_is_the_in_memory_answer(tmp_path, probs, row_group_rows, readahead):
+    path = write(tmp_path / "pool.parquet", probs, row_group_rows)
+    for method in ("margin", "entropy"):
+        want = fastal.top_k(probs, 40, method)
+        want_scores = fastal.score(probs, method)
+        for chunk_rows in (13, 256, None):
+            source = ParquetSource(path, id_column="id", readahead=readahead)
+            got = fastal.top_k(source, 40, method, chunk_rows=chunk_rows)
+            np.testing.assert_array_equal(got.indices, want.indices)
+            np.testing.assert_array_equal(got.scores, want.scores)
+            np.testing.assert_array_equal(got.ids, want.indices * 3 + 1)
+            scores = fastal.score(ParquetSource(path, readahead=readahead), method,
+                                  chunk_rows=chunk_rows)
+            np.testing.assert_array_equal(scores, want_scores)
+    assert not fastal_threads()
+
+
+@pytest.mark.parametrize("layout", ["list", "columns"])
+def test_other_layouts(tmp_path, probs, layout):
+    path = write(tmp_path / "pool.parquet", probs, 97, layout, compression="zstd")
+    column = [f"p{j}" for j in range(C)] if layout == "columns" else None
+    want = fastal.top_k(probs, 25, "margin")
+    for readahead in (None, 2):
+        source = ParquetSource(path, column, "id", readahead=readahead)
+        got = fastal.top_k(source, 25, "margin", chunk_rows=50)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.scores, want.scores)
+
+
+def test_row_groups_subset_in_given_order(tmp_path, probs):
+    path = write(tmp_path / "pool.parquet", probs, 1000)
+    source = ParquetSource(path, id_column="id", row_groups=[2, 0], readahead=1)
+    assert source.n_rows == 2000
+    chunks = list(source.chunks(300))
+    values = np.concatenate([c.values for c in chunks])
+    np.testing.assert_array_equal(values, np.concatenate([probs[2000:], probs[:1000]]))
+    assert [c.start for c in chunks][:2] == [0, 300]
+
+
+def test_readahead_follows_the_byte_budget(tmp_path, probs, monkeypatch):
+    path = write(tmp_path / "pool.parquet", probs, 300, compression="none")
+    source = ParquetSource(path)
+    row_group = max(source._row_group_bytes(g) for g in source.row_groups)
+    assert row_group >= 300 * C * 4  # the values' bytes at least
+    monkeypatch.setattr(arrow.pa, "cpu_count", lambda: 8)
+    monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", 3 * row_group)
+    assert source.readahead() == 3
+    monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", row_group - 1)
+    assert source.readahead() == 0  # too large: streamed on one background thread
+    want = fastal.top_k(probs, 10, "ratio")
+    got = fastal.top_k(ParquetSource(path), 10, "ratio", chunk_rows=64)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    monkeypatch.setattr(arrow.pa, "cpu_count", lambda: 1)
+    monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", 1 << 40)
+    assert source.readahead() == 0
+    assert ParquetSource(path, readahead=5).readahead() == 5
+
+
+def test_small_row_groups_are_decoded_together(tmp_path, probs, monkeypatch):
+    path = write(tmp_path / "pool.parquet", probs, 100)
+    source = ParquetSource(path, id_column="id", readahead=2)
+    one = source._row_group_bytes(0)
+    monkeypatch.setattr(arrow, "PARQUET_TASK_BYTES", 3 * one - 1)
+    tasks = source._tasks()
+    assert tasks[0] == [0, 1, 2] and sum(tasks, []) == list(range(30))
+    got = fastal.top_k(source, 30, "least_confidence", chunk_rows=77)
+    want = fastal.top_k(probs, 30, "least_confidence")
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.ids, want.indices * 3 + 1)
+
+
+def test_bad_values_stop_the_decoders(tmp_path, probs):
+    bad = probs.copy()
+    bad[2500, 1] = np.nan
+    path = write(tmp_path / "pool.parquet", bad, 100)
+    with pytest.raises(FastalError, match="row 2500"):
+        fastal.top_k(ParquetSource(path, readahead=3), 5, "margin", chunk_rows=64)
+    assert not fastal_threads()
+
+
+def test_corrupt_row_group_is_a_file_error(tmp_path, probs):
+    path = write(tmp_path / "pool.parquet", probs, 300)
+    meta = pq.ParquetFile(path).metadata
+    offset = meta.row_group(6).column(1).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset:offset + 64] = b"\xff" * 64
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(bytes(data))
+    for readahead in (None, 0, 2):
+        with pytest.raises(FileError, match="cannot read .*broken.parquet"):
+            fastal.top_k(ParquetSource(broken, readahead=readahead), 5, "margin", chunk_rows=64)
+    assert not fastal_threads()
+
+
+MEMORY_CODE = """
+import pyarrow as pa, fastal
+from fastal.io import convert
+import fastal.io.arrow as arrow
+arrow.PARQUET_TASK_BYTES = 1  # one row group per unit
+peak = pa.default_memory_pool().max_memory
+for name in ("small", "big"):
+    convert(f"{dir}/{{name}}.parquet", f"{dir}/{{name}}.arrow", batch_rows=1 << 14)
+    print("CONVERT-" + name, peak())
+for name in ("small", "big"):
+    source = arrow.ParquetSource(f"{dir}/{{name}}.parquet", id_column="id")
+    assert source.readahead() >= 1, source.readahead()
+    rows = sum(chunk.values.shape[0] for chunk in source.chunks())
+    print("SCAN-" + name, peak())
+"""
+
+
+def test_scan_and_convert_memory_does_not_grow_with_the_file(tmp_path):
+    """Arrow's peak allocation: about the same for a 3 MB and a 14 MB pool (0.8 MB row groups)."""
+    rng = np.random.default_rng(0)
+    n = 300_000
+    values = rng.random((n, 10), dtype=np.float32)
+    write(tmp_path / "small.parquet", values[:n // 5], 1 << 14, compression="none")
+    write(tmp_path / "big.parquet", values, 1 << 14, compression="none")
+    code = MEMORY_CODE.format(dir=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    peaks = {k: int(v) for k, v in (line.split() for line in done.stdout.splitlines())}
+    # max_memory() is the peak so far: the big file may raise it by far less than the
+    # 11 MB of data it has more (a few row groups in flight, whatever the file size).
+    grown = n * (10 * 4 + 8) * 4 // 5
+    assert peaks["CONVERT-big"] - peaks["CONVERT-small"] < grown / 4, peaks
+    assert peaks["SCAN-big"] - peaks["SCAN-small"] < grown / 4, peaks
+    assert peaks["SCAN-big"] < grown, peaks
