@@ -424,13 +424,13 @@ class ParquetSource(ArrowSource):
         return int(max(0, min(fits, pa.cpu_count() - 1, len(tasks) - 1)))
 
     def _batches(self, chunk_rows):
-        ahead = self.readahead()
         try:
+            ahead = self.readahead()  # reads column paths from the footer: may not be UTF-8
             if ahead:
                 yield from self._parallel(chunk_rows, ahead)
             else:
                 yield from self._streamed(chunk_rows, background=self._readahead != 0)
-        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise FileError(f"cannot read {self.path}: {exc}") from exc
 
     def _peek_width(self) -> int:
