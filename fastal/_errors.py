@@ -4,8 +4,10 @@ Every user error is a :class:`FastalError` (a ``ValueError``), so ``except Fasta
 catches them all. The subclasses say which kind of problem it is:
 
 - :class:`DataError` -- the data itself: wrong shape or dtype, NaN/inf, rows that are not
-  probabilities, missing/null/duplicated ids, labels for rows not in the pool;
-- :class:`ArgumentError` -- an argument's value: ``k``, a method or strategy name, an option;
+  probabilities, missing/null/duplicated ids, labels for rows not in the pool, a column the
+  caller named that the data does not have;
+- :class:`ArgumentError` -- an argument's value: ``k``, a method or strategy name, an option,
+  a seed, a size, an output path of the wrong kind;
 - :class:`FileError` -- a path that is missing, unreadable, truncated, corrupt or of a
   foreign format (also an ``OSError``);
 - :class:`LedgerError` -- a project's label ledger: not a fastal ledger, another project's,

@@ -9,32 +9,32 @@ import numbers
 import numpy as np
 
 from ._config import CHUNK_BYTES, MIN_CHUNK_ROWS, PROBABILITY_TOLERANCE
-from ._errors import FastalError
+from ._errors import ArgumentError, DataError
 from .io.arrays import to_numpy
 
 def check_int(value, name, low, high=None):
     """An integer in [low, high] or a FastalError naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise FastalError(f"{name} must be an integer; got {value!r}")
+        raise ArgumentError(f"{name} must be an integer; got {value!r}")
     value = int(value)
     if value < low or (high is not None and value > high):
         upper = "" if high is None else f" and <= {high}"
-        raise FastalError(f"{name} must be >= {low}{upper}; got {value}")
+        raise ArgumentError(f"{name} must be >= {low}{upper}; got {value}")
     return value
 
 
 def check_k(k, n_unlabeled, n_pool):
     """``k`` as an int in [1, n_unlabeled]."""
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
-        raise FastalError(f"k must be a positive integer; got {k!r}")
+        raise ArgumentError(f"k must be a positive integer; got {k!r}")
     k = int(k)
     if k < 1:
-        raise FastalError(f"k must be >= 1; got {k}")
+        raise ArgumentError(f"k must be >= 1; got {k}")
     if n_unlabeled == 0:
-        raise FastalError(f"labeled covers all {n_pool} pool rows; nothing left to pick")
+        raise ArgumentError(f"labeled covers all {n_pool} pool rows; nothing left to pick")
     if k > n_unlabeled:
-        raise FastalError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled} "
-                          f"of {n_pool}); got {k}")
+        raise ArgumentError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled} "
+                            f"of {n_pool}); got {k}")
     return k
 
 
@@ -43,8 +43,8 @@ def make_rng(seed):
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as exc:
-        raise FastalError(f"seed must be None, an int or a numpy.random.Generator; "
-                          f"got {seed!r}") from exc
+        raise ArgumentError(f"seed must be None, an int or a numpy.random.Generator; "
+                            f"got {seed!r}") from exc
 
 
 def as_embeddings(X, name="X"):
@@ -54,12 +54,12 @@ def as_embeddings(X, name="X"):
     """
     a = to_numpy(X, name)
     if a.dtype.kind not in "biuf":
-        raise FastalError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+        raise DataError(f"{name} must be a real numeric array; got dtype {a.dtype}")
     if a.ndim != 2:
-        raise FastalError(f"{name} must be 2-D (rows, dims); got shape {a.shape}")
+        raise DataError(f"{name} must be 2-D (rows, dims); got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise FastalError(f"{name} must have at least one row and one column; "
-                          f"got shape {a.shape}")
+        raise DataError(f"{name} must have at least one row and one column; "
+                        f"got shape {a.shape}")
     if a.dtype != np.float32 and a.dtype != np.float64:
         a = a.astype(np.float32)
     return np.ascontiguousarray(a)
@@ -71,8 +71,8 @@ def check_finite(a, name="X", chunk_rows=None):
     for start in range(0, a.shape[0], chunk):
         ok = np.isfinite(a[start:start + chunk]).all(axis=1)
         if not ok.all():
-            raise FastalError(f"{name} must be finite; row {start + int(np.flatnonzero(~ok)[0])} "
-                              "contains NaN or inf")
+            raise DataError(f"{name} must be finite; row {start + int(np.flatnonzero(~ok)[0])} "
+                            "contains NaN or inf")
 
 
 def as_probs(probs, n_pool):
@@ -82,14 +82,14 @@ def as_probs(probs, n_pool):
     """
     p = to_numpy(probs, "probs")
     if p.dtype.kind not in "biuf":
-        raise FastalError(f"probs must be a real numeric array; got dtype {p.dtype}")
+        raise DataError(f"probs must be a real numeric array; got dtype {p.dtype}")
     if p.ndim != 2:
-        raise FastalError(f"probs must be 2-D (rows, classes); got shape {p.shape}")
+        raise DataError(f"probs must be 2-D (rows, classes); got shape {p.shape}")
     if p.shape[0] != n_pool:
-        raise FastalError(f"probs must have one row per pool row ({n_pool} rows like X); "
-                          f"got {p.shape[0]} rows")
+        raise DataError(f"probs must have one row per pool row ({n_pool} rows like X); "
+                        f"got {p.shape[0]} rows")
     if p.shape[1] == 0:
-        raise FastalError(f"probs must have at least one class column; got shape {p.shape}")
+        raise DataError(f"probs must have at least one class column; got shape {p.shape}")
     if p.dtype != np.float32 and p.dtype != np.float64:
         p = p.astype(np.float32)
     return np.ascontiguousarray(p)
@@ -101,21 +101,21 @@ def parse_labeled(labeled, n_pool):
         return np.empty(0, dtype=np.int64)
     lab = to_numpy(labeled, "labeled")
     if lab.ndim != 1:
-        raise FastalError("labeled must be 1-D: pool row positions or a boolean mask of "
-                          f"length {n_pool}; got shape {lab.shape}")
+        raise DataError("labeled must be 1-D: pool row positions or a boolean mask of "
+                        f"length {n_pool}; got shape {lab.shape}")
     if lab.size == 0:
         return np.empty(0, dtype=np.int64)
     if lab.dtype.kind == "b":
         if lab.shape[0] != n_pool:
-            raise FastalError(f"labeled as a boolean mask must have length {n_pool} "
-                              f"(pool rows); got length {lab.shape[0]}")
+            raise DataError(f"labeled as a boolean mask must have length {n_pool} "
+                            f"(pool rows); got length {lab.shape[0]}")
         return np.flatnonzero(lab).astype(np.int64)
     if lab.dtype.kind not in "iu":
-        raise FastalError("labeled must hold integer pool row positions (or be a boolean "
-                          f"mask); got dtype {lab.dtype}")
+        raise DataError("labeled must hold integer pool row positions (or be a boolean "
+                        f"mask); got dtype {lab.dtype}")
     lo, hi = int(lab.min()), int(lab.max())
     if lo < 0 or hi >= n_pool:
-        raise FastalError(f"labeled positions must be in [0, {n_pool}); "
+        raise DataError(f"labeled positions must be in [0, {n_pool}); "
                           f"got {lo if lo < 0 else hi}")
     return np.unique(lab.astype(np.int64))
 
@@ -126,11 +126,11 @@ def raise_bad_probability_row(row, where, from_logits):
     what = "logits" if from_logits else "probabilities"
     if not np.isfinite(row).all():
         j = int(np.flatnonzero(~np.isfinite(row))[0])
-        raise FastalError(f"{where} contains {row[j]} at column {j}; {what} must be finite")
+        raise DataError(f"{where} contains {row[j]} at column {j}; {what} must be finite")
     if row.min() < -PROBABILITY_TOLERANCE:
         j = int(np.argmin(row))
-        raise FastalError(f"{where} has a negative probability {row[j]:.6g} at column {j}; "
-                          f"pass from_logits=True if these are logits")
-    raise FastalError(
+        raise DataError(f"{where} has a negative probability {row[j]:.6g} at column {j}; "
+                        f"pass from_logits=True if these are logits")
+    raise DataError(
         f"{where} sums to {row.sum():.6g}, not 1 (tolerance {PROBABILITY_TOLERANCE}); "
         f"pass from_logits=True if these are logits, or normalise the rows")

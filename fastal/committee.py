@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import CHUNK_BYTES, MIN_CHUNK_ROWS
-from ._errors import FastalError
+from ._errors import ArgumentError, DataError
 from ._kernels import committee as _k
 from .io import check_chunk_rows, compute_dtype, to_numpy
 
@@ -58,19 +58,19 @@ def check_methods(methods, valid, kind="committee") -> tuple:
     try:
         names = tuple(names)
     except TypeError:
-        raise FastalError(
+        raise ArgumentError(
             f"method must be a name or a sequence of names; got {methods!r}") from None
     if not names:
-        raise FastalError(f"methods must name at least one {kind} method; got {methods!r}")
+        raise ArgumentError(f"methods must name at least one {kind} method; got {methods!r}")
     canonical = []
     for name in names:
         resolved = COMMITTEE_ALIASES.get(name, name) if isinstance(name, str) else name
         if not isinstance(resolved, str) or resolved not in valid:
             aliases = [a for a, c in COMMITTEE_ALIASES.items() if c in valid]
             listed = ", ".join(valid) + (f" (aliases: {', '.join(aliases)})" if aliases else "")
-            raise FastalError(f"{kind} method must be one of {listed}; got {name!r}")
+            raise ArgumentError(f"{kind} method must be one of {listed}; got {name!r}")
         if resolved in canonical:
-            raise FastalError(f"method {name!r} is requested twice (as {resolved!r})")
+            raise ArgumentError(f"method {name!r} is requested twice (as {resolved!r})")
         canonical.append(resolved)
     return tuple(canonical)
 
@@ -82,14 +82,14 @@ def _codes(methods, table) -> np.ndarray:
 def _as_2d_out(out, n_methods, rows, what="out"):
     """``out`` as (n_methods, rows); a 1-D ``out`` is accepted for a single method."""
     if not isinstance(out, np.ndarray) or out.dtype not in (np.float32, np.float64):
-        raise FastalError(f"{what} must be a float32 or float64 ndarray; got {type(out).__name__}"
-                          + (f" of dtype {out.dtype}" if isinstance(out, np.ndarray) else ""))
+        raise ArgumentError(f"{what} must be a float32 or float64 ndarray; got {type(out).__name__}"
+                            + (f" of dtype {out.dtype}" if isinstance(out, np.ndarray) else ""))
     if out.ndim == 1 and n_methods == 1:
         out = out[np.newaxis, :]
     if out.shape != (n_methods, rows):
-        raise FastalError(f"{what} must have shape ({n_methods}, {rows}) (methods, rows)"
-                          + (f" or ({rows},)" if n_methods == 1 else "")
-                          + f"; got {out.shape}")
+        raise ArgumentError(f"{what} must have shape ({n_methods}, {rows}) (methods, rows)"
+                            + (f" or ({rows},)" if n_methods == 1 else "")
+                            + f"; got {out.shape}")
     return out
 
 
@@ -227,7 +227,7 @@ def votes_chunk(votes, methods, n_classes, out, start=0, name="votes"):
         r = int(np.flatnonzero(np.isnan(out2[0]))[0])
         column = votes[:, r]
         m = int(np.flatnonzero((column < 0) | (column >= n_classes))[0])
-        raise FastalError(
+        raise DataError(
             f"row {start + r} of {name}, member {m}, votes for class {int(column[m])}; "
             f"labels must be in [0, {int(n_classes)})")
 
@@ -258,10 +258,10 @@ def regression_chunk(values, out, start=0, name="predictions"):
         bad = np.flatnonzero(~np.isfinite(column))
         if bad.size:
             m = int(bad[0])
-            raise FastalError(f"row {start + r} of {name}, member {m}, is {column[m]}; "
-                              f"predictions must be finite")
-        raise FastalError(f"row {start + r} of {name}: the spread of the predictions "
-                          f"overflows float64")
+            raise DataError(f"row {start + r} of {name}, member {m}, is {column[m]}; "
+                            f"predictions must be finite")
+        raise DataError(f"row {start + r} of {name}: the spread of the predictions "
+                        f"overflows float64")
 
 
 def egl_chunk(features, probs, out, *, methods=("expected_gradient_length",),
@@ -309,12 +309,12 @@ def egl_chunk(features, probs, out, *, methods=("expected_gradient_length",),
     out2 = _as_2d_out(out, len(methods), n_rows)
     if features is None:
         if "expected_gradient_length" in methods:
-            raise FastalError("expected_gradient_length needs features (the embeddings x); "
-                              "got features=None")
+            raise ArgumentError("expected_gradient_length needs features (the embeddings x); "
+                                "got features=None")
         features = np.empty((n_rows, 0), dtype=probs.dtype)
     elif features.shape[0] != n_rows:
-        raise FastalError(f"features and probs must have the same rows; got "
-                          f"{features.shape[0]} and {n_rows}")
+        raise DataError(f"features and probs must have the same rows; got "
+                        f"{features.shape[0]} and {n_rows}")
     n_bad = _k._egl_scores(features, probs, _codes(methods, _EGL_CODES), bool(from_logits),
                            bool(include_bias), PROBABILITY_TOLERANCE, out2)
     if n_bad:
@@ -322,8 +322,8 @@ def egl_chunk(features, probs, out, *, methods=("expected_gradient_length",),
         x = features[r].astype(np.float64)
         if not np.isfinite(x).all():
             j = int(np.flatnonzero(~np.isfinite(x))[0])
-            raise FastalError(f"row {start + r} of {name} features contains {x[j]} at "
-                              f"column {j}; embeddings must be finite")
+            raise DataError(f"row {start + r} of {name} features contains {x[j]} at "
+                            f"column {j}; embeddings must be finite")
         _raise_bad_probability_row(probs[r], f"row {start + r} of {name}", from_logits)
 
 
@@ -342,7 +342,7 @@ def _raise_bad_member_row(members, scores, start, from_logits, name):
         if not ok:
             _raise_bad_probability_row(row, f"row {start + r} of {name}, member {m},",
                                        from_logits)
-    raise FastalError(f"row {start + r} of {name} could not be scored")  # pragma: no cover
+    raise DataError(f"row {start + r} of {name} could not be scored")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------- in memory
@@ -356,34 +356,34 @@ def _members_array(members):
     """
     if isinstance(members, (list, tuple)):
         if len(members) == 0:
-            raise FastalError("members is an empty list; committee methods need at least "
-                              "2 members")
+            raise DataError("members is an empty list; committee methods need at least "
+                            "2 members")
         arrays = [to_numpy(a, f"members[{m}]") for m, a in enumerate(members)]
         first = arrays[0].shape
         for m, a in enumerate(arrays):
             if a.shape != first:
-                raise FastalError(f"every member must have the same shape; members[0] has "
-                                  f"shape {first} but members[{m}] has shape {a.shape}")
+                raise DataError(f"every member must have the same shape; members[0] has "
+                                f"shape {first} but members[{m}] has shape {a.shape}")
             if a.dtype != arrays[0].dtype:
-                raise FastalError(f"every member must have the same dtype; members[0] is "
-                                  f"{arrays[0].dtype} but members[{m}] is {a.dtype}")
+                raise DataError(f"every member must have the same dtype; members[0] is "
+                                f"{arrays[0].dtype} but members[{m}] is {a.dtype}")
         if arrays[0].ndim not in (1, 2):
-            raise FastalError(f"each member must be (rows, classes) probabilities or (rows,) "
-                              f"votes/predictions; members[0] has shape {first}")
+            raise DataError(f"each member must be (rows, classes) probabilities or (rows,) "
+                            f"votes/predictions; members[0] has shape {first}")
         shape = (len(arrays),) + first
         dtype = arrays[0].dtype
         stacked = arrays
     else:
         stacked = to_numpy(members, "members")
         if stacked.ndim not in (2, 3):
-            raise FastalError(f"members must be 3-D (members, rows, classes) or 2-D "
-                              f"(members, rows); got shape {stacked.shape}")
+            raise DataError(f"members must be 3-D (members, rows, classes) or 2-D "
+                            f"(members, rows); got shape {stacked.shape}")
         shape = stacked.shape
         dtype = stacked.dtype
     if shape[0] < 2:
-        raise FastalError(f"committee methods need at least 2 members; got {shape[0]}")
+        raise DataError(f"committee methods need at least 2 members; got {shape[0]}")
     if shape[1] == 0:
-        raise FastalError("members is empty: the pool has no rows to score")
+        raise DataError("members is empty: the pool has no rows to score")
     return stacked, shape, np.dtype(dtype)
 
 
@@ -452,42 +452,42 @@ def score_committee(members, method_or_methods, *, from_logits=False, chunk_rows
     stacked, shape, dtype = _members_array(members)
     n_members, n_rows = shape[0], shape[1]
     if dtype.kind == "b" or dtype.kind not in "iuf":
-        raise FastalError(f"members must hold real numbers or integer votes; got dtype {dtype}")
+        raise DataError(f"members must hold real numbers or integer votes; got dtype {dtype}")
     single = isinstance(method_or_methods, str)
     chunk_rows = check_chunk_rows(chunk_rows)
     if len(shape) == 3:
         kind = "committee"
         methods = check_methods(method_or_methods, COMMITTEE_METHODS)
         if shape[2] < 2:
-            raise FastalError(f"members must have at least 2 classes per row (members, rows, "
-                              f"classes); got {shape[2]}")
+            raise DataError(f"members must have at least 2 classes per row (members, rows, "
+                            f"classes); got {shape[2]}")
         dtype = compute_dtype(dtype, "members")
     elif dtype.kind in "iu":
         kind = "votes"
         methods = check_methods(method_or_methods, VOTE_METHODS, "vote")
         if from_logits:
-            raise FastalError("from_logits applies to (members, rows, classes) outputs; "
-                              "members are integer votes")
+            raise ArgumentError("from_logits applies to (members, rows, classes) outputs; "
+                                "members are integer votes")
         lowest = min(int(np.min(a)) for a in stacked) if isinstance(stacked, list) \
             else int(stacked.min())
         highest = max(int(np.max(a)) for a in stacked) if isinstance(stacked, list) \
             else int(stacked.max())
         if n_classes is None:
             if lowest < 0:
-                raise FastalError(f"votes must be class labels >= 0; got {lowest}")
+                raise DataError(f"votes must be class labels >= 0; got {lowest}")
             n_classes = highest + 1
         elif isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) \
                 or n_classes < 2:
-            raise FastalError(f"n_classes must be an integer >= 2; got {n_classes!r}")
+            raise ArgumentError(f"n_classes must be an integer >= 2; got {n_classes!r}")
     else:
         kind = "regression"
         methods = check_methods(method_or_methods, REGRESSION_METHODS, "regression")
         if from_logits:
-            raise FastalError("from_logits applies to (members, rows, classes) outputs; "
-                              "members are 2-D regression predictions")
+            raise ArgumentError("from_logits applies to (members, rows, classes) outputs; "
+                                "members are 2-D regression predictions")
         dtype = compute_dtype(dtype, "members")
     if kind != "votes" and n_classes is not None:
-        raise FastalError("n_classes applies to integer votes only")
+        raise ArgumentError("n_classes applies to integer votes only")
 
     width = shape[2] if len(shape) == 3 else 1
     if chunk_rows is None:

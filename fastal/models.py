@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._config import CHUNK_BYTES, MIN_CHUNK_ROWS
-from ._errors import FastalError
+from ._errors import ArgumentError, DataError
 from ._kernels import committee as _kc
 from ._kernels import linear as _kl
 from ._kernels import uncertainty as _ku
@@ -23,6 +23,7 @@ from .committee import (
     egl_chunk,
 )
 from .io import check_chunk_rows, compute_dtype, to_numpy
+from ._validation import make_rng
 
 #: Same names as ``fastal.scoring.UNCERTAINTY_METHODS`` (a test keeps them equal).
 UNCERTAINTY_METHODS = ("entropy", "least_confidence", "margin", "ratio")
@@ -33,11 +34,11 @@ _UNCERTAINTY_CODES = {"entropy": _ku.ENTROPY, "least_confidence": _ku.LEAST_CONF
 def _real_matrix(a, what, ndim=2):
     a = to_numpy(a, what)
     if a.ndim != ndim:
-        raise FastalError(f"{what} must be {ndim}-D; got shape {a.shape}")
+        raise DataError(f"{what} must be {ndim}-D; got shape {a.shape}")
     dtype = compute_dtype(a.dtype, what)
     a = np.asarray(a, dtype=np.float64)
     if not np.isfinite(a).all():
-        raise FastalError(f"{what} contains NaN or inf")
+        raise DataError(f"{what} contains NaN or inf")
     return a, dtype
 
 
@@ -63,18 +64,18 @@ class LinearHead:
     def __init__(self, W, b=None, *, classes=None):
         W, _ = _real_matrix(W, "W")
         if W.shape[0] < 1 or W.shape[1] < 2:
-            raise FastalError(f"W must be (features, classes) with at least 1 feature and 2 "
-                              f"classes; got shape {W.shape}")
+            raise DataError(f"W must be (features, classes) with at least 1 feature and 2 "
+                            f"classes; got shape {W.shape}")
         if b is not None:
             b, _ = _real_matrix(b, "b", ndim=1)
             if b.shape != (W.shape[1],):
-                raise FastalError(f"b must have shape ({W.shape[1]},) to match W of shape "
-                                  f"{W.shape}; got {b.shape}")
+                raise DataError(f"b must have shape ({W.shape[1]},) to match W of shape "
+                                f"{W.shape}; got {b.shape}")
         if classes is not None:
             classes = np.asarray(classes)
             if classes.shape != (W.shape[1],):
-                raise FastalError(f"classes must have one label per column of W "
-                                  f"({W.shape[1]}); got shape {classes.shape}")
+                raise DataError(f"classes must have one label per column of W "
+                                f"({W.shape[1]}); got shape {classes.shape}")
         self.W = W
         self.b = b
         self.classes = classes
@@ -100,7 +101,7 @@ class LinearHead:
         decision values is a monotone scoring, not a calibrated probability.
         """
         if not hasattr(estimator, "coef_"):
-            raise FastalError(
+            raise ArgumentError(
                 f"from_sklearn needs a fitted linear estimator with coef_ and intercept_; "
                 f"{type(estimator).__name__} has no coef_ (is it fitted? for other models "
                 f"use ProbaModel)")
@@ -153,8 +154,8 @@ class LinearHead:
             out = np.empty((X.shape[0], self.n_classes), dtype=X.dtype)
         elif (out.shape != (X.shape[0], self.n_classes) or out.dtype != X.dtype
               or not out.flags.writeable):
-            raise FastalError(f"out must be a writable ({X.shape[0]}, {self.n_classes}) "
-                              f"{X.dtype} array; got {out.dtype} {out.shape}")
+            raise ArgumentError(f"out must be a writable ({X.shape[0]}, {self.n_classes}) "
+                                f"{X.dtype} array; got {out.dtype} {out.shape}")
         _kl.linear_logits(X, W, b, out)
         return out
 
@@ -175,8 +176,8 @@ class ProbaModel:
 
     def __init__(self, estimator):
         if not callable(getattr(estimator, "predict_proba", None)):
-            raise FastalError(f"estimator has no predict_proba ({type(estimator).__name__}); "
-                              f"wrap a classifier that outputs class probabilities")
+            raise ArgumentError(f"estimator has no predict_proba ({type(estimator).__name__}); "
+                                f"wrap a classifier that outputs class probabilities")
         self.estimator = estimator
         self.classes = getattr(estimator, "classes_", None)
 
@@ -185,9 +186,9 @@ class ProbaModel:
         probs = to_numpy(self.estimator.predict_proba(X_chunk), "predict_proba output")
         rows = X_chunk.shape[0]
         if probs.ndim != 2 or probs.shape[0] != rows or probs.shape[1] < 2:
-            raise FastalError(f"estimator.predict_proba must return (rows, classes) with at "
-                              f"least 2 classes for the {rows} rows of {name} starting at "
-                              f"row {start}; got shape {probs.shape}")
+            raise DataError(f"estimator.predict_proba must return (rows, classes) with at "
+                            f"least 2 classes for the {rows} rows of {name} starting at "
+                            f"row {start}; got shape {probs.shape}")
         return np.asarray(probs, dtype=compute_dtype(probs.dtype, "predict_proba output"))
 
     def __repr__(self):
@@ -209,18 +210,20 @@ class Committee:
     def __init__(self, members):
         members = list(members)
         if len(members) < 2:
-            raise FastalError(f"committee methods need at least 2 members; got {len(members)}")
+            raise ArgumentError(f"committee methods need at least 2 members; got {len(members)}")
         kinds = {type(m) for m in members}
         if kinds == {LinearHead}:
             first = members[0]
             for m, head in enumerate(members):
                 if (head.n_features, head.n_classes) != (first.n_features, first.n_classes):
-                    raise FastalError(
+                    raise DataError(
                         f"every head must have the same (features, classes); members[0] has "
                         f"{(first.n_features, first.n_classes)} but members[{m}] has "
                         f"{(head.n_features, head.n_classes)}")
                 if (head.b is None) != (first.b is None):
-                    raise FastalError("either every head has a bias or none has")
+                    raise DataError(f"either every head has a bias or none has; members[0] "
+                                    f"{'has none' if first.b is None else 'has one'} but "
+                                    f"members[{m}] {'has none' if head.b is None else 'has one'}")
             weights = np.hstack([h.W for h in members])
             bias = None if first.b is None else np.concatenate([h.b for h in members])
             self._stacked = LinearHead(weights, bias)
@@ -229,14 +232,14 @@ class Committee:
             self._stacked = None
             self.n_classes = None
         else:
-            raise FastalError("Committee members must all be LinearHead or all be ProbaModel; "
-                              f"got {sorted(k.__name__ for k in kinds)}")
+            raise ArgumentError("Committee members must all be LinearHead or all be ProbaModel; "
+                                f"got {sorted(k.__name__ for k in kinds)}")
         self.classes = members[0].classes
         for m, member in enumerate(members):
             if (member.classes is None) != (self.classes is None) or (
                     member.classes is not None
                     and not np.array_equal(member.classes, self.classes)):
-                raise FastalError(
+                raise DataError(
                     f"members[{m}] has classes {member.classes} but members[0] has "
                     f"{self.classes}; every member must predict the same classes in the "
                     f"same order")
@@ -255,8 +258,8 @@ class Committee:
         probs = [m.probs(X_chunk, name, start) for m in self.members]
         shapes = {p.shape for p in probs}
         if len(shapes) > 1:
-            raise FastalError(f"committee members returned probabilities of different shapes "
-                              f"{sorted(shapes)}")
+            raise DataError(f"committee members returned probabilities of different shapes "
+                            f"{sorted(shapes)}")
         return np.stack(probs), False
 
     def __repr__(self):
@@ -267,10 +270,10 @@ def _embeddings(X_chunk, n_features, name="data"):
     """View the chunk as a (rows, d) float32/float64 array, checking d."""
     X = to_numpy(X_chunk, name)
     if X.ndim != 2:
-        raise FastalError(f"{name} must be 2-D (rows, features); got shape {X.shape}")
+        raise DataError(f"{name} must be 2-D (rows, features); got shape {X.shape}")
     if X.shape[1] != n_features:
-        raise FastalError(f"{name} has {X.shape[1]} features per row but the model expects "
-                          f"{n_features}")
+        raise DataError(f"{name} has {X.shape[1]} features per row but the model expects "
+                        f"{n_features}")
     dtype = compute_dtype(X.dtype, name)
     return X if X.dtype == dtype else X.astype(dtype)
 
@@ -280,8 +283,8 @@ def _raise_bad_embedding(X, r, start, name):
     x = np.asarray(X[r], dtype=np.float64)
     if not np.isfinite(x).all():
         j = int(np.flatnonzero(~np.isfinite(x))[0])
-        raise FastalError(f"row {start + r} of {name} contains {x[j]} at column {j}; "
-                          f"embeddings must be finite")
+        raise DataError(f"row {start + r} of {name} contains {x[j]} at column {j}; "
+                        f"embeddings must be finite")
 
 
 def bootstrap_committee(X_labeled, y_labeled, n_members, seed=None, estimator=None,
@@ -330,16 +333,16 @@ def bootstrap_committee(X_labeled, y_labeled, n_members, seed=None, estimator=No
     X, _ = _real_matrix(X_labeled, "X_labeled")
     y = np.asarray(y_labeled)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise FastalError(f"y_labeled must be 1-D with one label per row of X_labeled "
-                          f"({X.shape[0]}); got shape {y.shape}")
+        raise DataError(f"y_labeled must be 1-D with one label per row of X_labeled "
+                        f"({X.shape[0]}); got shape {y.shape}")
     if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)) \
             or n_members < 2:
-        raise FastalError(f"committee methods need at least 2 members; got n_members="
-                          f"{n_members!r}")
+        raise ArgumentError(f"committee methods need at least 2 members; got n_members="
+                            f"{n_members!r}")
     classes = np.unique(y)
     if classes.size < 2:
-        raise FastalError(f"y_labeled must contain at least 2 classes; got {classes.tolist()}")
-    rng = np.random.default_rng(seed)
+        raise DataError(f"y_labeled must contain at least 2 classes; got {classes.tolist()}")
+    rng = make_rng(seed)
     base = LogisticRegression(max_iter=1000) if estimator is None else estimator
     n = y.shape[0]
     heads = []
@@ -351,7 +354,7 @@ def bootstrap_committee(X_labeled, y_labeled, n_members, seed=None, estimator=No
         else:
             counts = dict(zip(*np.unique(y, return_counts=True)))
             rare = min(counts, key=counts.get)
-            raise FastalError(
+            raise DataError(
                 f"{max_attempts} bootstrap resamples of the {n} labeled rows all missed a "
                 f"class (rarest: {rare!r} with {counts[rare]} example(s)); label more "
                 f"examples of the rare classes or use fewer classes")
@@ -378,8 +381,8 @@ def model_methods(model) -> tuple:
         return UNCERTAINTY_METHODS + ("expected_gradient_length_bias",)
     if isinstance(model, Committee):
         return COMMITTEE_METHODS
-    raise FastalError(f"model must be a LinearHead, Committee or ProbaModel; got "
-                      f"{type(model).__name__}")
+    raise ArgumentError(f"model must be a LinearHead, Committee or ProbaModel; got "
+                        f"{type(model).__name__}")
 
 
 def check_model_methods(model, methods) -> tuple:
@@ -420,8 +423,8 @@ def model_chunk_scores(model, X_chunk, methods, out, *, start=0, name="data"):
     valid = model_methods(model)
     for method in methods:
         if method not in valid:
-            raise FastalError(f"{type(model).__name__} method must be one of "
-                              f"{', '.join(valid)}; got {method!r}")
+            raise ArgumentError(f"{type(model).__name__} method must be one of "
+                                f"{', '.join(valid)}; got {method!r}")
     if isinstance(model, Committee):
         n_features = model._stacked.n_features if model._stacked is not None else None
     else:
@@ -470,8 +473,8 @@ def _raise_bad_output(X, values, scores, from_logits, start, name):
     r = int(np.flatnonzero(np.isnan(scores))[0])
     _raise_bad_embedding(X, r, start, name)
     if from_logits:
-        raise FastalError(f"row {start + r} of {name} gives non-finite logits from finite "
-                          f"embeddings (overflow: check the scale of the embeddings and W)")
+        raise DataError(f"row {start + r} of {name} gives non-finite logits from finite "
+                        f"embeddings (overflow: check the scale of the embeddings and W)")
     _raise_bad_probability_row(values[r], f"row {start + r} of {name} (predict_proba output)",
                                False)
 
@@ -505,9 +508,9 @@ def score_model(model, X, methods, *, chunk_rows=None):
     methods = check_model_methods(model, methods)
     X = to_numpy(X, "X")
     if X.ndim != 2:
-        raise FastalError(f"X must be 2-D (rows, features); got shape {X.shape}")
+        raise DataError(f"X must be 2-D (rows, features); got shape {X.shape}")
     if X.shape[0] == 0:
-        raise FastalError("X is empty: the pool has no rows to score")
+        raise DataError("X is empty: the pool has no rows to score")
     chunk_rows = check_chunk_rows(chunk_rows)
     if chunk_rows is None:
         chunk_rows = max(MIN_CHUNK_ROWS, 4 * CHUNK_BYTES // max(1, X.shape[1] * X.itemsize))

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from . import committee as _committee
-from ._errors import FastalError
+from ._errors import ArgumentError, DataError, FastalError
 from ._kernels import uncertainty as _k
 from ._selection import Selection
 from ._validation import raise_bad_probability_row
@@ -44,16 +44,16 @@ def check_method(method) -> str:
     if isinstance(method, str):
         method = _committee.COMMITTEE_ALIASES.get(method, method)
     if not isinstance(method, str) or method not in METHODS:
-        raise FastalError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     return method
 
 
 def _open(data, column, id_column, min_width=2) -> Source:
     source = as_source(data, column=column, id_column=id_column)
     if source.n_rows == 0:
-        raise FastalError(f"{source.name} is empty: the pool has no rows to score")
+        raise DataError(f"{source.name} is empty: the pool has no rows to score")
     if source.width < min_width:
-        raise FastalError(
+        raise DataError(
             f"{source.name} must have at least 2 classes per row (rows, classes); "
             f"got {source.width}"
         )
@@ -76,8 +76,8 @@ def _plan(data, method, *, from_logits, column, id_column, model, n_classes, chu
 
         (method,) = check_model_methods(model, method)
         if from_logits:
-            raise FastalError("from_logits does not apply with model=: the model computes "
-                              "the outputs from the embeddings")
+            raise ArgumentError("from_logits does not apply with model=: the model computes "
+                                "the outputs from the embeddings")
         source = _open(data, column, id_column, min_width=1)
 
         def scorer(chunk, out):
@@ -87,7 +87,7 @@ def _plan(data, method, *, from_logits, column, id_column, model, n_classes, chu
     if method in UNCERTAINTY_METHODS:
         source = _open(data, column, id_column)
         if source.n_members > 1:
-            raise FastalError(
+            raise ArgumentError(
                 f"{method} scores one probability vector per row, but {len(column)} list "
                 f"columns were named (one per committee member): use a committee method "
                 f"such as 'bald' or 'vote_entropy', or name one column")
@@ -98,7 +98,7 @@ def _plan(data, method, *, from_logits, column, id_column, model, n_classes, chu
         return method, source, scorer
     if method in EGL_METHODS:
         if method == "expected_gradient_length":
-            raise FastalError(
+            raise ArgumentError(
                 "expected_gradient_length needs the features and the model: pass the "
                 "embeddings as data and model=fastal.models.LinearHead(W, b); from "
                 "probabilities alone use 'expected_gradient_length_bias'")
@@ -114,7 +114,7 @@ def _plan(data, method, *, from_logits, column, id_column, model, n_classes, chu
 
             arr = to_numpy(data, "members")
             if arr.ndim == 2 and (arr.dtype.kind == "f" or method not in _committee.VOTE_METHODS):
-                raise FastalError(
+                raise DataError(
                     f"{method} needs the outputs of several models: a (members, rows, classes) "
                     f"array or a list of (rows, classes) arrays (or (members, rows) integer "
                     f"votes for vote_entropy / variation_ratio); got a 2-D {arr.dtype} array "
@@ -127,18 +127,18 @@ def _plan(data, method, *, from_logits, column, id_column, model, n_classes, chu
     source = _open(data, column, id_column, min_width=1)
     if method in _committee.REGRESSION_METHODS:
         if source.n_members > 1 or source.width < 2:
-            raise FastalError(f"{method} reads one float column per member: pass "
-                              f"column=['member0', 'member1', ...]")
+            raise ArgumentError(f"{method} reads one float column per member: pass "
+                                f"column=['member0', 'member1', ...]")
 
         def scorer(chunk, out):
             _committee.regression_chunk(chunk.values.T, out, start=chunk.start, name=source.name)
         return method, source, scorer
     if method in _committee.VOTE_METHODS and source.n_members < 2:
-        raise FastalError(f"{method} from Arrow data reads one list column of class "
-                          f"probabilities per member; pass hard votes as an in-memory "
-                          f"(members, rows) integer array")
+        raise ArgumentError(f"{method} from Arrow data reads one list column of class "
+                            f"probabilities per member; pass hard votes as an in-memory "
+                            f"(members, rows) integer array")
     if source.n_members < 2:
-        raise FastalError(
+        raise ArgumentError(
             f"committee method {method!r} reads one list column per member from Arrow data: "
             f"pass column=['member0', 'member1', ...] (at least 2)")
     n_members = source.n_members
@@ -263,8 +263,8 @@ def _check_out(out, n_rows):
             or not out.flags.c_contiguous or not out.flags.writeable:
         what = (f"{out.dtype} array of shape {out.shape}" if isinstance(out, np.ndarray)
                 else type(out).__name__)
-        raise FastalError(f"out must be a writeable contiguous float32 array of shape "
-                          f"({n_rows},); got {what}")
+        raise ArgumentError(f"out must be a writeable contiguous float32 array of shape "
+                            f"({n_rows},); got {what}")
 
 
 class TopK:
@@ -312,11 +312,11 @@ class TopK:
 def check_k(k, n_rows: int, name: str) -> int:
     """Validate a batch size against the pool size."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise FastalError(f"k must be a positive integer; got {k!r}")
+        raise ArgumentError(f"k must be a positive integer; got {k!r}")
     if k < 1:
-        raise FastalError(f"k must be >= 1; got {k}")
+        raise ArgumentError(f"k must be >= 1; got {k}")
     if k > n_rows:
-        raise FastalError(f"k={k} is larger than the pool ({name} has {n_rows} rows)")
+        raise ArgumentError(f"k={k} is larger than the pool ({name} has {n_rows} rows)")
     return int(k)
 
 

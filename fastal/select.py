@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._errors import FastalError
+from ._errors import ArgumentError, DataError
 from ._selection import Selection
 from ._validation import make_rng, parse_labeled
 from .io import to_numpy
@@ -163,9 +163,9 @@ def _uncertain_kcenter(pool: _Pool, k, beta=10, method="margin", metric="l2"):
     from .diversity.kcenter import kcenter
 
     if not isinstance(beta, (int, float, np.integer, np.floating)) or beta < 1:
-        raise FastalError(f"beta must be a number >= 1; got {beta!r}")
+        raise ArgumentError(f"beta must be a number >= 1; got {beta!r}")
     if method not in UNCERTAINTY_METHODS:
-        raise FastalError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}")
     scores = pool.uncertainty(method)
     n_candidates = min(pool.unlabeled.size, max(k, int(np.ceil(beta * k))))
     candidates = np.sort(_top_unlabeled(scores, n_candidates, pool))
@@ -184,7 +184,7 @@ def _weighted_kcenter(pool: _Pool, k, method="margin", metric="l2"):
     from .diversity.kcenter import kcenter
 
     if method not in UNCERTAINTY_METHODS:
-        raise FastalError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; got {method!r}")
     weights = pool.uncertainty(method).astype(np.float64)
     labeled = pool.labeled if pool.labeled.size else None
     sel = kcenter(pool.embeddings(), k, labeled=labeled, metric=metric, seed=pool.seed,
@@ -248,7 +248,7 @@ def _n_rows(data, what, column=None):
         data = to_numpy(data, what)
         shape = data.shape
     if len(shape) < 1:
-        raise FastalError(f"{what} must be an array with one row per pool example; got a scalar")
+        raise DataError(f"{what} must be an array with one row per pool example; got a scalar")
     return int(shape[0])
 
 
@@ -330,7 +330,7 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
                                   column=column, chunk_rows=chunk_rows, **options)
     name = DEFAULT_STRATEGY if strategy is None else strategy
     if not isinstance(name, str) or name not in STRATEGIES:
-        raise FastalError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        raise ArgumentError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
     candidates, knn = options.pop("candidates", None), options.pop("knn", None)
     if candidates is not None or knn is not None:
         from .diversity.seals import select_among_candidates
@@ -343,25 +343,25 @@ def select(data, k, strategy=None, *, probs=None, labeled=None, seed=0, from_log
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
         accepted = ", ".join(spec.options) or "no options"
-        raise FastalError(f"strategy {name!r} does not take {', '.join(unknown)}; it accepts {accepted}")
+        raise ArgumentError(f"strategy {name!r} does not take {', '.join(unknown)}; it accepts {accepted}")
     if "probs" in spec.needs and "embeddings" in spec.needs and probs is None:
-        raise FastalError(
+        raise ArgumentError(
             f"strategy {name!r} needs class probabilities and embeddings: pass the embeddings "
             f"as data and the probabilities as probs=...")
     n_pool = _n_rows(data, "data", column)
     if probs is not None:
         n_probs = _n_rows(probs, "probs")
         if n_probs != n_pool:
-            raise FastalError(f"probs has {n_probs} rows but data has {n_pool}; they must describe the same pool")
+            raise DataError(f"probs has {n_probs} rows but data has {n_pool}; they must describe the same pool")
     if n_pool == 0:
-        raise FastalError("data is empty: the pool has no rows to select from")
+        raise DataError("data is empty: the pool has no rows to select from")
     labeled_pos = parse_labeled(labeled, n_pool)
     n_unlabeled = n_pool - labeled_pos.size
     if n_unlabeled == 0:
-        raise FastalError(f"every one of the {n_pool} pool rows is labeled: nothing left to select")
+        raise ArgumentError(f"every one of the {n_pool} pool rows is labeled: nothing left to select")
     k = check_k(k, n_pool, "data")
     if k > n_unlabeled:
-        raise FastalError(
+        raise ArgumentError(
             f"k={k} is larger than the unlabeled pool ({n_unlabeled} of {n_pool} rows are unlabeled)")
     pool = _Pool(n_pool, labeled_pos, seed, data, probs, from_logits, chunk_rows, column)
     _rng(seed)  # validate the seed once, whatever the strategy

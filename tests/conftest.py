@@ -16,3 +16,15 @@ def random_probs(rng, n, c, dtype=np.float32, concentration=1.0):
     """Rows drawn from a Dirichlet, renormalised in the target dtype."""
     p = rng.dirichlet(np.full(c, concentration), size=n)
     return (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many bad inputs the corpus tried, per class (tests/test_bad_inputs.py)."""
+    import sys
+
+    module = sys.modules.get("test_bad_inputs")
+    lines = module.summary_lines() if module is not None else []
+    if lines:
+        terminalreporter.section("bad-input corpus")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -137,7 +137,7 @@ def test_errors(tmp_path, pool_table):
     empty.mkdir()
     with pytest.raises(FileError, match="holds no Parquet or Arrow IPC files"):
         convert(empty, tmp_path / "x.arrow")
-    with pytest.raises(ArgumentError, match="column 'nope' not found .* columns are: id: string"):
+    with pytest.raises(DataError, match="column 'nope' not found .* columns are: id: string"):
         convert(src, tmp_path / "x.arrow", columns=["probs", "nope"])
     with pytest.raises(ArgumentError, match="columns must be a non-empty list"):
         convert(src, tmp_path / "x.arrow", columns="probs")

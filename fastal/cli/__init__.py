@@ -2,12 +2,14 @@
 
 One module per command (or family of commands); each has ``add_parser(sub)`` and ``run(args)``.
 ``main`` builds the parser from :data:`_COMMANDS` and turns every ``FastalError`` into a
-one-line message and exit code 2.
+one-line message and exit code 2. A reader that closes the pipe early (``fastal score ... |
+head``) ends the command quietly with exit code 141, as a tool killed by SIGPIPE would.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __version__
@@ -50,14 +52,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what the shell shows for a tool killed by SIGPIPE
+
+
 def main(argv=None) -> int:
-    """Run the ``fastal`` command line; return the exit code (0 ok, 2 user error)."""
+    """Run the ``fastal`` command line; return the exit code.
+
+    0 ok, 2 user error (one line on stderr), 141 when stdout was closed early by its reader.
+    """
     args = _parser().parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return code
     except FastalError as exc:
         print(f"fastal: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a non-file object (tests)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from .._errors import FastalError
+from .._errors import ArgumentError, FileError
 
 METHOD_HELP = """\
 uncertainty methods (higher score = more informative; p sorted so p(1) >= p(2)):
@@ -32,8 +33,11 @@ OUT_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".csv")
 def check_out(out: str):
     """Refuse an output path whose format we cannot tell from its suffix."""
     if out != "-" and not out.lower().endswith(OUT_SUFFIXES):
-        raise FastalError(
+        raise ArgumentError(
             f"--out must end in .parquet, .arrow, .feather or .csv (or be '-'); got {out!r}")
+    parent = os.path.dirname(os.path.abspath(out)) if out != "-" else None
+    if parent is not None and not os.path.isdir(parent):
+        raise FileError(f"--out {out}: the directory {parent} does not exist")
 
 
 def write_selection(selection, out: str):
@@ -49,13 +53,16 @@ def write_selection(selection, out: str):
         sys.stdout.write(sink.getvalue().to_pybytes().decode())
         return
     lower = out.lower()
-    if lower.endswith((".parquet", ".pq")):
-        pq.write_table(table, out)
-    elif lower.endswith((".arrow", ".feather", ".ipc")):
-        import pyarrow.feather as feather
-        feather.write_feather(table, out)
-    else:
-        pacsv.write_csv(table, out)
+    try:
+        if lower.endswith((".parquet", ".pq")):
+            pq.write_table(table, out)
+        elif lower.endswith((".arrow", ".feather", ".ipc")):
+            import pyarrow.feather as feather
+            feather.write_feather(table, out)
+        else:
+            pacsv.write_csv(table, out)
+    except OSError as exc:  # pyarrow's errors for unwritable paths are OSErrors
+        raise FileError(f"cannot write --out {out}: {exc}") from exc
 
 
 def column_arg(text):

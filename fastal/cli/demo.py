@@ -25,8 +25,15 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    from .._validation import check_int
     from ..demo import run as run_demo, simulation
 
+    # checked here, by their flag names: the demo pool is a temporary file the user never named
+    check_int(args.rows, "--rows", 1)
+    check_int(args.classes, "--classes", 2)
+    check_int(args.k, "--k", 1, args.rows)
+    check_int(args.seed, "--seed", 0)
+    check_int(args.repeats, "--repeats", 1)
     run_demo(n_rows=args.rows, n_classes=args.classes, k=args.k, seed=args.seed)
     if not args.no_simulation:
         simulation(args.out_dir, repeats=args.repeats, datasets=args.datasets.split(","))

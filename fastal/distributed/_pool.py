@@ -270,12 +270,12 @@ def _dataframe_pool(ddf, column, id_column, what):
             names.append(id_column)
         missing = [c for c in names if c not in ddf.columns]
         if missing:
-            raise ArgumentError(f"column {missing[0]!r} not found in the dask dataframe "
-                                f"{what}; columns are: {', '.join(map(str, ddf.columns))}")
+            raise DataError(f"column {missing[0]!r} not found in the dask dataframe "
+                            f"{what}; columns are: {', '.join(map(str, ddf.columns))}")
         ddf = ddf[names]
     elif id_column is not None and id_column not in ddf.columns:
-        raise ArgumentError(f"id_column {id_column!r} not found in the dask dataframe {what}; "
-                            f"columns are: {', '.join(map(str, ddf.columns))}")
+        raise DataError(f"id_column {id_column!r} not found in the dask dataframe {what}; "
+                        f"columns are: {', '.join(map(str, ddf.columns))}")
     parts = list(ddf.to_delayed())
     partitions = [Partition(i) for i in range(len(parts))]
     spec = ReadSpec(column=column, id_column=id_column, name=f"dask dataframe {what}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._errors import ArgumentError, FastalError
+from .._errors import ArgumentError
 from .._selection import Selection
 from .._validation import make_rng, parse_labeled
 from ..scoring import UNCERTAINTY_METHODS, check_k
@@ -40,7 +40,7 @@ def select(data, k, strategy=None, *, client, probs=None, labeled=None, seed=0,
 
     name = DEFAULT_STRATEGY if strategy is None else strategy
     if not isinstance(name, str) or name not in STRATEGIES:
-        raise FastalError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        raise ArgumentError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
     if name not in DISTRIBUTED_STRATEGIES:
         raise ArgumentError(f"strategy {name!r} has no distributed form (it clusters the "
                             f"whole pool in one process); with client= use one of "
@@ -49,10 +49,10 @@ def select(data, k, strategy=None, *, client, probs=None, labeled=None, seed=0,
     accepted = tuple(spec.options) + DISTRIBUTED_OPTIONS.get(name, ())
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise FastalError(f"strategy {name!r} does not take {', '.join(unknown)}; it accepts "
-                          f"{', '.join(accepted) or 'no options'}")
+        raise ArgumentError(f"strategy {name!r} does not take {', '.join(unknown)}; it accepts "
+                            f"{', '.join(accepted) or 'no options'}")
     if "probs" in spec.needs and "embeddings" in spec.needs and probs is None:
-        raise FastalError(
+        raise ArgumentError(
             f"strategy {name!r} needs class probabilities and embeddings: pass the embeddings "
             f"as data and the probabilities as probs=... (with client=, also a column name "
             f"of the same files)")
@@ -63,12 +63,12 @@ def select(data, k, strategy=None, *, client, probs=None, labeled=None, seed=0,
     labeled_pos = parse_labeled(labeled, n_pool)
     n_unlabeled = n_pool - labeled_pos.size
     if n_unlabeled == 0:
-        raise FastalError(f"every one of the {n_pool} pool rows is labeled: nothing left to "
-                          f"select")
+        raise ArgumentError(f"every one of the {n_pool} pool rows is labeled: nothing left to "
+                            f"select")
     k = check_k(k, n_pool, "data")
     if k > n_unlabeled:
-        raise FastalError(f"k={k} is larger than the unlabeled pool ({n_unlabeled} of "
-                          f"{n_pool} rows are unlabeled)")
+        raise ArgumentError(f"k={k} is larger than the unlabeled pool ({n_unlabeled} of "
+                            f"{n_pool} rows are unlabeled)")
     make_rng(seed)  # validate the seed once, whatever the strategy
     job = _Job(client, pool, plan, probs_pool, labeled_pos, seed, from_logits, chunk_rows)
     job.on_pick = _on_pick
@@ -127,8 +127,8 @@ def _kcenter(job: _Job, k, metric="l2", mode="exact", core_set_factor=4):
 
 def _weighted_kcenter(job: _Job, k, method="margin", metric="l2"):
     if method not in UNCERTAINTY_METHODS:
-        raise FastalError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; "
-                          f"got {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; "
+                            f"got {method!r}")
     labeled = job.labeled if job.labeled.size else None
     sel = kcenter(job.pool, k, client=job.client, labeled=labeled, metric=metric,
                   seed=job.seed, _weights={"probs": job.probs_pool, "method": method,
@@ -139,12 +139,12 @@ def _weighted_kcenter(job: _Job, k, method="margin", metric="l2"):
 
 def _uncertain_kcenter(job: _Job, k, beta=10, method="margin", metric="l2"):
     if not isinstance(beta, (int, float, np.integer, np.floating)) or beta < 1:
-        raise FastalError(f"beta must be a number >= 1; got {beta!r}")
+        raise ArgumentError(f"beta must be a number >= 1; got {beta!r}")
     if method not in UNCERTAINTY_METHODS:
-        raise FastalError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; "
-                          f"got {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(UNCERTAINTY_METHODS)}; "
+                            f"got {method!r}")
     if metric not in ("l2", "cosine"):
-        raise FastalError(f"metric must be one of ('l2', 'cosine'); got {metric!r}")
+        raise ArgumentError(f"metric must be one of ('l2', 'cosine'); got {metric!r}")
     cosine = metric == "cosine"
     n_unlabeled = job.pool.n_rows - job.labeled.size
     n_candidates = min(n_unlabeled, max(k, int(np.ceil(beta * k))))

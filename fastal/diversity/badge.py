@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS, PROBABILITY_TOLERANCE
-from .._errors import FastalError
+from .._errors import DataError
 from .._kernels import badge as _k
 from .._selection import Selection
 from .._validation import as_embeddings, as_probs, check_int, check_k, make_rng, parse_labeled
@@ -134,11 +134,11 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
     if _k.row_stats(pool, proba, PROBABILITY_TOLERANCE, yhat, pnorm2, xnorm2, bad):
         row = int(np.flatnonzero(bad)[0])
         if bad[row] == 1:
-            raise FastalError(f"X must be finite; row {row} contains NaN or inf "
-                              "(or its squared norm overflows float64)")
-        raise FastalError(f"probs row {row} is not a probability vector (NaN/inf, an entry "
-                          f"below -{PROBABILITY_TOLERANCE} or a sum off 1 by more than "
-                          f"{PROBABILITY_TOLERANCE}): {proba[row].tolist()}")
+            raise DataError(f"X must be finite; row {row} contains NaN or inf "
+                            "(or its squared norm overflows float64)")
+        raise DataError(f"probs row {row} is not a probability vector (NaN/inf, an entry "
+                        f"below -{PROBABILITY_TOLERANCE} or a sum off 1 by more than "
+                        f"{PROBABILITY_TOLERANCE}): {proba[row].tolist()}")
     del bad
 
     status = np.full(n_pool, _k.CANDIDATE, dtype=np.uint8)

@@ -7,11 +7,11 @@ import time
 import numpy as np
 
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
-from .._errors import FastalError
+from .._errors import ArgumentError, DataError
 from .._kernels import kcenter as _k
 from .._kernels import kcenter_lazy as _lazy
 from .._selection import Selection
-from .._validation import check_int as _check_int
+from .._validation import check_int as _check_int, make_rng
 from ..io.arrays import to_numpy
 from ._faiss import knn_l2, query_block, single_threaded_faiss, small_search_blocks
 
@@ -216,9 +216,9 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
 def _as_embeddings(a, name):
     a = to_numpy(a, name)
     if a.dtype.kind not in "biuf":
-        raise FastalError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+        raise DataError(f"{name} must be a real numeric array; got dtype {a.dtype}")
     if a.ndim != 2:
-        raise FastalError(f"{name} must be 2-D (rows, dims); got shape {a.shape}")
+        raise DataError(f"{name} must be 2-D (rows, dims); got shape {a.shape}")
     if a.dtype != np.float32 and a.dtype != np.float64:
         a = a.astype(np.float32)
     return np.ascontiguousarray(a)
@@ -230,7 +230,7 @@ def _check_finite(a, name, chunk):
         # min and max propagate NaN and reach +-inf: no chunk-sized boolean temporary
         if block.size and not (np.isfinite(block.min()) and np.isfinite(block.max())):
             bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-            raise FastalError(f"{name} must be finite; row {bad} contains NaN or inf")
+            raise DataError(f"{name} must be finite; row {bad} contains NaN or inf")
 
 
 def _row_norms(block):
@@ -246,8 +246,8 @@ def _inverse_norms(a, name, chunk):
         norms = _row_norms(a[start:start + chunk])
         zero = np.flatnonzero(norms == 0.0)
         if zero.size:
-            raise FastalError(f"{name} row {start + int(zero[0])} is a zero vector; "
-                              "cosine distance is undefined for it")
+            raise DataError(f"{name} row {start + int(zero[0])} is a zero vector; "
+                            "cosine distance is undefined for it")
         inv[start:start + chunk] = 1.0 / norms
     return inv
 
@@ -259,31 +259,31 @@ def _parse_labeled(labeled, n_pool, d):
     lab = np.asarray(labeled)
     if lab.size == 0 and lab.ndim in (1, 2):
         if lab.ndim == 2 and lab.shape[1] != d:
-            raise FastalError(f"labeled embeddings must have {d} columns like X; "
-                              f"got shape {lab.shape}")
+            raise DataError(f"labeled embeddings must have {d} columns like X; "
+                            f"got shape {lab.shape}")
         return None, None
     if lab.ndim == 1:
         if lab.dtype.kind == "b":
             if lab.shape[0] != n_pool:
-                raise FastalError(f"labeled as a boolean mask must have length {n_pool} "
-                                  f"(pool rows); got length {lab.shape[0]}")
+                raise DataError(f"labeled as a boolean mask must have length {n_pool} "
+                                f"(pool rows); got length {lab.shape[0]}")
             return np.flatnonzero(lab).astype(np.int64), None
         if lab.dtype.kind not in "iu":
-            raise FastalError("labeled as 1-D must hold integer row positions in the pool "
-                              f"(or be a boolean mask); got dtype {lab.dtype}")
+            raise DataError("labeled as 1-D must hold integer row positions in the pool "
+                            f"(or be a boolean mask); got dtype {lab.dtype}")
         lo, hi = int(lab.min()), int(lab.max())
         if lo < 0 or hi >= n_pool:
             bad = lo if lo < 0 else hi
-            raise FastalError(f"labeled positions must be in [0, {n_pool}); got {bad}")
+            raise DataError(f"labeled positions must be in [0, {n_pool}); got {bad}")
         return np.unique(lab.astype(np.int64)), None
     if lab.ndim == 2:
         emb = _as_embeddings(lab, "labeled")
         if emb.shape[1] != d:
-            raise FastalError(f"labeled embeddings must have {d} columns like X; "
-                              f"got shape {emb.shape}")
+            raise DataError(f"labeled embeddings must have {d} columns like X; "
+                            f"got shape {emb.shape}")
         return None, emb
-    raise FastalError("labeled must be None, 1-D row positions, a 1-D boolean mask or 2-D "
-                      f"embeddings (L, d); got shape {lab.shape}")
+    raise DataError("labeled must be None, 1-D row positions, a 1-D boolean mask or 2-D "
+                    f"embeddings (L, d); got shape {lab.shape}")
 
 
 def _parse_weights(weights, n_pool):
@@ -291,20 +291,20 @@ def _parse_weights(weights, n_pool):
         return None
     w = np.asarray(weights)
     if w.dtype.kind not in "biuf":
-        raise FastalError(f"weights must be real numbers; got dtype {w.dtype}")
+        raise DataError(f"weights must be real numbers; got dtype {w.dtype}")
     if w.shape != (n_pool,):
-        raise FastalError(f"weights must have shape ({n_pool},) (one per pool row); "
-                          f"got shape {w.shape}")
+        raise DataError(f"weights must have shape ({n_pool},) (one per pool row); "
+                        f"got shape {w.shape}")
     if w.dtype != np.float32 and w.dtype != np.float64:
         w = w.astype(np.float64)
     w = np.ascontiguousarray(w)
     if not np.isfinite(w).all():
-        raise FastalError("weights must be finite; got NaN or inf at position "
-                          f"{int(np.flatnonzero(~np.isfinite(w))[0])}")
+        raise DataError("weights must be finite; got NaN or inf at position "
+                        f"{int(np.flatnonzero(~np.isfinite(w))[0])}")
     if (w < 0).any():
-        raise FastalError("weights must be non-negative; got "
-                          f"{float(w[np.flatnonzero(w < 0)[0]])} at position "
-                          f"{int(np.flatnonzero(w < 0)[0])}")
+        raise DataError("weights must be non-negative; got "
+                        f"{float(w[np.flatnonzero(w < 0)[0]])} at position "
+                        f"{int(np.flatnonzero(w < 0)[0])}")
     return w
 
 
@@ -441,13 +441,13 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     pool = _as_embeddings(X, "X")
     n_pool, d = pool.shape
     if n_pool == 0 or d == 0:
-        raise FastalError(f"X must have at least one row and one column; got shape {pool.shape}")
+        raise DataError(f"X must have at least one row and one column; got shape {pool.shape}")
     if metric not in _METRICS:
-        raise FastalError(f"metric must be one of {_METRICS}; got {metric!r}")
+        raise ArgumentError(f"metric must be one of {_METRICS}; got {metric!r}")
     cosine = metric == "cosine"
     k = _check_int(k, "k", 1)
     if k > n_pool:
-        raise FastalError(f"k must be <= the number of pool rows ({n_pool}); got {k}")
+        raise ArgumentError(f"k must be <= the number of pool rows ({n_pool}); got {k}")
     if chunk_rows is None:
         chunk = max(MIN_CHUNK_ROWS, CHUNK_BYTES // (d * pool.dtype.itemsize))
     else:
@@ -455,10 +455,10 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     positions, emb = _parse_labeled(labeled, n_pool, d)
     n_unlabeled = n_pool - (0 if positions is None else positions.size)
     if n_unlabeled == 0:
-        raise FastalError(f"labeled covers all {n_pool} pool rows; nothing left to pick")
+        raise ArgumentError(f"labeled covers all {n_pool} pool rows; nothing left to pick")
     if k > n_unlabeled:
-        raise FastalError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled}); "
-                          f"got {k}")
+        raise ArgumentError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled}); "
+                            f"got {k}")
     w = _parse_weights(weights, n_pool)
     _check_finite(pool, "X", chunk)
     if emb is not None:
@@ -486,7 +486,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         rows = lab_rows[begin:stop]
         return _metric_rows(lab_src[rows], lab_inv[rows] if cosine else None, cosine)
 
-    rng = np.random.default_rng(seed)  # drawn before anything else: documented first pick
+    rng = make_rng(seed)  # drawn before anything else: documented first pick
     first_row = -1 if n_labeled else int(rng.integers(n_pool))
 
     # One shift for the labeled points, the centroids and the pool rows: it keeps FAISS's
@@ -503,10 +503,10 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     if path is None:
         path = "lazy" if w is None and grouping is None else "grouped"
     if path not in _PATHS:
-        raise FastalError(f"path must be one of {_PATHS}; got {path!r}")
+        raise ArgumentError(f"path must be one of {_PATHS}; got {path!r}")
     if path == "lazy":
         if w is not None:
-            raise FastalError("path 'lazy' is unweighted; got weights")
+            raise ArgumentError("path 'lazy' is unweighted; got weights")
         sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
                             first_row, shift, chunk, clock, stats)
         if sel is not None:
@@ -517,8 +517,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "cells"
     if grouping not in ("labeled", "labeled-cells", "cells") or (
             grouping != "cells" and not n_labeled):
-        raise FastalError(f"grouping must be 'labeled' or 'labeled-cells' (need a labeled "
-                          f"set) or 'cells'; got {grouping!r}")
+        raise ArgumentError(f"grouping must be 'labeled' or 'labeled-cells' (need a labeled "
+                            f"set) or 'cells'; got {grouping!r}")
     by_labeled = grouping in ("labeled", "labeled-cells")
     split = grouping in ("labeled", "cells")
     if by_labeled:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._errors import FastalError
+from .._errors import ArgumentError, FileError
 from ._base import Chunk, Source, check_chunk_rows, compute_dtype
 from .arrays import ArraySource, to_numpy
 from .arrow import TableSource, directory_source, file_source
@@ -42,19 +42,29 @@ def as_source(data, *, column=None, id_column=None, what: str = "data") -> Sourc
     """
     if isinstance(data, Source):
         return data
+    if column is not None and not isinstance(column, (str, list, tuple)):
+        raise ArgumentError(f"column must be a name or a list of names; got {column!r}")
+    if isinstance(column, (list, tuple)) and len(set(map(str, column))) != len(column):
+        raise ArgumentError(f"column must name distinct columns; got {list(column)!r}")
+    if id_column is not None and not isinstance(id_column, str):
+        raise ArgumentError(f"id_column must be a column name; got {id_column!r}")
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if not path.exists():
-            raise FastalError(f"{what} path does not exist: {path}")
-        if path.is_dir():
-            return directory_source(path, column, id_column)
-        return file_source(path, column, id_column)
+            raise FileError(f"{what} path does not exist: {path}")
+        try:
+            if path.is_dir():
+                return directory_source(path, column, id_column)
+            return file_source(path, column, id_column)
+        except UnicodeDecodeError as exc:  # a column name in the file's schema is not UTF-8
+            raise FileError(f"cannot read {path}: a column name is not UTF-8 (a corrupt "
+                            f"file?): {exc}") from exc
     import pyarrow as pa
 
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         return TableSource(data, column, id_column)
     if column is not None or id_column is not None:
-        raise FastalError(
+        raise ArgumentError(
             f"column/id_column apply to Arrow tables and files; {what} is a "
             f"{type(data).__name__}, pass the 2-D array itself"
         )

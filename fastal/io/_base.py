@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
-from .._errors import FastalError
+from .._errors import ArgumentError, DataError
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,9 @@ def check_chunk_rows(chunk_rows):
     if chunk_rows is None:
         return None
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)):
-        raise FastalError(f"chunk_rows must be a positive integer or None; got {chunk_rows!r}")
+        raise ArgumentError(f"chunk_rows must be a positive integer or None; got {chunk_rows!r}")
     if chunk_rows < 1:
-        raise FastalError(f"chunk_rows must be >= 1; got {chunk_rows}")
+        raise ArgumentError(f"chunk_rows must be >= 1; got {chunk_rows}")
     return int(chunk_rows)
 
 
@@ -126,7 +126,7 @@ def compute_dtype(dtype, what: str) -> np.dtype:
         return np.dtype(np.float32 if dtype.itemsize < 4 else np.float64)
     if dtype.kind in "iu":
         return np.dtype(np.float32)
-    raise FastalError(
+    raise DataError(
         f"{what} must hold real numbers (float32/float64; integers and float16 are converted "
         f"to float32); got dtype {dtype}"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import IN_MEMORY_CHUNK_BYTES, MIN_CHUNK_ROWS
-from .._errors import FastalError
+from .._errors import DataError
 from ._base import Chunk, Source, compute_dtype
 
 
@@ -21,9 +21,9 @@ def to_numpy(data, what: str = "data") -> np.ndarray:
     try:
         array = np.asarray(data)
     except Exception as exc:
-        raise FastalError(f"{what} could not be read as an array: {exc}") from exc
+        raise DataError(f"{what} could not be read as an array: {exc}") from exc
     if array.dtype == object:
-        raise FastalError(
+        raise DataError(
             f"{what} must be a numeric array (rows, columns); got an object array "
             f"(ragged rows or mixed types?) of shape {array.shape}"
         )
@@ -36,7 +36,7 @@ class ArraySource(Source):
     def __init__(self, data, what: str = "data"):
         array = to_numpy(data, what)
         if array.ndim != 2:
-            raise FastalError(
+            raise DataError(
                 f"{what} must be 2-D (rows, classes); got shape {array.shape}"
             )
         self.dtype = compute_dtype(array.dtype, what)

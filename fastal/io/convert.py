@@ -166,8 +166,8 @@ class _Reader:
             columns = schema.names
         for c in columns:
             if c not in schema.names:
-                raise ArgumentError(f"column {c!r} not found in {path}; columns are: "
-                                    f"{_describe(schema)}")
+                raise DataError(f"column {c!r} not found in {path}; columns are: "
+                                f"{_describe(schema)}")
         self.columns = list(columns)
         self.schema = pa.schema([schema.field(c) for c in self.columns], metadata=schema.metadata)
 

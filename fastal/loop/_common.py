@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from .._errors import FastalError
+from .._errors import ArgumentError, DataError
 from .._validation import check_int, make_rng
 
 #: Strategy names accepted by :class:`ActiveLoop` and :func:`simulate`. A callable
@@ -33,15 +33,15 @@ _check_int = check_int
 def _check_fraction(value, name, *, low=0.0, high=1.0):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
             or not (low <= float(value) <= high):
-        raise FastalError(f"{name} must be a number in [{low}, {high}]; got {value!r}")
+        raise ArgumentError(f"{name} must be a number in [{low}, {high}]; got {value!r}")
     return float(value)
 
 
 def _n_rows(X, name) -> int:
     shape = getattr(X, "shape", None)
     if shape is None or len(shape) != 2:
-        raise FastalError(f"{name} must be 2-D (rows, features); got "
-                          f"{'shape ' + str(tuple(shape)) if shape is not None else type(X).__name__}")
+        raise DataError(f"{name} must be 2-D (rows, features); got "
+                        f"{'shape ' + str(tuple(shape)) if shape is not None else type(X).__name__}")
     return int(shape[0])
 
 
@@ -60,9 +60,9 @@ def _check_strategy(strategy, name="strategy"):
     if callable(strategy):
         return strategy
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise FastalError(f"{name} must be one of {', '.join(STRATEGIES)} or a callable "
-                          f"strategy(probs, X, labeled_mask, k, rng) -> positions; "
-                          f"got {strategy!r}")
+        raise ArgumentError(f"{name} must be one of {', '.join(STRATEGIES)} or a callable "
+                            f"strategy(probs, X, labeled_mask, k, rng) -> positions; "
+                            f"got {strategy!r}")
     return strategy
 
 
@@ -77,8 +77,8 @@ def _needs_embeddings(strategy) -> bool:
 
 def _dense_embeddings(X, name):
     if not isinstance(X, np.ndarray):
-        raise FastalError(f"{name} must be a dense NumPy array for k-center strategies; got "
-                          f"{type(X).__name__} (pass embeddings=, e.g. a TruncatedSVD of "
-                          "sparse features)")
+        raise DataError(f"{name} must be a dense NumPy array for k-center strategies; got "
+                        f"{type(X).__name__} (pass embeddings=, e.g. a TruncatedSVD of "
+                        "sparse features)")
     return X
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._errors import FastalError
+from .._errors import ArgumentError
 from ._common import (SEED_STRATEGIES, STRATEGIES, _check_int, _dense_embeddings,
                       _strategy_name)
 
@@ -51,8 +51,8 @@ def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, info=None,
     """
     unlabeled = np.flatnonzero(~labeled_mask)
     if k > unlabeled.size:
-        raise FastalError(f"batch size {k} is larger than the remaining pool "
-                          f"({unlabeled.size} unlabeled rows)")
+        raise ArgumentError(f"batch size {k} is larger than the remaining pool "
+                            f"({unlabeled.size} unlabeled rows)")
     info = {} if info is None else info
     if callable(strategy):
         picked = np.asarray(strategy(probs, X, labeled_mask, k, rng))
@@ -80,18 +80,20 @@ def _select_batch(strategy, *, probs, X, labeled_mask, k, rng, info=None,
 def _check_custom_pick(picked, labeled_mask, k, name):
     n = labeled_mask.shape[0]
     if picked.ndim != 1 or picked.dtype.kind not in "iu":
-        raise FastalError(f"strategy {name} must return a 1-D array of integer positions; "
-                          f"got shape {picked.shape} dtype {picked.dtype}")
+        raise ArgumentError(f"strategy {name} must return a 1-D array of integer positions; "
+                            f"got shape {picked.shape} dtype {picked.dtype}")
     if picked.size != k:
-        raise FastalError(f"strategy {name} must return {k} positions; got {picked.size}")
+        raise ArgumentError(f"strategy {name} must return {k} positions; got {picked.size}")
     if picked.size and (picked.min() < 0 or picked.max() >= n):
-        raise FastalError(f"strategy {name} returned positions outside [0, {n})")
+        raise ArgumentError(f"strategy {name} must return positions in [0, {n}); got "
+                            f"{int(picked.min() if picked.min() < 0 else picked.max())}")
     if np.unique(picked).size != k:
-        raise FastalError(f"strategy {name} returned repeated positions")
+        raise ArgumentError(f"strategy {name} must return {k} distinct positions; got "
+                            f"{np.unique(picked).size} distinct")
     if labeled_mask[picked].any():
         bad = int(picked[labeled_mask[picked]][0])
-        raise FastalError(f"strategy {name} returned position {bad}, which is already labeled "
-                          "or handed out")
+        raise ArgumentError(f"strategy {name} returned position {bad}, which is already labeled "
+                            "or handed out")
     return picked.astype(np.int64)
 
 
@@ -105,8 +107,8 @@ def initial_positions(kind, n, *, n_pool, X=None, y=None, rng, metric="l2") -> n
     ``n`` k-means clusters of ``X`` (Hacohen et al., 2022; a cold start for small budgets).
     """
     if kind not in SEED_STRATEGIES:
-        raise FastalError(f"seed_strategy must be one of {', '.join(SEED_STRATEGIES)}; "
-                          f"got {kind!r}")
+        raise ArgumentError(f"seed_strategy must be one of {', '.join(SEED_STRATEGIES)}; "
+                            f"got {kind!r}")
     n = _check_int(n, "seed_size", 1, n_pool)
     if kind == "random":
         return np.sort(rng.choice(n_pool, size=n, replace=False)).astype(np.int64)
@@ -121,9 +123,9 @@ def initial_positions(kind, n, *, n_pool, X=None, y=None, rng, metric="l2") -> n
         X = _dense_embeddings(X, "X (embeddings)")
         return np.sort(typiclust(X, n, seed=int(rng.integers(2**31))).indices)
     if y is None:
-        raise FastalError("seed_strategy='stratified' needs the labels of the pool (as in a "
-                          "simulation); with a human annotator pass labeled=(positions, "
-                          "labels) or use 'random' / 'kcenter'")
+        raise ArgumentError("seed_strategy='stratified' needs the labels of the pool (as in a "
+                            "simulation); with a human annotator pass labeled=(positions, "
+                            "labels) or use 'random' / 'kcenter'")
     y = np.asarray(y)
     classes, counts = np.unique(y, return_counts=True)
     exact = n * counts / counts.sum()

@@ -58,8 +58,8 @@ def labeled_arrays(table, label_column, *, features=None, embedding_column=None)
 
     names = table.column_names
     if label_column not in names:
-        raise ArgumentError(f"--label-column {label_column!r} is not a column of DATA; columns: "
-                            f"{', '.join(names)}")
+        raise DataError(f"--label-column {label_column!r} is not a column of DATA; columns: "
+                        f"{', '.join(names)}")
     labels = table.column(label_column)
     if labels.null_count:
         raise DataError(f"label column {label_column!r} has {labels.null_count} null values; "
@@ -69,8 +69,8 @@ def labeled_arrays(table, label_column, *, features=None, embedding_column=None)
         raise ArgumentError("pass --features or --embedding-column, not both")
     if embedding_column is not None:
         if embedding_column not in names:
-            raise ArgumentError(f"--embedding-column {embedding_column!r} is not a column of "
-                                f"DATA; columns: {', '.join(names)}")
+            raise DataError(f"--embedding-column {embedding_column!r} is not a column of "
+                            f"DATA; columns: {', '.join(names)}")
         column = table.column(embedding_column).combine_chunks()
         if not (pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)
                 or pa.types.is_large_list(column.type)):
@@ -101,8 +101,8 @@ def labeled_arrays(table, label_column, *, features=None, embedding_column=None)
                                 "--embedding-column")
         missing = [f for f in features if f not in names]
         if missing:
-            raise ArgumentError(f"--features {', '.join(missing)} not in DATA; columns: "
-                                f"{', '.join(names)}")
+            raise DataError(f"--features {', '.join(missing)} not in DATA; columns: "
+                            f"{', '.join(names)}")
         if label_column in features:
             raise ArgumentError(f"--features must not include the label column {label_column!r}")
         columns = []

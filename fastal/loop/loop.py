@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import FastalError
+from .._errors import ArgumentError, DataError, FastalError
 from ..scoring import score
 from ._common import (DEFAULT_STRATEGY, _check_int, _check_strategy, _dense_embeddings,
                       _n_rows, _needs_embeddings, _rng, _rows, _strategy_name, needs_model)
@@ -185,17 +185,20 @@ class ActiveLoop(_StoppingRules):
         self.X = X
         self.n_pool = _n_rows(X, "X")
         if self.n_pool == 0:
-            raise FastalError("X has no rows: the pool is empty")
+            raise DataError("X has no rows: the pool is empty")
         self.strategy = _check_strategy(strategy)
         self.strategy_name = _strategy_name(self.strategy)
+        if strategy_options is not None and not isinstance(strategy_options, dict):
+            raise ArgumentError(f"strategy_options must be a dict (option: value) or None; "
+                                f"got {strategy_options!r}")
         self.strategy_options = dict(strategy_options or {})
         self.batch_size = _check_int(batch_size, "batch_size", 1)
         self._rng = _rng(seed)
         self.classes = None if classes is None else np.unique(np.asarray(classes))
         self.ids = None if ids is None else np.asarray(ids)
         if self.ids is not None and self.ids.shape != (self.n_pool,):
-            raise FastalError(f"ids must have shape ({self.n_pool},) (one per pool row); "
-                              f"got {self.ids.shape}")
+            raise DataError(f"ids must have shape ({self.n_pool},) (one per pool row); "
+                            f"got {self.ids.shape}")
         if embeddings is None and (_needs_embeddings(self.strategy)
                                    or seed_strategy in ("kcenter", "typiclust")):
             embeddings = _dense_embeddings(X, "X")
@@ -204,8 +207,8 @@ class ActiveLoop(_StoppingRules):
         if embeddings is not None:
             embeddings = np.asarray(embeddings)
             if embeddings.ndim != 2 or embeddings.shape[0] != self.n_pool:
-                raise FastalError(f"embeddings must have shape ({self.n_pool}, d); "
-                                  f"got {embeddings.shape}")
+                raise DataError(f"embeddings must have shape ({self.n_pool}, d); "
+                                f"got {embeddings.shape}")
         self.embeddings = embeddings
         if isinstance(self.strategy_options.get("candidates"), str) \
                 and self.strategy_options["candidates"] == "knn":
@@ -247,20 +250,23 @@ class ActiveLoop(_StoppingRules):
         self.seed_size = _check_int(seed_size, "seed_size", 0, self.n_pool)
         if labeled is None and self.seed_size:
             if seed_strategy not in ("random", "kcenter", "typiclust"):
-                raise FastalError("seed_strategy must be 'random', 'kcenter' or 'typiclust' in "
-                                  "a loop without known labels (stratified needs labels: pass "
-                                  f"labeled=(positions, labels)); got {seed_strategy!r}")
+                raise ArgumentError("seed_strategy must be 'random', 'kcenter' or 'typiclust' in "
+                                    "a loop without known labels (stratified needs labels: pass "
+                                    f"labeled=(positions, labels)); got {seed_strategy!r}")
         if labeled is None and self.seed_size == 0 and needs_model(self.strategy):
-            raise FastalError(f"the seed set is empty and strategy {self.strategy_name!r} "
-                              "needs a model: pass seed_size > 0 (or labeled=(positions, "
-                              "labels)), or use a model-free strategy (random, kcenter)")
+            raise ArgumentError(f"the seed set is empty and strategy {self.strategy_name!r} "
+                                "needs a model: pass seed_size > 0 (or labeled=(positions, "
+                                "labels)), or use a model-free strategy (random, kcenter)")
         if self.batch_size > available:
-            raise FastalError(f"batch_size={self.batch_size} is larger than the remaining pool "
-                              f"({available} unlabeled rows)")
+            raise ArgumentError(f"batch_size={self.batch_size} is larger than the remaining pool "
+                                f"({available} unlabeled rows)")
 
     def _parse_labeled(self, labeled):
         if not isinstance(labeled, (tuple, list)) or len(labeled) != 2:
-            raise FastalError("labeled must be a pair (positions, labels)")
+            given = type(labeled).__name__
+            if isinstance(labeled, (tuple, list)):
+                given += f" of length {len(labeled)}"
+            raise ArgumentError(f"labeled must be a pair (positions, labels); got {given}")
         positions, labels = labeled
         positions = self._check_positions(positions, "labeled positions", in_batch=False)
         labels = self._check_labels(labels, positions.size)
@@ -271,26 +277,26 @@ class ActiveLoop(_StoppingRules):
         if positions.ndim == 0:
             positions = positions.reshape(1)
         if positions.ndim != 1 or (positions.size and positions.dtype.kind not in "iu"):
-            raise FastalError(f"{name} must be a 1-D array of integer pool positions; got "
-                              f"shape {positions.shape} dtype {positions.dtype}")
+            raise DataError(f"{name} must be a 1-D array of integer pool positions; got "
+                            f"shape {positions.shape} dtype {positions.dtype}")
         positions = positions.astype(np.int64)
         if positions.size == 0:
             return positions
         outside = (positions < 0) | (positions >= self.n_pool)
         if outside.any():
-            raise FastalError(f"{name}: row {int(positions[outside][0])} is not in the pool "
-                              f"(positions must be in [0, {self.n_pool}))")
+            raise DataError(f"{name}: row {int(positions[outside][0])} is not in the pool "
+                            f"(positions must be in [0, {self.n_pool}))")
         unique, counts = np.unique(positions, return_counts=True)
         if (counts > 1).any():
-            raise FastalError(f"{name}: row {int(unique[counts > 1][0])} is given more than once")
+            raise DataError(f"{name}: row {int(unique[counts > 1][0])} is given more than once")
         done = self._is_labeled[positions]
         if done.any():
-            raise FastalError(f"{name}: row {int(positions[done][0])} is already labeled")
+            raise DataError(f"{name}: row {int(positions[done][0])} is already labeled")
         if in_batch:
             foreign = ~self._pending[positions]
             if foreign.any():
-                raise FastalError(f"{name}: row {int(positions[foreign][0])} is not in a batch "
-                                  "handed out by this loop (label only the rows it asked for)")
+                raise DataError(f"{name}: row {int(positions[foreign][0])} is not in a batch "
+                                "handed out by this loop (label only the rows it asked for)")
         return positions
 
     def _check_labels(self, labels, n):
@@ -298,13 +304,13 @@ class ActiveLoop(_StoppingRules):
         if labels.ndim == 0:
             labels = labels.reshape(1)
         if labels.shape != (n,):
-            raise FastalError(f"labels must have shape ({n},), one per position; got "
-                              f"{labels.shape}")
+            raise DataError(f"labels must have shape ({n},), one per position; got "
+                            f"{labels.shape}")
         if self.classes is not None and n:
             unknown = ~np.isin(labels, self.classes)
             if unknown.any():
-                raise FastalError(f"label {labels[unknown][0].item()!r} is not one of the declared "
-                                  f"classes {self.classes.tolist()}")
+                raise DataError(f"label {labels[unknown][0].item()!r} is not one of the declared "
+                                f"classes {self.classes.tolist()}")
         return labels
 
     def _record(self, positions, labels):
@@ -367,7 +373,7 @@ class ActiveLoop(_StoppingRules):
         if self.stopped_by is not None:
             return None
         if self._pending_fresh and not self.allow_stale:
-            raise FastalError(
+            raise ArgumentError(
                 f"no label arrived for the last batch ({int(self._pending.sum())} rows "
                 "pending): the model would be the same and the batch stale. Call "
                 "teach(positions, labels) first, or pass allow_stale=True")
@@ -376,17 +382,17 @@ class ActiveLoop(_StoppingRules):
         if k is not None:
             k = _check_int(k, "k", 1)
             if k > remaining:
-                raise FastalError(f"batch size {k} is larger than the remaining pool "
-                                  f"({remaining} rows neither labeled nor handed out)")
+                raise ArgumentError(f"batch size {k} is larger than the remaining pool "
+                                    f"({remaining} rows neither labeled nor handed out)")
         else:
             k = self.batch_size
         if self.n_labeled == 0 and not self._pending.any() and self.seed_size:
             return self._seed_batch(min(self.seed_size, remaining))
         if self.n_labeled == 0:
             if needs_model(self.strategy):
-                raise FastalError(f"no label has been received yet and strategy "
-                                  f"{self.strategy_name!r} needs a model: label the seed "
-                                  "batch first")
+                raise ArgumentError(f"no label has been received yet and strategy "
+                                    f"{self.strategy_name!r} needs a model: label the seed "
+                                    "batch first")
             stats = (None, None, None, 0.0, 0.0)  # a cold start: no model to train
         else:
             stats = self._refit()  # before any stop, so the final model sees every label
@@ -448,8 +454,8 @@ class ActiveLoop(_StoppingRules):
         except FastalError:
             raise
         except Exception as error:  # the user's code: wrap it, keep the labels
-            raise FastalError(f"estimator failed to fit on {n} labeled rows: "
-                              f"{type(error).__name__}: {error}") from error
+            raise DataError(f"estimator failed to fit on {n} labeled rows: "
+                            f"{type(error).__name__}: {error}") from error
         fit_seconds = time.perf_counter() - t0
         self.model = fitted
         self._model_n = n
@@ -482,11 +488,11 @@ class ActiveLoop(_StoppingRules):
     def predict(self, X):
         """Class predictions of the current model (argmax of its probabilities)."""
         if self.model is None:
-            raise FastalError("no model has been trained yet: label a batch first")
+            raise ArgumentError("no model has been trained yet: label a batch first")
         probs = self._model.predict_proba(self.model, X)
         classes = _Model.classes(self.model, self.classes, self.labels)
         if classes.size != probs.shape[1]:
-            raise FastalError(f"predict_proba returned {probs.shape[1]} columns but the model "
-                              f"knows {classes.size} classes; declare classes= in the order of "
-                              "its columns")
+            raise DataError(f"predict_proba returned {probs.shape[1]} columns but the model "
+                            f"knows {classes.size} classes; declare classes= in the order of "
+                            "its columns")
         return classes[np.argmax(probs, axis=1)]

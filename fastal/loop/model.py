@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._errors import FastalError
+from .._errors import ArgumentError, DataError
 from ._common import _n_rows
 
 
@@ -14,17 +14,18 @@ class _Model:
     def __init__(self, model):
         if isinstance(model, tuple):
             if len(model) != 2 or not all(callable(f) for f in model):
-                raise FastalError("model as a tuple must be (train, predict_proba): two "
-                                  "callables train(X, y) -> model and "
-                                  "predict_proba(model, X) -> probs")
+                raise ArgumentError("model as a tuple must be (train, predict_proba): two "
+                                    "callables train(X, y) -> model and "
+                                    "predict_proba(model, X) -> probs; got a tuple of "
+                                    f"{len(model)}: {', '.join(type(f).__name__ for f in model)}")
             self.train, self.predict = model
             self.estimator = None
         elif hasattr(model, "fit") and hasattr(model, "predict_proba"):
             self.estimator = model
         else:
-            raise FastalError("model must be a scikit-learn style estimator with fit and "
-                              "predict_proba, or a pair (train, predict_proba); got "
-                              f"{type(model).__name__}")
+            raise ArgumentError("model must be a scikit-learn style estimator with fit and "
+                                "predict_proba, or a pair (train, predict_proba); got "
+                                f"{type(model).__name__}")
 
     def fit(self, X, y):
         if self.estimator is not None:
@@ -40,8 +41,8 @@ class _Model:
             probs = self.predict(fitted, X)
         probs = np.asarray(probs)
         if probs.ndim != 2 or probs.shape[0] != _n_rows(X, "X"):
-            raise FastalError(f"predict_proba must return shape ({_n_rows(X, 'X')}, classes); "
-                              f"got {probs.shape}")
+            raise DataError(f"predict_proba must return shape ({_n_rows(X, 'X')}, classes); "
+                            f"got {probs.shape}")
         return probs
 
     @staticmethod

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import ArgumentError, DataError, FastalError
+from .._errors import ArgumentError, DataError
 
 
 def labels_saved(label_counts, curves, budgets, *, baseline="random", cost_per_label=None,
@@ -43,25 +43,45 @@ def labels_saved(label_counts, curves, budgets, *, baseline="random", cost_per_l
     Saved = ``100 * (b - n*) / b`` percent; negative when it needs more than random. A
     strategy that never reaches ``a`` within the curve gets NaN ("not reached").
     """
-    counts = np.asarray(label_counts, dtype=np.float64)
+    try:
+        counts = np.asarray(label_counts, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"label_counts must be a 1-D array of label counts; got "
+                        f"{label_counts!r}") from exc
     if counts.ndim != 1 or counts.size < 1 or np.any(np.diff(counts) <= 0):
-        raise FastalError("label_counts must be a 1-D strictly increasing array")
+        raise DataError("label_counts must be a 1-D strictly increasing array; got "
+                        f"{counts.tolist() if counts.size <= 10 else f'shape {counts.shape}'}")
+    if not isinstance(curves, dict):
+        raise ArgumentError(f"curves must be a dict (strategy name -> mean curve); got "
+                            f"{type(curves).__name__}")
     if baseline not in curves:
-        raise FastalError(f"curves must include the baseline {baseline!r}; got "
-                          f"{', '.join(curves)}")
+        raise ArgumentError(f"curves must include the baseline {baseline!r}; got "
+                            f"{', '.join(curves)}")
+    if isinstance(budgets, (str, bytes)) or not hasattr(budgets, "__iter__") or not all(
+            isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, bool)
+            and np.isfinite(b) for b in budgets):
+        raise ArgumentError(f"budgets must be a sequence of label counts; got {budgets!r}")
     budgets = tuple(int(b) for b in budgets)
     for b in budgets:
         if not counts[0] <= b <= counts[-1]:
-            raise FastalError(f"budget {b} is outside the measured label counts "
-                              f"[{int(counts[0])}, {int(counts[-1])}]")
+            raise ArgumentError(f"budget {b} is outside the measured label counts "
+                                f"[{int(counts[0])}, {int(counts[-1])}]")
     names = tuple(curves)
     targets = np.array([np.interp(b, counts, np.asarray(curves[baseline], dtype=np.float64))
                         for b in budgets])
     needed = np.full((len(names), len(budgets)), np.nan)
     for i, name in enumerate(names):
-        acc = np.asarray(curves[name], dtype=np.float64)
+        try:
+            acc = np.asarray(curves[name], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"curve {name!r} must be an array of {counts.size} numbers; got "
+                            f"{curves[name]!r}") from exc
         if acc.shape != counts.shape:
-            raise FastalError(f"curve {name!r} has shape {acc.shape}; expected {counts.shape}")
+            raise DataError(f"curve {name!r} has shape {acc.shape}; expected {counts.shape}")
+        if not np.isfinite(acc).all():
+            raise DataError(f"curve {name!r} must be finite; position "
+                            f"{int(np.flatnonzero(~np.isfinite(acc))[0])} is "
+                            f"{acc[~np.isfinite(acc)][0]}")
         for j, a in enumerate(targets):
             hit = np.flatnonzero(acc >= a - 1e-12)
             if hit.size == 0:

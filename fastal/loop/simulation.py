@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._errors import ArgumentError, FastalError
+from .._errors import ArgumentError, DataError
 from ._common import (DEFAULT_STRATEGY, _check_int, _check_strategy, _dense_embeddings,
                       _n_rows, _needs_embeddings, _rows, _strategy_name)
 from .batches import initial_positions
@@ -77,8 +77,8 @@ class SimulationResult:
 
     def _index(self, strategy):
         if strategy not in self.strategies:
-            raise FastalError(f"strategy {strategy!r} was not simulated; have "
-                              f"{', '.join(self.strategies)}")
+            raise ArgumentError(f"strategy {strategy!r} was not simulated; have "
+                                f"{', '.join(self.strategies)}")
         return self.strategies.index(strategy)
 
     def values(self, metric="accuracy") -> np.ndarray:
@@ -241,6 +241,16 @@ def _balanced_accuracy(y_true, y_pred):
 METRICS = {"macro_f1": _macro_f1, "balanced_accuracy": _balanced_accuracy}
 
 
+def _missing_labels(labels):
+    """Positions of NaN or None labels (a label column read with gaps)."""
+    if labels.dtype.kind == "f":
+        return np.flatnonzero(np.isnan(labels.ravel()))
+    if labels.dtype == object:
+        return np.flatnonzero([v is None or (isinstance(v, float) and v != v)
+                               for v in labels.ravel()])
+    return np.empty(0, dtype=np.int64)
+
+
 def simulate(X, y, X_test, y_test, estimator, strategies=("random", DEFAULT_STRATEGY), *,
              seed_size=100, batch_size=100, budget=1000, repeats=3, seed=0,
              seed_strategy="stratified", embeddings=None, strategy_options=None,
@@ -302,23 +312,28 @@ def simulate(X, y, X_test, y_test, estimator, strategies=("random", DEFAULT_STRA
     y = np.asarray(y)
     y_test = np.asarray(y_test)
     if y.shape != (n_pool,):
-        raise FastalError(f"y must have shape ({n_pool},) (one label per pool row); "
-                          f"got {y.shape}")
+        raise DataError(f"y must have shape ({n_pool},) (one label per pool row); "
+                        f"got {y.shape}")
+    for name, labels in (("y", y), ("y_test", y_test)):
+        missing = _missing_labels(labels)
+        if missing.size:
+            raise DataError(f"{name} must hold a label for every row; row {int(missing[0])} is "
+                            f"{labels[missing[0]]}")
     if _n_rows(X_test, "X_test") != y_test.shape[0]:
-        raise FastalError(f"X_test has {_n_rows(X_test, 'X_test')} rows but y_test has "
-                          f"{y_test.shape[0]}")
+        raise DataError(f"X_test has {_n_rows(X_test, 'X_test')} rows but y_test has "
+                        f"{y_test.shape[0]}")
     strategies = tuple(_check_strategy(s, "strategies item") for s in strategies)
     if not strategies:
-        raise FastalError("strategies must name at least one strategy")
+        raise ArgumentError("strategies must name at least one strategy; got an empty sequence")
     names = tuple(_strategy_name(s) for s in strategies)
     if len(set(names)) != len(names):
-        raise FastalError(f"strategies must be distinct; got {names}")
+        raise ArgumentError(f"strategies must be distinct; got {names}")
     seed_size = _check_int(seed_size, "seed_size", 1, n_pool)
     batch_size = _check_int(batch_size, "batch_size", 1)
     budget = _check_int(budget, "budget", seed_size, n_pool)
     repeats = _check_int(repeats, "repeats", 1)
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise FastalError(f"seed must be a non-negative int; got {seed!r}")
+        raise ArgumentError(f"seed must be a non-negative int; got {seed!r}")
     if isinstance(metrics, str):
         metrics = (metrics,)
     metric_names = tuple(m for m in metrics if m != "accuracy")

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .._errors import DataError, FastalError
+from .._errors import ArgumentError, DataError
 from ..scoring import UNCERTAINTY_METHODS
 from ._common import _check_fraction, _check_int, _n_rows, _rows
 
@@ -48,23 +48,24 @@ class _StoppingRules:
         self.validation = None
         if validation is not None:
             if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-                raise FastalError("validation must be a pair (X_val, y_val)")
+                raise ArgumentError("validation must be a pair (X_val, y_val); got "
+                                    f"{type(validation).__name__}")
             X_val, y_val = validation
             y_val = np.asarray(y_val)
             if _n_rows(X_val, "validation X") != y_val.shape[0]:
-                raise FastalError(f"validation X has {_n_rows(X_val, 'validation X')} rows but "
-                                  f"y has {y_val.shape[0]}")
+                raise DataError(f"validation X has {_n_rows(X_val, 'validation X')} rows but "
+                                f"y has {y_val.shape[0]}")
             self.validation = (X_val, y_val)
         if metric != "accuracy" and not callable(metric):
-            raise FastalError(f"metric must be 'accuracy' or a callable(y_true, y_pred); "
-                              f"got {metric!r}")
+            raise ArgumentError(f"metric must be 'accuracy' or a callable(y_true, y_pred); "
+                                f"got {metric!r}")
         self.metric = metric
         self.target = None
         if target is not None:
             if self.validation is None:
-                raise FastalError("target needs validation=(X_val, y_val) to measure the metric")
+                raise ArgumentError("target needs validation=(X_val, y_val) to measure the metric")
             if isinstance(target, bool) or not isinstance(target, numbers.Real):
-                raise FastalError(f"target must be a number; got {target!r}")
+                raise ArgumentError(f"target must be a number; got {target!r}")
             self.target = float(target)
         self.kappa_threshold = None
         self.kappa_window = _check_int(kappa_window, "kappa_window", 1)
@@ -84,14 +85,14 @@ class _StoppingRules:
             self.stop_set = stop_set
         self.uncertainty_threshold = None
         if uncertainty_method not in UNCERTAINTY_METHODS:
-            raise FastalError(f"uncertainty_method must be one of "
-                              f"{', '.join(UNCERTAINTY_METHODS)}; got {uncertainty_method!r}")
+            raise ArgumentError(f"uncertainty_method must be one of "
+                                f"{', '.join(UNCERTAINTY_METHODS)}; got {uncertainty_method!r}")
         self.uncertainty_method = uncertainty_method
         if uncertainty_threshold is not None:
             if isinstance(uncertainty_threshold, bool) or \
                     not isinstance(uncertainty_threshold, numbers.Real):
-                raise FastalError(f"uncertainty_threshold must be a number; "
-                                  f"got {uncertainty_threshold!r}")
+                raise ArgumentError(f"uncertainty_threshold must be a number; "
+                                    f"got {uncertainty_threshold!r}")
             self.uncertainty_threshold = float(uncertainty_threshold)
 
     def _stop(self, stats):

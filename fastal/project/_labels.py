@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .._errors import DataError, FileError
+from .._errors import ArgumentError, DataError, FileError
 
 FORMATS = ("csv", "parquet", "jsonl", "label-studio")
 LS_ID_KEY = "fastal_id"
@@ -157,7 +157,8 @@ def read_table_file(path: Path, fmt: str, id_column, label_column, annotator_col
             delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
             table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
                                    convert_options=pacsv.ConvertOptions(column_types=types))
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        table.column_names  # noqa: B018  (a header that is not UTF-8 fails here, not later)
+    except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise FileError(f"cannot read the annotation file {path} as {fmt}: {exc}") from exc
     if annotator_column is None and "annotator" in table.column_names:
         annotator_column = "annotator"
@@ -254,7 +255,7 @@ def read_annotations(path, *, fmt=None, id_column="id", label_column="label",
         raise FileError(f"annotation file {path} is a directory; pass one file")
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
-        raise DataError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        raise ArgumentError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt in ("csv", "parquet"):
         return read_table_file(path, fmt, id_column, label_column, annotator_column, id_kind)
     if fmt == "jsonl":
@@ -264,6 +265,9 @@ def read_annotations(path, *, fmt=None, id_column="id", label_column="label",
             tasks = json.load(f)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FileError(f"cannot read {path} as a Label Studio JSON export: {exc}") from exc
+    if not isinstance(tasks, list):
+        raise DataError(f"{path} must hold a JSON list of tasks (a Label Studio JSON export); "
+                        f"got a JSON {type(tasks).__name__}")
     if tasks and isinstance(tasks[0], dict) and "annotations" not in tasks[0] \
             and "data" not in tasks[0]:
         # JSON_MIN export or a plain list of records: {id, label, annotator}

@@ -233,7 +233,8 @@ class Ledger:
                     raise LedgerError(f"cannot put the ledger {self.path} in WAL mode (got {mode})")
         except sqlite3.OperationalError as exc:
             raise _locked_or(exc, self.path, lock_timeout) from exc
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: a corrupt page's bytes echoed back as text (quick_check)
             raise LedgerError(f"the ledger {self.path} is corrupt or not a SQLite database: "
                               f"{exc}; restore it from a backup") from exc
 
@@ -252,7 +253,7 @@ class Ledger:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             raise _locked_or(exc, self.path, self.lock_timeout) from exc
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise LedgerError(f"the ledger {self.path} is corrupt: {exc}") from exc
 
     def meta(self) -> dict:

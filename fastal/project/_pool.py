@@ -97,7 +97,10 @@ def n_rows(files) -> int | None:
     for f in files:
         if not _is_parquet(f):
             return None
-        total += pq.ParquetFile(f).metadata.num_rows
+        try:
+            total += pq.ParquetFile(f).metadata.num_rows
+        except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+            raise FileError(f"cannot read {f} as a Parquet file: {exc}") from exc
     return total
 
 
@@ -189,7 +192,8 @@ def gather_rows(path, columns, positions: np.ndarray, what: str = "pool") -> pa.
     if lo != positions.size:
         raise DataError(f"{what} has {offset} rows; position {int(positions[lo])} is past the end")
     if not parts:
-        return pa.Table.from_batches([], schema=schema(path, what).select(columns))
+        sch = schema(path, what)
+        return pa.Table.from_batches([], schema=pa.schema([sch.field(c) for c in columns]))
     return pa.Table.from_batches(parts)
 
 

@@ -79,7 +79,9 @@ def _parse_size(value) -> int | None:
     """'8G', '500MiB', '1.5GB', '1000000' -> bytes (powers of 1024 for K/M/G/T)."""
     if value is None:
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not value > 0:
+            raise ArgumentError(f"--max-memory must be positive; got {value!r}")
         return int(value)
     text = str(value).strip().upper().replace("IB", "").replace("B", "")
     scale = 1
@@ -179,6 +181,10 @@ class Project:
     """
 
     def __init__(self, directory, *, lock_timeout: float = 30.0, readonly: bool = False):
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) \
+                or not lock_timeout >= 0:
+            raise ArgumentError(f"--lock-timeout must be a number of seconds >= 0; "
+                                f"got {lock_timeout!r}")
         self.dir = Path(directory)
         if not self.dir.is_dir():
             raise FileError(f"project directory does not exist: {self.dir} (create it with "
@@ -406,6 +412,9 @@ class Project:
         _check_strategy(strategy, options, STRATEGIES)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ArgumentError(f"--k must be a positive integer; got {k!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ArgumentError(f"--seed must be a non-negative integer; got {seed!r}")
         if outputs is not None and head is not None:
             raise ArgumentError("pass --outputs or --head, not both")
         needs = STRATEGIES[strategy].needs
@@ -944,6 +953,16 @@ class Project:
 
     def export(self, out, *, policy=None, columns=(), include_ties=False) -> dict:
         """The labeled set (one row per id, the label chosen by ``policy``) as Parquet/CSV."""
+        if not str(out).lower().endswith((".parquet", ".pq", ".csv")):
+            raise ArgumentError(f"--out must end in .parquet or .csv; got {str(out)!r}")
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise ArgumentError(f"columns must be a list of pool column names; got {columns!r}")
+        if columns:
+            names = _pool.schema(self.config["pool"], "pool").names
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise DataError(f"--columns {missing[0]!r} not found in the pool; columns are: "
+                                f"{', '.join(names)}")
         chosen, ties = self.training_labels(policy)
         info = {}
         for id_, n, rnd, annotators in self.ledger.query(
@@ -979,8 +998,6 @@ class Project:
             for c in columns:
                 table = table.append_column(c, gathered.column(c))
         out = Path(out)
-        if not str(out).lower().endswith((".parquet", ".pq", ".csv")):
-            raise ArgumentError(f"--out must end in .parquet or .csv; got {str(out)!r}")
         _files.write_table(out, table)
         return {"rows": table.num_rows, "ties_left_out": 0 if include_ties else len(ties),
                 "path": str(out), "policy": policy or self.config["policy"]}
@@ -1052,6 +1069,9 @@ def _version() -> str:
 
 
 def _check_strategy(name, options, strategies) -> None:
+    if not isinstance(options, dict):
+        raise ArgumentError(f"options must be a dict of strategy options (name: value); "
+                            f"got {options!r}")
     if name not in strategies:
         raise ArgumentError(f"--strategy must be one of {', '.join(strategies)}; got {name!r}")
     unknown = sorted(set(options) - set(strategies[name].options))
