@@ -333,6 +333,20 @@ class IpcSource(ArrowSource):
                 self._flush()
 
 
+def _row_width(t) -> float:
+    """Rough bytes per row of an Arrow type (variable-length values guessed at 16 items)."""
+    if pa.types.is_fixed_size_list(t):
+        return t.list_size * _row_width(t.value_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return 16 * _row_width(t.value_type)
+    if pa.types.is_struct(t):
+        return sum(_row_width(t.field(i).type) for i in range(t.num_fields)) or 1.0
+    try:
+        return max(t.bit_width / 8, 1 / 8)
+    except ValueError:  # strings, binary and other variable-width types
+        return 16.0
+
+
 class ParquetSource(ArrowSource):
     """A Parquet file, several row groups decoded at once on threads, rows in file order.
 
@@ -368,6 +382,7 @@ class ParquetSource(ArrowSource):
         self.path = str(path)
         try:
             self.file = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=_BUFFER_BYTES)
+            self._read_share = None
         except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
             raise FileError(f"cannot read {self.path} as a Parquet file: {exc}") from exc
         meta = self.file.metadata
@@ -388,12 +403,22 @@ class ParquetSource(ArrowSource):
         return max(MIN_CHUNK_ROWS, PARQUET_CHUNK_BYTES // row_bytes)
 
     def _row_group_bytes(self, g: int) -> int:
-        """Uncompressed bytes of the columns we read in row group ``g`` (from the footer)."""
+        """Uncompressed bytes of the columns we read in row group ``g``, estimated.
+
+        The row group's total size times the read columns' share of a row's width (from the
+        schema), never from per-column footer metadata: on a corrupt footer pyarrow's
+        ``RowGroupMetaData.column(j)`` aborts the whole process (an uncaught C++ exception,
+        pyarrow 26), where reading raises an ordinary error. Only the decoding units'
+        sizes depend on it, never a result.
+        """
+        if self._read_share is None:
+            schema = self.file.schema_arrow
+            wanted = set(self.columns.read)
+            widths = [(_row_width(f.type), f.name in wanted) for f in schema]
+            total = sum(w for w, _ in widths)
+            self._read_share = (sum(w for w, read in widths if read) / total) if total else 1.0
         rg = self.file.metadata.row_group(g)
-        wanted = set(self.columns.read)
-        total = sum(rg.column(j).total_uncompressed_size for j in range(rg.num_columns)
-                    if rg.column(j).path_in_schema.split(".", 1)[0] in wanted)
-        return total or rg.total_byte_size
+        return max(1, int(rg.total_byte_size * self._read_share))
 
     def _tasks(self) -> list[list[int]]:
         """Consecutive row groups decoded as one unit, each of about PARQUET_TASK_BYTES.
