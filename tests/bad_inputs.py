@@ -628,6 +628,20 @@ case("table-id-null", lambda f: top_k(f.pool(ids=pa.array([1, None] + list(range
                                       id_column="id"), D, "null at row 1")
 case("table-id-duplicated", lambda f: top_k(f.pool(ids=[7] * 12), 2, "margin", id_column="id"), None,
      check=lambda sel: np.testing.assert_array_equal(sel.ids, [7, 7]))
+def _duplicate_names(f, suffix):
+    probs = pa.FixedSizeListArray.from_arrays(pa.array(np.full(24, 0.5)), 2)
+    table = pa.Table.from_arrays([probs, probs, pa.array(range(12))], names=["p", "p", "id"])
+    return f.table("dup" + suffix, table)
+
+
+for _suffix in (".parquet", ".arrow"):
+    case(f"table-duplicate-column-names{_suffix}",
+         lambda f, s=_suffix: score(_duplicate_names(f, s), "margin", column="p"), D,
+         "appears 2 times")
+case("table-duplicate-column-names-in-memory",
+     lambda f: top_k(pa.Table.from_arrays([pa.array(range(3))] * 2 + [
+         pa.FixedSizeListArray.from_arrays(pa.array(np.full(6, 0.5)), 2)],
+         names=["id", "id", "p"]), 1, "margin", column="p", id_column="id"), D, "appears 2 times")
 case("table-string-list", lambda f: score(f.table("s.parquet", t(p=pa.array([["a", "b"]]))), "margin"), D,
      "must hold floats")
 case("table-bool-list", lambda f: score(f.table("s.parquet", t(p=pa.array([[True, False]]))), "margin"), D,

@@ -60,6 +60,13 @@ def _to_numpy(arr: pa.Array) -> np.ndarray:
         return arr.to_numpy(zero_copy_only=False)
 
 
+def _check_unique(schema: pa.Schema, column: str, name: str) -> None:
+    count = len(schema.get_all_field_indices(column))
+    if count > 1:
+        raise DataError(f"column {column!r} appears {count} times in {name}; the columns fastal "
+                        f"reads must have unique names")
+
+
 class _Columns:
     """Which columns of a schema hold the values and the ids, checked once.
 
@@ -76,6 +83,7 @@ class _Columns:
                 raise DataError(
                     f"id_column {id_column!r} not found in {name}; columns are: {_describe(schema)}"
                 )
+            _check_unique(schema, id_column, name)
             t = schema.field(id_column).type
             if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
                 raise DataError(
@@ -99,6 +107,7 @@ class _Columns:
                 raise DataError(
                     f"column {c!r} not found in {name}; columns are: {_describe(schema)}"
                 )
+            _check_unique(schema, c, name)
         types = [schema.field(c).type for c in names]
         self.names = names
         self.is_list = _is_list(types[0])
