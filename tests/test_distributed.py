@@ -22,6 +22,7 @@ import pyarrow.parquet as pq  # noqa: E402
 import fastal  # noqa: E402
 import fastal.distributed  # noqa: E402,F401
 from fastal import ArgumentError, DataError, FastalError  # noqa: E402
+from fastal.distributed._workers import restore_environ  # noqa: E402
 from fastal.models import Committee, LinearHead  # noqa: E402
 
 SIZES = (3000, 5000, 2100)
@@ -32,12 +33,14 @@ D, C, M = 6, 4, 3
 def client():
     from distributed import Client, LocalCluster
 
+    saved = dict(os.environ)  # the nanny sets OMP_NUM_THREADS=1 etc. here and keeps it
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.CRITICAL)
     client = Client(cluster)
     yield client
     client.close()
     cluster.close()
+    restore_environ(saved)
 
 
 def _list(values):
@@ -376,3 +379,13 @@ def test_a_lost_badge_shard_is_rebuilt(client, pool):
                                     labeled=labeled, seed=1, client=client, _on_pick=drop)
     same(got, want, exact_extra=["probability", "n_uniform"])
     assert got.extra["rebuilt_shards"] >= 1
+
+
+def test_a_local_cluster_leaves_the_environment_as_it_was():
+    # Dask's nanny sets OMP_NUM_THREADS=1 (and more) in the parent's environment for good;
+    # connect(local_workers=...) must put it back (a later subprocess of the user's would
+    # otherwise run single-threaded: found through a Parquet test after this module).
+    before = dict(os.environ)
+    with fastal.distributed.connect(local_workers=1) as local:
+        assert len(local.scheduler_info(n_workers=-1)["workers"]) <= 1
+    assert dict(os.environ) == before

@@ -154,6 +154,7 @@ import pyarrow as pa, fastal
 from fastal.io import convert
 import fastal.io.arrow as arrow
 arrow.PARQUET_TASK_BYTES = 1  # one row group per unit
+pa.set_cpu_count(max(2, pa.cpu_count()))  # decode ahead even on one core (or OMP_NUM_THREADS=1)
 peak = pa.default_memory_pool().max_memory
 for name in ("small", "big"):
     convert(f"{dir}/{{name}}.parquet", f"{dir}/{{name}}.arrow", batch_rows=1 << 14)

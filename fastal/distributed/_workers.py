@@ -80,6 +80,15 @@ def worker_table(client) -> dict:
     return client.run_on_scheduler(_scheduler_workers)
 
 
+def restore_environ(saved: dict) -> None:
+    """Put ``os.environ`` back as ``saved`` (after a LocalCluster changed it)."""
+    import os
+
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
+
+
 def live_workers(client, timeout: float = 60.0) -> list:
     """Addresses of the cluster's workers, waiting up to ``timeout`` s for at least one
     (a worker that was just lost is restarted by its nanny)."""
@@ -186,9 +195,14 @@ class connect:
                                 "'fastal[distributed]'") from exc
         if self.local_workers is not None:
             import logging
+            import os
 
+            # Dask's nanny sets OMP_NUM_THREADS=1 (and MKL/OPENBLAS, MALLOC_TRIM_THRESHOLD_)
+            # in this process's environment for its workers and never restores it: every
+            # later subprocess of the caller would inherit it. Restored on exit.
+            self._environ = dict(os.environ)
             self.cluster = LocalCluster(n_workers=self.local_workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=None,
+                                        processes=True, dashboard_address=":0",
                                         silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         else:
@@ -204,4 +218,5 @@ class connect:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+            restore_environ(self._environ)
         return False
