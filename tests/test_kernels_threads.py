@@ -75,6 +75,7 @@ def _recorded(run, monkeypatch, n_threads, tiny):
 def _assert_thread_invariant(run, monkeypatch, kernels):
     """The same calls, returns and arrays with 1 thread, 2 threads and 2 threads on tiny
     tasks; ``kernels`` must all have been called (so the test cannot pass vacuously)."""
+    run()  # compile first: Numba cannot type a kernel while np.empty is the Python wrapper
     results = [_recorded(run, monkeypatch, n, tiny)
                for n, tiny in [(1, False), (2, False), (2, True)]]
     first, log = results[0]
