@@ -140,44 +140,63 @@ def _to_chord(dist, cosine):
     return dist
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _certified_nearest(X, i, scale, cosine, L, lab_rows, lab_inv, cand_r, cand_sq_r, shift,
+                       labeled_norm_max, err_coef):
+    """(exact squared distance of row ``i`` to its nearest point of a labeled chunk, that
+    point's index in the chunk (the lowest on ties), 1 if the chunk had to be scanned).
+
+    ``cand_r`` holds FAISS's kk candidates of the chunk for the row and ``cand_sq_r`` their
+    float32 squared distances (see ``labeled_mindist``): the exact distance of each is
+    recomputed, and unless the kk-th FAISS distance exceeds the best exact one by more than
+    its error bound, every point of the chunk is scanned.
+    """
+    kk = cand_r.shape[0]
+    n_chunk = lab_rows.shape[0]
+    best = np.inf
+    best_t = 0
+    for t in range(kk):
+        c = cand_r[t]
+        if c < 0:
+            continue
+        row = lab_rows[c]
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+        if sq < best or (sq == best and c < best_t):
+            best = sq
+            best_t = c
+    fell_back = 0
+    if kk < n_chunk:
+        norm_sq = 0.0
+        for j in range(X.shape[1]):
+            v = X[i, j] * scale - shift[j]
+            norm_sq += v * v
+        bound = np.sqrt(norm_sq) + labeled_norm_max
+        if cand_sq_r[kk - 1] <= best + err_coef * bound * bound:
+            fell_back = 1
+            for t in range(n_chunk):
+                row = lab_rows[t]
+                sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+                if sq < best or (sq == best and t < best_t):
+                    best = sq
+                    best_t = t
+    return best, best_t, fell_back
+
+
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _labeled_mindist_tasks(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand,
                            cand_sq, shift, labeled_norm_max, err_coef, mindist, nearest,
                            n_fallback, rows_per_task, lo, hi):
     """``labeled_mindist`` for rows ``start + r``, lo * rows_per_task <= r <
     hi * rows_per_task; returns 0. (19 arguments: under 20, see ``_update_groups_tasks``.)"""
-    n_rows, kk = cand.shape
-    n_chunk = lab_rows.shape[0]
-    d = X.shape[1]
+    n_rows = cand.shape[0]
     want_nearest = nearest.shape[0] > 0
     for r in range(lo * rows_per_task, min(n_rows, hi * rows_per_task)):
         i = start + r
-        scale = inv_norm[i] if cosine else 1.0
-        best = np.inf
-        best_t = 0
-        for t in range(kk):
-            c = cand[r, t]
-            if c < 0:
-                continue
-            row = lab_rows[c]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
-            if sq < best or (sq == best and c < best_t):
-                best = sq
-                best_t = c
-        if kk < n_chunk:
-            norm_sq = 0.0
-            for j in range(d):
-                v = X[i, j] * scale - shift[j]
-                norm_sq += v * v
-            bound = np.sqrt(norm_sq) + labeled_norm_max
-            if cand_sq[r, kk - 1] <= best + err_coef * bound * bound:
-                n_fallback[r] += 1
-                for t in range(n_chunk):
-                    row = lab_rows[t]
-                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
-                    if sq < best or (sq == best and t < best_t):
-                        best = sq
-                        best_t = t
+        best, best_t, fell_back = _certified_nearest(X, i, inv_norm[i] if cosine else 1.0,
+                                                     cosine, L, lab_rows, lab_inv, cand[r],
+                                                     cand_sq[r], shift, labeled_norm_max,
+                                                     err_coef)
+        n_fallback[r] += fell_back
         new = _ceil32(_to_score_units(best, cosine))
         if new < mindist[i]:
             mindist[i] = new

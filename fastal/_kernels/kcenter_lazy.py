@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter import _FASTMATH, _ceil32, _sq_rows, _to_score_units
+from .kcenter import _FASTMATH, _ceil32, _certified_nearest, _sq_rows, _to_score_units
 
 #: Rows per task of the per-row kernels (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 256
@@ -212,34 +212,12 @@ def _rows_labeled_mindist_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv,
                                 rows_per_task, lo, hi):
     """``rows_labeled_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
     ``rows``; returns 0."""
-    n_rows, kk = cand.shape
-    n_chunk = lab_rows.shape[0]
-    d = X.shape[1]
-    for r in range(lo * rows_per_task, min(n_rows, hi * rows_per_task)):
+    for r in range(lo * rows_per_task, min(cand.shape[0], hi * rows_per_task)):
         i = rows[r]
-        scale = inv_norm[i] if cosine else 1.0
-        best = np.inf
-        for t in range(kk):
-            c = cand[r, t]
-            if c < 0:
-                continue
-            row = lab_rows[c]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
-            if sq < best:
-                best = sq
-        if kk < n_chunk:
-            norm_sq = 0.0
-            for j in range(d):
-                v = X[i, j] * scale - shift[j]
-                norm_sq += v * v
-            bound = np.sqrt(norm_sq) + labeled_norm_max
-            if cand_sq[r, kk - 1] <= best + err_coef * bound * bound:
-                n_fallback[r] += 1
-                for t in range(n_chunk):
-                    row = lab_rows[t]
-                    sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
-                    if sq < best:
-                        best = sq
+        best, _, fell_back = _certified_nearest(X, i, inv_norm[i] if cosine else 1.0, cosine,
+                                                L, lab_rows, lab_inv, cand[r], cand_sq[r],
+                                                shift, labeled_norm_max, err_coef)
+        n_fallback[r] += fell_back
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
@@ -249,10 +227,10 @@ def _rows_labeled_mindist_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv,
 def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, cand_sq,
                          shift, labeled_norm_max, err_coef, key, n_fallback):
     """``key[r] = min(key[r], D)``, ``D`` the exact distance (score units) of row ``rows[r]``
-    to one chunk of labeled points, certified from FAISS's candidates exactly as in
-    ``fastal._kernels.kcenter.labeled_mindist`` (which this mirrors for a list of rows): the
-    exact distance of each candidate is recomputed, and a row whose last candidate is not
-    provably farther than the best (float32 error bound) is rescanned against the chunk."""
+    to one chunk of labeled points, certified from FAISS's candidates by the same
+    ``_certified_nearest`` as ``fastal._kernels.kcenter.labeled_mindist`` (for a list of
+    rows): the exact distance of each candidate is recomputed, and a row whose last
+    candidate is not provably farther than the best (float32 error bound) is rescanned."""
     run_tasks(_rows_labeled_mindist_tasks, _tasks(cand.shape[0]), X, rows, inv_norm, cosine, L,
               lab_rows, lab_inv, cand, cand_sq, shift, labeled_norm_max, err_coef, key,
               n_fallback, ROWS_PER_TASK)

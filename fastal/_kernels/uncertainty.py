@@ -121,6 +121,15 @@ def _valid(total, lowest, atol):
     return (lowest >= -atol) & (abs(total - 1.0) <= atol)
 
 
+@njit(inline="always")
+def _merge_top2(t1, t2, b1, b2):
+    """The largest and second largest of two lanes' (largest, second largest) pairs."""
+    smaller = t1 if t1 < b1 else b1
+    t1 = t1 if t1 > b1 else b1
+    t2 = t2 if t2 > b2 else b2
+    return t1, (t2 if t2 > smaller else smaller)
+
+
 @njit
 def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
     """Merge each row's w lanes, score rows [0, m) into out; returns the invalid-row count."""
@@ -132,12 +141,7 @@ def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
         tot = total[q]
         low = lowest[q]
         for h in range(1, w):
-            b1 = top1[q + h]
-            b2 = top2[q + h]
-            smaller = t1 if t1 < b1 else b1
-            t1 = t1 if t1 > b1 else b1
-            t2 = t2 if t2 > b2 else b2
-            t2 = t2 if t2 > smaller else smaller
+            t1, t2 = _merge_top2(t1, t2, top1[q + h], top2[q + h])
             tot += total[q + h]
             lo = lowest[q + h]
             low = low if low < lo else lo
@@ -360,12 +364,7 @@ def _finish_logits_max(top1, top2, check, w, m, row_max, row_second, row_check, 
         t2 = top2[q]
         ok = check[q]
         for h in range(1, w):
-            b1 = top1[q + h]
-            b2 = top2[q + h]
-            smaller = t1 if t1 < b1 else b1
-            t1 = t1 if t1 > b1 else b1
-            t2 = t2 if t2 > b2 else b2
-            t2 = t2 if t2 > smaller else smaller
+            t1, t2 = _merge_top2(t1, t2, top1[q + h], top2[q + h])
             ok += check[q + h]
         row_max[r] = t1
         row_second[r] = t2
