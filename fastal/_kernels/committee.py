@@ -330,14 +330,16 @@ def _committee_scores(members, codes, from_logits, atol, out):
 _SOFTMAX_ROWS = 64
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def softmax_members32_tasks(members, out, task_lo, task_hi):
-    """out[m, i] = softmax(members[m, i]) for float32 logits (M, rows, C); NaN rows if not finite.
+@njit
+def _softmax_tile(flat, start, row_stride, rows, c, columns, top, best, check, total, rival,
+                  dst, base):
+    """dst[base + r * c + j] = softmax of logits row ``flat[start + r * row_stride:][:c]``,
+    for rows <= _SOFTMAX_ROWS float32 rows; NaN rows for a NaN or infinite logit.
 
-    Turns a committee's logits into the float32 probabilities ``_committee_probs32`` reads,
-    at the speed of that kernel: each member's rows are taken 64 at a time and transposed
-    to (C, 64), so the max, the exp32 of z - max (max subtraction in registers) and the sum
-    run across rows and vectorise; the row is then scaled by 1 / sum and written back.
+    Gives the float32 committee kernel its probabilities from logits, one member's block at
+    a time (the block then stays in cache for the measures). The rows are transposed to
+    (C, rows) in ``columns``, so the max, the exp32 of z - max (max subtraction in
+    registers) and the sum run across rows and vectorise; each row is then scaled by 1 / sum.
     Probabilities are within (3e-7 + 6e-8 |z - max|) relative of the float64 softmax
     (exp32 and one division; z - max rounded to float32).
 
@@ -345,69 +347,67 @@ def softmax_members32_tasks(members, out, task_lo, task_hi):
     float32's resolution give equal probabilities, which would move the vote to a lower
     class. So the probability of the logits' argmax is raised to the next float32 above
     any other class's that reaches it (a change of one or two ulps).
-    A row with a NaN or infinite logit is written as NaN, which the committee kernel counts
-    as an invalid row.
     """
-    n_members, n, c = members.shape
-    n_blocks = (n + _SOFTMAX_ROWS - 1) // _SOFTMAX_ROWS
     zero = np.float32(0.0)
     one = np.float32(1.0)
-    columns = np.empty((c, _SOFTMAX_ROWS), dtype=np.float32)
-    top = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-    best = np.empty(_SOFTMAX_ROWS, dtype=np.int64)
-    check = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-    total = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-    rival = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-    for task in range(task_lo, task_hi):
-        m = task // n_blocks
-        first = (task % n_blocks) * _SOFTMAX_ROWS
-        rows = min(n, first + _SOFTMAX_ROWS) - first
-        for r in range(rows):
-            for j in range(c):
-                columns[j, r] = members[m, first + r, j]
-        for r in range(rows):
-            z = columns[0, r]
-            top[r] = z
-            best[r] = 0
-            check[r] = zero if abs(z) <= _FLOAT32_MAX else one
-            total[r] = zero
-            rival[r] = zero
-        for j in range(1, c):
-            for r in range(rows):
-                z = columns[j, r]
-                check[r] += zero if abs(z) <= _FLOAT32_MAX else one  # NaN and +-inf fail
-                t = top[r]
-                best[r] = j if z > t else best[r]  # strict: the lowest class wins a tie
-                top[r] = t if t > z else z
+    for r in range(rows):
+        row = flat[start + r * row_stride:start + r * row_stride + c]
         for j in range(c):
-            for r in range(rows):
-                t = columns[j, r] - top[r]
-                t = t if t > _T_FLOOR else _T_FLOOR  # z - max may overflow to -inf
-                e = exp32(t)
-                columns[j, r] = e
-                total[r] += e
+            columns[j, r] = row[j]
+    for r in range(rows):
+        z = columns[0, r]
+        top[r] = z
+        best[r] = 0
+        check[r] = zero if abs(z) <= _FLOAT32_MAX else one
+        total[r] = zero
+        rival[r] = zero
+    for j in range(1, c):
         for r in range(rows):
-            total[r] = one / total[r] if check[r] == zero else np.float32(np.nan)
+            z = columns[j, r]
+            check[r] += zero if abs(z) <= _FLOAT32_MAX else one  # NaN and +-inf fail
+            t = top[r]
+            best[r] = j if z > t else best[r]  # strict: the lowest class wins a tie
+            top[r] = t if t > z else z
+    for j in range(c):
+        for r in range(rows):
+            t = columns[j, r] - top[r]
+            t = t if t > _T_FLOOR else _T_FLOOR  # z - max may overflow to -inf
+            e = exp32(t)
+            columns[j, r] = e
+            total[r] += e
+    for r in range(rows):
+        total[r] = one / total[r] if check[r] == zero else np.float32(np.nan)
+    for j in range(c):
+        for r in range(rows):
+            p = columns[j, r] * total[r]
+            columns[j, r] = p
+            other = p if j != best[r] else zero
+            rival[r] = rival[r] if rival[r] > other else other
+    for r in range(rows):
+        p = columns[best[r], r]
+        if rival[r] >= p:  # rare: logits within float32 resolution of the max
+            columns[best[r], r] = np.nextafter(rival[r], np.float32(np.inf))
+    out = dst[base:base + rows * c]
+    for r in range(rows):
         for j in range(c):
-            for r in range(rows):
-                p = columns[j, r] * total[r]
-                columns[j, r] = p
-                other = p if j != best[r] else zero
-                rival[r] = rival[r] if rival[r] > other else other
-        for r in range(rows):
-            p = columns[best[r], r]
-            if rival[r] >= p:  # rare: logits within float32 resolution of the max
-                columns[best[r], r] = np.nextafter(rival[r], np.float32(np.inf))
-        for r in range(rows):
-            for j in range(c):
-                out[m, first + r, j] = columns[j, r]
-    return 0
+            out[r * c + j] = columns[j, r]
 
 
-def softmax_members32(members, out):
-    """``softmax_members32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
-    n_tasks = members.shape[0] * -(-members.shape[1] // _SOFTMAX_ROWS)
-    return run_tasks(softmax_members32_tasks, n_tasks, members, out)
+@njit
+def _softmax_blocks(flat, n_members, c, member_stride, row_stride, lo, rows, block, copies,
+                    bases, columns, top, best, check, total, rival):
+    """Each member's block of logits as probabilities in ``source[bases[m]:][:rows * c]``
+    (``copies``, returned), 64 rows at a time (``_softmax_tile``)."""
+    for m in range(n_members):
+        bases[m] = m * block * c
+        first = 0
+        while first < rows:
+            n = min(_SOFTMAX_ROWS, rows - first)
+            _softmax_tile(flat, m * member_stride + (lo + first) * row_stride, row_stride, n,
+                          c, columns, top, best, check, total, rival, copies,
+                          bases[m] + first * c)
+            first += n
+    return copies
 
 
 def block_rows32(n_members, n_classes):
@@ -492,7 +492,7 @@ def _sum_and_min(source, bases, n_members, size, mean, lowest):
 
 
 @njit
-def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, need_votes, bad, counts):
+def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad, counts):
     """Flag rows whose member rows do not sum to 1 (or hold NaN/inf); count each member's vote.
 
     Four members per pass: short loops over C do not vectorise, so independent chains per
@@ -507,7 +507,7 @@ def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, need_votes, 
             s1 = source[bases[m + 1]:bases[m + 1] + rows * c]
             s2 = source[bases[m + 2]:bases[m + 2] + rows * c]
             s3 = source[bases[m + 3]:bases[m + 3] + rows * c]
-            if need_votes:  # the same pass votes: eight chains per row
+            if votes is not None:  # the same pass votes: eight chains per row
                 for r in range(rows):
                     base = r * c
                     b0 = s0[base]
@@ -580,7 +580,7 @@ def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, need_votes, 
                     b0 = p if better else b0
                 if not (abs(t0 - one) <= atol32):
                     bad[r] = True
-                if need_votes:
+                if votes is not None:
                     counts[base + v0] += 1
             m += 1
 
@@ -738,7 +738,8 @@ def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
-                             codes, atol, block, out, task_lo, task_hi):
+                             codes, atol, block, out, logits, votes, member_h, consensus_h,
+                             log_q, margin, kl, task_lo, task_hi):
     """``_committee_scores`` for float32 probabilities, with vectorised float32 logarithms.
 
     The committee is given as a 1-D contiguous float32 array ``flat`` and element strides:
@@ -769,29 +770,17 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     below M * 6e-8). The member sum in the validity check is float32 (a row within ~1e-6
     of the tolerance may be judged either way). Every row's arithmetic is the same
     whatever its block, chunk, the thread count or the other measures requested.
+
+    ``logits`` True: ``flat`` holds float32 logits, turned into probabilities one member
+    block at a time in cache (``_softmax_tile``), never as a whole array.
+
+    What the codes need is given twice: by ``codes`` (what to write) and by six flags, each
+    True or None (``_needs``): votes, member entropies, consensus entropy, log q, margin,
+    KL-max. A None flag's branches are pruned by type before compilation, so a call
+    compiles only the helpers its measures use (one specialisation per set of flags; a
+    single measure compiles in about half the time of all six).
     """
     c = n_classes
-    n_codes = codes.shape[0]
-    need_votes = False
-    need_member_entropy = False
-    need_consensus_entropy = False
-    need_margin = False
-    need_kl = False
-    for k in range(n_codes):
-        code = codes[k]
-        if code == VOTE_ENTROPY or code == VARIATION_RATIO:
-            need_votes = True
-        elif code == CONSENSUS_ENTROPY:
-            need_consensus_entropy = True
-        elif code == BALD:
-            need_member_entropy = True
-            need_consensus_entropy = True
-        elif code == KL_MAX:
-            need_member_entropy = True
-            need_kl = True
-        else:
-            need_margin = True
-    need_log_mean = need_consensus_entropy or need_kl
     tiny = np.float32(1.1754944e-38)  # smallest normal float32: log32's domain starts here
     one = np.float32(1.0)
     low_limit = np.float32(-atol)
@@ -806,14 +795,22 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_bad = 0
     for task in range(task_lo, task_hi):
-        copies = np.empty(1 if row_stride == c else n_members * block * c, dtype=np.float32)
+        copy = logits is not None or row_stride != c
+        copies = np.empty(n_members * block * c if copy else 1, dtype=np.float32)
+        tile_c = c if logits is not None else 1
+        tile = np.empty((tile_c, _SOFTMAX_ROWS), dtype=np.float32)
+        tile_top = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+        tile_best = np.empty(_SOFTMAX_ROWS, dtype=np.int64)
+        tile_check = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+        tile_total = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+        tile_rival = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
         bases = np.empty(n_members, dtype=np.int64)
         mean = np.empty(block * c, dtype=np.float32)
         lowest = np.empty(block * c, dtype=np.float32)
-        log_mean = np.empty(block * c if need_log_mean else 1, dtype=np.float32)
+        log_mean = np.empty(block * c if log_q is not None else 1, dtype=np.float32)
         terms = np.empty(block * c, dtype=np.float32)
-        terms4 = np.empty((4 if need_member_entropy else 1, block * c), dtype=np.float32)
-        counts = np.zeros(block * c if need_votes else 1, dtype=np.int32)
+        terms4 = np.empty((4 if member_h is not None else 1, block * c), dtype=np.float32)
+        counts = np.zeros(block * c if votes is not None else 1, dtype=np.int32)
         entropy_sum = np.empty(block, dtype=np.float64)
         member_entropy = np.empty((n_members, block), dtype=np.float64)
         bad = np.empty(block, dtype=np.bool_)
@@ -831,34 +828,39 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
             for r in range(rows):
                 bad[r] = False
                 entropy_sum[r] = 0.0
-            if need_votes:
+            if votes is not None:
                 for k in range(size):
                     counts[k] = 0
-            source = _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows,
-                                    block, copies, bases)
+            if logits is not None:
+                source = _softmax_blocks(flat, n_members, c, member_stride, row_stride, lo,
+                                         rows, block, copies, bases, tile, tile_top,
+                                         tile_best, tile_check, tile_total, tile_rival)
+            else:
+                source = _member_blocks(flat, n_members, c, member_stride, row_stride, lo,
+                                        rows, block, copies, bases)
             _sum_and_min(source, bases, n_members, size, mean, lowest)
-            _check_sums_and_vote(source, bases, n_members, rows, c, atol32, need_votes, bad,
+            _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad,
                                  counts)
-            if need_member_entropy:
+            if member_h is not None:
                 _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy,
                                   entropy_sum)
             _check_lowest(lowest, rows, c, low_limit, bad)
             for k in range(size):
                 mean[k] *= inv_members32
-            if need_log_mean:
+            if log_q is not None:
                 # log q, 0 where q underflows: there every p is below M * 1.2e-38 and
                 # p log q is below 1e-34.
                 for k in range(size):
                     q = mean[k]
                     log_mean[k] = log32(q if q > tiny else one)
-            if need_consensus_entropy:
+            if consensus_h is not None:
                 _consensus_entropy(mean, log_mean, rows, c, terms, consensus)
-            if need_margin:
+            if margin is not None:
                 _top2_rows(mean, rows, c, top1, top2)
-            if need_kl:
+            if kl is not None:
                 _kl_max_rows(source, bases, n_members, rows, c, log_mean, member_entropy,
                              terms, kl_max)
-            if need_votes:
+            if votes is not None:
                 _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal)
             _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
                          kl_max, modal, top1, top2, out[:, lo:lo + rows])
@@ -868,13 +870,27 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     return n_bad
 
 
+def _needs(codes):
+    """The six flags of ``_committee_probs32_tasks`` for these codes: True where a measure
+    needs the work, None where not (None branches are pruned before compilation)."""
+    codes = set(int(code) for code in codes)
+    votes = bool(codes & {VOTE_ENTROPY, VARIATION_RATIO})
+    member_h = bool(codes & {BALD, KL_MAX})
+    consensus_h = bool(codes & {CONSENSUS_ENTROPY, BALD})
+    kl = KL_MAX in codes
+    margin = CONSENSUS_MARGIN in codes
+    flags = (votes, member_h, consensus_h, consensus_h or kl, margin, kl)
+    return tuple(True if flag else None for flag in flags)
+
+
 def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_stride, codes,
-                       atol, block, out):
+                       atol, block, out, from_logits=False):
     """``_committee_probs32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
     return run_tasks(_committee_probs32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
-                     member_stride, row_stride, codes, atol, block, out)
+                     member_stride, row_stride, codes, atol, block, out,
+                     True if from_logits else None, *_needs(codes))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")

@@ -15,13 +15,15 @@ from numba import njit, types
 from numba.extending import overload
 
 from .._config import FASTMATH
-from ._math import exp32, log32
+from ._math import _EXP_LOWEST, exp32, exp32_in_range, log32
 from ._parallel import run_tasks
 
 ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
 
-# Shifted logits z - max below this contribute exactly 0 (exp32 underflows at -87.33).
-_T_FLOOR = np.float32(-104.0)
+# Shifted logits z - max are clamped here before exp32_in_range: e**-87.33 = 1.2e-38 is
+# negligible next to the row's sum (>= 1), and the clamp keeps t finite when z - max
+# overflows (z = -3e38, max = 3e38), so 0 * t is never 0 * -inf.
+_T_FLOOR = _EXP_LOWEST
 _FLOAT32_MAX = np.float32(3.4028235e38)
 # |z| <= max is false exactly for NaN and +-inf: a finiteness test fastmath cannot fold
 # (z * 0 can: reassociation turns z1 * 0 + z2 * 0 into (z1 + z2) * 0, NaN on overflow).
@@ -375,7 +377,7 @@ def _finish_logits_max(top1, top2, check, w, m, row_max, row_second, row_check, 
 
 @njit
 def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_check, total,
-                   mean_t, second, method, out):
+                   mean_t, second, method, entropy, out):
     """Merge the lanes' sums; score rows [0, m) into out; returns the invalid-row count.
 
     ``rest`` holds each lane's sum of e^t_j over the entries below the row max (t_j < 0),
@@ -391,12 +393,16 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
     for r in range(m):
         q = w * r
         tail = np.float64(rest[q])
-        a = np.float64(weighted[q])
         for h in range(1, w):
             tail += rest[q + h]
-            a += weighted[q + h]
         total[r] = tail  # s - 1: kept apart from the 1 so that tiny tails keep their digits
-        mean_t[r] = a
+    if entropy is not None:
+        for r in range(m):
+            q = w * r
+            a = np.float64(weighted[q])
+            for h in range(1, w):
+                a += weighted[q + h]
+            mean_t[r] = a
     for r in range(m):
         top = row_max[r]
         if row_second[r] == top:
@@ -408,17 +414,10 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
     for r in range(m):
         second[r] = exp32(row_second[r] - row_max[r])
     bad = 0
-    for r in range(m):
-        tail = total[r]
-        s = 1.0 + tail
-        e2 = np.float64(second[r])
-        if method == LEAST_CONFIDENCE:
-            score = tail / s
-        elif method == MARGIN:
-            score = (tail + e2) / s
-        elif method == RATIO:
-            score = e2
-        else:
+    if entropy is not None:  # None: pruned before compilation (no log32 compiled)
+        for r in range(m):
+            tail = total[r]
+            s = 1.0 + tail
             # log s = log1p(tail): a series for small tails (relative error < tail^4 / 5),
             # else log(fs) + log(s / fs) with fs = float32(s) (log32 and a first-order
             # correction, |s / fs - 1| < 6e-8); both vectorise, unlike libm's log
@@ -427,6 +426,20 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
             log_s = np.float64(log32(fs)) + (s - np.float64(fs)) / s
             log_s = series if tail < _SERIES_BELOW else log_s
             score = log_s - mean_t[r] / s
+            ok = row_check[r] == 0.0
+            out[r] = score if ok else np.nan
+            bad += 0 if ok else 1
+        return bad
+    for r in range(m):
+        tail = total[r]
+        s = 1.0 + tail
+        e2 = np.float64(second[r])
+        if method == LEAST_CONFIDENCE:
+            score = tail / s
+        elif method == MARGIN:
+            score = (tail + e2) / s
+        else:
+            score = e2
         ok = row_check[r] == 0.0
         out[r] = score if ok else np.nan
         bad += 0 if ok else 1
@@ -434,17 +447,17 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
+def _scores_from_logits32_tasks(units, method, block, out, entropy, lo, hi):
     """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
 
     ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
     ``_top2_from_probs``). Per block: a first pass over the classes, two at a time, finds
-    each row's max and second largest logit, and counts non-finite entries with a comparison
-    (|z| <= FLT_MAX is false for NaN and inf; the arithmetic tests z - z and z * 0 do not
-    survive fastmath's reassociation: z - z folds to 0 and z1 * 0 + z2 * 0 to
-    (z1 + z2) * 0, which overflows to NaN for two finite -3e38); a second pass sums e^(z - max)
-    over the entries below the max with ``exp32``, vectorised across rows, the max subtraction in registers, nothing of shape
-    (rows, C) stored. Rows with a non-finite logit get NaN and are counted in the return
+    each row's max and second largest logit, and flags non-finite entries by summing z * 0
+    (0 for a finite z, NaN for NaN and +-inf: exact IEEE arithmetic, which holds because
+    fastal compiles without fast-math flags; with reassociation z1 * 0 + z2 * 0 could become
+    (z1 + z2) * 0 and overflow to NaN for two finite -3e38); a second pass sums e^(z - max)
+    over the entries below the max with ``exp32_in_range``, vectorised across rows, the max
+    subtraction in registers, nothing of shape (rows, C) stored. Rows with a non-finite logit get NaN and are counted in the return
     value.
 
     Precision: exp32 and log32 are within 2e-7 relative and the sums are over non-negative
@@ -455,7 +468,6 @@ def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
     w = _lanes(units)
     n_blocks = (n + block - 1) // block
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
-    entropy = method == ENTROPY
     zero = np.float32(0.0)
     one = np.float32(1.0)
     n_bad = 0
@@ -484,15 +496,13 @@ def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
                 z = columns[0, q]
                 top1[q] = z
                 top2[q] = -np.inf
-                check[q] = zero if abs(z) <= _FLOAT32_MAX else one
+                check[q] = z * zero  # 0 if finite, NaN for NaN and +-inf
             j = 1
             while j + 1 < u:  # two classes per pass: half the accumulators' traffic
                 for q in range(lanes):
                     p = columns[j, q]
                     s = columns[j + 1, q]
-                    bad_p = zero if abs(p) <= _FLOAT32_MAX else one  # NaN and +-inf fail
-                    bad_s = zero if abs(s) <= _FLOAT32_MAX else one
-                    check[q] += bad_p + bad_s
+                    check[q] += p * zero + s * zero
                     hi = p if p > s else s
                     lo = p if p < s else s
                     a = top1[q]
@@ -505,7 +515,7 @@ def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
             if j < u:
                 for q in range(lanes):
                     z = columns[j, q]
-                    check[q] += zero if abs(z) <= _FLOAT32_MAX else one
+                    check[q] += z * zero
                     a = top1[q]
                     smaller = a if a < z else z
                     t2 = top2[q]
@@ -515,15 +525,15 @@ def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
                                lane_max)
             for q in range(lanes):
                 rest[q] = zero
-                weighted[q] = zero
-            if entropy:
+            if entropy is not None:
+                for q in range(lanes):
+                    weighted[q] = zero
+            if entropy is not None:
                 for j in range(u):
                     for q in range(lanes):
                         t = columns[j, q] - lane_max[q]
-                        # clamp: exp32 gives 0 below -87.33 anyway, and 0 * t must not be
-                        # 0 * -inf when z - max overflows (z = -3e38, max = 3e38)
-                        t = t if t > _T_FLOOR else _T_FLOOR
-                        e = exp32(t)
+                        t = t if t > _T_FLOOR else _T_FLOOR  # NaN too (its row is flagged)
+                        e = exp32_in_range(t)
                         rest[q] += e if t < zero else zero
                         weighted[q] += e * t
             elif method != RATIO:
@@ -535,18 +545,19 @@ def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
                         t = t if t > _T_FLOOR else _T_FLOOR
                         s = columns[j + 1, q] - mx
                         s = s if s > _T_FLOOR else _T_FLOOR
-                        e = exp32(t)
-                        f = exp32(s)
+                        e = exp32_in_range(t)
+                        f = exp32_in_range(s)
                         rest[q] += (e if t < zero else zero) + (f if s < zero else zero)
                     j += 2
                 if j < u:
                     for q in range(lanes):
                         t = columns[j, q] - lane_max[q]
                         t = t if t > _T_FLOOR else _T_FLOOR
-                        e = exp32(t)
+                        e = exp32_in_range(t)
                         rest[q] += e if t < zero else zero
             bad += _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max,
-                                  row_check, total, mean_t, second, method, out[start:])
+                                  row_check, total, mean_t, second, method, entropy,
+                                  out[start:])
         n_bad += bad
     return n_bad
 
@@ -554,7 +565,7 @@ def _scores_from_logits32_tasks(units, method, block, out, lo, hi):
 def _scores_from_logits32(units, n_lanes, method, block, out):
     """Scores of each row of float32 logits (see ``_scores_from_logits32_tasks``)."""
     return run_tasks(_scores_from_logits32_tasks, _n_tasks(units.shape[0], block), units,
-                     method, block, out)
+                     method, block, out, True if method == ENTROPY else None)
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
