@@ -150,17 +150,21 @@ def committee_chunk(members, methods, *, from_logits=False, out, start=0, name="
         if n_bad:
             _raise_bad_member_row(logits, out2[0], start, from_logits, name)
         return
-    if members.dtype == np.float32:
-        # float32 probabilities, or logits turned into them one cached block at a time by a
-        # vectorised softmax (exp32; a non-finite row becomes NaN): float32 logarithms
-        # vectorised across rows (see the kernel for the error bound); only the work the
-        # requested measures need is done.
+    if members.dtype == np.float32 and from_logits:
+        # float32 logits: softmax and measures in one pass over cached tiles (see the
+        # kernel for the error bound); a row with a NaN/inf logit comes back as NaN.
+        flat, member_stride, row_stride = _flat_view(members)
+        n_members, n_rows, n_classes = members.shape
+        n_bad = _k._committee_logits32(flat, n_members, n_rows, n_classes, member_stride,
+                                       row_stride, codes, out2)
+    elif members.dtype == np.float32:
+        # float32 probabilities: float32 logarithms vectorised across rows (see the kernel
+        # for the error bound); only the work the requested measures need is done.
         flat, member_stride, row_stride = _flat_view(members)
         n_members, n_rows, n_classes = members.shape
         n_bad = _k._committee_probs32(flat, n_members, n_rows, n_classes, member_stride,
                                       row_stride, codes, PROBABILITY_TOLERANCE,
-                                      _k.block_rows32(n_members, n_classes), out2,
-                                      from_logits=bool(from_logits))
+                                      _k.block_rows32(n_members, n_classes), out2)
     else:
         n_bad = _k._committee_scores(members, codes, bool(from_logits), PROBABILITY_TOLERANCE,
                                      out2)

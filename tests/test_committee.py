@@ -546,67 +546,39 @@ def test_votes_from_float32_logits_closer_than_float32_resolution():
     assert got[0, 0] > 0 and got[0, 2] == 0 and got[0, 3] == 0
 
 
-def softmax_blocks32(members):
-    """The committee kernel's float32 softmax of every member block (``_softmax_blocks``)."""
-    from fastal._kernels.committee import _SOFTMAX_ROWS, _softmax_blocks
-    from fastal.committee import _flat_view
-
-    flat, member_stride, row_stride = _flat_view(members)
-    n_members, rows, c = members.shape
-    copies = np.full(n_members * rows * c, -1.0, dtype=np.float32)
-    scratch = [np.empty(_SOFTMAX_ROWS, dtype=t) for t in (np.float32, np.int64, np.float32,
-                                                         np.float32, np.float32)]
-    _softmax_blocks(flat, n_members, c, member_stride, row_stride, 0, rows, rows, copies,
-                    np.empty(n_members, dtype=np.int64),
-                    np.empty((c, _SOFTMAX_ROWS), dtype=np.float32), *scratch)
-    return copies.reshape(members.shape)
-
-
-def test_float32_softmax_of_member_logits():
-    # The committee's float32-logits path: softmax by exp32 into float32 probabilities,
-    # one member block at a time (200 rows: three full 64-row tiles and a partial one).
-    rng = np.random.default_rng(11)
-    logits = (rng.standard_normal((3, 200, 9)) * 6).astype(np.float32)
-    logits[0, 5] = 0.0                                   # uniform row
-    logits[1, 6, 2] = np.nan
-    logits[2, 7, 0] = -np.inf
-    logits[2, 8] = [3e38, -3e38, 0, 0, 0, 0, 0, 0, 0]    # z - max overflows to -inf
-    wide = np.empty((3, 200, 18), dtype=np.float32)
-    wide[:, :, ::2] = logits                             # strided classes
-    rows_apart = np.empty((3, 400, 9), dtype=np.float32)
-    rows_apart[:, ::2] = logits                          # strided rows
-    for source in (logits, wide[:, :, ::2], rows_apart[:, ::2]):
-        out = softmax_blocks32(source)
-        bad = np.zeros((3, 200), dtype=bool)
-        bad[1, 6] = bad[2, 7] = True
-        assert np.isnan(out[bad]).all() and np.isfinite(out[~bad]).all()
-        z = logits[~bad].astype(np.float64)
-        want = np.exp(z - z.max(axis=1, keepdims=True))
-        want /= want.sum(axis=1, keepdims=True)
-        # exp32 and the division: 3e-7 relative; rounding t = z - max to float32: 6e-8 |t|
-        t = np.abs(z - z.max(axis=1, keepdims=True))
-        assert np.all(np.abs(out[~bad] - want) <= (3e-7 + 6e-8 * t) * want + 1e-38)
-        # a tie keeps the lowest class's vote: its probability is one ulp above the others
-        ninth = np.float32(1 / 9)
-        np.testing.assert_array_equal(out[0, 5, 1:], np.full(8, ninth))
-        assert out[0, 5, 0] == np.nextafter(ninth, np.float32(1))
+@pytest.mark.parametrize("scale", [0.1, 3.0, 40.0])
+def test_float32_logits_kernel_against_float64(scale):
+    # The float32 logits kernel (softmax and measures in one pass over (C, rows) tiles)
+    # against the float64 reference: near-uniform, typical and very confident members, a
+    # uniform row, tied maxima, logits at +-3e38 (z - max overflows), strided classes and
+    # rows, a block boundary (C = 9: 256-row tiles; 300 rows = a full tile and a part).
+    rng = np.random.default_rng(int(scale * 10))
+    logits = (rng.standard_normal((3, 300, 9)) * scale).astype(np.float32)
+    logits[:, 5] = 0.0                                   # every member uniform
+    logits[1, 6, :2] = logits[1, 6].max() + 1            # a tie between the top two
+    logits[2, 8] = [3e38, -3e38, 0, 0, 0, 0, 0, 0, 0]
+    wide = np.empty((3, 300, 18), dtype=np.float32)
+    wide[:, :, ::2] = logits
+    apart = np.empty((3, 600, 9), dtype=np.float32)
+    apart[:, ::2] = logits
+    want = np.stack([rc.committee(logits.astype(np.float64), m, True) for m in METHODS])
+    for source in (logits, wide[:, :, ::2], apart[:, ::2]):
+        got = score_committee(source, METHODS, from_logits=True)
+        np.testing.assert_allclose(got, want, **TOL)
+    for k, method in enumerate(METHODS):  # one measure alone: its own specialisation
+        np.testing.assert_allclose(score_committee(logits, method, from_logits=True), want[k],
+                                   **TOL)
+    assert score_committee(logits, "variation_ratio", from_logits=True)[5] == 0.0
 
 
-def test_float32_committee_from_logits_equals_softmax_then_probabilities():
-    # The fused path (softmax per cached block) gives the bits of scoring the softmaxed
-    # probabilities, for every measure, whatever the chunk's layout.
-    rng = np.random.default_rng(12)
-    logits = (rng.standard_normal((4, 1500, 7)) * 4).astype(np.float32)
-    probs = softmax_blocks32(logits)
-    methods = ("vote_entropy", "consensus_entropy", "bald", "kl_max", "variation_ratio",
-               "consensus_margin")
-    want = score_committee(probs, methods)
-    np.testing.assert_array_equal(score_committee(logits, methods, from_logits=True), want)
-    for method in methods:
-        np.testing.assert_array_equal(score_committee(logits, method, from_logits=True),
-                                      want[methods.index(method)])
-    apart = np.repeat(logits, 3, axis=1)[:, ::3]
-    np.testing.assert_array_equal(score_committee(apart, methods, from_logits=True), want)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("method", ["bald", "kl_max", "consensus_entropy", "consensus_margin"])
+def test_float32_logits_kernel_names_a_non_finite_logit(bad, method):
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((4, 500, 6)).astype(np.float32)
+    logits[3, 321, 5] = bad
+    with pytest.raises(FastalError, match="321"):
+        score_committee(logits, method, from_logits=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

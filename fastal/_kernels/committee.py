@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
-from ._math import exp32, log32
+from ._math import _EXP_LOWEST, exp32, exp32_in_range, log32
 from ._parallel import run_tasks
 
 # Committee measures from member probabilities / logits, (M, rows, C).
@@ -325,89 +325,6 @@ def _committee_scores(members, codes, from_logits, atol, out):
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-members.shape[1] // block)) // blocks_per_task)
     return run_tasks(_committee_scores_tasks, n_tasks, members, codes, from_logits, atol, out)
-
-
-_SOFTMAX_ROWS = 64
-
-
-@njit
-def _softmax_tile(flat, start, row_stride, rows, c, columns, top, best, check, total, rival,
-                  dst, base):
-    """dst[base + r * c + j] = softmax of logits row ``flat[start + r * row_stride:][:c]``,
-    for rows <= _SOFTMAX_ROWS float32 rows; NaN rows for a NaN or infinite logit.
-
-    Gives the float32 committee kernel its probabilities from logits, one member's block at
-    a time (the block then stays in cache for the measures). The rows are transposed to
-    (C, rows) in ``columns``, so the max, the exp32 of z - max (max subtraction in
-    registers) and the sum run across rows and vectorise; each row is then scaled by 1 / sum.
-    Probabilities are within (3e-7 + 6e-8 |z - max|) relative of the float64 softmax
-    (exp32 and one division; z - max rounded to float32).
-
-    The vote (argmax, lowest class on ties) must stay that of the logits: logits closer than
-    float32's resolution give equal probabilities, which would move the vote to a lower
-    class. So the probability of the logits' argmax is raised to the next float32 above
-    any other class's that reaches it (a change of one or two ulps).
-    """
-    zero = np.float32(0.0)
-    one = np.float32(1.0)
-    for r in range(rows):
-        row = flat[start + r * row_stride:start + r * row_stride + c]
-        for j in range(c):
-            columns[j, r] = row[j]
-    for r in range(rows):
-        z = columns[0, r]
-        top[r] = z
-        best[r] = 0
-        check[r] = zero if abs(z) <= _FLOAT32_MAX else one
-        total[r] = zero
-        rival[r] = zero
-    for j in range(1, c):
-        for r in range(rows):
-            z = columns[j, r]
-            check[r] += zero if abs(z) <= _FLOAT32_MAX else one  # NaN and +-inf fail
-            t = top[r]
-            best[r] = j if z > t else best[r]  # strict: the lowest class wins a tie
-            top[r] = t if t > z else z
-    for j in range(c):
-        for r in range(rows):
-            t = columns[j, r] - top[r]
-            t = t if t > _T_FLOOR else _T_FLOOR  # z - max may overflow to -inf
-            e = exp32(t)
-            columns[j, r] = e
-            total[r] += e
-    for r in range(rows):
-        total[r] = one / total[r] if check[r] == zero else np.float32(np.nan)
-    for j in range(c):
-        for r in range(rows):
-            p = columns[j, r] * total[r]
-            columns[j, r] = p
-            other = p if j != best[r] else zero
-            rival[r] = rival[r] if rival[r] > other else other
-    for r in range(rows):
-        p = columns[best[r], r]
-        if rival[r] >= p:  # rare: logits within float32 resolution of the max
-            columns[best[r], r] = np.nextafter(rival[r], np.float32(np.inf))
-    out = dst[base:base + rows * c]
-    for r in range(rows):
-        for j in range(c):
-            out[r * c + j] = columns[j, r]
-
-
-@njit
-def _softmax_blocks(flat, n_members, c, member_stride, row_stride, lo, rows, block, copies,
-                    bases, columns, top, best, check, total, rival):
-    """Each member's block of logits as probabilities in ``source[bases[m]:][:rows * c]``
-    (``copies``, returned), 64 rows at a time (``_softmax_tile``)."""
-    for m in range(n_members):
-        bases[m] = m * block * c
-        first = 0
-        while first < rows:
-            n = min(_SOFTMAX_ROWS, rows - first)
-            _softmax_tile(flat, m * member_stride + (lo + first) * row_stride, row_stride, n,
-                          c, columns, top, best, check, total, rival, copies,
-                          bases[m] + first * c)
-            first += n
-    return copies
 
 
 def block_rows32(n_members, n_classes):
@@ -738,8 +655,8 @@ def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
-                             codes, atol, block, out, logits, votes, member_h, consensus_h,
-                             log_q, margin, kl, task_lo, task_hi):
+                             codes, atol, block, out, votes, member_h, consensus_h, log_q,
+                             margin, kl, task_lo, task_hi):
     """``_committee_scores`` for float32 probabilities, with vectorised float32 logarithms.
 
     The committee is given as a 1-D contiguous float32 array ``flat`` and element strides:
@@ -771,9 +688,6 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     of the tolerance may be judged either way). Every row's arithmetic is the same
     whatever its block, chunk, the thread count or the other measures requested.
 
-    ``logits`` True: ``flat`` holds float32 logits, turned into probabilities one member
-    block at a time in cache (``_softmax_tile``), never as a whole array.
-
     What the codes need is given twice: by ``codes`` (what to write) and by six flags, each
     True or None (``_needs``): votes, member entropies, consensus entropy, log q, margin,
     KL-max. A None flag's branches are pruned by type before compilation, so a call
@@ -795,15 +709,7 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_bad = 0
     for task in range(task_lo, task_hi):
-        copy = logits is not None or row_stride != c
-        copies = np.empty(n_members * block * c if copy else 1, dtype=np.float32)
-        tile_c = c if logits is not None else 1
-        tile = np.empty((tile_c, _SOFTMAX_ROWS), dtype=np.float32)
-        tile_top = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-        tile_best = np.empty(_SOFTMAX_ROWS, dtype=np.int64)
-        tile_check = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-        tile_total = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
-        tile_rival = np.empty(_SOFTMAX_ROWS, dtype=np.float32)
+        copies = np.empty(1 if row_stride == c else n_members * block * c, dtype=np.float32)
         bases = np.empty(n_members, dtype=np.int64)
         mean = np.empty(block * c, dtype=np.float32)
         lowest = np.empty(block * c, dtype=np.float32)
@@ -831,13 +737,8 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
             if votes is not None:
                 for k in range(size):
                     counts[k] = 0
-            if logits is not None:
-                source = _softmax_blocks(flat, n_members, c, member_stride, row_stride, lo,
-                                         rows, block, copies, bases, tile, tile_top,
-                                         tile_best, tile_check, tile_total, tile_rival)
-            else:
-                source = _member_blocks(flat, n_members, c, member_stride, row_stride, lo,
-                                        rows, block, copies, bases)
+            source = _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows,
+                                    block, copies, bases)
             _sum_and_min(source, bases, n_members, size, mean, lowest)
             _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad,
                                  counts)
@@ -884,13 +785,303 @@ def _needs(codes):
 
 
 def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_stride, codes,
-                       atol, block, out, from_logits=False):
+                       atol, block, out):
     """``_committee_probs32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
     return run_tasks(_committee_probs32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
-                     member_stride, row_stride, codes, atol, block, out,
-                     True if from_logits else None, *_needs(codes))
+                     member_stride, row_stride, codes, atol, block, out, *_needs(codes))
+
+def block_rows_logits32(n_classes):
+    """Rows per block of ``_committee_logits32``: a power of two near 4096 / C between 64 and
+    256 (measured at C = 10 and 100: blocks of 16-32 rows at C = 100 ran 1.3x slower, the
+    loops across rows being too short). Results do not depend on it."""
+    target = max(1, 4096 // max(n_classes, 1))
+    return int(min(256, max(64, 1 << (target.bit_length() - 1))))
+
+
+@njit
+def _member_tile(flat, base, row_stride, rows, c, z):
+    """z[j, r] = flat[base + r * row_stride + j]: one member's block of logits as (C, rows).
+
+    Four rows at a time: the class loop's set-up is paid once per four rows."""
+    r = 0
+    while r + 4 <= rows:
+        a = flat[base + r * row_stride:base + r * row_stride + c]
+        b = flat[base + (r + 1) * row_stride:base + (r + 1) * row_stride + c]
+        d = flat[base + (r + 2) * row_stride:base + (r + 2) * row_stride + c]
+        e = flat[base + (r + 3) * row_stride:base + (r + 3) * row_stride + c]
+        for j in range(c):
+            z[j, r] = a[j]
+            z[j, r + 1] = b[j]
+            z[j, r + 2] = d[j]
+            z[j, r + 3] = e[j]
+        r += 4
+    while r < rows:
+        row = flat[base + r * row_stride:base + r * row_stride + c]
+        for j in range(c):
+            z[j, r] = row[j]
+        r += 1
+
+
+@njit
+def _member_max_vote(z, rows, c, top, best, check):
+    """Row max and argmax (lowest class on ties) of a (C, rows) tile, across rows; check[r]
+    gains z * 0 per entry: it stays 0 only if the row is finite (NaN for NaN and +-inf).
+    The argmax is kept even without vote measures: skipping it was measured slower."""
+    zero = np.float32(0.0)
+    for r in range(rows):
+        v = z[0, r]
+        top[r] = v
+        best[r] = 0
+        check[r] += v * zero
+    j = 1
+    while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
+        for r in range(rows):
+            v = z[j, r]
+            w = z[j + 1, r]
+            check[r] += v * zero + w * zero
+            t = top[r]
+            b = best[r]
+            b = j if v > t else b  # strict: the lowest class wins a tie
+            t = t if t > v else v
+            best[r] = j + 1 if w > t else b
+            top[r] = t if t > w else w
+        j += 2
+    if j < c:
+        for r in range(rows):
+            v = z[j, r]
+            check[r] += v * zero
+            t = top[r]
+            best[r] = j if v > t else best[r]
+            top[r] = t if t > v else v
+
+
+@njit
+def _member_softmax(z, rows, c, top, total, weighted, member_h):
+    """z[j, r] <- e^(z - max) (clamped at -87.33: 1.2e-38 next to a sum >= 1); total[r] the
+    row sums; with member_h, weighted[r] = sum_j e_j t_j for the member's entropy."""
+    zero = np.float32(0.0)
+    for r in range(rows):
+        total[r] = zero
+        weighted[r] = zero
+    j = 0
+    while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
+        for r in range(rows):
+            mx = top[r]
+            t = z[j, r] - mx
+            t = t if t > _EXP_LOWEST else _EXP_LOWEST  # z - max may overflow to -inf
+            u = z[j + 1, r] - mx
+            u = u if u > _EXP_LOWEST else _EXP_LOWEST
+            e = exp32_in_range(t)
+            f = exp32_in_range(u)
+            z[j, r] = e
+            z[j + 1, r] = f
+            total[r] += e + f
+            if member_h is not None:
+                weighted[r] += e * t + f * u
+        j += 2
+    if j < c:
+        for r in range(rows):
+            t = z[j, r] - top[r]
+            t = t if t > _EXP_LOWEST else _EXP_LOWEST
+            e = exp32_in_range(t)
+            z[j, r] = e
+            total[r] += e
+            if member_h is not None:
+                weighted[r] += e * t
+
+
+@njit
+def _member_entropy_rows(total, weighted, rows, m, member_entropy, entropy_sum):
+    """H(p_m) = log s - (sum_j e_j t_j) / s per row, from the member's float32 sums (s >= 1,
+    so log32 applies; no per-entry logarithm), clamped at 0."""
+    for r in range(rows):
+        s = np.float64(total[r])
+        h = np.float64(log32(total[r])) - np.float64(weighted[r]) / s
+        h = h if h > 0.0 else 0.0
+        member_entropy[m, r] = h
+        entropy_sum[r] += h
+
+
+@njit
+def _accumulate_member(z, rows, c, total, inv, q, first, kept):
+    """p = e / s into q (q = p for the first member, else q += p); ``kept`` (a (C, rows)
+    tile, or None) keeps the member's p for KL-max."""
+    one = np.float32(1.0)
+    for r in range(rows):
+        inv[r] = one / total[r]
+    for j in range(c):
+        for r in range(rows):
+            p = z[j, r] * inv[r]
+            q[j, r] = p if first else q[j, r] + p
+            if kept is not None:
+                kept[j, r] = p
+
+
+@njit
+def _logq_rows(q, rows, c, inv_members, log_q, consensus, consensus_h):
+    """q <- q / M; log q (0 where q underflows); with consensus_h, H(q) per row."""
+    tiny = np.float32(1.1754944e-38)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for j in range(c):
+        for r in range(rows):
+            v = q[j, r] * inv_members
+            q[j, r] = v
+            log_q[j, r] = log32(v if v > tiny else one)
+    if consensus_h is not None:
+        for r in range(rows):
+            consensus[r] = 0.0
+        for j in range(c):
+            for r in range(rows):
+                v = q[j, r]
+                consensus[r] -= np.float64((v if v > tiny else zero) * log_q[j, r])
+
+
+@njit
+def _tile_top2(q, rows, c, top1, top2):
+    """The largest and second largest q of each row of a (C, rows) tile, across rows."""
+    for r in range(rows):
+        top1[r] = -np.inf
+        top2[r] = -np.inf
+    for j in range(c):
+        for r in range(rows):
+            v = q[j, r]
+            a = top1[r]
+            smaller = a if a < v else v
+            b = top2[r]
+            top2[r] = b if b > smaller else smaller
+            top1[r] = a if a > v else v
+
+
+@njit
+def _tile_kl_max(kept, n_members, rows, c, log_q, member_entropy, cross, kl_max):
+    """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j), per row."""
+    for r in range(rows):
+        kl_max[r] = 0.0
+    for m in range(n_members):
+        for r in range(rows):
+            cross[r] = 0.0
+        for j in range(c):
+            for r in range(rows):
+                cross[r] += np.float64(kept[m, j, r] * log_q[j, r])
+        for r in range(rows):
+            kl = -member_entropy[m, r] - cross[r]
+            best = kl_max[r]
+            kl_max[r] = best if best > kl else kl
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def _committee_logits32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
+                              codes, block, out, votes, member_h, consensus_h, log_q, margin,
+                              kl, task_lo, task_hi):
+    """``_committee_scores`` for float32 logits: the softmax and the measures in one pass.
+
+    Same layout of ``flat`` as ``_committee_probs32``, same flags (True or None, pruned by
+    type), same measures, NaN rows (a member row with a NaN or infinite logit) and return
+    value. Rows go in blocks of ``block``; each member's block is transposed once to a
+    (C, block) tile, and everything after runs across rows and vectorises: the row max and
+    the vote (argmax of the logits, lowest class on ties: exact, whatever float32 does to
+    the probabilities), e^(z - max) by ``exp32_in_range`` (max subtraction in registers),
+    p = e / s added into the consensus q, and the member's entropy from its sums alone,
+    H(p_m) = log s - sum_j e_j t_j / s (no logarithm per entry). Then log q once per
+    block, H(q), the top two q, KL-max from the members' p kept in cache, the vote counts.
+    No array of the chunk's size is made.
+
+    Precision: e within 2e-7 relative (exp32), p and q float32 (C * 6e-8 from the row
+    sum), p log q terms float32 with log32 (3e-7), row sums float64: entropies and
+    divergences within about 1e-6 * (1 + H) of the float64 formulas. Every row's arithmetic
+    is the same whatever its block, chunk or thread.
+    """
+    c = n_classes
+    inv_members = 1.0 / n_members
+    inv_members32 = np.float32(inv_members)
+    vote_terms = np.zeros(n_members + 1, dtype=np.float64)
+    for k in range(1, n_members + 1):
+        f = k * inv_members
+        vote_terms[k] = -f * np.log(f)
+    n_blocks = (n_rows + block - 1) // block
+    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    zero = np.float32(0.0)
+    n_bad = 0
+    for task in range(task_lo, task_hi):
+        z = np.empty((c, block), dtype=np.float32)
+        q = np.empty((c, block), dtype=np.float32)
+        log_qa = np.empty((c if log_q is not None else 1, block), dtype=np.float32)
+        kept = np.empty((n_members if kl is not None else 1, c if kl is not None else 1,
+                         block), dtype=np.float32)
+        counts = np.zeros(block * c if votes is not None else 1, dtype=np.int32)
+        top = np.empty(block, dtype=np.float32)
+        best = np.empty(block, dtype=np.int32)
+        check = np.empty(block, dtype=np.float32)
+        total = np.empty(block, dtype=np.float32)
+        weighted = np.empty(block, dtype=np.float32)
+        inv = np.empty(block, dtype=np.float32)
+        member_entropy = np.empty((n_members, block), dtype=np.float64)
+        entropy_sum = np.empty(block, dtype=np.float64)
+        cross = np.empty(block, dtype=np.float64)
+        consensus = np.empty(block, dtype=np.float64)
+        kl_max = np.empty(block, dtype=np.float64)
+        top1 = np.empty(block, dtype=np.float32)
+        top2 = np.empty(block, dtype=np.float32)
+        vote_entropy = np.empty(block, dtype=np.float64)
+        modal = np.empty(block, dtype=np.int32)
+        bad = np.empty(block, dtype=np.bool_)
+        block_stop = min(n_blocks, (task + 1) * blocks_per_task)
+        for blk in range(task * blocks_per_task, block_stop):
+            lo = blk * block
+            rows = min(n_rows, lo + block) - lo
+            for r in range(rows):
+                check[r] = zero
+                entropy_sum[r] = 0.0
+            if votes is not None:
+                for k in range(rows * c):
+                    counts[k] = 0
+            for m in range(n_members):
+                _member_tile(flat, m * member_stride + lo * row_stride, row_stride, rows, c, z)
+                _member_max_vote(z, rows, c, top, best, check)
+                if votes is not None:
+                    for r in range(rows):
+                        counts[r * c + best[r]] += 1
+                if member_h is not None or consensus_h is not None or margin is not None:
+                    _member_softmax(z, rows, c, top, total, weighted, member_h)
+                    if member_h is not None:
+                        _member_entropy_rows(total, weighted, rows, m, member_entropy,
+                                             entropy_sum)
+                    _accumulate_member(z, rows, c, total, inv, q, m == 0,
+                                       kept[m] if kl is not None else None)
+            if log_q is not None:
+                _logq_rows(q, rows, c, inv_members32, log_qa, consensus, consensus_h)
+            elif margin is not None:
+                for j in range(c):
+                    for r in range(rows):
+                        q[j, r] *= inv_members32
+            if margin is not None:
+                _tile_top2(q, rows, c, top1, top2)
+            if kl is not None:
+                _tile_kl_max(kept, n_members, rows, c, log_qa, member_entropy, cross, kl_max)
+            if votes is not None:
+                _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal)
+            for r in range(rows):
+                bad[r] = check[r] != zero  # NaN != 0: a NaN or infinite logit
+            _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
+                         kl_max, modal, top1, top2, out[:, lo:lo + rows])
+            for r in range(rows):
+                if bad[r]:
+                    n_bad += 1
+    return n_bad
+
+
+def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_stride, codes,
+                        out):
+    """``_committee_logits32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
+    block = block_rows_logits32(n_classes)
+    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
+    return run_tasks(_committee_logits32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
+                     member_stride, row_stride, codes, block, out, *_needs(codes))
+
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
