@@ -1053,12 +1053,12 @@ def _committee_logits32_tasks(flat, n_members, n_rows, n_classes, member_stride,
                                        kept[m] if kl is not None else None)
             if log_q is not None:
                 _logq_rows(q, rows, c, inv_members32, log_qa, consensus, consensus_h)
-            elif margin is not None:
-                for j in range(c):
-                    for r in range(rows):
-                        q[j, r] *= inv_members32
             if margin is not None:
                 _tile_top2(q, rows, c, top1, top2)
+                if log_q is None:  # q is still the members' sum: scale its top two alone
+                    for r in range(rows):  # (x -> x / M is monotonic: the same two, bits)
+                        top1[r] *= inv_members32
+                        top2[r] *= inv_members32
             if kl is not None:
                 _tile_kl_max(kept, n_members, rows, c, log_qa, member_entropy, cross, kl_max)
             if votes is not None:
