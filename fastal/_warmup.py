@@ -63,6 +63,7 @@ def cache_dir() -> str:
 def _calls(target: str, n_classes: int, dtypes, rng):
     """(label, thunk) pairs that compile ``target``'s kernels for each dtype."""
     from . import kcenter, score, select
+    from .diversity.kcenter import _kcenter
     from .scoring import COMMITTEE_METHODS, UNCERTAINTY_METHODS
 
     rows = 256
@@ -85,11 +86,22 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             many = np.arange(70)
             yield f"{name} embeddings", lambda x=emb: (
                 kcenter(x, 4), kcenter(x, 4, labeled=[0, 1]), kcenter(x, 4, labeled=many))
-            # weighted picks (and clustered pools the lazy path hands over) run the
-            # triangle-inequality groups: cells without a labeled set, labeled cells
+            # weighted picks run the triangle-inequality groups: cells without a labeled
+            # set, labeled cells; group centres as int16 levels, and as pool rows (wide
+            # embeddings: levels would take too many bytes per row)
             weights = np.ones(rows)
-            yield f"{name} weighted", lambda x=emb, w=weights: (
-                kcenter(x, 4, weights=w), kcenter(x, 4, labeled=many, weights=w))
+            wide = rng.standard_normal((rows, 256)).astype(dtype)
+            yield f"{name} weighted", lambda x=emb, w=weights, x2=wide: (
+                kcenter(x, 4, weights=w), kcenter(x, 4, labeled=many, weights=w),
+                kcenter(x2, 4, weights=w))
+            # clustered pools, which the lazy path hands over to the groups (unweighted:
+            # kernels specialised without weights)
+            yield f"{name} clustered", lambda x=emb: (
+                _kcenter(x, 4, path="grouped"), _kcenter(x, 4, labeled=many, path="grouped"))
+            # the kernels are specialised per metric (see fastal._kernels.kcenter.metric_flag)
+            yield f"{name} cosine", lambda x=emb: (
+                kcenter(x, 4, metric="cosine"), kcenter(x, 4, labeled=[0, 1], metric="cosine"),
+                kcenter(x, 4, labeled=many, metric="cosine"))
         elif target == "badge":
             yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
 

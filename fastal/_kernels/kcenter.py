@@ -56,11 +56,24 @@ _SKIP_SLACK = 1e-9
 # many positions ahead is cheap; its X row is prefetched only if it will be evaluated.
 _PREFETCH_AHEAD = 8
 
+
+def metric_flag(cosine):
+    """The ``cosine`` argument of every kernel here: ``True`` for cosine, ``None`` for l2.
+
+    Never ``False``: the kernels test ``cosine is not None``, which Numba decides from the
+    argument's type before typing the function, so an l2 call compiles none of the cosine
+    code (and the reverse), one cached specialisation per metric. Python wrappers pass
+    their ``cosine`` through this, so a bool works there too.
+    """
+    return True if cosine else None
+
+
 #: Rows per task of ``labeled_mindist`` (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 1024
 #: Coordinates per task of the group-centre distances of ``add_center`` (a few groups'
 #: worth of work; one task, on the calling thread, when there are few groups).
 GROUP_COORDS_PER_TASK = 1 << 15
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 # One loop for both metrics: l2 callers pass scales of 1.0, and x * 1.0 is exact, so l2
@@ -127,7 +140,7 @@ def _skip(dg, rowdist, m, cosine):
 @njit(inline="always")
 def _to_score_units(sq, cosine):
     # l2: Euclidean distance. cosine: ||a - b||^2 / 2 == 1 - cos(a, b) for unit vectors.
-    if cosine:
+    if cosine is not None:
         return 0.5 * sq
     return np.sqrt(sq)
 
@@ -135,7 +148,7 @@ def _to_score_units(sq, cosine):
 @njit(inline="always")
 def _to_chord(dist, cosine):
     # Back from score units to the Euclidean distance the triangle inequality holds for.
-    if cosine:
+    if cosine is not None:
         return np.sqrt(2.0 * dist)
     return dist
 
@@ -160,7 +173,7 @@ def _certified_nearest(X, i, scale, cosine, L, lab_rows, lab_inv, cand_r, cand_s
         if c < 0:
             continue
         row = lab_rows[c]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
         if sq < best or (sq == best and c < best_t):
             best = sq
             best_t = c
@@ -175,7 +188,7 @@ def _certified_nearest(X, i, scale, cosine, L, lab_rows, lab_inv, cand_r, cand_s
             fell_back = 1
             for t in range(n_chunk):
                 row = lab_rows[t]
-                sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+                sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
                 if sq < best or (sq == best and t < best_t):
                     best = sq
                     best_t = t
@@ -192,10 +205,10 @@ def _labeled_mindist_tasks(X, start, inv_norm, cosine, L, lab_rows, lab_inv, fir
     want_nearest = nearest.shape[0] > 0
     for r in range(lo * rows_per_task, min(n_rows, hi * rows_per_task)):
         i = start + r
-        best, best_t, fell_back = _certified_nearest(X, i, inv_norm[i] if cosine else 1.0,
-                                                     cosine, L, lab_rows, lab_inv, cand[r],
-                                                     cand_sq[r], shift, labeled_norm_max,
-                                                     err_coef)
+        scale = inv_norm[i] if cosine is not None else 1.0
+        best, best_t, fell_back = _certified_nearest(X, i, scale, cosine, L, lab_rows, lab_inv,
+                                                     cand[r], cand_sq[r], shift,
+                                                     labeled_norm_max, err_coef)
         n_fallback[r] += fell_back
         new = _ceil32(_to_score_units(best, cosine))
         if new < mindist[i]:
@@ -223,6 +236,7 @@ def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, can
     is set to the labeled position of that point (chunks come in increasing position
     order, so the lower position keeps a tie). ``n_fallback[r]`` counts the fallbacks.
     """
+    cosine = metric_flag(cosine)
     run_tasks(_labeled_mindist_tasks, -(-cand.shape[0] // ROWS_PER_TASK), X, start, inv_norm,
               cosine, L, lab_rows, lab_inv, first, cand, cand_sq, shift, labeled_norm_max,
               err_coef, mindist, nearest, n_fallback, ROWS_PER_TASK)
@@ -234,12 +248,16 @@ def group_order(labels, n_groups, perm, offsets):
 
     Rows are visited in increasing order, so each group's rows stay increasing.
     """
-    offsets[:] = 0
+    # element loops, no slice assignment or copy: cheaper to compile (cold start)
+    for g in range(n_groups + 1):
+        offsets[g] = 0
     for i in range(labels.shape[0]):
         offsets[labels[i] + 1] += 1
     for g in range(n_groups):
         offsets[g + 1] += offsets[g]
-    cursor = offsets[:-1].copy()
+    cursor = np.empty(n_groups, dtype=np.int64)
+    for g in range(n_groups):
+        cursor[g] = offsets[g]
     for i in range(labels.shape[0]):
         g = labels[i]
         perm[cursor[g]] = i
@@ -297,6 +315,7 @@ def _rowdist_from_mindist_tasks(mindist, cosine, offsets, rowdist, radius, lo, h
 def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
     """Groups centred on labeled points: each row's distance to its centre is its initial
     min-distance (group order). Writes the group radii (rounded up) and the rows' levels."""
+    cosine = metric_flag(cosine)
     run_tasks(_rowdist_from_mindist_tasks, offsets.shape[0] - 1, mindist, cosine, offsets,
               rowdist, radius)
 
@@ -304,12 +323,12 @@ def rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius):
 @njit(inline="always")
 def _centre(X, inv_norm, cosine, cq, grid, rep, g, out):
     """Group ``g``'s centre into ``out`` (float64): the pool row ``rep[g]`` in the metric's
-    space if ``rep`` is not empty (the same float64 values as a picked centre), else
+    space if ``rep`` is not None (the same float64 values as a picked centre), else
     ``grid[0] + cq[g] * grid[1]`` (levels ``cq`` on the grid of origin ``grid[0]`` and step
     ``grid[1]`` per coordinate)."""
-    if rep.shape[0] > 0:
+    if rep is not None:  # decided by rep's type: only one branch is compiled
         r = rep[g]
-        scale = inv_norm[r] if cosine else 1.0
+        scale = inv_norm[r] if cosine is not None else 1.0
         for j in range(out.shape[0]):
             out[j] = np.float64(X[r, j]) * scale
     else:
@@ -324,13 +343,16 @@ def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep,
     d = X.shape[1]
     for g in range(lo, hi):
         c = np.empty(d, dtype=np.float64)
-        _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
+        if rep.shape[0] > 0:  # rows (the cells' pool rows) or levels: both calls are made
+            _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
+        else:
+            _centre(X, inv_norm, cosine, cq, grid, None, g, c)
         begin = offsets[g]
         dist = np.empty(offsets[g + 1] - begin, dtype=np.float64)
         r_max = 0.0
         for p in range(begin, offsets[g + 1]):
             i = perm[p]
-            scale = inv_norm[i] if cosine else 1.0
+            scale = inv_norm[i] if cosine is not None else 1.0
             dist[p - begin] = np.sqrt(_sq_to(X, i, scale, c))
             # inflating before the float32 rounding keeps the radius an upper bound
             r_max = max(r_max, _up32(dist[p - begin]))
@@ -343,24 +365,26 @@ def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep,
 def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist, radius):
     """Distance of every row to its group centre (see ``_centre``), as a uint16 level, and
     the group radii. Float centroids come with the grid ``(0, 1)`` (exact)."""
+    cosine = metric_flag(cosine)
+    rep = _NO_ROWS if rep is None else rep  # one specialisation for both calls
     run_tasks(_centroid_distances_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm,
               offsets, cq, grid, rep, rowdist, radius)
 
 
 @njit(nogil=True, cache=True)
-def _group_stats_tasks(mindist, weights, weighted, perm, offsets, gstats, gbest_pos, lo, hi):
+def _group_stats_tasks(mindist, weights, perm, offsets, gstats, gbest_pos, lo, hi):
     """``group_stats`` for groups lo <= g < hi; returns 0."""
     for g in range(lo, hi):
-        _scan_group(mindist, weights, weighted, perm, offsets[g], offsets[g + 1], g, gstats,
+        _scan_group(mindist, weights, perm, offsets[g], offsets[g + 1], g, gstats,
                     gbest_pos)
     return 0
 
 
-def group_stats(mindist, weights, weighted, perm, offsets, gstats, gbest_pos):
+def group_stats(mindist, weights, perm, offsets, gstats, gbest_pos):
     """Per group: largest min-distance, best (weighted) score and its position (see
     ``_scan_group``)."""
-    run_tasks(_group_stats_tasks, offsets.shape[0] - 1, mindist, weights, weighted, perm,
-              offsets, gstats, gbest_pos)
+    run_tasks(_group_stats_tasks, offsets.shape[0] - 1, mindist, weights, perm, offsets,
+              gstats, gbest_pos)
 
 
 # Columns of the per-group statistics ``gstats`` (G, 4) float64.
@@ -368,8 +392,9 @@ GMAX, GBEST, GSECOND, GLOW = 0, 1, 2, 3
 
 
 @njit(inline="always")
-def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
-    """Group g's statistics from the stored (rounded-up) min-distances ``m``:
+def _scan_group(mindist, weights, perm, lo, hi, g, gstats, gbest_pos):
+    """Group g's statistics from the stored (rounded-up) min-distances ``m`` (``weights``
+    None for unweighted picks: decided by its type, the weighted code is then not compiled):
 
     - GMAX: the largest ``m`` (-1 if every row is a centre);
     - GBEST / gbest_pos: the largest score upper bound ``U = m * w`` and its first position;
@@ -387,7 +412,7 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
             continue
         if m > m_max:
             m_max = m
-        u = m * weights[perm[p]] if weighted else np.float64(m)
+        u = m * weights[perm[p]] if weights is not None else np.float64(m)
         if u > best:  # strict: the earlier (lower) row wins ties
             second = best
             best = u
@@ -397,7 +422,7 @@ def _scan_group(mindist, weights, weighted, perm, lo, hi, g, gstats, gbest_pos):
     low = -np.inf
     if best_pos >= 0:
         below = np.float64(np.nextafter(mindist[best_pos], np.float32(-np.inf)))
-        low = below * weights[perm[best_pos]] if weighted else below
+        low = below * weights[perm[best_pos]] if weights is not None else below
     gstats[g, GMAX] = m_max
     gstats[g, GBEST] = best
     gstats[g, GSECOND] = second
@@ -411,12 +436,11 @@ def _centre_distances_tasks(X, inv_norm, cosine, center, cq, grid, rep, dcm, gro
     """``dcm[g]``: the distance of ``center`` to group ``g``'s centre (see ``_centre``), for
     groups [lo * groups_per_task, hi * groups_per_task); returns 0."""
     d = X.shape[1]
-    by_rows = rep.shape[0] > 0
     for g in range(lo * groups_per_task, min(dcm.shape[0], hi * groups_per_task)):
         acc = 0.0
-        if by_rows:
+        if rep is not None:
             r = rep[g]
-            acc = _sq_to(X, r, inv_norm[r] if cosine else 1.0, center)
+            acc = _sq_to(X, r, inv_norm[r] if cosine is not None else 1.0, center)
         else:
             for j in range(d):
                 t = (grid[0, j] + cq[g, j] * grid[1, j]) - center[j]
@@ -453,7 +477,6 @@ def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offset
     (17 arguments: Numba's dispatcher leaves ~400 bytes of cyclic garbage per call of a
     function with 20 or more, which piles up over thousands of picks until a full GC.)
     """
-    weighted = weights.shape[0] > 0
     n_eval = 0
     for a in range(lo, hi):
         g = active[a]
@@ -471,14 +494,14 @@ def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offset
             if _skip(dg, rowdist[p] * level, m, cosine):
                 continue
             i = perm[p]
-            scale = inv_norm[i] if cosine else 1.0
+            scale = inv_norm[i] if cosine is not None else 1.0
             new = _ceil32(_to_score_units(_sq_to(X, i, scale, center), cosine))
             n_eval += 1
             if new < m:
                 mindist[p] = new
                 changed = True
         if changed:
-            _scan_group(mindist, weights, weighted, perm, offsets[g], stop, g, gstats,
+            _scan_group(mindist, weights, perm, offsets[g], stop, g, gstats,
                         gbest_pos)
     return n_eval
 
@@ -498,6 +521,7 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, gri
     groups the bound cannot skip (serial), and the row pass over those groups (one task per
     group). Each task writes only its own groups' rows and statistics.
     """
+    cosine = metric_flag(cosine)
     n_groups = offsets.shape[0] - 1
     per_task = max(1, GROUP_COORDS_PER_TASK // max(1, X.shape[1]))
     run_tasks(_centre_distances_tasks, -(-n_groups // per_task), X, inv_norm, cosine, center,
@@ -516,24 +540,24 @@ def exact_mindist(X, inv_norm, cosine, i, L, lab_rows, lab_inv, picked, n_picked
     """The float64 distance ``D`` of row ``i`` to the centre set, recomputed: the labeled
     points (rows ``lab_rows`` of ``L``, see ``labeled_mindist``) and the first ``n_picked``
     rows of ``picked``, with the same arithmetic as ``labeled_mindist`` and ``add_center``."""
-    scale = inv_norm[i] if cosine else 1.0
+    scale = inv_norm[i] if cosine is not None else 1.0
     best = np.inf
     for t in range(lab_rows.shape[0]):
         row = lab_rows[t]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
         if sq < best:
             best = sq
     for t in range(n_picked):
         r = picked[t]
-        sq = _sq_rows(X, i, scale, X, r, inv_norm[r] if cosine else 1.0)
+        sq = _sq_rows(X, i, scale, X, r, inv_norm[r] if cosine is not None else 1.0)
         if sq < best:
             best = sq
     return _to_score_units(best, cosine)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
-                 mindist, weights, weighted, gstats, gbest_pos):
+def _resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
+                  mindist, weights, gstats, gbest_pos):
     """The exact greedy pick: ``(group-order position, exact score)``, or ``(-1, -inf)``
     when every row is a centre.
 
@@ -573,7 +597,7 @@ def resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, pe
     if unique:
         dist = exact_mindist(X, inv_norm, cosine, perm[pos], L, lab_rows, lab_inv, picked,
                                  n_picked)
-        return pos, dist * weights[perm[pos]] if weighted else dist
+        return pos, dist * weights[perm[pos]] if weights is not None else dist
     best = -np.inf
     best_pos = -1
     for g in range(n_groups):
@@ -583,21 +607,28 @@ def resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, pe
             m = mindist[p]
             if m < 0.0:
                 continue
-            u = m * weights[perm[p]] if weighted else np.float64(m)
+            u = m * weights[perm[p]] if weights is not None else np.float64(m)
             if u < lam:
                 continue
             dist = exact_mindist(X, inv_norm, cosine, perm[p], L, lab_rows, lab_inv, picked,
                                      n_picked)
-            s = dist * weights[perm[p]] if weighted else dist
+            s = dist * weights[perm[p]] if weights is not None else dist
             if s > best or (s == best and perm[p] < perm[best_pos]):
                 best = s
                 best_pos = p
     return best_pos, best
 
 
+def resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
+                 mindist, weights, gstats, gbest_pos):
+    """``_resolve_pick`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
+    return _resolve_pick(X, inv_norm, metric_flag(cosine), L, lab_rows, lab_inv, picked, n_picked,
+                         perm, offsets, mindist, weights, gstats, gbest_pos)
+
+
 @njit(cache=True, fastmath=_FASTMATH)
-def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
-                mindist, gstats):
+def _exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
+                 mindist, gstats):
     """The covering radius: the largest float64 ``D`` over all rows (centres count as 0).
 
     Only rows whose stored ``m`` equals the largest one can hold it (``ceil32`` is
@@ -622,6 +653,13 @@ def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, per
     return radius
 
 
+def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
+                mindist, gstats):
+    """``_exact_cover`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
+    return _exact_cover(X, inv_norm, metric_flag(cosine), L, lab_rows, lab_inv, picked, n_picked,
+                        perm, offsets, mindist, gstats)
+
+
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
                       split_radius, seed_pos, n_seeds, lo, hi):
@@ -643,17 +681,19 @@ def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, se
         seed_pos[base] = far
         count = 1
         if max_seeds[g] > 1:
-            near = np.full(n, np.inf)
+            near = np.empty(n, dtype=np.float64)
+            for p in range(n):
+                near[p] = np.inf
             seed = np.empty(d, dtype=np.float64)
             while True:
                 i = perm[seed_pos[base + count - 1]]
-                scale = inv_norm[i] if cosine else 1.0
+                scale = inv_norm[i] if cosine is not None else 1.0
                 for j in range(d):
                     seed[j] = X[i, j] * scale
                 far_sq = -1.0
                 for p in range(begin, end):
                     r = perm[p]
-                    sq = _sq_to(X, r, inv_norm[r] if cosine else 1.0, seed)
+                    sq = _sq_to(X, r, inv_norm[r] if cosine is not None else 1.0, seed)
                     if sq < near[p - begin]:
                         near[p - begin] = sq
                     if near[p - begin] > far_sq:
@@ -676,6 +716,7 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
     cell straddles several. Writes group-order positions ``seed_pos[seed_offsets[g] + q]``
     and ``n_seeds[g]``.
     """
+    cosine = metric_flag(cosine)
     run_tasks(_seed_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
               offsets, max_seeds, seed_offsets, split_radius, seed_pos, n_seeds)
 
@@ -696,15 +737,16 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
         centroids = np.empty((s, d), dtype=np.float64)
         for q in range(s):
             i = perm[seed_pos[seed_offsets[g] + q]]
-            scale = inv_norm[i] if cosine else 1.0
+            scale = inv_norm[i] if cosine is not None else 1.0
             for j in range(d):
                 centroids[q, j] = X[i, j] * scale
         counts = np.zeros(s, dtype=np.int64)
         for it in range(n_iter + 1):
-            counts[:] = 0
+            for q in range(s):
+                counts[q] = 0
             for p in range(begin, end):
                 i = perm[p]
-                scale = inv_norm[i] if cosine else 1.0
+                scale = inv_norm[i] if cosine is not None else 1.0
                 best = np.inf
                 best_q = 0
                 if s > 1:
@@ -725,7 +767,7 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
             for p in range(begin, end):
                 i = perm[p]
                 q = sublabel[p]
-                scale = inv_norm[i] if cosine else 1.0
+                scale = inv_norm[i] if cosine is not None else 1.0
                 for j in range(d):
                     centroids[q, j] += X[i, j] * scale
             for q in range(s):
@@ -733,10 +775,9 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
                     inv = 1.0 / counts[q]
                     for j in range(d):
                         centroids[q, j] *= inv
-        by_rows = rep.shape[0] > 0
         for q in range(s):
             sub_counts[base + q] = counts[q]
-            if by_rows:
+            if rep is not None:
                 rep[base + q] = perm[seed_pos[seed_offsets[g] + q]]
             else:
                 for j in range(d):
@@ -744,12 +785,14 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
                     # np.round's decimals != 0 branch (0.5 s of a cold start)
                     level = np.rint((centroids[q, j] - grid[0, j]) / grid[1, j])
                     cq[base + q, j] = np.int16(min(max(level, -32767.0), 32767.0))
-        if by_rows:
-            near = np.full(s, np.inf)
+        if rep is not None:
+            near = np.empty(s, dtype=np.float64)
+            for q in range(s):
+                near[q] = np.inf
             for p in range(begin, end):
                 i = perm[p]
                 q = sublabel[p]
-                sq = _sq_to(X, i, inv_norm[i] if cosine else 1.0, centroids[q])
+                sq = _sq_to(X, i, inv_norm[i] if cosine is not None else 1.0, centroids[q])
                 if sq < near[q]:
                     near[q] = sq
                     rep[base + q] = i
@@ -783,13 +826,14 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
     ``sub_counts[...]`` (possibly 0) and centres either stored quantised: ``cq[...]`` int16,
     ``grid[0] + cq * grid[1]`` per coordinate (the grid covers the pool's range; the
     centre is then within half a step of the mean, and any point keeps the bounds valid),
-    or, if ``rep`` is not empty, as the member row nearest the centroid, ``rep[...]`` (a
+    or, if ``rep`` is not None, as the member row nearest the centroid, ``rep[...]`` (a
     group without rows keeps its seed row).
     Each row is compared with its own cell's few seeds only, where a FAISS assignment
     compares it with every centroid. Any centroids and any assignment keep the selection
     exact; this only makes the groups tight. ``sublabel`` (N,) integers is scratch (group
     order).
     """
+    cosine = metric_flag(cosine)
     run_tasks(_lloyd_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
               offsets, seed_pos, seed_offsets, sub_offsets, n_iter, cq, grid, rep, sub_counts,
               sublabel)

@@ -32,7 +32,8 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter import _FASTMATH, _ceil32, _certified_nearest, _sq_rows, _to_score_units
+from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _sq_rows, _to_score_units,
+                      metric_flag)
 
 #: Rows per task of the per-row kernels (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 256
@@ -103,7 +104,7 @@ def heap_push(hkey, hrow, hdone, n, keys, rows, done):
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
+def _exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
     """``upper[r]``: the exact float64 distance of row ``start + r`` to labeled point
     ``best[r]`` (a position into ``lab_rows``), inflated by ``inflate`` (a relative margin
     over the float64 summation error, so that it bounds the same distance summed in any
@@ -114,10 +115,16 @@ def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate,
     threads (beside single-threaded FAISS searches)."""
     for r in range(best.shape[0]):
         i = start + r
-        scale = inv_norm[i] if cosine else 1.0
+        scale = inv_norm[i] if cosine is not None else 1.0
         row = lab_rows[best[r]]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
         upper[r] = _ceil32(_to_score_units(sq, cosine) * inflate)
+
+
+def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
+    """``_exact_upper`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
+    return _exact_upper(X, start, inv_norm, metric_flag(cosine), L, lab_rows, lab_inv, best,
+                        inflate, upper)
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
@@ -126,12 +133,12 @@ def _assign_lists_tasks(L, lab_rows, lab_inv, cosine, probes, label, rows_per_ta
     n = lab_rows.shape[0]
     for t in range(lo * rows_per_task, min(n, hi * rows_per_task)):
         row = lab_rows[t]
-        scale = lab_inv[row] if cosine else 1.0
+        scale = lab_inv[row] if cosine is not None else 1.0
         best = np.inf
         best_p = 0
         for p in range(probes.shape[0]):
             other = lab_rows[probes[p]]
-            sq = _sq_rows(L, row, scale, L, other, lab_inv[other] if cosine else 1.0)
+            sq = _sq_rows(L, row, scale, L, other, lab_inv[other] if cosine is not None else 1.0)
             if sq < best:
                 best = sq
                 best_p = p
@@ -141,6 +148,7 @@ def _assign_lists_tasks(L, lab_rows, lab_inv, cosine, probes, label, rows_per_ta
 
 def assign_lists(L, lab_rows, lab_inv, cosine, probes, label):
     """Nearest probe (position into ``probes``) of every labeled point, ties to the lower."""
+    cosine = metric_flag(cosine)
     run_tasks(_assign_lists_tasks, _tasks(lab_rows.shape[0]), L, lab_rows, lab_inv, cosine,
               probes, label, ROWS_PER_TASK)
 
@@ -148,9 +156,9 @@ def assign_lists(L, lab_rows, lab_inv, cosine, probes, label):
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _distance_to_row_tasks(X, inv_norm, cosine, center, inflate, upper, rows_per_task, lo, hi):
     """``distance_to_row`` for rows [lo * rows_per_task, hi * rows_per_task); returns 0."""
-    c_scale = inv_norm[center] if cosine else 1.0
+    c_scale = inv_norm[center] if cosine is not None else 1.0
     for i in range(lo * rows_per_task, min(X.shape[0], hi * rows_per_task)):
-        scale = inv_norm[i] if cosine else 1.0
+        scale = inv_norm[i] if cosine is not None else 1.0
         sq = _sq_rows(X, i, scale, X, center, c_scale)
         upper[i] = _ceil32(_to_score_units(sq, cosine) * inflate)
     return 0
@@ -159,6 +167,7 @@ def _distance_to_row_tasks(X, inv_norm, cosine, center, inflate, upper, rows_per
 def distance_to_row(X, inv_norm, cosine, center, inflate, upper):
     """``upper[i]``: row ``i``'s distance to pool row ``center`` (the first, random pick
     when there is no labeled set), inflated and rounded up to float32 (see ``exact_upper``)."""
+    cosine = metric_flag(cosine)
     run_tasks(_distance_to_row_tasks, _tasks(X.shape[0]), X, inv_norm, cosine, center, inflate,
               upper, ROWS_PER_TASK)
 
@@ -214,7 +223,8 @@ def _rows_labeled_mindist_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv,
     ``rows``; returns 0."""
     for r in range(lo * rows_per_task, min(cand.shape[0], hi * rows_per_task)):
         i = rows[r]
-        best, _, fell_back = _certified_nearest(X, i, inv_norm[i] if cosine else 1.0, cosine,
+        scale = inv_norm[i] if cosine is not None else 1.0
+        best, _, fell_back = _certified_nearest(X, i, scale, cosine,
                                                 L, lab_rows, lab_inv, cand[r], cand_sq[r],
                                                 shift, labeled_norm_max, err_coef)
         n_fallback[r] += fell_back
@@ -231,6 +241,7 @@ def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, 
     ``_certified_nearest`` as ``fastal._kernels.kcenter.labeled_mindist`` (for a list of
     rows): the exact distance of each candidate is recomputed, and a row whose last
     candidate is not provably farther than the best (float32 error bound) is rescanned."""
+    cosine = metric_flag(cosine)
     run_tasks(_rows_labeled_mindist_tasks, _tasks(cand.shape[0]), X, rows, inv_norm, cosine, L,
               lab_rows, lab_inv, cand, cand_sq, shift, labeled_norm_max, err_coef, key,
               n_fallback, ROWS_PER_TASK)
@@ -243,11 +254,11 @@ def _rows_labeled_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, k
     ``rows``; returns 0."""
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
-        scale = inv_norm[i] if cosine else 1.0
+        scale = inv_norm[i] if cosine is not None else 1.0
         best = np.inf
         for t in range(lab_rows.shape[0]):
             row = lab_rows[t]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine else 1.0)
+            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
             if sq < best:
                 best = sq
         dist = _to_score_units(best, cosine)
@@ -259,6 +270,7 @@ def _rows_labeled_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, k
 def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
     """``key[r] = min(key[r], D)``: row ``rows[r]``'s exact distance to every labeled point,
     by direct scan (small labeled sets, where FAISS's set-up costs more)."""
+    cosine = metric_flag(cosine)
     run_tasks(_rows_labeled_exact_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine, L,
               lab_rows, lab_inv, key, ROWS_PER_TASK)
 
@@ -270,11 +282,11 @@ def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, key,
     ``rows``; returns 0."""
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
-        scale = inv_norm[i] if cosine else 1.0
+        scale = inv_norm[i] if cosine is not None else 1.0
         best = np.inf
         for t in range(n_picked):
             c = picked[t]
-            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0)
+            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine is not None else 1.0)
             if sq < best:
                 best = sq
         dist = _to_score_units(best, cosine)
@@ -285,13 +297,14 @@ def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, key,
 
 def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
     """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly."""
+    cosine = metric_flag(cosine)
     run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine,
               picked, n_picked, key, ROWS_PER_TASK)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
-               k, evaluated):
+def _lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
+                k, evaluated):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
     docstring). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
     counts the row-to-pick distances computed, ``evaluated[1]`` the *knock-downs*: tops
@@ -309,11 +322,11 @@ def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, sc
         if done < t:
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
-            scale = inv_norm[i] if cosine else 1.0
+            scale = inv_norm[i] if cosine is not None else 1.0
             best = np.inf
             for s in range(done, t):
                 c = picked[s]
-                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine else 1.0)
+                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine is not None else 1.0)
                 if sq < best:
                     best = sq
             evaluated[0] += t - done
@@ -337,3 +350,10 @@ def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, sc
             hdone[0] = hdone[n_heap]
             _sift_down(hkey, hrow, hdone, n_heap, 0)
     return t, n_heap
+
+
+def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
+               k, evaluated):
+    """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
+    return _lazy_picks(X, inv_norm, metric_flag(cosine), hkey, hrow, hdone, n_heap, theta, picked,
+                       scores, t, k, evaluated)

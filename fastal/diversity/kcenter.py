@@ -38,7 +38,6 @@ _LABELED_INDEX_BYTES = 1 << 19  # labeled points per FAISS index: at least this 
 _LABELED_INDEX_ROW_BYTES = 3  # or this many per pool row
 _UINT16_LABELS = 65535  # at most this many groups: group labels fit the uint16 rowdist
 _LEVEL_ROW_BYTES = 3  # int16 group centres while they take at most this many bytes per row
-_NO_ROWS = np.empty(0, dtype=np.int64)
 _NO_GRID = np.empty((2, 0), dtype=np.float64)
 _NO_LEVELS = np.empty((0, 0), dtype=np.int16)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
@@ -444,7 +443,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         raise DataError(f"X must have at least one row and one column; got shape {pool.shape}")
     if metric not in _METRICS:
         raise ArgumentError(f"metric must be one of {_METRICS}; got {metric!r}")
-    cosine = metric == "cosine"
+    cosine = _k.metric_flag(metric == "cosine")  # True or None: see _k.metric_flag
     k = _check_int(k, "k", 1)
     if k > n_pool:
         raise ArgumentError(f"k must be <= the number of pool rows ({n_pool}); got {k}")
@@ -572,7 +571,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         by_labeled = False  # rows are now at distance rowdist from their sub-group centre
     else:  # unsplit labeled cells, centred on the labeled points (exact float centres)
         cq, grid = centroids, np.stack([np.zeros(d), np.ones(d)])
-        rep = _NO_ROWS
+        rep = None  # levels, no rows (see _k._centre)
     radius = np.empty(n_groups, dtype=np.float64)
     if by_labeled:
         _k.rowdist_from_mindist(mindist, cosine, offsets, rowdist, radius)
@@ -582,13 +581,13 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     clock.lap("groups")
 
     weighted = w is not None
-    w_arr = w if weighted else np.empty(0, dtype=np.float64)
+    w_arr = w  # None unweighted: the kernels then compile no weighted code
     gstats = np.empty((n_groups, 4), dtype=np.float64)  # see _k._scan_group
     gbest_pos = np.empty(n_groups, dtype=np.int64)
     dcm = np.empty(n_groups, dtype=np.float64)
     active = np.empty(n_groups, dtype=np.int64)
     if n_labeled:
-        _k.group_stats(mindist, w_arr, weighted, perm, offsets, gstats, gbest_pos)
+        _k.group_stats(mindist, w_arr, perm, offsets, gstats, gbest_pos)
     else:
         # every non-empty group must be scanned against the first centre; an empty group
         # (a Lloyd sub-group left without rows) is never scanned, so it starts as "all
@@ -610,7 +609,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             # exact: min-distances are stored rounded up to float32, near-ties at the
             # top are re-resolved in float64 against the labeled points and the picks
             pos, score = _k.resolve_pick(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv,
-                                         indices, t, perm, offsets, mindist, w_arr, weighted,
+                                         indices, t, perm, offsets, mindist, w_arr,
                                          gstats, gbest_pos)
             row = int(perm[pos])
             if not weighted and t > 0:
@@ -757,7 +756,7 @@ def _split_cells(pool, inv_norm, cosine, perm, offsets, mindist, rowdist, cell_r
     if n_groups * d * 2 <= _LEVEL_ROW_BYTES * n_pool:
         grid = _centroid_grid(pool, cosine, chunk)
         cq = np.empty((n_groups, d), dtype=np.int16)
-        rep = _NO_ROWS
+        rep = None  # levels, no rows (see _k._centre)
     else:
         grid, cq = _NO_GRID, _NO_LEVELS
         rep = np.empty(n_groups, dtype=np.int64)
