@@ -185,9 +185,13 @@ class _Columns:
                     row = start + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
                     raise DataError(f"column {c!r} of {name} is null at row {row}")
                 cols.append(_to_numpy(arr))
-            values = np.empty((n, len(cols)), dtype=self.dtype)
+            # Column-major: one contiguous copy per column, no interleaving into rows (which
+            # took ~40 % of a 10-column Parquet scan's CPU); the uncertainty kernels read the
+            # columns as they are (see lane_view), other consumers index any layout.
+            columns = np.empty((len(cols), n), dtype=self.dtype)
             for j, c in enumerate(cols):
-                values[:, j] = c
+                columns[j] = c
+            values = columns.T
         ids = None
         if self.id_column is not None:
             arr = batch.column(self.id_column)
