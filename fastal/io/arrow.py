@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -517,8 +518,12 @@ class ParquetSource(ArrowSource):
                 if handle is None:
                     handle = local.file = pq.ParquetFile(
                         self.path, metadata=meta, pre_buffer=False, buffer_size=_BUFFER_BYTES)
-                for batch in handle.iter_batches(batch_size=batch_rows, columns=columns,
-                                                 row_groups=task, use_threads=False):
+                # One batch per unit, sliced by the scan: each batch costs a reader call
+                # per column and a hand-off of the GIL between threads (see _FRONT_BATCHES).
+                rows = sum(meta.row_group(g).num_rows for g in task)
+                for batch in handle.iter_batches(batch_size=max(batch_rows, rows),
+                                                 columns=columns, row_groups=task,
+                                                 use_threads=False):
                     with taken:
                         # The row group being scored need not run far ahead of the scan:
                         # its decoder waits at _FRONT_BATCHES batches (the others are
@@ -555,7 +560,20 @@ class ParquetSource(ArrowSource):
                         raise item
                     with taken:
                         taken.notify_all()
-                    yield item
+                    # Equal slices of at most batch_rows (views): a short remainder would
+                    # make Source.chunks concatenate (copy) every later chunk to full size.
+                    pieces = -(-item.num_rows // batch_rows)
+                    step = -(-item.num_rows // max(1, pieces))
+                    for lo in range(0, item.num_rows, step):
+                        # The decoders keep the other cores busy: the caller's kernels run
+                        # on this thread alone meanwhile (handing half of a 1 MiB chunk to
+                        # a pool thread cost more wall time than it saved, 2 cores).
+                        threads = numba.get_num_threads()
+                        numba.set_num_threads(1)
+                        try:
+                            yield item.slice(lo, step)
+                        finally:
+                            numba.set_num_threads(threads)
                 with taken:
                     in_flight.popleft()
                     taken.notify_all()
