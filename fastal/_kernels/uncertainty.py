@@ -43,16 +43,45 @@ def lane_view(values):
     Copying a block into column order (the transpose) costs one load and one store per
     unit, so moving 16-byte units (complex128, W = 4) or 8-byte units (int64, W = 2) instead
     of single floats cuts the transpose's cost 4x / 2x. Each row's class loop then runs
-    over W interleaved lanes, merged at the end. Float32, C-contiguous rows with C divisible
-    by 4 or 2 only; anything else is returned as is (W = 1).
+    over W interleaved lanes, merged at the end. Float32 with C divisible by 4 or 2 only;
+    anything else is returned as is (W = 1).
+
+    Column-major float32 values (each class's column contiguous, as the per-class columns
+    of Arrow data are read; ``values.strides[0] == 4``) get the same W, so the kernels sum
+    in the same order and the scores are bit-identical: the units are then a strided array
+    over the columns (unit (r, j) starts at class W * j of row r; its bytes are not the
+    unit's lanes, which ``_load_block`` gathers from the W columns).
     """
     c = values.shape[1]
-    if values.dtype == np.float32 and values.flags.c_contiguous and values.shape[0] > 0:
-        if c % 4 == 0:
-            return values.view(np.complex128), 4
-        if c % 2 == 0:
-            return values.view(np.int64), 2
+    n = values.shape[0]
+    if values.dtype != np.float32 or n == 0:
+        return values, 1
+    w = 4 if c % 4 == 0 else 2 if c % 2 == 0 else 1
+    if w == 1:
+        return values, 1
+    unit = np.complex128 if w == 4 else np.int64
+    if values.flags.c_contiguous:
+        return values.view(unit), w
+    if values.strides[0] == 4 and values.strides[1] % 4 == 0 and values.strides[1] >= 4 * n:
+        return _column_units(values, unit, w), w
     return values, 1
+
+
+class _Interface:
+    """An array interface for ``np.asarray``; holds ``base`` so the memory stays alive."""
+
+    def __init__(self, interface, base):
+        self.__array_interface__ = interface
+        self.base = base
+
+
+def _column_units(values, unit, w):
+    """(rows, C / w) units of ``unit`` dtype over column-major float32 values (see lane_view)."""
+    n, c = values.shape
+    interface = {"data": (values.__array_interface__["data"][0], False),
+                 "typestr": np.dtype(unit).str, "shape": (n, c // w),
+                 "strides": (4, w * values.strides[1]), "version": 3}
+    return np.asarray(_Interface(interface, values))
 
 
 def _as_lanes(units):
@@ -94,9 +123,18 @@ def block_rows(n_classes: int) -> int:
     return int(min(128, max(16, 1 << (target.bit_length() - 1))))
 
 
-@njit
 def _load_block(units, start, m, buffer):
     """Transpose rows [start, start + m) of units (rows, U) into buffer (U, block).
+
+    Numba only; one implementation per layout of ``units``, chosen at compile time (see
+    the overload below): C-contiguous rows, column-major floats, or the column units of
+    ``lane_view``.
+    """
+
+
+@njit
+def _load_rows(units, start, m, buffer):
+    """``_load_block`` for rows in memory order (any layout; C-contiguous is the fast one).
 
     Short rows (U <= 8) go four at a time: the inner loop's set-up is then paid once per
     four rows (measured 1.2x at C = 10; slower for long rows).
@@ -115,6 +153,45 @@ def _load_block(units, start, m, buffer):
         for j in range(u):
             buffer[j, r] = units[start + r, j]
         r += 1
+
+
+@njit
+def _load_columns(units, start, m, buffer):
+    """``_load_block`` for column-major floats (units.strides[0] == itemsize): one
+    contiguous copy per class."""
+    for j in range(units.shape[1]):
+        for r in range(m):
+            buffer[j, r] = units[start + r, j]
+
+
+@overload(_load_block, inline="always")
+def _load_block_impl(units, start, m, buffer):
+    if units.layout == "C":
+        return lambda units, start, m, buffer: _load_rows(units, start, m, buffer)
+    if units.dtype in (types.complex128, types.int64):
+        # lane_view's column units: the float32 class columns, W of them per unit
+        lanes = 4 if units.dtype == types.complex128 else 2
+
+        def impl(units, start, m, buffer):
+            n, u = units.shape
+            pitch = units.strides[1] // (4 * lanes)  # floats from one class to the next
+            k = ((u * lanes - 1) * pitch + n + lanes - 1) // lanes
+            floats = np.lib.stride_tricks.as_strided(
+                units, shape=(k,), strides=(units.itemsize,)).view(np.float32)
+            columns = _as_lanes(buffer)
+            for j in range(u):
+                for h in range(lanes):
+                    first = (lanes * j + h) * pitch + start
+                    for r in range(m):
+                        columns[j, lanes * r + h] = floats[first + r]
+        return impl
+
+    def impl(units, start, m, buffer):
+        if units.strides[0] == units.itemsize:
+            _load_columns(units, start, m, buffer)
+        else:
+            _load_rows(units, start, m, buffer)
+    return impl
 
 
 @njit

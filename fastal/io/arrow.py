@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -185,9 +186,13 @@ class _Columns:
                     row = start + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
                     raise DataError(f"column {c!r} of {name} is null at row {row}")
                 cols.append(_to_numpy(arr))
-            values = np.empty((n, len(cols)), dtype=self.dtype)
+            # Column-major: one contiguous copy per column (no strided interleave into rows,
+            # and the uncertainty kernels then read whole columns instead of transposing
+            # rows back: see lane_view); every other consumer indexes any layout.
+            columns = np.empty((len(cols), n), dtype=self.dtype)
             for j, c in enumerate(cols):
-                values[:, j] = c
+                columns[j] = c
+            values = columns.T
         ids = None
         if self.id_column is not None:
             arr = batch.column(self.id_column)
@@ -370,11 +375,12 @@ class ParquetSource(ArrowSource):
     ``ParquetFile`` handle per thread, record batch by record batch into a queue); the scan
     takes the batches of the oldest unit as they arrive and starts the next unit when it
     is done. Decoding releases the GIL, so on C cores C units are decoded at once, as
-    ``pq.read_table`` decodes row groups, while the kernels score the current batch.
+    ``pq.read_table`` decodes row groups, while the caller scores the current batch (its
+    Numba kernels then run on the scanning thread alone).
 
     Memory stays O(unit), not O(file): the decoder of the unit being scored waits when
-    two of its batches are queued, and only the ``readahead`` units after it are decoded
-    in full ahead of the scan. Units are decoded ahead only while they fit
+    ``_FRONT_BATCHES`` of its batches are queued, and only the ``readahead`` units after it
+    are decoded in full ahead of the scan. Units are decoded ahead only while they fit
     ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes, from the footer); a file of larger
     row groups is streamed batch by batch on one background thread (decoding overlaps
     scoring but uses one core). Column chunks are read through a 1 MiB buffered stream,
@@ -513,8 +519,13 @@ class ParquetSource(ArrowSource):
                 if handle is None:
                     handle = local.file = pq.ParquetFile(
                         self.path, metadata=meta, pre_buffer=False, buffer_size=_BUFFER_BYTES)
-                for batch in handle.iter_batches(batch_size=batch_rows, columns=columns,
-                                                 row_groups=task, use_threads=False):
+                # Equal batches of at most batch_rows: a short last batch per unit would
+                # make Source.chunks concatenate (copy) every later chunk to full size.
+                rows = sum(meta.row_group(g).num_rows for g in task)
+                step = -(-rows // max(1, -(-rows // batch_rows)))
+                for batch in handle.iter_batches(batch_size=max(1, step),
+                                                 columns=columns, row_groups=task,
+                                                 use_threads=False):
                     with taken:
                         # The row group being scored need not run far ahead of the scan:
                         # its decoder waits at _FRONT_BATCHES batches (the others are
@@ -551,7 +562,15 @@ class ParquetSource(ArrowSource):
                         raise item
                     with taken:
                         taken.notify_all()
-                    yield item
+                    # The decoders keep the other cores busy: the caller's kernels run on
+                    # this thread alone meanwhile (handing half of a 1 MiB chunk to a pool
+                    # thread cost more wall time than it saved, 2 cores).
+                    threads = numba.get_num_threads()
+                    numba.set_num_threads(1)
+                    try:
+                        yield item
+                    finally:
+                        numba.set_num_threads(threads)
                 with taken:
                     in_flight.popleft()
                     taken.notify_all()
