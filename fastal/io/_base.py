@@ -19,7 +19,9 @@ class Chunk:
     ----------
     start : int
         Global position of the first row.
-    values : ndarray, shape (rows, width), C-contiguous float32 or float64
+    values : ndarray, shape (rows, width), float32 or float64
+        C-contiguous rows, or for a pool stored as one column per class the transpose
+        of a C-contiguous (width, rows) array (column-major: no interleaving copy).
     ids : ndarray or None
         Id of each row when the source carries an id column.
     """
