@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
-from ._math import _EXP_LOWEST, exp32, exp32_in_range, log32
+from ._math import _EXP_LOWEST, exp32_in_range, log32
 from ._parallel import run_tasks
 
 # Committee measures from member probabilities / logits, (M, rows, C).
@@ -37,11 +37,7 @@ _MAX_BLOCK = 256
 # Rows per parallel task: buffers are allocated once per task.
 _ROWS_PER_TASK = 1024
 
-# Shifted logits z - max below this contribute exactly 0 (exp32 underflows at -87.33).
-_T_FLOOR = np.float32(-104.0)
-_FLOAT32_MAX = np.float32(3.4028235e38)
-# |z| <= max is false exactly for NaN and +-inf: a finiteness test fastmath cannot fold
-# (z * 0 can: reassociation turns z1 * 0 + z2 * 0 into (z1 + z2) * 0, NaN on overflow).
+# |z| <= max is false exactly for NaN and +-inf (the float64 kernels' finiteness test).
 _FLOAT64_MAX = 1.7976931348623157e308
 
 

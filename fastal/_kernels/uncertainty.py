@@ -24,9 +24,7 @@ ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
 # negligible next to the row's sum (>= 1), and the clamp keeps t finite when z - max
 # overflows (z = -3e38, max = 3e38), so 0 * t is never 0 * -inf.
 _T_FLOOR = _EXP_LOWEST
-_FLOAT32_MAX = np.float32(3.4028235e38)
-# |z| <= max is false exactly for NaN and +-inf: a finiteness test fastmath cannot fold
-# (z * 0 can: reassociation turns z1 * 0 + z2 * 0 into (z1 + z2) * 0, NaN on overflow).
+# |z| <= max is false exactly for NaN and +-inf (the float64 kernel's finiteness test).
 _FLOAT64_MAX = 1.7976931348623157e308
 # log1p(x) of the softmax tail by its series below this x (error < x^4 / 5 relative).
 _SERIES_BELOW = 2.0 ** -10
