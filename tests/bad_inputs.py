@@ -788,11 +788,8 @@ def _corrupt_ledger(f):
 
 
 def _foreign_ledger(f):
-    d = f.project()
-    path = _ledger_path(d)
-    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        extra.unlink(missing_ok=True)
-    con = sqlite3.connect(path)
+    d = _ledger_missing(f)
+    con = sqlite3.connect(_ledger_path(d))
     con.execute("create table other (x)")
     con.commit()
     con.close()

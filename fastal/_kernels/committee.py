@@ -860,7 +860,9 @@ def _member_softmax(z, rows, c, top, total, weighted, member_h):
     zero = np.float32(0.0)
     for r in range(rows):
         total[r] = zero
-        weighted[r] = zero
+    if member_h is not None:
+        for r in range(rows):
+            weighted[r] = zero
     j = 0
     while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
         for r in range(rows):

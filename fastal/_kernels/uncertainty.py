@@ -486,8 +486,6 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
                 for h in range(w):
                     n_max += 1.0 if columns[j, w * r + h] == top else 0.0
             total[r] += n_max - 1.0
-    for r in range(m):
-        second[r] = exp32(row_second[r] - row_max[r])
     bad = 0
     if entropy is not None:  # None: pruned before compilation (no log32 compiled)
         for r in range(m):
@@ -505,6 +503,8 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
             out[r] = score if ok else np.nan
             bad += 0 if ok else 1
         return bad
+    for r in range(m):  # e^t2, the second largest probability times s (not for entropy)
+        second[r] = exp32(row_second[r] - row_max[r])
     for r in range(m):
         tail = total[r]
         s = 1.0 + tail
