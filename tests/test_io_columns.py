@@ -98,6 +98,36 @@ def test_column_major_chunks_and_read_all(tmp_path):
     np.testing.assert_array_equal(read, values)
 
 
+@pytest.mark.parametrize("row_group", [1000, 1050, 4000])
+@pytest.mark.parametrize("readahead", [0, 1, 2])
+def test_long_batches_are_cut_into_equal_chunks(tmp_path, monkeypatch, row_group, readahead):
+    # Units of several chunks are decoded as long batches (one per unit here) and cut into
+    # equal pieces: each piece is a chunk of its own (no short tail that would make
+    # Source.chunks concatenate), numbered from the right row, ids aligned.
+    import fastal.io.arrow as arrow
+    monkeypatch.setattr(arrow, "PARQUET_TASK_BYTES", 1)  # one row group per unit
+    rng = np.random.default_rng(5)
+    values = rng.random((9000, 5), dtype=np.float32)
+    path = tmp_path / "pool.parquet"
+    pq.write_table(_columns_table(values), path, row_group_size=row_group)
+    source = ParquetSource(path, [f"p{j}" for j in range(5)], "id", readahead=readahead)
+    batches = []
+    convert = source._convert
+    monkeypatch.setattr(source, "_convert",
+                        lambda batch, *a: batches.append(batch.num_rows) or convert(batch, *a))
+    chunks = list(source.chunks(100))
+    if readahead:  # the decoding threads read whole units (up to 16 chunks) per batch
+        assert max(batches) == -(-row_group // -(-row_group // 1600))
+    assert [ch.start for ch in chunks] == list(np.cumsum([0] + [len(ch.values) for ch in chunks])[:-1])
+    np.testing.assert_array_equal(np.concatenate([ch.values for ch in chunks]), values)
+    np.testing.assert_array_equal(np.concatenate([ch.ids for ch in chunks]), np.arange(9000) * 3 + 1)
+    sizes = [len(ch.values) for ch in chunks]
+    assert max(sizes) <= 100 and min(sizes) >= 50, sizes
+    # every chunk is a view of its own copy: no concatenation happened
+    assert all(ch.values.base is not None and ch.values.base.shape[1] == len(ch.values)
+               for ch in chunks)
+
+
 def test_other_consumers_of_per_class_columns(tmp_path):
     """Models, EGL and regression committees read column-major chunks like arrays."""
     rng = np.random.default_rng(3)

@@ -36,7 +36,17 @@ _BUFFER_BYTES = 1 << 20  # Parquet column chunks are read through a buffer of th
 _FRONT_BATCHES = 8
 
 
+# Record batches of a Parquet unit with one column per class hold up to this many chunks
+# (sliced into chunks by ArrowSource._convert). Measured, 10M x 10 float32 + id, 262,144-row
+# groups, 2 cores, 7-9 interleaved scans against one-chunk batches: process CPU 1.60 -> 1.24 s
+# uncompressed, 2.05 -> 1.62 s snappy.
+_COLUMN_BATCH_CHUNKS = 16
 _END = object()  # a unit's last batch was queued
+
+
+def _equal_step(rows: int, most: int) -> int:
+    """Rows per piece when ``rows`` are cut into equal pieces of at most ``most`` rows."""
+    return -(-rows // max(1, -(-rows // max(1, most))))
 _IPC_FILE_MAGIC = b"ARROW1"
 _IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
 _DATA_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows")
@@ -234,19 +244,32 @@ class ArrowSource(Source):
     def _release(self, chunk):
         """Hook run after a chunk was consumed (memory-mapped sources drop its pages)."""
 
+    def _convert(self, batch, start, chunk_rows):
+        """The chunks of one record batch whose first row is pool row ``start``.
+
+        Columns per class are copied into one array per chunk: a batch longer than a chunk is
+        cut into equal pieces first (zero-copy slices), so each copy stays chunk-sized (and
+        in cache for the kernels that read it next) and a short last piece does not make
+        ``Source.chunks`` concatenate.
+        """
+        n = batch.num_rows
+        step = n if self.columns.is_list else _equal_step(n, chunk_rows)
+        for lo in range(0, n, max(step, 1)):
+            part = batch if step == n else batch.slice(lo, step)
+            chunk = self.columns.to_chunk(part, start + lo, self.name, self.width)
+            if chunk.values.shape[1] != self.width:
+                raise DataError(
+                    f"rows of {self.name} must all have {self.width} values; the rows "
+                    f"from {start + lo} have {chunk.values.shape[1]}"
+                )
+            yield chunk
+
     def _pieces(self, chunk_rows):
         start = 0
         for batch in self._batches(chunk_rows):
-            if batch.num_rows == 0:
-                continue
-            chunk = self.columns.to_chunk(batch, start, self.name, self.width)
-            if chunk.values.shape[1] != self.width:
-                raise DataError(
-                    f"rows of {self.name} must all have {self.width} values; the rows from "
-                    f"{start} have {chunk.values.shape[1]}"
-                )
-            yield chunk
-            self._release(chunk)
+            for chunk in self._convert(batch, start, chunk_rows):
+                yield chunk
+                self._release(chunk)
             start += batch.num_rows
 
 
@@ -511,6 +534,10 @@ class ParquetSource(ArrowSource):
         local = threading.local()
         meta = self.file.metadata
         columns = self.columns.read
+        # One column per class: a unit is decoded in batches of up to _COLUMN_BATCH_CHUNKS
+        # chunks (fewer reader calls per column; see _convert for the scan's side). List
+        # columns keep chunk-sized batches (larger ones added 20-30 % of the file in RSS).
+        most = batch_rows if self.columns.is_list else batch_rows * _COLUMN_BATCH_CHUNKS
         stop = threading.Event()
 
         def decode(task, out: queue.SimpleQueue):
@@ -519,10 +546,10 @@ class ParquetSource(ArrowSource):
                 if handle is None:
                     handle = local.file = pq.ParquetFile(
                         self.path, metadata=meta, pre_buffer=False, buffer_size=_BUFFER_BYTES)
-                # Equal batches of at most batch_rows: a short last batch per unit would
-                # make Source.chunks concatenate (copy) every later chunk to full size.
+                # Equal batches: a short last batch per unit would make Source.chunks
+                # concatenate (copy) every later chunk to full size.
                 rows = sum(meta.row_group(g).num_rows for g in task)
-                step = -(-rows // max(1, -(-rows // batch_rows)))
+                step = _equal_step(rows, most)
                 for batch in handle.iter_batches(batch_size=max(1, step),
                                                  columns=columns, row_groups=task,
                                                  use_threads=False):
