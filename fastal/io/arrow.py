@@ -37,10 +37,13 @@ _FRONT_BATCHES = 8
 
 
 # Record batches of a Parquet unit with one column per class hold up to this many chunks
-# (sliced into chunks by ArrowSource._convert). Measured, 10M x 10 float32 + id, 262,144-row
-# groups, 2 cores, 7-9 interleaved scans against one-chunk batches: process CPU 1.60 -> 1.24 s
-# uncompressed, 2.05 -> 1.62 s snappy.
-_COLUMN_BATCH_CHUNKS = 16
+# (cut into chunks by ArrowSource._convert): fewer reader calls per column. Measured, 10M x 10
+# float32 + id, 262,144-row groups, 2 cores, a fresh process per setting (best of 3 scans;
+# peak RSS added by the first scan after a warm-up), batches of 1 / 4 / 8 / 16 chunks:
+# process CPU 1.68 / 1.42 / 1.45 / 1.38 s uncompressed, 2.88-2.97 / 2.37-2.49 / 2.39-2.43 /
+# 2.30-2.41 s zstd; RSS added 20-30 MB at 1-4 chunks, 26-119 MB at 8-16 (zstd). List columns
+# keep one chunk per batch (4-16 added 20-30 % of the file in RSS and saved nothing).
+_COLUMN_BATCH_CHUNKS = 4
 _END = object()  # a unit's last batch was queued
 
 
@@ -534,9 +537,7 @@ class ParquetSource(ArrowSource):
         local = threading.local()
         meta = self.file.metadata
         columns = self.columns.read
-        # One column per class: a unit is decoded in batches of up to _COLUMN_BATCH_CHUNKS
-        # chunks (fewer reader calls per column; see _convert for the scan's side). List
-        # columns keep chunk-sized batches (larger ones added 20-30 % of the file in RSS).
+        # One column per class: batches of up to _COLUMN_BATCH_CHUNKS chunks (see there).
         most = batch_rows if self.columns.is_list else batch_rows * _COLUMN_BATCH_CHUNKS
         stop = threading.Event()
 
