@@ -22,6 +22,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine, table  # noqa: E402
 
 CALLS = {
+    # Numba's own floor on this machine: the first compilation in a process (its target
+    # context, typing registries and the scipy.linalg import its array maths triggers) of a
+    # one-line function; compiled again in the warm run (a lambda cannot be cached).
+    "reference: Numba alone, a one-line @njit function":
+        "__import__('numba').njit(lambda a: a + 1.0)(1.0)",
     "margin (float32 probabilities)": "fastal.score(p, 'margin')",
     "entropy (float32 probabilities)": "fastal.score(p, 'entropy')",
     "margin (float64 probabilities)": "fastal.score(p.astype(np.float64), 'margin')",
