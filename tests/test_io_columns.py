@@ -129,6 +129,20 @@ def test_long_batches_are_cut_into_equal_chunks(tmp_path, monkeypatch, row_group
                for ch in chunks)
 
 
+@pytest.mark.parametrize("readahead", [0, 1])
+def test_a_null_in_a_long_batch_is_named_by_its_pool_row(tmp_path, readahead):
+    values = np.random.default_rng(6).random((9000, 3)).astype(np.float32)
+    table = _columns_table(values)
+    p1 = pa.array(np.where(np.arange(9000) == 6789, np.nan, values[:, 1]),
+                  mask=np.arange(9000) == 6789)
+    table = table.set_column(1, "p1", p1)
+    path = tmp_path / "pool.parquet"
+    pq.write_table(table, path, row_group_size=4000)
+    source = ParquetSource(path, ["p0", "p1", "p2"], "id", readahead=readahead)
+    with pytest.raises(fastal.DataError, match=r"column 'p1' of .* is null at row 6789"):
+        fastal.score(source, "entropy", from_logits=True, chunk_rows=100)
+
+
 def test_other_consumers_of_per_class_columns(tmp_path):
     """Models, EGL and regression committees read column-major chunks like arrays."""
     rng = np.random.default_rng(3)
