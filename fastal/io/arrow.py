@@ -46,13 +46,14 @@ _FRONT_BATCHES = 8
 _COLUMN_BATCH_CHUNKS = 4
 _END = object()  # a unit's last batch was queued
 
+_IPC_FILE_MAGIC = b"ARROW1"
+_IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
+_DATA_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows")
+
 
 def _equal_step(rows: int, most: int) -> int:
     """Rows per piece when ``rows`` are cut into equal pieces of at most ``most`` rows."""
     return -(-rows // max(1, -(-rows // max(1, most))))
-_IPC_FILE_MAGIC = b"ARROW1"
-_IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
-_DATA_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc", ".arrows")
 
 
 def _is_list(t: pa.DataType) -> bool:
