@@ -759,3 +759,22 @@ def test_lazy_completion_falls_back_on_near_ties(metric, monkeypatch):
     np.testing.assert_array_equal(sel.indices, idx)
     np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
     assert stats["fallback_rows"] > 0
+
+
+@pytest.mark.parametrize("path", ["lazy", "grouped", "weighted"])
+def test_values_whose_squared_distances_leave_float32_are_an_error(path):
+    # the grouped kernels keep rounded-up float32 squared distances: past float32's range
+    # they read out of bounds (a segfault at |values| ~ 1e20); every path refuses such data
+    # and gives the same picks just under the limit
+    from fastal.diversity.kcenter import _kcenter
+
+    def run(x):
+        if path == "weighted":
+            return _kcenter(x, 20, seed=0, weights=np.ones(x.shape[0]))
+        return _kcenter(x, 20, seed=0, path=path)
+
+    base = np.random.default_rng(3).standard_normal((300, 4)).astype(np.float32)
+    with pytest.raises(FastalError, match="float32.s range"):
+        run(base * np.float32(1e20))
+    near = base * np.float32(2.0**60 / np.abs(base).max())  # 1.15e18, the limit is 2.3e18
+    assert np.array_equal(run(near).indices, _kcenter(base, 20, seed=0, path="lazy").indices)
