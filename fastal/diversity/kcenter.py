@@ -67,7 +67,9 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     ----------
     X : array-like of shape (N, d)
         Pool embeddings. float32 and float64 are used as given; any other real or boolean
-        dtype is converted to float32. Must be finite. A non C-contiguous array is copied.
+        dtype is converted to float32. Must be finite, and for ``metric="l2"`` within
+        about ``1e19 / sqrt(d)`` in absolute value (squared distances are kept in float32;
+        larger values are a DataError: scale them down). A non C-contiguous array is copied.
     k : int
         Number of rows to pick, ``1 <= k <= n``, n the number of unlabeled pool rows.
     labeled : None, array-like of int of shape (L,), bool of shape (N,), or array of shape (L, d)
