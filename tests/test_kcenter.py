@@ -766,8 +766,6 @@ def test_values_whose_squared_distances_leave_float32_are_an_error(path):
     # the grouped kernels keep rounded-up float32 squared distances: past float32's range
     # they read out of bounds (a segfault at |values| ~ 1e20); every path refuses such data
     # and gives the same picks just under the limit
-    from fastal.diversity.kcenter import _kcenter
-
     def run(x):
         if path == "weighted":
             return _kcenter(x, 20, seed=0, weights=np.ones(x.shape[0]))
