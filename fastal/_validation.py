@@ -66,13 +66,43 @@ def as_embeddings(X, name="X"):
 
 
 def check_finite(a, name="X", chunk_rows=None):
-    """Raise naming the first row with NaN/inf; checks ``chunk_rows`` rows at a time."""
+    """Raise naming the first row with NaN/inf; return the largest |value| (0.0 if empty).
+
+    Checks ``chunk_rows`` rows at a time: min and max propagate NaN and reach +-inf, so no
+    chunk-sized boolean temporary unless a row is bad.
+    """
     chunk = chunk_rows or max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(1, a.shape[1] * a.itemsize))
+    largest = 0.0
     for start in range(0, a.shape[0], chunk):
-        ok = np.isfinite(a[start:start + chunk]).all(axis=1)
-        if not ok.all():
-            raise DataError(f"{name} must be finite; row {start + int(np.flatnonzero(~ok)[0])} "
-                            "contains NaN or inf")
+        block = a[start:start + chunk]
+        if not block.size:
+            continue
+        low, high = float(block.min()), float(block.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+            raise DataError(f"{name} must be finite; row {bad} contains NaN or inf")
+        largest = max(largest, -low, high)
+    return largest
+
+
+def l2_value_limit(d):
+    """The largest |value| for which squared L2 distances between d-dimensional rows stay a
+    factor 4 inside float32's range: 4 d limit^2 = f32max / 4, about 1e19 / sqrt(d)."""
+    return float(np.sqrt(np.finfo(np.float32).max / (4.0 * d)) / 2.0)
+
+
+def check_l2_range(largest, d, names):
+    """Raise DataError when values as large as ``largest`` (from :func:`check_finite`) could
+    make squared L2 distances between d-dimensional rows leave float32's range. FAISS and the
+    k-center kernels work on float32 squared distances: past the limit FAISS's k-means aborts
+    the process and the kernels read out of bounds. Scaling the rows by a power of two is
+    exact, so it changes no pick."""
+    limit = l2_value_limit(d)
+    if largest > limit:
+        raise DataError(
+            f"values in {names} reach {largest:.3g}: squared L2 distances between rows "
+            f"could exceed float32's range (limit {limit:.3g} per value at d = {d}); scale "
+            f"the rows down, e.g. by a power of two (which changes no pick)")
 
 
 def as_probs(probs, n_pool):

@@ -1063,6 +1063,22 @@ case("kcenter-cosine-huge-values-are-fine",
      lambda f: kcenter(np.array([[3e38, 3e38], [-3e38, 1e38], [1, 0], [0, 1]], np.float32), 3,
                        metric="cosine", seed=0),
      None, check=is_selection(3, 4))
+# FAISS's k-means aborted the process (C++ terminate) on these; BADGE reported infinite scores
+HUGE = np.array([[3e20, 0], [-3e20, 0], [0, 1], [1, 1], [2, 0], [0, 2]], np.float32)
+case("select-kmeans-squared-distance-overflows-float32", lambda f: select(HUGE, 2, "kmeans"), D,
+     "float32's range")
+case("select-cluster-margin-squared-distance-overflows-float32",
+     lambda f: select(HUGE, 2, "cluster_margin", probs=P[:6] / P[:6].sum(1, keepdims=True)), D,
+     "float32's range")
+case("select-typiclust-squared-distance-overflows-float32", lambda f: select(HUGE, 2, "typiclust"), D,
+     "float32's range")
+case("select-badge-squared-distance-overflows-float32",
+     lambda f: select(HUGE, 2, "badge", probs=P[:6] / P[:6].sum(1, keepdims=True)), D, "float32's range")
+case("knn-candidates-squared-distance-overflows-float32",
+     lambda f: fastal.diversity.seals.KnnCandidates(HUGE, knn=2), D, "float32's range")
+case("knn-candidates-cosine-huge-values-are-fine",
+     lambda f: fastal.diversity.seals.KnnCandidates(HUGE, knn=2, metric="cosine")([0]), None,
+     check=holds(lambda rows: rows.size == 2))
 case("select-kcenter-logits-3e38-probs",
      lambda f: select(X, 3, "weighted_kcenter", probs=np.tile([[3e38, -3e38, 0]], (12, 1)), from_logits=True),
      None, check=is_selection(3, 12))

@@ -100,3 +100,16 @@ def test_loop_with_candidates_scores_a_fraction_of_the_pool(pool):
     scored = [r.n_scored for r in loop.history]
     assert len(scored) == 3 and all(0 < s < 400 for s in scored)
     assert scored == sorted(scored)       # the candidate pool grows with the labels
+
+
+def test_l2_neighbours_of_values_too_large_for_float32_distances_are_an_error():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4)).astype(np.float32)
+    huge = X * np.float32(2.0 ** 64)
+    with pytest.raises(fastal.DataError, match="float32's range"):
+        KnnCandidates(huge, knn=3)
+    # cosine normalises the rows first: the same values are fine, and so are a scaled copy's
+    np.testing.assert_array_equal(KnnCandidates(huge, knn=3, metric="cosine")([0, 1]),
+                                  KnnCandidates(X, knn=3, metric="cosine")([0, 1]))
+    np.testing.assert_array_equal(KnnCandidates(X * np.float32(2.0 ** 50), knn=3)([0, 1]),
+                                  KnnCandidates(X, knn=3)([0, 1]))

@@ -5,6 +5,7 @@ import pytest
 
 import fastal
 from fastal import FastalError
+from fastal._validation import l2_value_limit
 
 import reference as ref
 from conftest import random_probs
@@ -147,3 +148,24 @@ def test_hybrids_accept_logits(pool):
         a = fastal.select(X, 12, strategy, probs=probs, seed=4).indices
         b = fastal.select(X, 12, strategy, probs=logits, from_logits=True, seed=4).indices
         assert len(set(a) & set(b)) >= 10  # same rows up to rounding of the softmax
+
+
+@pytest.mark.parametrize("strategy", ["kcenter", "uncertain_kcenter", "weighted_kcenter", "badge",
+                                      "cluster_margin", "kmeans", "typiclust"])
+def test_embeddings_too_large_for_float32_distances_are_an_error(strategy):
+    # FAISS's k-means aborted the process (a C++ terminate) and BADGE reported infinite
+    # scores on such values. Just under the limit every strategy answers, with the picks of
+    # the unscaled rows (a power-of-two scale is exact).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 8)).astype(np.float32)
+    X[17, 3] = 4.5  # the largest |value|
+    P = random_probs(rng, 400, 4)
+    limit = l2_value_limit(8)
+    under = 2.0 ** np.floor(np.log2(limit / 4.5))
+    assert 4.5 * under <= limit < 4.5 * under * 2
+    expected = fastal.select(X, 10, strategy, probs=P, labeled=np.arange(5))
+    got = fastal.select(X * np.float32(under), 10, strategy, probs=P, labeled=np.arange(5))
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    assert np.isfinite(got.scores).all()
+    with pytest.raises(fastal.DataError, match="float32.s range"):
+        fastal.select(X * np.float32(under * 2), 10, strategy, probs=P, labeled=np.arange(5))

@@ -12,7 +12,8 @@ from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS, PROBABILITY_TOLERANCE
 from .._errors import DataError
 from .._kernels import badge as _k
 from .._selection import Selection
-from .._validation import as_embeddings, as_probs, check_int, check_k, make_rng, parse_labeled
+from .._validation import (as_embeddings, as_probs, check_finite, check_int, check_k,
+                           check_l2_range, make_rng, parse_labeled)
 
 #: Rows of ``probs`` must sum to 1 within this tolerance, with no entry below its negative.
 
@@ -126,6 +127,9 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
         chunk = check_int(chunk_rows, "chunk_rows", 1)
     blocks_per_task = max(1, -(-chunk // _k.SAMPLING_BLOCK))
     rng = make_rng(seed)
+    # squared gradient distances are at most 8 max|x|^2 <= 8 d max|value|^2, and are reported
+    # as float32 scores
+    check_l2_range(check_finite(pool, "X", chunk), d, "X")
 
     yhat = np.empty(n_pool, dtype=np.int32)
     pnorm2 = np.empty(n_pool, dtype=np.float64)

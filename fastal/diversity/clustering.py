@@ -11,7 +11,7 @@ import numpy as np
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._selection import Selection
 from .._validation import (as_embeddings, as_probs, check_finite, check_int, check_k,
-                           make_rng, parse_labeled)
+                           check_l2_range, make_rng, parse_labeled)
 from .badge import badge
 
 #: FAISS k-means iterations.
@@ -109,7 +109,7 @@ def cluster_margin(X, probs, k, *, labeled=None, n_clusters=None, margin_pool=No
     else:
         margin_pool = check_int(margin_pool, "margin_pool", k)
     margin_pool = min(margin_pool, n_unlabeled)
-    check_finite(pool, "X")
+    check_l2_range(check_finite(pool, "X"), pool.shape[1], "X")
     rng = make_rng(seed)
 
     margin = score(proba, "margin")  # validates probs (finite, simplex, >= 2 classes)
@@ -203,7 +203,7 @@ def kmeans_sample(X, k, *, labeled=None, seed=0):
     positions = parse_labeled(labeled, n_pool)
     n_unlabeled = n_pool - positions.size
     k = check_k(k, n_unlabeled, n_pool)
-    check_finite(pool, "X")
+    check_l2_range(check_finite(pool, "X"), pool.shape[1], "X")
     rng = make_rng(seed)
     rows = unlabeled_rows(n_pool, positions)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._selection import Selection
-from .._validation import as_embeddings, check_finite, check_int, check_k, make_rng, parse_labeled
+from .._validation import (as_embeddings, check_finite, check_int, check_k, check_l2_range,
+                           make_rng, parse_labeled)
 from .clustering import assign, train_kmeans
 
 
@@ -86,7 +87,7 @@ def typiclust(X, k, *, labeled=None, seed=0, n_neighbors=20):
     n_unlabeled = n_pool - positions.size
     k = check_k(k, n_unlabeled, n_pool)
     n_neighbors = check_int(n_neighbors, "n_neighbors", 1)
-    check_finite(pool, "X")
+    check_l2_range(check_finite(pool, "X"), d, "X")
     rng = make_rng(seed)
 
     n_clusters = min(n_pool, positions.size + k)

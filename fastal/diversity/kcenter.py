@@ -11,7 +11,7 @@ from .._errors import ArgumentError, DataError
 from .._kernels import kcenter as _k
 from .._kernels import kcenter_lazy as _lazy
 from .._selection import Selection
-from .._validation import check_int as _check_int, make_rng
+from .._validation import check_finite, check_int as _check_int, check_l2_range, make_rng
 from ..io.arrays import to_numpy
 from ._faiss import knn_l2, query_block, single_threaded_faiss, small_search_blocks
 
@@ -223,35 +223,6 @@ def _as_embeddings(a, name):
     if a.dtype != np.float32 and a.dtype != np.float64:
         a = a.astype(np.float32)
     return np.ascontiguousarray(a)
-
-
-def _check_finite(a, name, chunk):
-    """Raise DataError at the first row with NaN or inf; return the largest |value|."""
-    largest = 0.0
-    for start in range(0, a.shape[0], chunk):
-        block = a[start:start + chunk]
-        if not block.size:
-            continue
-        # min and max propagate NaN and reach +-inf: no chunk-sized boolean temporary
-        low, high = float(block.min()), float(block.max())
-        if not (np.isfinite(low) and np.isfinite(high)):
-            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
-            raise DataError(f"{name} must be finite; row {bad} contains NaN or inf")
-        largest = max(largest, -low, high)
-    return largest
-
-
-def _check_l2_range(largest, d, names):
-    """Squared L2 distances must stay well inside float32's range (the kernels keep rounded-up
-    float32 copies of them): |values| up to ~1e19 / sqrt(d). Larger values made the kernels
-    read out of bounds (a crash), so they are an error; scaling the rows by a power of two
-    changes no pick."""
-    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * d)) / 2.0)
-    if largest > limit:
-        raise DataError(
-            f"values in {names} reach {largest:.3g}: squared L2 distances between rows "
-            f"could exceed float32's range (limit {limit:.3g} per value at d = {d}); scale "
-            f"the rows down, e.g. by a power of two (k-center's picks do not change)")
 
 
 def _row_norms(block):
@@ -481,11 +452,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         raise ArgumentError(f"k must be <= the number of unlabeled pool rows ({n_unlabeled}); "
                             f"got {k}")
     w = _parse_weights(weights, n_pool)
-    largest = _check_finite(pool, "X", chunk)
+    largest = check_finite(pool, "X", chunk)
     if emb is not None:
-        largest = max(largest, _check_finite(emb, "labeled", chunk))
+        largest = max(largest, check_finite(emb, "labeled", chunk))
     if not cosine:
-        _check_l2_range(largest, d, "X" if emb is None else "X and labeled")
+        check_l2_range(largest, d, "X" if emb is None else "X and labeled")
 
     # Inverse norms for cosine; for l2 an empty placeholder the kernels never read.
     if cosine:

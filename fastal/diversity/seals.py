@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import ArgumentError
-from .._validation import as_embeddings, check_finite, check_int, parse_labeled
+from .._validation import as_embeddings, check_finite, check_int, check_l2_range, parse_labeled
 from ._faiss import knn_l2, query_block, small_search_blocks
 
 _METRICS = ("l2", "cosine")
@@ -46,16 +47,14 @@ class KnnCandidates:
 
     def __init__(self, embeddings, knn=100, metric="l2"):
         X = as_embeddings(embeddings, "embeddings")
-        check_finite(X, "embeddings")
+        largest = check_finite(X, "embeddings")
         if metric not in _METRICS:
             raise ArgumentError(f"metric must be one of {', '.join(_METRICS)}; got {metric!r}")
+        if metric == "l2":
+            check_l2_range(largest, X.shape[1], "embeddings")
         self.knn = check_int(knn, "knn", 1)
         self.metric = metric
-        X = X.astype(np.float32, copy=False)
-        if metric == "cosine":
-            norms = np.linalg.norm(X, axis=1, keepdims=True)
-            X = X / np.where(norms > 0, norms, 1.0)
-        self._X = np.ascontiguousarray(X, dtype=np.float32)
+        self._X = _unit_rows(X) if metric == "cosine" else np.ascontiguousarray(X, np.float32)
         self.n_pool = self._X.shape[0]
         self._neighbours = {}  # labeled row -> its neighbours (int64, nearest first)
         self._searched_k = self.knn
@@ -97,6 +96,18 @@ class KnnCandidates:
             k = min(2 * k, self.n_pool)
             self._searched_k = k
             self._neighbours.clear()  # search again, wider
+
+
+def _unit_rows(X):
+    """X's rows scaled to unit length, as float32 (zero rows stay zero). Norms in float64,
+    a chunk at a time: float32 norms overflow for values past ~1e19."""
+    out = np.empty(X.shape, dtype=np.float32)
+    chunk = max(MIN_CHUNK_ROWS, CHUNK_BYTES // (8 * X.shape[1]))
+    for start in range(0, X.shape[0], chunk):
+        block = X[start:start + chunk].astype(np.float64)
+        norms = np.sqrt(np.sum(block * block, axis=1, keepdims=True))
+        out[start:start + chunk] = block / np.where(norms > 0, norms, 1.0)
+    return out
 
 
 def knn_candidates(embeddings, labeled, knn=100, *, metric="l2") -> np.ndarray:
