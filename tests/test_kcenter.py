@@ -712,6 +712,38 @@ def test_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, monkeypatch):
     np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("labeled_kind", ["positions", "none"])
+def test_lazy_gives_up_when_the_band_grows_like_the_picks(labeled_kind, monkeypatch):
+    # Clustered data: each pick brings a cluster's worth of rows into the band, whose growth
+    # projected as a power of the picks passes the limit long before the band itself does.
+    # The other two rules are switched off (limit 10x the pool): this rule alone gives up.
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
+    monkeypatch.setattr(module, "_LAZY_MAX_BAND", 10.0)
+    monkeypatch.setattr(module, "_LAZY_GROWTH_MAX_BAND", 0.3)
+    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
+    monkeypatch.setattr(module, "_LAZY_BAND_PER_PICK", 0)
+    rng = np.random.default_rng(31)
+    X = blobs(rng, 3000, 6, 40, spread=0.1).astype(np.float32)
+    labeled = rng.choice(3000, 20, replace=False) if labeled_kind == "positions" else None
+    stats = {}
+    sel = _kcenter(X, 200, labeled=labeled, seed=3, stats=stats)
+    idx, scores, cover = kcenter_greedy(X, 200, labeled=labeled, seed=3)
+    assert stats["path"] == "grouped"
+    assert stats["lazy_band_growth_projected"] > 0.3 * 3000  # the others: 10x the pool
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    # unstructured data: the band grows slower than the picks, the lazy path finishes
+    # (with a labeled set: without one the first bounds are distances to the first pick,
+    # loose on such data, and the band doubles at every pick at first)
+    G = rng.standard_normal((10000, 16)).astype(np.float32)
+    labeled = rng.choice(10000, 20, replace=False)
+    stats = {}
+    sel = _kcenter(G, 100, labeled=labeled, seed=3, stats=stats)
+    assert stats["path"] == "lazy" and stats["band_widenings"] > 3
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(G, 100, labeled=labeled, seed=3)[0])
+
+
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("budget", [None, 7])  # lists copied at once, or a few points at a time
 def test_lazy_bounds_are_upper_bounds(metric, budget, monkeypatch):
