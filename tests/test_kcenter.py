@@ -1,12 +1,15 @@
 """fastal.diversity.kcenter against the plain NumPy greedy loop in reference_diversity.py."""
 
+import importlib
+
 import numba
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastal._errors import FastalError
+from fastal._errors import ArgumentError, FastalError
 from fastal.diversity import kcenter
 from fastal.diversity.kcenter import _kcenter
 from tests.reference_diversity import kcenter_greedy
@@ -742,6 +745,73 @@ def test_lazy_gives_up_when_the_band_grows_like_the_picks(labeled_kind, monkeypa
     sel = _kcenter(G, 100, labeled=labeled, seed=3, stats=stats)
     assert stats["path"] == "lazy" and stats["band_widenings"] > 3
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(G, 100, labeled=labeled, seed=3)[0])
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "float64"])
+def test_scan_path_is_exact(metric, case, monkeypatch):
+    # Full scans (no labeled set): every row's float64 distance, ties to the lowest row,
+    # including ties between tasks (tasks of 7 rows here).
+    monkeypatch.setattr(importlib.import_module("fastal._kernels.kcenter_scan"),
+                        "ROWS_PER_TASK", 7)
+    rng = np.random.default_rng(40)
+    if case == "random":
+        X = rng.normal(size=(500, 5)).astype(np.float32)
+    elif case == "blobs":
+        X = blobs(rng, 500, 4, 12, spread=0.2).astype(np.float32)
+    elif case == "duplicates":
+        X = rng.normal(size=(9, 3)).astype(np.float32)[rng.integers(9, size=500)]
+    elif case == "grid1d":
+        X = (np.arange(500, dtype=np.float32) % 17)[:, None] + (1.0 if metric == "cosine" else 0)
+    else:
+        X = rng.normal(size=(500, 5))
+    for k in (1, 37, 500):
+        sel = _kcenter(X, k, metric=metric, seed=5, path="scan")
+        idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5)
+        np.testing.assert_array_equal(sel.indices, idx)
+        np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+        grouped = _kcenter(X, k, metric=metric, seed=5, path="grouped")
+        np.testing.assert_array_equal(grouped.indices, sel.indices)
+
+
+def test_scan_path_takes_no_labeled_set_or_weights():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ArgumentError, match="scan"):
+        _kcenter(X, 3, labeled=[0, 1], path="scan")
+    with pytest.raises(ArgumentError, match="scan"):
+        _kcenter(X, 3, weights=np.ones(50), path="scan")
+
+
+def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
+    # The lazy path gives up (bounds from one pick are loose); the groups skip nothing on
+    # Gaussian data: measured on a sample before they are built, or over their first picks.
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
+    monkeypatch.setattr(module, "_SCAN_SAMPLE_ROWS", 2000)
+    monkeypatch.setattr(module, "_SCAN_SAMPLE_SHARE", 0.98)  # (0.995 is for 16k-row samples)
+    rng = np.random.default_rng(41)
+    G = rng.normal(size=(8000, 64)).astype(np.float32)
+    expected = kcenter_greedy(G, 60, seed=2)[0]
+    stats = {}
+    sel = _kcenter(G, 60, seed=2, stats=stats)
+    assert stats["path"] == "scan" and stats["sampled_eval_share"] >= 0.98
+    np.testing.assert_array_equal(sel.indices, expected)
+    monkeypatch.setattr(module, "_SCAN_SAMPLE_SHARE", 2.0)  # the sample never decides
+    stats = {}
+    sel = _kcenter(G, 60, seed=2, stats=stats)
+    assert stats["path"] == "scan" and stats["groups_abandoned_at"] == 8
+    np.testing.assert_array_equal(sel.indices, expected)
+    # clustered data: the groups prune and stay; an explicit path is never changed
+    monkeypatch.setattr(module, "_SCAN_SAMPLE_SHARE", 0.98)
+    B = blobs(rng, 8000, 6, 30, spread=0.05).astype(np.float32)
+    stats = {}
+    sel = _kcenter(B, 60, seed=2, stats=stats)
+    assert stats["path"] == "grouped" and stats["sampled_eval_share"] < 0.9
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(B, 60, seed=2)[0])
+    stats = {}
+    _kcenter(G, 60, seed=2, stats=stats, path="grouped")
+    assert stats["path"] == "grouped"
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])

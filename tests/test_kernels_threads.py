@@ -21,12 +21,13 @@ from fastal._kernels import badge as _kb
 from fastal._kernels import farthest as _kf
 from fastal._kernels import kcenter as _kc
 from fastal._kernels import kcenter_lazy as _kl
+from fastal._kernels import kcenter_scan as _ks
 from fastal.diversity.badge import badge
 from fastal.diversity.kcenter import _kcenter
 
 from tests.conftest import random_probs
 
-_MODULES = (_kb, _kc, _kl, _kf)
+_MODULES = (_kb, _kc, _kl, _ks, _kf)
 # the module (``fastal.diversity.kcenter`` the attribute is the function)
 kcenter_driver = importlib.import_module("fastal.diversity.kcenter")
 
@@ -63,6 +64,7 @@ def _recorded(run, monkeypatch, n_threads, tiny):
             patch.setattr(_kc, "ROWS_PER_TASK", 1)
             patch.setattr(_kc, "GROUP_COORDS_PER_TASK", 1)
             patch.setattr(_kl, "ROWS_PER_TASK", 1)
+            patch.setattr(_ks, "ROWS_PER_TASK", 1)
         before = numba.get_num_threads()
         numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
         try:
@@ -123,6 +125,33 @@ def test_lazy_kcenter_kernels(metric, n_labeled, monkeypatch):
     _assert_thread_invariant(
         lambda: _kcenter(X, 100, labeled=labeled, metric=metric, path="lazy"),
         monkeypatch, expected)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_scan_kcenter_kernels(metric, monkeypatch):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 12)).astype(np.float32)
+    X[2000:2100] = X[:100]  # duplicates: ties between tasks go to the lowest row
+    # (its per-task maxima are sized by the task count, so the results are compared, not
+    # the kernel's arguments)
+    results = []
+    for n_threads, rows_per_task in [(1, _ks.ROWS_PER_TASK), (2, _ks.ROWS_PER_TASK), (2, 1),
+                                     (2, 7)]:
+        with monkeypatch.context() as patch:
+            patch.setattr(_ks, "ROWS_PER_TASK", rows_per_task)
+            before = numba.get_num_threads()
+            numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
+            try:
+                stats = {}
+                results.append(_kcenter(X, 150, metric=metric, path="scan", stats=stats))
+            finally:
+                numba.set_num_threads(before)
+        assert stats["path"] == "scan"
+    for other in results[1:]:
+        for name in ("indices", "scores"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(results[0], name))
+        np.testing.assert_array_equal(other.extra["covering_radius"],
+                                      results[0].extra["covering_radius"])
 
 
 @pytest.mark.parametrize("grouping", ["labeled", "labeled-cells", "cells"])
