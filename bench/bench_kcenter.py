@@ -88,20 +88,21 @@ REAL_KS = (100, 1000)
 REAL_LABELED = 1000
 
 
-def real_suite(seed=0, only=None):
+def real_suite(seed=0, only=None, n_labeled=REAL_LABELED):
     """``(label, X float32, labeled positions)`` of the issue-13 inputs, one at a time;
-    ``only``: the labels that contain this text (e.g. "Gaussian")."""
-    for label, X, labeled in _real_suite(seed):
+    ``only``: the labels that contain this text (e.g. "Gaussian"); ``n_labeled`` 0: no
+    labeled set (a first round)."""
+    for label, X, labeled in _real_suite(seed, n_labeled):
         if only is None or only.lower() in f"{label} {X.shape[0]}x{X.shape[1]}".lower():
             yield label, X, labeled
 
 
-def _real_suite(seed):
+def _real_suite(seed, n_labeled):
     from fastal.datasets import load_fashion_mnist, load_rotten_tomatoes_tfidf
 
     def labeled_of(n):
         rng = np.random.default_rng(seed)
-        return np.sort(rng.choice(n, REAL_LABELED, replace=False)).astype(np.int64)
+        return np.sort(rng.choice(n, n_labeled, replace=False)).astype(np.int64)
 
     X, _ = load_fashion_mnist(subset="train")
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -118,27 +119,30 @@ def _real_suite(seed):
     yield "Rotten Tomatoes TF-IDF SVD-256", T, labeled_of(T.shape[0])
     del T
     for n, d in ((300_000, 128), (1_000_000, 32), (1_000_000, 128)):
-        G, labeled = make_data(n, d, REAL_LABELED, "gaussian", seed)
+        G, labeled = make_data(n, d, n_labeled, "gaussian", seed)
         yield "Gaussian", G, labeled
         del G
 
 
 def numpy_loop(X, k, labeled):
-    """Plain incremental greedy: FAISS initial search + one float32 mat-vec per pick."""
+    """Plain incremental greedy: FAISS initial search + one float32 mat-vec per pick.
+    Without a labeled set the first pick is fastal's (seed 0)."""
     import faiss
 
     n, d = X.shape
-    index = faiss.IndexFlatL2(d)
-    index.add(np.ascontiguousarray(X[labeled]))
-    mind = np.empty(n, dtype=np.float32)  # squared distances (same argmax)
-    for start in range(0, n, 65536):
-        dist, _ = index.search(X[start:start + 65536], 1)
-        mind[start:start + 65536] = dist[:, 0]
-    mind[labeled] = -np.inf
+    mind = np.full(n, np.inf, dtype=np.float32)  # squared distances (same argmax)
+    if labeled.size:
+        index = faiss.IndexFlatL2(d)
+        index.add(np.ascontiguousarray(X[labeled]))
+        for start in range(0, n, 65536):
+            dist, _ = index.search(X[start:start + 65536], 1)
+            mind[start:start + 65536] = dist[:, 0]
+        mind[labeled] = -np.inf
     sq_norms = np.einsum("ij,ij->i", X, X)
     picks = np.empty(k, dtype=np.int64)
     for t in range(k):
-        i = int(np.argmax(mind))
+        i = int(np.argmax(mind)) if labeled.size or t else int(
+            np.random.default_rng(0).integers(n))
         picks[t] = i
         d2 = X @ X[i]
         d2 *= -2.0
@@ -218,7 +222,8 @@ def worker(args):
         t0 = time.perf_counter()
         if args.worker in ("fastal", "fastal-grouped"):
             path = "grouped" if args.worker == "fastal-grouped" else None
-            picks = _kcenter(X, args.k, labeled=labeled, stats=stats, path=path).indices
+            picks = _kcenter(X, args.k, labeled=labeled if labeled.size else None, stats=stats,
+                             path=path).indices
         else:
             picks = numpy_loop(X, args.k, labeled)
         times.append(time.perf_counter() - t0)
@@ -293,8 +298,15 @@ def _phases(st):
     if st.get("path") == "lazy":
         return (f"lazy: band {st['band_rows']:,} rows ({st['band_widenings']} widenings), "
                 f"{st['row_evaluations']:,} row-to-pick distances")
+    if st.get("path") == "scan":
+        why = (f"the groups' skip share on a sample: {1 - st['sampled_eval_share']:.4f}"
+               if "groups_abandoned_at" not in st else
+               f"groups given up after {st['groups_abandoned_at']} picks")
+        return f"full scans ({why})"
     note = (f"{st['grouping']} groups G={st['n_groups']:,}; {st['row_evaluations']:,} row "
             "distances")
+    if "sampled_eval_share" in st:
+        note = f"skip share on a sample {1 - st['sampled_eval_share']:.3f}, " + note
     if "lazy_band_abandoned" in st:
         note = (f"lazy given up after {st['lazy_picks_done']} picks (band projected to "
                 f"{st['lazy_band_projected']:,} rows), then " + note)
@@ -306,7 +318,7 @@ def main_real(args, peers_python):
     import numba
 
     print(f"command: python bench/bench_kcenter.py {' '.join(sys.argv[1:])}")
-    print(f"float32, {REAL_LABELED:,} labeled = random pool positions (seed {args.seed}); "
+    print(f"float32, {args.n_labeled:,} labeled = random pool positions (seed {args.seed}); "
           f"numba threads: {numba.get_num_threads()}, cpus: {os.cpu_count()}; best of "
           f"{args.repeat}; lightly-mundig capped at {args.peer_cap:.0f} s\n")
     print("| case | method | seconds | time / fastal | rows x picks / s "
@@ -315,7 +327,7 @@ def main_real(args, peers_python):
     notes = []
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, X, labeled in real_suite(args.seed, args.only):
+        for label, X, labeled in real_suite(args.seed, args.only, args.n_labeled):
             n, d = X.shape
             data, labf = os.path.join(tmp, "X.npy"), os.path.join(tmp, "labeled.npy")
             np.save(data, X)
@@ -374,6 +386,8 @@ def main(argv=None):
     parser.add_argument("--cases", default=None,
                         help="semicolon-separated N,d,L,k cases, e.g. '100000,64,100,500'")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-labeled", type=int, default=REAL_LABELED,
+                        help="--suite real: labeled pool rows (0: none, a first round)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="calls per method; the best time is reported")
     parser.add_argument("--peers-python", default=os.environ.get("FASTAL_PEERS_PYTHON",
