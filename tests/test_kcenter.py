@@ -710,7 +710,9 @@ def test_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, monkeypatch):
     stats = {}
     sel = _kcenter(X, 200, labeled=labeled, seed=3, stats=stats)
     idx, scores, cover = kcenter_greedy(X, 200, labeled=labeled, seed=3)
-    assert stats["path"] == "grouped" and stats["lazy_band_abandoned"] > 0.05 * 3000
+    # (without a labeled set, float32 l2 pools go to the float32 scans instead)
+    assert stats["path"] == ("grouped" if labeled_kind == "positions" else "scan")
+    assert stats["lazy_band_abandoned"] > 0.05 * 3000
     np.testing.assert_array_equal(sel.indices, idx)
     np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
 
@@ -732,7 +734,7 @@ def test_lazy_gives_up_when_the_band_grows_like_the_picks(labeled_kind, monkeypa
     stats = {}
     sel = _kcenter(X, 200, labeled=labeled, seed=3, stats=stats)
     idx, scores, cover = kcenter_greedy(X, 200, labeled=labeled, seed=3)
-    assert stats["path"] == "grouped"
+    assert stats["path"] == ("grouped" if labeled_kind == "positions" else "scan")
     assert stats["lazy_band_growth_projected"] > 0.3 * 3000  # the others: 10x the pool
     np.testing.assert_array_equal(sel.indices, idx)
     np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
@@ -748,10 +750,12 @@ def test_lazy_gives_up_when_the_band_grows_like_the_picks(labeled_kind, monkeypa
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-@pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "float64"])
+@pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "float64",
+                                  "near-ties", "offset", "tiny", "huge"])
 def test_scan_path_is_exact(metric, case, monkeypatch):
-    # Full scans (no labeled set): every row's float64 distance, ties to the lowest row,
-    # including ties between tasks (tasks of 7 rows here).
+    # Full scans (no labeled set), ties to the lowest row, including ties between tasks
+    # (tasks of 7 rows here). float32 l2 pools: float32 passes with certified intervals and
+    # float64 rechecks (near-duplicate pools fall back to float64 passes).
     monkeypatch.setattr(importlib.import_module("fastal._kernels.kcenter_scan"),
                         "ROWS_PER_TASK", 7)
     rng = np.random.default_rng(40)
@@ -763,10 +767,23 @@ def test_scan_path_is_exact(metric, case, monkeypatch):
         X = rng.normal(size=(9, 3)).astype(np.float32)[rng.integers(9, size=500)]
     elif case == "grid1d":
         X = (np.arange(500, dtype=np.float32) % 17)[:, None] + (1.0 if metric == "cosine" else 0)
-    else:
+    elif case == "float64":
         X = rng.normal(size=(500, 5))
+    elif case == "near-ties":  # points on a sphere, distances equal to within float32
+        X = rng.normal(size=(500, 16))
+        X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+        X[250:] = X[:250] + np.float32(1e-7) * rng.normal(size=(250, 16)).astype(np.float32)
+    elif case == "offset":  # far from the origin, small distances
+        X = (blobs(rng, 500, 4, 12, spread=0.01) + 1e4).astype(np.float32)
+    elif case == "tiny":  # squared distances below float32's normal range
+        X = (rng.normal(size=(500, 5)) * 1e-21).astype(np.float32)
+    else:  # just under the l2 range limit
+        X = (rng.normal(size=(500, 5)) * 3e17).astype(np.float32)
     for k in (1, 37, 500):
-        sel = _kcenter(X, k, metric=metric, seed=5, path="scan")
+        stats = {}
+        sel = _kcenter(X, k, metric=metric, seed=5, path="scan", stats=stats)
+        if metric == "l2" and case in ("random", "blobs", "near-ties", "offset", "huge"):
+            assert stats["precision"] == "float32"
         idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5)
         np.testing.assert_array_equal(sel.indices, idx)
         np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
@@ -784,18 +801,27 @@ def test_scan_path_takes_no_labeled_set_or_weights():
 
 
 def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
-    # The lazy path gives up (bounds from one pick are loose); the groups skip nothing on
-    # Gaussian data: measured on a sample before they are built, or over their first picks.
+    # Without a labeled set the lazy path gives up (bounds from one pick are loose). float32
+    # l2 pools then go to the float32 scans; other pools to the float64 scans when the
+    # groups skip nothing on Gaussian data (measured on a sample before they are built, or
+    # over their first picks), and to the groups on clustered data.
     module = _lazy_module()
     monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
     monkeypatch.setattr(module, "_SCAN_SAMPLE_ROWS", 2000)
     monkeypatch.setattr(module, "_SCAN_SAMPLE_SHARE", 0.98)  # (0.995 is for 16k-row samples)
     rng = np.random.default_rng(41)
-    G = rng.normal(size=(8000, 64)).astype(np.float32)
+    G = rng.normal(size=(8000, 64))
     expected = kcenter_greedy(G, 60, seed=2)[0]
     stats = {}
-    sel = _kcenter(G, 60, seed=2, stats=stats)
+    sel = _kcenter(G.astype(np.float32), 60, seed=2, stats=stats)
+    assert stats["path"] == "scan" and stats["precision"] == "float32"
+    assert "sampled_eval_share" not in stats
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(G.astype(np.float32), 60,
+                                                              seed=2)[0])
+    stats = {}
+    sel = _kcenter(G, 60, seed=2, stats=stats)  # float64
     assert stats["path"] == "scan" and stats["sampled_eval_share"] >= 0.98
+    assert "precision" not in stats
     np.testing.assert_array_equal(sel.indices, expected)
     monkeypatch.setattr(module, "_SCAN_SAMPLE_SHARE", 2.0)  # the sample never decides
     stats = {}
@@ -804,7 +830,7 @@ def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
     np.testing.assert_array_equal(sel.indices, expected)
     # clustered data: the groups prune and stay; an explicit path is never changed
     monkeypatch.setattr(module, "_SCAN_SAMPLE_SHARE", 0.98)
-    B = blobs(rng, 8000, 6, 30, spread=0.05).astype(np.float32)
+    B = blobs(rng, 8000, 6, 30, spread=0.05)
     stats = {}
     sel = _kcenter(B, 60, seed=2, stats=stats)
     assert stats["path"] == "grouped" and stats["sampled_eval_share"] < 0.9

@@ -66,3 +66,110 @@ def add_center(X, inv_norm, cosine, center, mindist, best):
 
 def n_tasks(n_rows):
     return -(-n_rows // ROWS_PER_TASK)
+
+
+# --------------------------------------------------------------------------- float32 scans
+#
+# The same greedy rule with the pass in float32 (float32 l2 pools): vectorised sums in any
+# order, each row's squared distance to the centre set kept as an interval [lower, upper]
+# of float32 bounds, and the exact float64 distance recomputed only for the rows whose
+# interval can still reach the top.
+#
+# Bound: s = fl(sum_j (x_j - c_j)^2) over d non-negative terms, each a difference rounded
+# once and a square rounded once (or fused), summed in any order: |s - S| <= g S with
+# g = (d + 2) u / (1 - (d + 2) u), u = 2^-24, S the exact sum, as long as nothing
+# underflows; a flushed or subnormal term adds at most 2^-126 (the absolute slack). The
+# pool's values are within the l2 range check, so nothing overflows. (A BLAS ``X @ c`` and
+# ``|x|^2 + |c|^2 - 2 x.c`` was measured no faster: its bounds need the norms and a square
+# root per row, and its error is relative to the norms, not to the distance.)
+
+_FAST32 = {"reassoc", "contract"}  # any summation order: the bound holds for all of them
+_MIN_NORMAL32 = 2.0**-126
+
+
+def bounds32(d):
+    """``(rel, slack)`` of the float32 pass at dimension ``d`` (see above), with margin."""
+    u = 2.0**-24
+    g = (d + 2) * u / (1.0 - (d + 2) * u)
+    return 2.0 * g, (d + 2) * 2.0**-124
+
+
+@njit(inline="always")
+def _up32(x):
+    """A float32 >= x (finite): rounding to nearest moves a float32-normal x by at most
+    2^-24 of itself, less than the 2^-22 added first. (No nextafter: a libm call per row.)"""
+    return np.float32(max(x, _MIN_NORMAL32) * (1.0 + 2.0**-22))
+
+
+@njit(inline="always")
+def _down32(x):
+    """A float32 <= x, >= 0 (finite): the same margin, and 2^-148 for subnormal results."""
+    return np.float32(max(0.0, x * (1.0 - 2.0**-22) - 2.0**-148))
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST32)
+def _add_center32_tasks(X, center, rel, slack, lower, upper, best, rows_per_task, lo, hi):
+    """``add_center32`` for rows [lo * rows_per_task, hi * rows_per_task); task ``t`` writes
+    the largest lower bound of its rows that are not centres to ``best[t, 0]``."""
+    n = X.shape[0]
+    d = X.shape[1]
+    c = X[center]
+    for task in range(lo, hi):
+        top = np.float32(-1.0)
+        for i in range(task * rows_per_task, min(n, (task + 1) * rows_per_task)):
+            u = upper[i]
+            if u < 0.0:  # a centre
+                continue
+            acc = np.float32(0.0)
+            for j in range(d):
+                t = X[i, j] - c[j]
+                acc += t * t
+            s = np.float64(acc)
+            low = s * (1.0 - rel) - slack
+            if low < u:  # else the centre is farther than the set: neither bound moves
+                up = _up32(s * (1.0 + rel) + slack)
+                if up < u:
+                    upper[i] = up
+                low32 = _down32(low)
+                if low32 < lower[i]:
+                    lower[i] = low32
+            if lower[i] > top:
+                top = lower[i]
+        best[task, 0] = top
+    return 0
+
+
+def add_center32(X, center, bounds, lower, upper, best):
+    """Make pool row ``center`` a centre and lower every other row's float32 bounds of its
+    squared distance to the centre set; returns the largest lower bound over the rows that
+    are not centres (-1 when every row is a centre). ``bounds``: ``bounds32(d)``; ``best``
+    (``n_tasks(N)``, 2) float64: scratch."""
+    upper[center] = -1.0
+    lower[center] = -1.0
+    run_tasks(_add_center32_tasks, best.shape[0], X, center, *bounds, lower, upper, best,
+              ROWS_PER_TASK)
+    return float(best[:, 0].max())
+
+
+@njit(cache=True, fastmath=_FASTMATH)
+def exact_top(X, rows, sq, seen, picked, n_picked):
+    """The row of ``rows`` (increasing) with the largest exact float64 distance to the first
+    ``n_picked`` picks (the lowest of equal ones) and that distance (l2). ``sq[r]``: the
+    exact squared distance of ``rows[r]`` to its first ``seen[r]`` picks (inf, 0 for none),
+    brought up to ``n_picked`` here."""
+    top = -1.0
+    top_row = -1
+    for r in range(rows.shape[0]):
+        i = rows[r]
+        best = sq[r]
+        for p in range(seen[r], n_picked):
+            d2 = _sq_rows(X, i, 1.0, X, picked[p], 1.0)
+            if d2 < best:
+                best = d2
+        sq[r] = best
+        seen[r] = n_picked
+        dist = np.sqrt(best)
+        if dist > top:
+            top = dist
+            top_row = i
+    return top_row, top
