@@ -299,10 +299,14 @@ def _phases(st):
         return (f"lazy: band {st['band_rows']:,} rows ({st['band_widenings']} widenings), "
                 f"{st['row_evaluations']:,} row-to-pick distances")
     if st.get("path") == "scan":
-        why = (f"the groups' skip share on a sample: {1 - st['sampled_eval_share']:.4f}"
-               if "groups_abandoned_at" not in st else
-               f"groups given up after {st['groups_abandoned_at']} picks")
-        return f"full scans ({why})"
+        if st.get("precision") == "float32":
+            return (f"float32 scans after the lazy path gave up at pick "
+                    f"{st.get('lazy_picks_done', '-')}; {st['exact_candidates']:,} float64 "
+                    "rechecks")
+        why = (f"groups given up after {st['groups_abandoned_at']} picks"
+               if "groups_abandoned_at" in st else
+               f"the groups' skip share on a sample: {1 - st['sampled_eval_share']:.4f}")
+        return f"float64 scans ({why})"
     note = (f"{st['grouping']} groups G={st['n_groups']:,}; {st['row_evaluations']:,} row "
             "distances")
     if "sampled_eval_share" in st:
