@@ -904,3 +904,19 @@ def test_values_whose_squared_distances_leave_float32_are_an_error(path):
         run(base * np.float32(1e20))
     near = base * np.float32(2.0**60 / np.abs(base).max())  # 1.15e18, the limit is 2.3e18
     assert np.array_equal(run(near).indices, _kcenter(base, 20, seed=0, path="lazy").indices)
+
+
+def test_small_float32_pools_without_labels_give_up_to_the_scans():
+    # Pools under _LAZY_SMALL_POOL rows never leave the lazy path for the groups (slow on
+    # small pools), but float32 scans are cheap at any size: without labels they take over.
+    rng = np.random.default_rng(43)
+    X = blobs(rng, 3000, 6, 40, spread=0.1)
+    expected = kcenter_greedy(X.astype(np.float32), 200, seed=4)[0]
+    stats = {}
+    sel = _kcenter(X.astype(np.float32), 200, seed=4, stats=stats)
+    assert stats["path"] == "scan" and stats["precision"] == "float32"
+    np.testing.assert_array_equal(sel.indices, expected)
+    stats = {}
+    sel = _kcenter(X, 200, seed=4, stats=stats)  # float64: the lazy path finishes
+    assert stats["path"] == "lazy"
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 200, seed=4)[0])

@@ -535,8 +535,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     if path == "lazy":
         if w is not None:
             raise ArgumentError("path 'lazy' is unweighted; got weights")
+        # without labels, float32 l2 pools of any size can go to the float32 scans
+        small_pools_give_up = (auto and not n_labeled and pool.dtype == np.float32
+                               and not cosine)
         sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
-                            first_row, shift, chunk, clock, stats)
+                            first_row, shift, chunk, clock, stats, small_pools_give_up)
         if sel is not None:
             return sel
         clock.lap("lazy (abandoned)")
@@ -931,9 +934,10 @@ def _centroid_grid(pool, cosine, chunk):
 
 
 def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv, first_row,
-                  shift, chunk, clock, stats):
+                  shift, chunk, clock, stats, small_pools_give_up=False):
     """Exact greedy k-center by lazy evaluation (``fastal._kernels.kcenter_lazy``), or None
-    when the band of candidate rows grows past ``_LAZY_MAX_BAND`` of the pool.
+    when the band of candidate rows grows past ``_LAZY_MAX_BAND`` of the pool (pools under
+    ``_LAZY_SMALL_POOL`` rows never give up unless ``small_pools_give_up``).
 
     1. Every row gets an upper bound of its distance to the labeled set: the nearest of a few
        candidates (the labeled points in the list of its nearest probe, about ``sqrt(L)``
@@ -1016,7 +1020,7 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         if stats is not None:
             stats.setdefault("widenings", []).append((t, n_band, n_new, int(evaluated[1]),
                                                       int(projected), int(grown_projected)))
-        if n_pool >= _LAZY_SMALL_POOL and (
+        if (n_pool >= _LAZY_SMALL_POOL or small_pools_give_up) and (
                 grown > _LAZY_MAX_BAND * n_pool
                 or (picks_seen >= _LAZY_PROJECT_AFTER
                     and projected > _LAZY_MAX_BAND * n_pool)
