@@ -696,25 +696,33 @@ def test_lazy_band_of_one_row_widened_many_times(metric, case, monkeypatch):
             assert stats["band_widenings"] > 3
 
 
-@pytest.mark.parametrize("labeled_kind", ["positions", "none"])
-def test_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, monkeypatch):
-    # When the band outgrows its share of the pool, the groups take over from scratch: same
-    # picks (the random first pick is drawn once, before either path runs).
+def _lazy_gives_up_on_blobs(labeled_kind, monkeypatch, **constants):
+    """Exact picks on 3000 clustered rows with the lazy path's constants patched, after the
+    lazy path gave up: to the groups with a labeled set, else to the float32 scans.
+    Returns the stats."""
     module = _lazy_module()
     monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
-    monkeypatch.setattr(module, "_LAZY_MAX_BAND", 0.05)
-    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 16)
+    for name, value in constants.items():
+        monkeypatch.setattr(module, name, value)
     rng = np.random.default_rng(31)
     X = blobs(rng, 3000, 6, 40, spread=0.1).astype(np.float32)
     labeled = rng.choice(3000, 20, replace=False) if labeled_kind == "positions" else None
     stats = {}
     sel = _kcenter(X, 200, labeled=labeled, seed=3, stats=stats)
     idx, scores, cover = kcenter_greedy(X, 200, labeled=labeled, seed=3)
-    # (without a labeled set, float32 l2 pools go to the float32 scans instead)
     assert stats["path"] == ("grouped" if labeled_kind == "positions" else "scan")
-    assert stats["lazy_band_abandoned"] > 0.05 * 3000
     np.testing.assert_array_equal(sel.indices, idx)
     np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    return stats
+
+
+@pytest.mark.parametrize("labeled_kind", ["positions", "none"])
+def test_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, monkeypatch):
+    # When the band outgrows its share of the pool, the groups take over from scratch: same
+    # picks (the random first pick is drawn once, before either path runs).
+    stats = _lazy_gives_up_on_blobs(labeled_kind, monkeypatch, _LAZY_MAX_BAND=0.05,
+                                    _LAZY_BAND_MIN=16)
+    assert stats["lazy_band_abandoned"] > 0.05 * 3000
 
 
 @pytest.mark.parametrize("labeled_kind", ["positions", "none"])
@@ -722,22 +730,11 @@ def test_lazy_gives_up_when_the_band_grows_like_the_picks(labeled_kind, monkeypa
     # Clustered data: each pick brings a cluster's worth of rows into the band, whose growth
     # projected as a power of the picks passes the limit long before the band itself does.
     # The other two rules are switched off (limit 10x the pool): this rule alone gives up.
-    module = _lazy_module()
-    monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
-    monkeypatch.setattr(module, "_LAZY_MAX_BAND", 10.0)
-    monkeypatch.setattr(module, "_LAZY_GROWTH_MAX_BAND", 0.3)
-    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
-    monkeypatch.setattr(module, "_LAZY_BAND_PER_PICK", 0)
-    rng = np.random.default_rng(31)
-    X = blobs(rng, 3000, 6, 40, spread=0.1).astype(np.float32)
-    labeled = rng.choice(3000, 20, replace=False) if labeled_kind == "positions" else None
-    stats = {}
-    sel = _kcenter(X, 200, labeled=labeled, seed=3, stats=stats)
-    idx, scores, cover = kcenter_greedy(X, 200, labeled=labeled, seed=3)
-    assert stats["path"] == ("grouped" if labeled_kind == "positions" else "scan")
+    stats = _lazy_gives_up_on_blobs(labeled_kind, monkeypatch, _LAZY_MAX_BAND=10.0,
+                                    _LAZY_GROWTH_MAX_BAND=0.3, _LAZY_BAND_MIN=1,
+                                    _LAZY_BAND_PER_PICK=0)
     assert stats["lazy_band_growth_projected"] > 0.3 * 3000  # the others: 10x the pool
-    np.testing.assert_array_equal(sel.indices, idx)
-    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+    rng = np.random.default_rng(32)
     # unstructured data: the band grows slower than the picks, the lazy path finishes
     # (with a labeled set: without one the first bounds are distances to the first pick,
     # loose on such data, and the band doubles at every pick at first)
