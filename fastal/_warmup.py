@@ -98,12 +98,27 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             # kernels specialised without weights)
             yield f"{name} clustered", lambda x=emb: (
                 _kcenter(x, 4, path="grouped"), _kcenter(x, 4, labeled=many, path="grouped"))
+            # pools without labels that nothing prunes: full scans (float32 l2 pools in
+            # float32, else, and for near-duplicate float32 pools, in float64)
+            yield f"{name} scans", lambda x=emb: (
+                _kcenter(x, 4, path="scan"), _kcenter(x, 4, path="scan", metric="cosine"),
+                _scan_float64(x))
             # the kernels are specialised per metric (see fastal._kernels.kcenter.metric_flag)
             yield f"{name} cosine", lambda x=emb: (
                 kcenter(x, 4, metric="cosine"), kcenter(x, 4, labeled=[0, 1], metric="cosine"),
                 kcenter(x, 4, labeled=many, metric="cosine"))
         elif target == "badge":
             yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
+
+
+def _scan_float64(x):
+    """The float64 scan kernel for l2 on ``x``'s dtype (float32 pools reach it only when their
+    float32 scans give up: near-duplicate pools)."""
+    from ._kernels import kcenter_scan
+
+    mindist = np.full(x.shape[0], np.inf)
+    best = np.empty((kcenter_scan.n_tasks(x.shape[0]), 2))
+    return kcenter_scan.add_center(x, np.empty(0), False, 0, mindist, best)
 
 
 def warmup(methods=None, *, n_classes: int = 10, dtypes=("float32",), out=None) -> list:
