@@ -165,7 +165,7 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     interval of float32 bounds (a rigorous error bound of the float32 sum); only the rows
     whose upper bound reaches the largest lower bound get their float64 ``D``, so the pick is
     exact (8 bytes per pool row; near-duplicate pools, where too many intervals overlap,
-    fall back to float64 passes). Measured faster than the groups on every pool without
+    go to the groups instead). Measured faster than the groups on every pool without
     labels, clustered ones included. Other pools: float64 passes (8 bytes per row), chosen
     when the groups below skip under 0.5 % of the row distances over 8 picks on a sample
     of 16,384 rows, or under 5 % over their own first 8 picks.
@@ -744,7 +744,8 @@ def _scan32_kcenter(pool, k, first_row, clock, stats):
     squared distance to the centre set (a float32 pass with a rigorous error bound), and
     only the rows whose upper bound reaches the largest lower bound get their exact float64
     distance (kept between picks while they stay candidates). None when the candidates
-    outgrow ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools: the float64 scans then)."""
+    outgrow ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools: the groups then, or the
+    float64 scans for an explicit ``path="scan"``)."""
     n_pool, d = pool.shape
     bounds = _scan.bounds32(d)
     lower = np.full(n_pool, np.inf, dtype=np.float32)
