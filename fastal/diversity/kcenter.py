@@ -523,7 +523,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
 
     clock = _Clock()
     auto = path is None and grouping is None and n_groups is None and w is None
-    scan32 = False  # float32 scans tried and given up (near-duplicate pools)
+    # without labels, float32 l2 pools go to the float32 scans when the lazy path gives up
+    scan32 = auto and not n_labeled and pool.dtype == np.float32 and not cosine
     if path is None:
         path = "lazy" if w is None and grouping is None else "grouped"
     if path not in _PATHS:
@@ -535,15 +536,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     if path == "lazy":
         if w is not None:
             raise ArgumentError("path 'lazy' is unweighted; got weights")
-        # without labels, float32 l2 pools of any size can go to the float32 scans
-        small_pools_give_up = (auto and not n_labeled and pool.dtype == np.float32
-                               and not cosine)
         sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
-                            first_row, shift, chunk, clock, stats, small_pools_give_up)
+                            first_row, shift, chunk, clock, stats, small_pools_give_up=scan32)
         if sel is not None:
             return sel
         clock.lap("lazy (abandoned)")
-        scan32 = auto and not n_labeled and pool.dtype == np.float32 and not cosine
         if scan32:
             # float32 scans beat the groups on every measured pool without labels, blobs
             # included (1M x 128, k = 1,000: 34 s against 44 s)
@@ -754,9 +751,10 @@ def _scan32_kcenter(pool, k, first_row, clock, stats):
     indices = np.empty(k, dtype=np.int64)
     scores = np.empty(k, dtype=np.float64)
     cover = np.empty(k, dtype=np.float64)
-    cached = np.empty(0, dtype=np.int64)  # the last candidates, their exact state
-    cached_sq = np.empty(0, dtype=np.float64)
-    cached_seen = np.empty(0, dtype=np.int64)
+    # the last candidates and their exact state (a sentinel row -1 to start: never a hit)
+    cached = np.array([-1], dtype=np.int64)
+    cached_sq = np.array([np.inf])
+    cached_seen = np.zeros(1, dtype=np.int64)
     n_candidates = 0
     row, score = first_row, np.inf
     for t in range(k):
@@ -772,10 +770,10 @@ def _scan32_kcenter(pool, k, first_row, clock, stats):
                 stats.update(scan32_abandoned_at=t + 1, scan32_candidates=int(rows.size))
             clock.lap("float32 scans (abandoned)")
             return None
-        at = np.minimum(np.searchsorted(cached, rows), max(cached.size - 1, 0))
-        hit = cached[at] == rows if cached.size else np.zeros(rows.size, dtype=bool)
-        sq = np.where(hit, cached_sq[at] if cached.size else 0.0, np.inf)
-        seen = np.where(hit, cached_seen[at] if cached.size else 0, 0)
+        at = np.minimum(np.searchsorted(cached, rows), cached.size - 1)
+        hit = cached[at] == rows
+        sq = np.where(hit, cached_sq[at], np.inf)
+        seen = np.where(hit, cached_seen[at], 0)
         row, score = _scan.exact_top(pool, rows, sq, seen, indices, t + 1)
         cached, cached_sq, cached_seen = rows, sq, seen
         n_candidates += rows.size
@@ -1018,9 +1016,6 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         if picks_seen >= _LAZY_PROJECT_AFTER and not band_at[0]:
             band_at = (t, grown)
         grown_projected = grown * (target / max(t, 1)) ** power
-        if stats is not None:
-            stats.setdefault("widenings", []).append((t, n_band, n_new, int(evaluated[1]),
-                                                      int(projected), int(grown_projected)))
         if (n_pool >= _LAZY_SMALL_POOL or small_pools_give_up) and (
                 grown > _LAZY_MAX_BAND * n_pool
                 or (picks_seen >= _LAZY_PROJECT_AFTER
