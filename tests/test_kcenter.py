@@ -838,15 +838,56 @@ def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-@pytest.mark.parametrize("budget", [None, 7])  # lists copied at once, or a few points at a time
-def test_lazy_bounds_are_upper_bounds(metric, budget, monkeypatch):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lazy_distances_to_the_picks_are_the_coordinate_order_sums(metric, dtype):
+    # Band rows meet the picks four at a time (independent sums); each distance must still
+    # be the float64 sum in coordinate order, bit for bit: 0-9 picks cover the groups of
+    # four and every tail.
+    from fastal._kernels import kcenter_lazy as kl
+
+    rng = np.random.default_rng(5)
+    X = (rng.normal(size=(60, 13)) * rng.uniform(1e-3, 1e3, size=13)).astype(dtype)
+    X[7] = X[3]  # a duplicate of a pick: distance 0
+    cosine = metric == "cosine"
+    inv = 1.0 / np.sqrt((X.astype(np.float64) ** 2).sum(axis=1)) if cosine else np.empty(0)
+    scale = inv if cosine else np.ones(60)
+    rows = np.arange(20, 60, dtype=np.int64)
+    rows = np.concatenate([rows, [7]])
+    for n_picked in range(10):
+        picked = np.array([3, 11, 0, 19, 5, 8, 2, 14, 17, 1][:n_picked], dtype=np.int64)
+        key = np.full(rows.size, np.inf)
+        kl.rows_picked_mindist(X, rows, inv, cosine, picked, n_picked, key)
+        want = np.full(rows.size, np.inf)
+        for c in picked:
+            acc = np.zeros(rows.size)
+            for j in range(X.shape[1]):
+                t = X[rows, j] * scale[rows] - np.float64(X[c, j]) * scale[c]
+                acc += t * t
+            want = np.minimum(want, acc)
+        want = want / 2 if cosine else np.sqrt(want)
+        np.testing.assert_array_equal(key, want)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+# the bounds' kernel; FAISS's searches with the lists copied at once or a few points at a
+# time (labeled points too many for a chunk's memory); FAISS's full search (uneven lists)
+@pytest.mark.parametrize("mode", ["kernel", "lists", "lists-budget", "full"])
+def test_lazy_bounds_are_upper_bounds(metric, mode, monkeypatch):
     # The bound of every row must be >= its exact float64 distance to the labeled set
     # (rounded up to float32, with a margin for the summation order), and reach it when the
     # nearest point is in the row's lists. Offset data: large norms, small distances.
     module = _lazy_module()
-    if budget is not None:
-        monkeypatch.setattr(module, "_LABELED_INDEX_BYTES", budget * 4 * 7)
+    if mode.startswith("lists"):
+        monkeypatch.setattr(module, "CHUNK_BYTES", 0)
         monkeypatch.setattr(module, "_LABELED_INDEX_ROW_BYTES", 0)
+    if mode == "lists-budget":
+        monkeypatch.setattr(module, "_LABELED_INDEX_BYTES", 7 * 4 * 7)
+    if mode == "full":
+        monkeypatch.setattr(module, "_FULL_SEARCH_FACTOR", 1000)
+    calls = []
+    for name in ("_probe_upper", "knn_l2"):
+        monkeypatch.setattr(module, name, lambda *a, _f=getattr(module, name), _n=name:
+                            calls.append(_n) or _f(*a))
     rng = np.random.default_rng(32)
     cosine = metric == "cosine"
     for offset in (0.0, 1e3):
@@ -863,8 +904,14 @@ def test_lazy_bounds_are_upper_bounds(metric, budget, monkeypatch):
         sq = ((P[:, None, :] - P[lab_rows][None, :, :]) ** 2).sum(axis=2).min(axis=1)
         exact = sq / 2 if cosine else np.sqrt(sq)
         assert (upper.astype(np.float64) >= exact).all()
-        # the bounds are tight for most rows (the nearest point is usually in the lists)
-        assert np.mean(upper <= np.nextafter(exact.astype(np.float32), np.inf) * 1.0001) > 0.5
+        tight = np.mean(upper <= np.nextafter(exact.astype(np.float32), np.inf) * 1.0001)
+        if mode == "full":  # FAISS's nearest point, wrong only on near-ties
+            assert tight > 0.99
+        else:  # tight for most rows (the nearest point is usually in the lists)
+            assert tight > 0.5
+        assert ("_probe_upper" in calls) == (mode == "kernel")
+        assert ("knn_l2" in calls) == (mode != "kernel")
+        calls.clear()
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])

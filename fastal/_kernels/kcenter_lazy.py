@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
+from .kcenter_scan import _FAST32
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _sq_rows, _to_score_units,
                       metric_flag)
 
@@ -88,6 +89,44 @@ def _sift_up(hkey, hrow, hdone, pos):
     hkey[pos] = key
     hrow[pos] = row
     hdone[pos] = done
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last):
+    """The smallest ``_sq_rows`` of row ``i`` to picks ``first:last``. Four picks at a time,
+    each sum in coordinate order (the same bits as ``_sq_rows``): four independent chains
+    of float64 additions instead of one latency-bound chain."""
+    best = np.inf
+    s = first
+    while s + 4 <= last:
+        c0 = picked[s]
+        c1 = picked[s + 1]
+        c2 = picked[s + 2]
+        c3 = picked[s + 3]
+        if cosine is not None:
+            y0, y1, y2, y3 = inv_norm[c0], inv_norm[c1], inv_norm[c2], inv_norm[c3]
+        else:
+            y0 = y1 = y2 = y3 = 1.0
+        a0 = a1 = a2 = a3 = 0.0
+        for j in range(X.shape[1]):
+            x = X[i, j] * scale
+            t0 = x - np.float64(X[c0, j]) * y0
+            t1 = x - np.float64(X[c1, j]) * y1
+            t2 = x - np.float64(X[c2, j]) * y2
+            t3 = x - np.float64(X[c3, j]) * y3
+            a0 += t0 * t0
+            a1 += t1 * t1
+            a2 += t2 * t2
+            a3 += t3 * t3
+        best = min(best, a0, a1, a2, a3)
+        s += 4
+    while s < last:
+        c = picked[s]
+        sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine is not None else 1.0)
+        if sq < best:
+            best = sq
+        s += 1
+    return best
 
 
 @njit(cache=True)
@@ -283,12 +322,7 @@ def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, key,
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine is not None else 1.0
-        best = np.inf
-        for t in range(n_picked):
-            c = picked[t]
-            sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine is not None else 1.0)
-            if sq < best:
-                best = sq
+        best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, 0, n_picked)
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
@@ -323,12 +357,7 @@ def _lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, s
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
             scale = inv_norm[i] if cosine is not None else 1.0
-            best = np.inf
-            for s in range(done, t):
-                c = picked[s]
-                sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine is not None else 1.0)
-                if sq < best:
-                    best = sq
+            best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, done, t)
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
             if dist < hkey[0]:
@@ -357,3 +386,71 @@ def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, sc
     """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
     return _lazy_picks(X, inv_norm, metric_flag(cosine), hkey, hrow, hdone, n_heap, theta, picked,
                        scores, t, k, evaluated)
+
+
+@njit(inline="always", fastmath=_FAST32)
+def _sq32(x, P, r):
+    """||x - P[r]||^2 in float32, summed in any order (only picks a candidate)."""
+    acc = np.float32(0.0)
+    for j in range(x.shape[0]):
+        t = x[j] - P[r, j]
+        acc += t * t
+    return acc
+
+
+@njit(nogil=True, fastmath=_FAST32)
+def _candidate32(x, probes, probe_pts, members, list_offsets, member_pts):
+    """The nearest (float32, any summation order) of the probes and of the list of the
+    nearest probe to the shifted row ``x``: a position into the labeled set.
+
+    A function of its own, not inlined by Numba: its fast-math flags (reassociation,
+    contraction) must not reach the caller's exact float64 distance."""
+    near = 0
+    best_sq = _sq32(x, probe_pts, 0)
+    for p in range(1, probes.shape[0]):
+        sq = _sq32(x, probe_pts, p)
+        if sq < best_sq:
+            best_sq = sq
+            near = p
+    best = probes[near]
+    for q in range(list_offsets[near], list_offsets[near + 1]):
+        sq = _sq32(x, member_pts, q)
+        if sq < best_sq:
+            best_sq = sq
+            best = members[q]
+    return best
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _probe_upper_tasks(X, inv_norm, cosine, shift, L, lab_rows, lab_inv, probes, probe_pts,
+                       members, list_offsets, member_pts, inflate, upper, rows_per_task, lo,
+                       hi):
+    """``probe_upper`` for rows [lo * rows_per_task, hi * rows_per_task); returns 0."""
+    d = X.shape[1]
+    x = np.empty(d, dtype=np.float32)
+    for i in range(lo * rows_per_task, min(X.shape[0], hi * rows_per_task)):
+        scale = inv_norm[i] if cosine is not None else 1.0
+        for j in range(d):
+            x[j] = np.float32(X[i, j] * scale - shift[j])
+        row = lab_rows[_candidate32(x, probes, probe_pts, members, list_offsets, member_pts)]
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
+        upper[i] = _ceil32(_to_score_units(sq, cosine) * inflate)
+    return 0
+
+
+def probe_upper(X, inv_norm, cosine, shift, L, lab_rows, lab_inv, probes, probe_pts, members,
+                list_offsets, member_pts, inflate, upper):
+    """``upper[i]``: an upper bound of row ``i``'s distance to the labeled set, like
+    ``exact_upper``, with the candidate chosen here in float32: the nearest of the probes
+    (positions ``probes`` into ``lab_rows``, their points in ``probe_pts``) and of the list
+    of the nearest probe (positions ``members[list_offsets[p]:list_offsets[p + 1]]``, their
+    points the same rows of ``member_pts``). Points float32, in the metric's space (unit
+    rows for cosine) minus ``shift``, rows shifted the same way (accurate float32 distances
+    for data far from the origin).
+
+    Any candidate gives a valid bound (its exact float64 distance, inflated and rounded up),
+    so the float32 choice, in any summation order, only makes it tight."""
+    cosine = metric_flag(cosine)
+    run_tasks(_probe_upper_tasks, _tasks(X.shape[0]), X, inv_norm, cosine, shift, L, lab_rows,
+              lab_inv, probes, probe_pts, members, list_offsets, member_pts, inflate, upper,
+              ROWS_PER_TASK)
