@@ -1110,7 +1110,6 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
     n_labeled = lab_rows.shape[0]
     probes, list_offsets, members = _probe_lists(lab_src, lab_rows, lab_inv, cosine)
     n_probes = probes.shape[0]
-    threads = _BOUND_THREADS
     # Candidates per row: the probes and the list of the nearest probe, whose share of the
     # rows is about its share of the labeled points (a sample of the same data).
     sizes = np.diff(list_offsets).astype(np.float64)
@@ -1119,12 +1118,10 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
     if fits and n_labeled <= _FULL_SEARCH_FACTOR * per_row:
         # uneven lists (labeled points crowded in a few places, e.g. text embeddings):
         # FAISS's full search against every labeled point costs less
-        probes = np.arange(n_labeled, dtype=np.int64)
-        list_offsets = np.zeros(n_labeled + 1, dtype=np.int64)
-        members = probes[:0]
-        n_probes = n_labeled
-        threads = 1  # measured: two threads' searches ran no faster than one (BLAS-bound)
-    elif fits:
+        _full_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate, chunk,
+                    upper)
+        return
+    if fits:
         # one kernel picks each row's candidate in float32 (3-6x faster than FAISS's many
         # small searches below)
         _probe_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, probes,
@@ -1147,7 +1144,7 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
         shared = np.empty((members.shape[0], d), dtype=np.float32)
         _shifted_points(lab_src, lab_rows[members], lab_inv, cosine, shift, shared)
     search_rows = _search_rows(chunk, d, n_pool)
-    search_rows = max(1, search_rows // threads)  # one buffer per thread
+    search_rows = max(1, search_rows // _BOUND_THREADS)  # one buffer per thread
     block_rows = search_rows * max(1, min(_BOUND_BLOCK_ROWS, n_pool // 16) // search_rows)
 
     def run(first_block, step):
@@ -1195,13 +1192,33 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
 
     with single_threaded_faiss():
         n_blocks = -(-n_pool // block_rows)
-        n_workers = max(1, min(threads, n_blocks))
+        n_workers = max(1, min(_BOUND_THREADS, n_blocks))
         if n_workers == 1:
             run(0, 1)
         else:
             with concurrent.futures.ThreadPoolExecutor(n_workers) as pool_of_threads:
                 for job in [pool_of_threads.submit(run, w, n_workers) for w in range(n_workers)]:
                     job.result()
+
+
+def _full_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate, chunk,
+                upper):
+    """``_labeled_upper`` with every labeled point a candidate: FAISS's nearest (its float32
+    search, multi-threaded, in blocks of ``_search_rows``), then its exact distance. Calls
+    from several Python threads would not help: the BLAS inside serialises them."""
+    n_pool, d = pool.shape
+    points = np.empty((lab_rows.shape[0], d), dtype=np.float32)
+    _shifted_points(lab_src, lab_rows, lab_inv, cosine, shift, points)
+    rows = min(n_pool, _search_rows(chunk, d, n_pool))
+    buf = np.empty((rows, d), dtype=np.float32)
+    found = np.empty((rows, 1), dtype=np.int64)
+    found_sq = np.empty((rows, 1), dtype=np.float32)
+    for begin in range(0, n_pool, rows):
+        stop = min(begin + rows, n_pool)
+        block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
+        knn_l2(block, points, 1, found_sq[:stop - begin], found[:stop - begin])
+        _lazy.exact_upper(pool, begin, inv_norm, cosine, lab_src, lab_rows, lab_inv,
+                          found[:stop - begin, 0], inflate, upper[begin:stop])
 
 
 def _probe_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, probes, members,
