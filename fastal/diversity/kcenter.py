@@ -145,8 +145,9 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     *upper* bound ``U(i) >= D(i)`` is cheap: the distance to any one centre, and it stays
     valid as centres are added. Every row gets one from a few candidates (the ~``sqrt(L)``
     labeled points chosen as probes and the list of labeled points around its nearest
-    probe, found by FAISS in float32 and recomputed exactly: O(sqrt(L) d) per row instead of
-    the O(L d) of a full labeled search; without a labeled set, the exact distance to the
+    probe, found in float32 by one kernel and recomputed exactly: O(sqrt(L) d) per row
+    instead of the O(L d) of a full labeled search, which FAISS runs instead when the lists
+    are so uneven that it costs less; without a labeled set, the exact distance to the
     first pick). Only the *band* of rows with the largest bounds gets its exact ``D``
     (FAISS candidates with the error certificate of step 1 below) and enters a heap; a
     heap top is compared only with the picks it has not seen, and it is the pick once it
@@ -942,8 +943,8 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
 
     1. Every row gets an upper bound of its distance to the labeled set: the nearest of a few
        candidates (the labeled points in the list of its nearest probe, about ``sqrt(L)``
-       probes), O(sqrt(L) d) per row instead of O(L d). Without a labeled set, the distance
-       to the first (random) pick, which is exact.
+       probes), O(sqrt(L) d) per row instead of O(L d) (``_labeled_upper``). Without a
+       labeled set, the distance to the first (random) pick, which is exact.
     2. The rows with the largest bounds form the band: their exact distance to the labeled set
        (FAISS candidates with the error certificate of ``_search_labeled``) and to the picks
        so far is computed, and they enter a heap.
@@ -1093,16 +1094,24 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
                    upper):
     """An upper bound of every row's distance to the labeled set into ``upper`` (float32,
     rounded up): the exact distance to the nearest of a few candidates, the ``sqrt(L)``
-    probes and the list of the nearest probe (``_probe_lists``), chosen by FAISS's float32
-    search (O(sqrt(L) d) per row instead of O(L d); any candidate gives a valid bound,
-    FAISS's rounding only affects which one).
+    probes and the list of the nearest probe (``_probe_lists``), chosen in float32
+    (O(sqrt(L) d) per row instead of O(L d); any candidate gives a valid bound, the float32
+    rounding only affects which one). Three ways, by cost:
 
-    The searches are small (a few thousand rows against ~sqrt(L) points), so FAISS runs
-    single-threaded in two Python threads, each over its own blocks of rows: a multi-threaded
-    FAISS call pays an OpenMP fork-join, and with FAISS's threads spinning (faiss imported
-    before fastal) or a busy machine that cost 28 ms per call (45 s instead of 0.7 s for
-    200k x 32, L = 1,000). Rows are sorted by probe inside each block; the lists are copied
-    as float32 in groups of at most ``max(512 KiB, 3 bytes per row)``.
+    - the lists' points fit in a chunk's memory (or 3 bytes per row): one kernel,
+      ``_probe_upper`` (measured 3-6x faster than FAISS's many small searches below);
+    - the lists are so uneven that the expected candidates per row (a list's share of the
+      rows taken as its share of the labeled points) exceed ``L / _FULL_SEARCH_FACTOR``
+      (text embeddings: one list of 627 of 1,000 points): FAISS's full search,
+      ``_full_upper``;
+    - more labeled points than that memory: FAISS's searches against the probes, then
+      against each list. The searches are small (a few thousand rows against ~sqrt(L)
+      points), so FAISS runs single-threaded in two Python threads, each over its own
+      blocks of rows: a multi-threaded FAISS call pays an OpenMP fork-join, and with
+      FAISS's threads spinning (faiss imported before fastal) or a busy machine that cost
+      28 ms per call (45 s instead of 0.7 s for 200k x 32, L = 1,000). Rows are sorted by
+      probe inside each block; the lists are copied as float32 in groups of at most
+      ``max(512 KiB, 3 bytes per row)``.
     """
     import concurrent.futures
 
