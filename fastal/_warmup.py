@@ -82,10 +82,13 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} logits", lambda z=logits: [score(z, m, from_logits=True)
                                                        for m in methods]
         elif target == "kcenter":
-            # no labeled set, a few labeled points (scanned), more than 64 (FAISS lists)
+            # no labeled set, a few labeled points (scanned), more than 64 (FAISS's full
+            # search for the bounds), many more (the bounds' kernel)
             many = np.arange(70)
-            yield f"{name} embeddings", lambda x=emb: (
-                kcenter(x, 4), kcenter(x, 4, labeled=[0, 1]), kcenter(x, 4, labeled=many))
+            pool = rng.standard_normal((4096, 8)).astype(dtype)
+            yield f"{name} embeddings", lambda x=emb, x2=pool: (
+                kcenter(x, 4), kcenter(x, 4, labeled=[0, 1]), kcenter(x, 4, labeled=many),
+                kcenter(x2, 4, labeled=np.arange(2000)))
             # weighted picks run the triangle-inequality groups: cells without a labeled
             # set, labeled cells; group centres as int16 levels, and as pool rows (wide
             # embeddings: levels would take too many bytes per row)
@@ -104,9 +107,10 @@ def _calls(target: str, n_classes: int, dtypes, rng):
                 _kcenter(x, 4, path="scan"), _kcenter(x, 4, path="scan", metric="cosine"),
                 _scan_float64(x))
             # the kernels are specialised per metric (see fastal._kernels.kcenter.metric_flag)
-            yield f"{name} cosine", lambda x=emb: (
+            yield f"{name} cosine", lambda x=emb, x2=pool: (
                 kcenter(x, 4, metric="cosine"), kcenter(x, 4, labeled=[0, 1], metric="cosine"),
-                kcenter(x, 4, labeled=many, metric="cosine"))
+                kcenter(x, 4, labeled=many, metric="cosine"),
+                kcenter(x2, 4, labeled=np.arange(2000), metric="cosine"))
         elif target == "badge":
             yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
 
