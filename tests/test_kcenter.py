@@ -660,10 +660,12 @@ def _lazy_module():
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "embeddings",
                                   "none"])
-def test_lazy_band_of_one_row_widened_many_times(metric, case, monkeypatch):
+@pytest.mark.parametrize("bounds", ["kernel", "full-search"])  # see _labeled_upper
+def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, monkeypatch):
     # A band that starts at one row and doubles: many widenings, rows entering the heap
     # after many picks (compared with all of them on entry), ties at the threshold.
     module = _lazy_module()
+    monkeypatch.setattr(module, "_FULL_SEARCH_FACTOR", 0 if bounds == "kernel" else 1000)
     monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
     monkeypatch.setattr(module, "_LAZY_BAND_PER_PICK", 0)
     monkeypatch.setattr(module, "_LAZY_SCAN_LABELED", 8)  # lists + FAISS for 20+ points
