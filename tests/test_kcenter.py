@@ -917,11 +917,15 @@ def test_lazy_bounds_are_upper_bounds(metric, mode, monkeypatch):
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_lazy_completion_falls_back_on_near_ties(metric, monkeypatch):
+@pytest.mark.parametrize("bounds", ["kernel", "full-search"])
+def test_lazy_completion_falls_back_on_near_ties(metric, bounds, monkeypatch):
     # Band rows get their exact distance to the labeled set from FAISS's two candidates and
-    # the float32 error certificate; labeled points on a tiny ring around each row defeat
-    # the certificate, so those rows must be rescanned (else FAISS's mis-ranking shows).
+    # the float32 error certificate (with the bounds' kernel: when they enter the band; with
+    # FAISS's full search: for every row, the band then reads the certified nearest point);
+    # labeled points on a tiny ring around each row defeat the certificate, so those rows
+    # must be rescanned (else FAISS's mis-ranking shows).
     module = _lazy_module()
+    monkeypatch.setattr(module, "_FULL_SEARCH_FACTOR", 0 if bounds == "kernel" else 1000)
     monkeypatch.setattr(module, "_LAZY_SCAN_LABELED", 4)
     monkeypatch.setattr(module, "_LAZY_BAND_MIN", 4000)  # every row is a band row
     rng = np.random.default_rng(33)

@@ -33,8 +33,8 @@ from numba import njit
 
 from ._parallel import run_tasks
 from .kcenter_scan import _FAST32
-from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _sq_rows, _to_score_units,
-                      metric_flag)
+from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled, _sq_rows,
+                      _to_score_units, metric_flag)
 
 #: Rows per task of the per-row kernels (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 256
@@ -294,12 +294,7 @@ def _rows_labeled_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, k
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine is not None else 1.0
-        best = np.inf
-        for t in range(lab_rows.shape[0]):
-            row = lab_rows[t]
-            sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
-            if sq < best:
-                best = sq
+        best, _ = _scan_labeled(X, i, scale, cosine, L, lab_rows, lab_inv, np.inf, 0)
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
@@ -454,3 +449,34 @@ def probe_upper(X, inv_norm, cosine, shift, L, lab_rows, lab_inv, probes, probe_
     run_tasks(_probe_upper_tasks, _tasks(X.shape[0]), X, inv_norm, cosine, shift, L, lab_rows,
               lab_inv, probes, probe_pts, members, list_offsets, member_pts, inflate, upper,
               ROWS_PER_TASK)
+
+
+@njit(cache=True)
+def inflate_upper(upper, inflate):
+    """``upper[i] = ceil32(upper[i] * inflate)`` (see ``exact_upper``) for every row."""
+    for i in range(upper.shape[0]):
+        upper[i] = _ceil32(np.float64(upper[i]) * inflate)
+
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _rows_nearest_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, nearest, key,
+                              rows_per_task, lo, hi):
+    """``rows_nearest_exact`` for entries [lo * rows_per_task, hi * rows_per_task) of
+    ``rows``; returns 0."""
+    for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
+        i = rows[r]
+        scale = inv_norm[i] if cosine is not None else 1.0
+        row = lab_rows[nearest[i]]
+        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
+        dist = _to_score_units(sq, cosine)
+        if dist < key[r]:
+            key[r] = dist
+    return 0
+
+
+def rows_nearest_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, nearest, key):
+    """``key[r] = min(key[r], D)``, ``D`` the exact distance of row ``rows[r]`` to its
+    certified nearest labeled point ``nearest[rows[r]]`` (a position into ``lab_rows``)."""
+    cosine = metric_flag(cosine)
+    run_tasks(_rows_nearest_exact_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine, L,
+              lab_rows, lab_inv, nearest, key, ROWS_PER_TASK)

@@ -815,16 +815,18 @@ def _assign_cells(pool, inv_norm, cosine, shift, cell_rows, labels, mindist, scr
 
 
 def _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, mindist,
-                    nearest, scratch, buf, clock):
+                    nearest, scratch, buf, clock, lab_chunk=None):
     """Lower ``mindist`` (initially inf) to the exact distance to the labeled set, and set
     ``nearest`` (if not empty) to each row's nearest labeled position. The labeled points
-    are searched one bounded float32 chunk at a time (see ``_k.labeled_mindist``).
-    Returns the number of rows rescanned exactly (fallbacks)."""
+    are searched one bounded float32 chunk at a time (see ``_k.labeled_mindist``) of
+    ``lab_chunk`` points (default ``_labeled_chunk_rows``). Returns the number of rows
+    rescanned exactly (fallbacks)."""
     n_pool, d = pool.shape
     n_labeled = lab_rows.shape[0]
     search_rows = buf.shape[0]
     err_coef = 2.0 * (d + 8) * _U32
-    lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
+    if lab_chunk is None:
+        lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
     # FAISS calls run back to back over a super-block, then one kernel call handles the
     # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
     # between them at every small chunk costs a thread hand-over each time (measured 3x
@@ -962,9 +964,10 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     picked = np.empty(target + 1, dtype=np.int64)
     scores = np.empty(target + 1, dtype=np.float64)
     t = 0
+    nearest, n_fallback = None, 0
     if n_labeled:
-        _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate,
-                       chunk, upper)
+        nearest, n_fallback = _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows,
+                                             lab_inv, inflate, chunk, upper)
         if positions is not None:
             upper[positions] = -1.0
     else:
@@ -987,7 +990,6 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     band_at = (0, 0)  # (picks, band rows) at the first widening past the first picks
     theta = np.inf
     evaluated = np.zeros(2, dtype=np.int64)  # row-to-pick distances, knock-downs
-    n_fallback = 0
     widenings = 0
     while True:
         t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta,
@@ -1033,7 +1035,10 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         n_new = int(_lazy.take_band(upper, np.float32(new_theta), rows))
         rows = rows[:n_new]
         key = np.full(n_new, np.inf)
-        if n_labeled:
+        if nearest is not None:  # certified: one distance per row
+            _lazy.rows_nearest_exact(pool, rows, inv_norm, cosine, lab_src, lab_rows, lab_inv,
+                                     nearest, key)
+        elif n_labeled:
             n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
                                             lab_rows, lab_inv, chunk, key)
         if t:
@@ -1127,15 +1132,14 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
     if fits and n_labeled <= _FULL_SEARCH_FACTOR * per_row:
         # uneven lists (labeled points crowded in a few places, e.g. text embeddings):
         # FAISS's full search against every labeled point costs less
-        _full_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate, chunk,
-                    upper)
-        return
+        return _full_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate,
+                           chunk, upper)
     if fits:
         # one kernel picks each row's candidate in float32 (3-6x faster than FAISS's many
         # small searches below)
         _probe_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, probes,
                      members, list_offsets, inflate, upper)
-        return
+        return None, 0
     probe_points = np.empty((n_probes, d), dtype=np.float32)
     _shifted_points(lab_src, lab_rows[probes], lab_inv, cosine, shift, probe_points)
     # consecutive lists whose points fit the budget (a larger list alone)
@@ -1208,26 +1212,31 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
             with concurrent.futures.ThreadPoolExecutor(n_workers) as pool_of_threads:
                 for job in [pool_of_threads.submit(run, w, n_workers) for w in range(n_workers)]:
                     job.result()
+    return None, 0
 
 
 def _full_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate, chunk,
                 upper):
-    """``_labeled_upper`` with every labeled point a candidate: FAISS's nearest (its float32
-    search, multi-threaded, in blocks of ``_search_rows``), then its exact distance. Calls
-    from several Python threads would not help: the BLAS inside serialises them."""
+    """``_labeled_upper`` with every labeled point a candidate: the exact distance to the
+    labeled set, certified as in the groups' ``_search_labeled`` (FAISS's multi-threaded
+    search for two candidates, their exact distances, a rescan when FAISS's float32 error
+    could hide a nearer point), inflated and rounded up.
+
+    Returns ``(nearest, fallbacks)``: each row's nearest labeled position (uint16 up to
+    65,536 labeled points, else int64), so that a band
+    row's exact distance is one more distance instead of another search. The caller
+    checked that the labeled points fit in a chunk's memory: one FAISS chunk, so that each
+    row's nearest point is the exact one (ties to the lower position)."""
     n_pool, d = pool.shape
-    points = np.empty((lab_rows.shape[0], d), dtype=np.float32)
-    _shifted_points(lab_src, lab_rows, lab_inv, cosine, shift, points)
-    rows = min(n_pool, _search_rows(chunk, d, n_pool))
-    buf = np.empty((rows, d), dtype=np.float32)
-    found = np.empty((rows, 1), dtype=np.int64)
-    found_sq = np.empty((rows, 1), dtype=np.float32)
-    for begin in range(0, n_pool, rows):
-        stop = min(begin + rows, n_pool)
-        block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
-        knn_l2(block, points, 1, found_sq[:stop - begin], found[:stop - begin])
-        _lazy.exact_upper(pool, begin, inv_norm, cosine, lab_src, lab_rows, lab_inv,
-                          found[:stop - begin, 0], inflate, upper[begin:stop])
+    n_labeled = lab_rows.shape[0]
+    nearest = np.empty(n_pool, dtype=np.uint16 if n_labeled <= 1 << 16 else np.int64)
+    upper.fill(np.inf)
+    buf = np.empty((min(n_pool, _search_rows(chunk, d, n_pool)), d), dtype=np.float32)
+    n_fallback = _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv,
+                                 upper, nearest, _Scratch(np.empty(0, dtype=np.uint8)), buf,
+                                 _Clock(), lab_chunk=n_labeled)
+    _lazy.inflate_upper(upper, inflate)
+    return nearest, n_fallback
 
 
 def _probe_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, probes, members,
