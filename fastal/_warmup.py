@@ -82,8 +82,8 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} logits", lambda z=logits: [score(z, m, from_logits=True)
                                                        for m in methods]
         elif target == "kcenter":
-            # no labeled set, a few labeled points (scanned), more than 64 (FAISS's full
-            # search for the bounds), many more (the bounds' kernel)
+            # no labeled set, a few labeled points (scanned), more than 64, many more (the
+            # bounds' kernel with the probes alone, with their lists)
             many = np.arange(70)
             pool = rng.standard_normal((4096, 8)).astype(dtype)
             yield f"{name} embeddings", lambda x=emb, x2=pool: (

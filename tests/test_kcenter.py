@@ -660,12 +660,12 @@ def _lazy_module():
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "embeddings",
                                   "none"])
-@pytest.mark.parametrize("bounds", ["kernel", "full-search"])  # see _labeled_upper
+@pytest.mark.parametrize("bounds", ["lists", "probes"])  # see _labeled_upper
 def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, monkeypatch):
     # A band that starts at one row and doubles: many widenings, rows entering the heap
     # after many picks (compared with all of them on entry), ties at the threshold.
     module = _lazy_module()
-    monkeypatch.setattr(module, "_FULL_SEARCH_FACTOR", 0 if bounds == "kernel" else 1000)
+    monkeypatch.setattr(module, "_UNEVEN_LISTS", 0 if bounds == "lists" else 1000)
     monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
     monkeypatch.setattr(module, "_LAZY_BAND_PER_PICK", 0)
     monkeypatch.setattr(module, "_LAZY_SCAN_LABELED", 8)  # lists + FAISS for 20+ points
@@ -849,6 +849,14 @@ def test_lazy_distances_to_the_picks_are_the_coordinate_order_sums(metric, dtype
 
     rng = np.random.default_rng(5)
     X = (rng.normal(size=(60, 13)) * rng.uniform(1e-3, 1e3, size=13)).astype(dtype)
+    # near-ties: row 50 near the origin, the first five picks at distances about
+    # 1 + i * 1e-7 (their float32 intervals overlap: each must get its float64 sum, the
+    # least kept)
+    X[50] = 0.0
+    X[50, 12] = 1e-3  # (not the origin: cosine)
+    for n, p in enumerate([3, 11, 0, 19, 5]):
+        X[p] = 0.0
+        X[p, n] = (-1.0) ** n * (1.0 + (4 - n) * 1e-7)
     X[7] = X[3]  # a duplicate of a pick: distance 0
     cosine = metric == "cosine"
     inv = 1.0 / np.sqrt((X.astype(np.float64) ** 2).sum(axis=1)) if cosine else np.empty(0)
@@ -871,9 +879,10 @@ def test_lazy_distances_to_the_picks_are_the_coordinate_order_sums(metric, dtype
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-# the bounds' kernel; FAISS's searches with the lists copied at once or a few points at a
-# time (labeled points too many for a chunk's memory); FAISS's full search (uneven lists)
-@pytest.mark.parametrize("mode", ["kernel", "lists", "lists-budget", "full"])
+# the bounds' kernel, with the lists or the probes alone (uneven lists); FAISS's searches
+# with the lists copied at once or a few points at a time (labeled points too many for a
+# chunk's memory)
+@pytest.mark.parametrize("mode", ["kernel", "probes", "lists", "lists-budget"])
 def test_lazy_bounds_are_upper_bounds(metric, mode, monkeypatch):
     # The bound of every row must be >= its exact float64 distance to the labeled set
     # (rounded up to float32, with a margin for the summation order), and reach it when the
@@ -884,8 +893,7 @@ def test_lazy_bounds_are_upper_bounds(metric, mode, monkeypatch):
         monkeypatch.setattr(module, "_LABELED_INDEX_ROW_BYTES", 0)
     if mode == "lists-budget":
         monkeypatch.setattr(module, "_LABELED_INDEX_BYTES", 7 * 4 * 7)
-    if mode == "full":
-        monkeypatch.setattr(module, "_FULL_SEARCH_FACTOR", 1000)
+    monkeypatch.setattr(module, "_UNEVEN_LISTS", 1000 if mode == "probes" else 0)
     calls = []
     for name in ("_probe_upper", "knn_l2"):
         monkeypatch.setattr(module, name, lambda *a, _f=getattr(module, name), _n=name:
@@ -907,25 +915,20 @@ def test_lazy_bounds_are_upper_bounds(metric, mode, monkeypatch):
         exact = sq / 2 if cosine else np.sqrt(sq)
         assert (upper.astype(np.float64) >= exact).all()
         tight = np.mean(upper <= np.nextafter(exact.astype(np.float32), np.inf) * 1.0001)
-        if mode == "full":  # FAISS's nearest point, wrong only on near-ties
-            assert tight > 0.99
-        else:  # tight for most rows (the nearest point is usually in the lists)
-            assert tight > 0.5
-        assert ("_probe_upper" in calls) == (mode == "kernel")
-        assert ("knn_l2" in calls) == (mode != "kernel")
+        # tight for most rows with the lists (the nearest point is usually in them), for a
+        # few with the probes alone (20 of 400 points)
+        assert tight > (0.03 if mode == "probes" else 0.5)
+        assert ("_probe_upper" in calls) == (mode in ("kernel", "probes"))
+        assert ("knn_l2" in calls) == (mode not in ("kernel", "probes"))
         calls.clear()
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-@pytest.mark.parametrize("bounds", ["kernel", "full-search"])
-def test_lazy_completion_falls_back_on_near_ties(metric, bounds, monkeypatch):
+def test_lazy_completion_falls_back_on_near_ties(metric, monkeypatch):
     # Band rows get their exact distance to the labeled set from FAISS's two candidates and
-    # the float32 error certificate (with the bounds' kernel: when they enter the band; with
-    # FAISS's full search: for every row, the band then reads the certified nearest point);
-    # labeled points on a tiny ring around each row defeat the certificate, so those rows
-    # must be rescanned (else FAISS's mis-ranking shows).
+    # the float32 error certificate; labeled points on a tiny ring around each row defeat
+    # the certificate, so those rows must be rescanned (else FAISS's mis-ranking shows).
     module = _lazy_module()
-    monkeypatch.setattr(module, "_FULL_SEARCH_FACTOR", 0 if bounds == "kernel" else 1000)
     monkeypatch.setattr(module, "_LAZY_SCAN_LABELED", 4)
     monkeypatch.setattr(module, "_LAZY_BAND_MIN", 4000)  # every row is a band row
     rng = np.random.default_rng(33)

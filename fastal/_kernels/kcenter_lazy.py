@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter_scan import _FAST32
+from .kcenter_scan import _FAST32, bounds32
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled, _sq_rows,
                       _to_score_units, metric_flag)
 
@@ -127,6 +127,46 @@ def _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last):
             best = sq
         s += 1
     return best
+
+
+@njit(nogil=True, fastmath=_FAST32)
+def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
+    """float32 pass (float32 l2 pools): ``low[s - first]``, a lower bound of the squared
+    distance of row ``i`` to pick ``s`` for ``first <= s < last``; returns the smallest
+    upper bound. Vectorised sums in any order, bounded as in
+    ``fastal._kernels.kcenter_scan`` (``bounds32``: ``rel``, ``slack``), whose margin also
+    covers the float64 coordinate-order sum the exact distances are. A function of its own,
+    not inlined: its fast-math flags must not reach the caller's float64 sums."""
+    least = np.inf
+    for s in range(first, last):
+        c = picked[s]
+        acc = np.float32(0.0)
+        for j in range(X.shape[1]):
+            t = X[i, j] - X[c, j]
+            acc += t * t
+        v = np.float64(acc)
+        low[s - first] = v * (1.0 - rel) - slack
+        least = min(least, v * (1.0 + rel) + slack)
+    return least
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _nearest_pick_any(X, i, scale, inv_norm, cosine, picked, first, last, f32, rel, slack,
+                      low):
+    """``_nearest_pick``, exactly the same value. With ``f32`` (float32 l2 pools; None
+    otherwise, which compiles none of this), a float32 pass first bounds every pick's
+    distance, and only the picks whose lower bound reaches the smallest upper bound get
+    their float64 sum (usually one or two): any other pick is provably farther."""
+    if f32 is not None and last - first > 1:
+        least = _pick_bounds32(X, i, picked, first, last, rel, slack, low)
+        best = np.inf
+        for s in range(first, last):
+            if low[s - first] <= least:
+                sq = _sq_rows(X, i, 1.0, X, picked[s], 1.0)
+                if sq < best:
+                    best = sq
+        return best
+    return _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last)
 
 
 @njit(cache=True)
@@ -310,30 +350,41 @@ def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, key,
-                               rows_per_task, lo, hi):
+def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32, rel, slack,
+                               key, rows_per_task, lo, hi):
     """``rows_picked_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
     ``rows``; returns 0."""
+    low = np.empty(n_picked if f32 is not None else 0)
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine is not None else 1.0
-        best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, 0, n_picked)
+        best = _nearest_pick_any(X, i, scale, inv_norm, cosine, picked, 0, n_picked, f32, rel,
+                                 slack, low)
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
     return 0
 
 
+def float32_flag(X, cosine):
+    """The ``f32`` argument of the pick kernels: ``True`` for float32 l2 pools (float32
+    passes bound the distances to the picks first), else None (see ``metric_flag``), and
+    the ``(rel, slack)`` of those passes."""
+    f32 = True if X.dtype == np.float32 and not cosine else None
+    return f32, bounds32(X.shape[1])
+
+
 def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
     """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly."""
+    f32, (rel, slack) = float32_flag(X, cosine)
     cosine = metric_flag(cosine)
     run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine,
-              picked, n_picked, key, ROWS_PER_TASK)
+              picked, n_picked, f32, rel, slack, key, ROWS_PER_TASK)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
-                k, evaluated):
+def _lazy_picks(X, inv_norm, cosine, f32, rel, slack, hkey, hrow, hdone, n_heap, theta,
+                picked, scores, t, k, evaluated):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
     docstring). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
     counts the row-to-pick distances computed, ``evaluated[1]`` the *knock-downs*: tops
@@ -344,6 +395,7 @@ def _lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, s
     Returns ``(t, n_heap)``: ``t == k`` when done; otherwise the heap's exact top is below
     ``theta`` (or the heap is empty) and the band must be widened before the next pick.
     """
+    low = np.empty(k if f32 is not None else 0)
     while t < k:
         if n_heap == 0:
             return t, n_heap
@@ -352,7 +404,8 @@ def _lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, s
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
             scale = inv_norm[i] if cosine is not None else 1.0
-            best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, done, t)
+            best = _nearest_pick_any(X, i, scale, inv_norm, cosine, picked, done, t, f32, rel,
+                                     slack, low)
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
             if dist < hkey[0]:
@@ -379,8 +432,9 @@ def _lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, s
 def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
                k, evaluated):
     """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
-    return _lazy_picks(X, inv_norm, metric_flag(cosine), hkey, hrow, hdone, n_heap, theta, picked,
-                       scores, t, k, evaluated)
+    f32, (rel, slack) = float32_flag(X, cosine)
+    return _lazy_picks(X, inv_norm, metric_flag(cosine), f32, rel, slack, hkey, hrow, hdone,
+                       n_heap, theta, picked, scores, t, k, evaluated)
 
 
 @njit(inline="always", fastmath=_FAST32)
@@ -449,34 +503,3 @@ def probe_upper(X, inv_norm, cosine, shift, L, lab_rows, lab_inv, probes, probe_
     run_tasks(_probe_upper_tasks, _tasks(X.shape[0]), X, inv_norm, cosine, shift, L, lab_rows,
               lab_inv, probes, probe_pts, members, list_offsets, member_pts, inflate, upper,
               ROWS_PER_TASK)
-
-
-@njit(cache=True)
-def inflate_upper(upper, inflate):
-    """``upper[i] = ceil32(upper[i] * inflate)`` (see ``exact_upper``) for every row."""
-    for i in range(upper.shape[0]):
-        upper[i] = _ceil32(np.float64(upper[i]) * inflate)
-
-
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _rows_nearest_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, nearest, key,
-                              rows_per_task, lo, hi):
-    """``rows_nearest_exact`` for entries [lo * rows_per_task, hi * rows_per_task) of
-    ``rows``; returns 0."""
-    for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
-        i = rows[r]
-        scale = inv_norm[i] if cosine is not None else 1.0
-        row = lab_rows[nearest[i]]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
-        dist = _to_score_units(sq, cosine)
-        if dist < key[r]:
-            key[r] = dist
-    return 0
-
-
-def rows_nearest_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, nearest, key):
-    """``key[r] = min(key[r], D)``, ``D`` the exact distance of row ``rows[r]`` to its
-    certified nearest labeled point ``nearest[rows[r]]`` (a position into ``lab_rows``)."""
-    cosine = metric_flag(cosine)
-    run_tasks(_rows_nearest_exact_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine, L,
-              lab_rows, lab_inv, nearest, key, ROWS_PER_TASK)

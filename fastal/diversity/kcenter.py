@@ -67,8 +67,7 @@ _LAZY_PROJECT_AFTER = 4  # picks before the band's growth per pick is projected
 _LAZY_GROWTH_MAX_BAND = 0.5  # the band's power-law growth projected past this: give up
 _LAZY_SCAN_LABELED = 64  # up to this many labeled points, each row meets all of them
 _BOUND_BLOCK_ROWS = 1 << 15  # rows per block of the bounds' search (sorted by probe)
-_FULL_SEARCH_FACTOR = 4  # FAISS's full search against L points costs about as much as the
-# bounds' kernel against L / 4 candidates per row (measured at d = 50-784)
+_UNEVEN_LISTS = 4  # lists whose expected candidates per row exceed L / 4: probes alone
 _BOUND_THREADS = 2  # Python threads running single-threaded FAISS searches for the bounds
 
 
@@ -145,10 +144,9 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     *upper* bound ``U(i) >= D(i)`` is cheap: the distance to any one centre, and it stays
     valid as centres are added. Every row gets one from a few candidates (the ~``sqrt(L)``
     labeled points chosen as probes and the list of labeled points around its nearest
-    probe, found in float32 by one kernel and recomputed exactly: O(sqrt(L) d) per row
-    instead of the O(L d) of a full labeled search, which FAISS runs instead when the lists
-    are so uneven that it costs less; without a labeled set, the exact distance to the
-    first pick). Only the *band* of rows with the largest bounds gets its exact ``D``
+    probe (the probes alone when the lists are very uneven), found in float32 by one kernel
+    and recomputed exactly: O(sqrt(L) d) per row instead of the O(L d) of a full labeled
+    search; without a labeled set, the exact distance to the first pick). Only the *band* of rows with the largest bounds gets its exact ``D``
     (FAISS candidates with the error certificate of step 1 below) and enters a heap; a
     heap top is compared only with the picks it has not seen, and it is the pick once it
     is exact and at least the band's threshold, which bounds every row left outside. When
@@ -815,18 +813,16 @@ def _assign_cells(pool, inv_norm, cosine, shift, cell_rows, labels, mindist, scr
 
 
 def _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, mindist,
-                    nearest, scratch, buf, clock, lab_chunk=None):
+                    nearest, scratch, buf, clock):
     """Lower ``mindist`` (initially inf) to the exact distance to the labeled set, and set
     ``nearest`` (if not empty) to each row's nearest labeled position. The labeled points
-    are searched one bounded float32 chunk at a time (see ``_k.labeled_mindist``) of
-    ``lab_chunk`` points (default ``_labeled_chunk_rows``). Returns the number of rows
-    rescanned exactly (fallbacks)."""
+    are searched one bounded float32 chunk at a time (see ``_k.labeled_mindist``).
+    Returns the number of rows rescanned exactly (fallbacks)."""
     n_pool, d = pool.shape
     n_labeled = lab_rows.shape[0]
     search_rows = buf.shape[0]
     err_coef = 2.0 * (d + 8) * _U32
-    if lab_chunk is None:
-        lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
+    lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
     # FAISS calls run back to back over a super-block, then one kernel call handles the
     # whole super-block: FAISS and Numba bring separate OpenMP runtimes, and alternating
     # between them at every small chunk costs a thread hand-over each time (measured 3x
@@ -964,10 +960,9 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     picked = np.empty(target + 1, dtype=np.int64)
     scores = np.empty(target + 1, dtype=np.float64)
     t = 0
-    nearest, n_fallback = None, 0
     if n_labeled:
-        nearest, n_fallback = _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows,
-                                             lab_inv, inflate, chunk, upper)
+        _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate,
+                       chunk, upper)
         if positions is not None:
             upper[positions] = -1.0
     else:
@@ -990,6 +985,7 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     band_at = (0, 0)  # (picks, band rows) at the first widening past the first picks
     theta = np.inf
     evaluated = np.zeros(2, dtype=np.int64)  # row-to-pick distances, knock-downs
+    n_fallback = 0
     widenings = 0
     while True:
         t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta,
@@ -1035,10 +1031,7 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         n_new = int(_lazy.take_band(upper, np.float32(new_theta), rows))
         rows = rows[:n_new]
         key = np.full(n_new, np.inf)
-        if nearest is not None:  # certified: one distance per row
-            _lazy.rows_nearest_exact(pool, rows, inv_norm, cosine, lab_src, lab_rows, lab_inv,
-                                     nearest, key)
-        elif n_labeled:
+        if n_labeled:
             n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
                                             lab_rows, lab_inv, chunk, key)
         if t:
@@ -1105,10 +1098,10 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
 
     - the lists' points fit in a chunk's memory (or 3 bytes per row): one kernel,
       ``_probe_upper`` (measured 3-6x faster than FAISS's many small searches below);
-    - the lists are so uneven that the expected candidates per row (a list's share of the
-      rows taken as its share of the labeled points) exceed ``L / _FULL_SEARCH_FACTOR``
-      (text embeddings: one list of 627 of 1,000 points): FAISS's full search,
-      ``_full_upper``;
+    - the same without the lists when they are so uneven that the expected candidates per
+      row (a list's share of the rows taken as its share of the labeled points) exceed
+      ``L / _UNEVEN_LISTS`` (text embeddings: one list of 627 of 1,000 points, 510
+      candidates per row): the nearest probe alone, a looser bound;
     - more labeled points than that memory: FAISS's searches against the probes, then
       against each list. The searches are small (a few thousand rows against ~sqrt(L)
       points), so FAISS runs single-threaded in two Python threads, each over its own
@@ -1129,17 +1122,18 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
     sizes = np.diff(list_offsets).astype(np.float64)
     per_row = n_probes + float(sizes @ sizes) / n_labeled
     fits = n_labeled * d * 4 <= max(CHUNK_BYTES, _LABELED_INDEX_ROW_BYTES * n_pool)
-    if fits and n_labeled <= _FULL_SEARCH_FACTOR * per_row:
-        # uneven lists (labeled points crowded in a few places, e.g. text embeddings):
-        # FAISS's full search against every labeled point costs less
-        return _full_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate,
-                           chunk, upper)
     if fits:
+        if n_labeled <= _UNEVEN_LISTS * per_row:
+            # uneven lists (labeled points crowded in a few places, e.g. text embeddings:
+            # one list of 627 of 1,000 points): the probes alone, looser bounds whose
+            # larger band costs less than the lists (a third of the time on those)
+            list_offsets = np.zeros(n_probes + 1, dtype=np.int64)
+            members = members[:0]
         # one kernel picks each row's candidate in float32 (3-6x faster than FAISS's many
         # small searches below)
         _probe_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, probes,
                      members, list_offsets, inflate, upper)
-        return None, 0
+        return
     probe_points = np.empty((n_probes, d), dtype=np.float32)
     _shifted_points(lab_src, lab_rows[probes], lab_inv, cosine, shift, probe_points)
     # consecutive lists whose points fit the budget (a larger list alone)
@@ -1212,31 +1206,6 @@ def _labeled_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, in
             with concurrent.futures.ThreadPoolExecutor(n_workers) as pool_of_threads:
                 for job in [pool_of_threads.submit(run, w, n_workers) for w in range(n_workers)]:
                     job.result()
-    return None, 0
-
-
-def _full_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, inflate, chunk,
-                upper):
-    """``_labeled_upper`` with every labeled point a candidate: the exact distance to the
-    labeled set, certified as in the groups' ``_search_labeled`` (FAISS's multi-threaded
-    search for two candidates, their exact distances, a rescan when FAISS's float32 error
-    could hide a nearer point), inflated and rounded up.
-
-    Returns ``(nearest, fallbacks)``: each row's nearest labeled position (uint16 up to
-    65,536 labeled points, else int64), so that a band
-    row's exact distance is one more distance instead of another search. The caller
-    checked that the labeled points fit in a chunk's memory: one FAISS chunk, so that each
-    row's nearest point is the exact one (ties to the lower position)."""
-    n_pool, d = pool.shape
-    n_labeled = lab_rows.shape[0]
-    nearest = np.empty(n_pool, dtype=np.uint16 if n_labeled <= 1 << 16 else np.int64)
-    upper.fill(np.inf)
-    buf = np.empty((min(n_pool, _search_rows(chunk, d, n_pool)), d), dtype=np.float32)
-    n_fallback = _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv,
-                                 upper, nearest, _Scratch(np.empty(0, dtype=np.uint8)), buf,
-                                 _Clock(), lab_chunk=n_labeled)
-    _lazy.inflate_upper(upper, inflate)
-    return nearest, n_fallback
 
 
 def _probe_upper(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, probes, members,
