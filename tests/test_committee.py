@@ -571,8 +571,10 @@ def test_float32_logits_kernel_against_float64(scale, c):
     apart[:, ::2] = logits
     odd = np.empty((3, 300, c + 1), dtype=np.float32)
     odd[:, :, :c] = logits
+    shifted = np.empty(logits.size + 1, dtype=np.float32)[1:].reshape(logits.shape)
+    shifted[...] = logits                                # units not 16-byte aligned
     want = np.stack([rc.committee(logits.astype(np.float64), m, True) for m in METHODS])
-    for source in (logits, wide[:, :, ::2], apart[:, ::2], odd[:, :, :c]):
+    for source in (logits, wide[:, :, ::2], apart[:, ::2], odd[:, :, :c], shifted):
         got = score_committee(source, METHODS, from_logits=True)
         np.testing.assert_allclose(got, want, **TOL)
     together = score_committee(logits, METHODS, from_logits=True)
