@@ -546,29 +546,44 @@ def test_votes_from_float32_logits_closer_than_float32_resolution():
     assert got[0, 0] > 0 and got[0, 2] == 0 and got[0, 3] == 0
 
 
+@pytest.mark.parametrize("c", [9, 10, 12, 100])
 @pytest.mark.parametrize("scale", [0.1, 3.0, 40.0])
-def test_float32_logits_kernel_against_float64(scale):
-    # The float32 logits kernel (softmax and measures in one pass over (C, rows) tiles)
-    # against the float64 reference: near-uniform, typical and very confident members, a
-    # uniform row, tied maxima, logits at +-3e38 (z - max overflows), strided classes and
-    # rows, a block boundary (C = 9: 256-row tiles; 300 rows = a full tile and a part).
-    rng = np.random.default_rng(int(scale * 10))
-    logits = (rng.standard_normal((3, 300, 9)) * scale).astype(np.float32)
+def test_float32_logits_kernel_against_float64(scale, c):
+    # The float32 logits kernel (softmax and measures in one pass over tiles of w-float
+    # units: w = 1, 2, 4 for C = 9, 10, 12 and 100) against the float64 reference:
+    # near-uniform, typical and very confident members, a uniform row, tied maxima (in one
+    # lane and across lanes: the lowest class votes), logits at +-3e38 (z - max overflows),
+    # strided classes and rows (units of the row stride, or w = 1 when it is odd), a block
+    # boundary (300 rows = a full tile and a part).
+    rng = np.random.default_rng(int(scale * 10) + c)
+    logits = (rng.standard_normal((3, 300, c)) * scale).astype(np.float32)
     logits[:, 5] = 0.0                                   # every member uniform
     logits[1, 6, :2] = logits[1, 6].max() + 1            # a tie between the top two
-    logits[2, 8] = [3e38, -3e38, 0, 0, 0, 0, 0, 0, 0]
-    wide = np.empty((3, 300, 18), dtype=np.float32)
+    logits[0, 7, [3, c - 1]] = logits[0, 7].max() + 2    # a tie across lanes
+    logits[2, 7, [c - 2, 1]] = logits[2, 7].max() + 2
+    logits[2, 8] = 0
+    logits[2, 8, :2] = [3e38, -3e38]
+    logits[0, 9] = rng.standard_normal(c).astype(np.float32) * 30 + 80   # huge
+    logits[1, 9] = rng.standard_normal(c).astype(np.float32) * 30 - 90   # very negative
+    wide = np.empty((3, 300, 2 * c), dtype=np.float32)
     wide[:, :, ::2] = logits
-    apart = np.empty((3, 600, 9), dtype=np.float32)
+    apart = np.empty((3, 600, c), dtype=np.float32)
     apart[:, ::2] = logits
+    odd = np.empty((3, 300, c + 1), dtype=np.float32)
+    odd[:, :, :c] = logits
+    shifted = np.empty(logits.size + 1, dtype=np.float32)[1:].reshape(logits.shape)
+    shifted[...] = logits                                # units not 16-byte aligned
     want = np.stack([rc.committee(logits.astype(np.float64), m, True) for m in METHODS])
-    for source in (logits, wide[:, :, ::2], apart[:, ::2]):
+    for source in (logits, wide[:, :, ::2], apart[:, ::2], odd[:, :, :c], shifted):
         got = score_committee(source, METHODS, from_logits=True)
         np.testing.assert_allclose(got, want, **TOL)
     together = score_committee(logits, METHODS, from_logits=True)
     for k, method in enumerate(METHODS):  # one measure alone: its own specialisation, and
         alone = score_committee(logits, method, from_logits=True)  # the same bits
         np.testing.assert_array_equal(alone, together[k], err_msg=method)
+    for n in (1, 63, 64, 65, 257):  # the same bits in any block and chunk
+        np.testing.assert_array_equal(score_committee(logits[:, :n], METHODS, from_logits=True),
+                                      together[:, :n])
     assert score_committee(logits, "variation_ratio", from_logits=True)[5] == 0.0
 
 
@@ -576,10 +591,12 @@ def test_float32_logits_kernel_against_float64(scale):
 @pytest.mark.parametrize("method", ["bald", "kl_max", "consensus_entropy", "consensus_margin"])
 def test_float32_logits_kernel_names_a_non_finite_logit(bad, method):
     rng = np.random.default_rng(3)
-    logits = rng.standard_normal((4, 500, 6)).astype(np.float32)
-    logits[3, 321, 5] = bad
-    with pytest.raises(FastalError, match="321"):
-        score_committee(logits, method, from_logits=True)
+    for c in (6, 7, 8):  # every lane layout (w = 2, 1, 4), the bad value in each lane
+        for column in range(c):
+            logits = rng.standard_normal((4, 500, c)).astype(np.float32)
+            logits[3, 321, column] = bad
+            with pytest.raises(FastalError, match="321"):
+                score_committee(logits, method, from_logits=True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

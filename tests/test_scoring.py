@@ -407,6 +407,23 @@ def test_block_edges(c):
                                        rtol=3e-6, atol=3e-6)
 
 
+@pytest.mark.parametrize("c", [2, 10, 25, 26, 100, 513])
+def test_logits_block_edges(c):
+    # The float32 logits kernel has its own block size: partial blocks and tasks around it,
+    # and the same bits for a row whatever block it falls in.
+    from fastal._kernels.uncertainty import block_rows_logits
+    rng = np.random.default_rng(c)
+    b = block_rows_logits(c)
+    logits = (rng.standard_normal((32 * b + 3, c)) * 4).astype(np.float32)
+    for method in METHODS:
+        whole = fastal.score(logits, method, from_logits=True)
+        for n in (1, b - 1, b, b + 1, 32 * b + 3):
+            got = fastal.score(logits[:n], method, from_logits=True)
+            np.testing.assert_array_equal(got, whole[:n])
+            np.testing.assert_allclose(got, ref.uncertainty(logits[:n], method, True),
+                                       rtol=3e-6, atol=3e-6)
+
+
 def test_out_buffer():
     probs = np.array([[0.75, 0.25], [0.5, 0.5]], dtype=np.float32)
     buffer = np.full(2, -1.0, dtype=np.float32)

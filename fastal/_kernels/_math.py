@@ -97,6 +97,7 @@ _LOG2E = np.float32(1.44269504088896341)
 _LN2_HI = np.float32(0.693359375)        # ln 2 split in two: n * _LN2_HI is exact
 _LN2_LO = np.float32(-2.12194440e-4)
 _EXP_LOWEST = np.float32(-87.33)         # below, exp underflows float32's normal range
+_ROUND_MAGIC = np.float32(12583039.0)    # 1.5 * 2**23 + 127 (see exp32_in_range)
 
 
 @njit(fastmath=FASTMATH)
@@ -104,13 +105,22 @@ def exp32_in_range(x):
     """e**x for a float32 x in [-87.33, 0] (callers clamp first): ``exp32`` without the
     handling of inputs out of that range, for the hot loops of the logits kernels.
 
-    x = n ln 2 + r with n = round(x / ln 2) and |r| <= ln 2 / 2 (Cody-Waite: ln 2 in two
-    parts so n * ln 2 is subtracted without rounding error); e**r = 1 + r + r^2 P(r) with
-    P of degree 4 (near-minimax on [-ln 2 / 2, ln 2 / 2], fitted for this module: relative
-    error 7e-8 in float32 arithmetic), then 2**n planted in the exponent bits. Relative
-    error below 2e-7 (tested against ``np.exp`` in float64); e**0 == 1 exactly.
+    x = n ln 2 + r with n the integer nearest x / ln 2 and |r| <= ln 2 / 2 (Cody-Waite: ln 2
+    in two parts so n * ln 2 is subtracted without rounding error); e**r = 1 + r + r^2 P(r)
+    with P of degree 4 (near-minimax on [-ln 2 / 2, ln 2 / 2], fitted for this module:
+    relative error 7e-8 in float32 arithmetic), evaluated by Horner's rule down to the two
+    unit coefficients, then 2**n planted in the exponent bits. Relative error below 2e-7
+    (tested against ``np.exp`` in float64); e**0 == 1 exactly.
+
+    n is rounded by adding the magic number 1.5 * 2**23 + 127 (the fma rounds x / ln 2 to
+    an integer, nearest, ties to even), which leaves n + 127 in the low bits of the sum:
+    shifted left by 23 they are 2**n's exponent field, the magic's own bits falling off
+    the top. That is one subtraction instead of a floor, a conversion to int and an add;
+    with Horner's last two steps as fma (not r + r^2 P + 1) the exp costs 13 vector
+    instructions, measured 1.3x faster than 16 in a bare loop.
     """
-    n = np.floor(fma(x, _LOG2E, np.float32(0.5)))
+    v = fma(x, _LOG2E, _ROUND_MAGIC)
+    n = v - _ROUND_MAGIC  # exact: n in [-126, 0]
     r = fma(n, -_LN2_HI, x)
     r = fma(n, -_LN2_LO, r)
     y = np.float32(1.3814602280e-3)
@@ -118,9 +128,9 @@ def exp32_in_range(x):
     y = fma(y, r, np.float32(4.1668388993e-2))
     y = fma(y, r, np.float32(1.6666521132e-1))
     y = fma(y, r, np.float32(4.9999994040e-1))
-    y = fma(y, r * r, r) + np.float32(1.0)
-    k = np.int32(n) + np.int32(127)  # n in [-126, 0]
-    return y * _bits_float32(np.int32(k << np.int32(23)))
+    y = fma(y, r, np.float32(1.0))
+    y = fma(y, r, np.float32(1.0))
+    return y * _bits_float32(np.int32(_float32_bits(v) << np.int32(23)))
 
 
 @njit(fastmath=FASTMATH)

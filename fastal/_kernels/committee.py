@@ -23,6 +23,7 @@ from numba import njit
 from .._config import FASTMATH
 from ._math import _EXP_LOWEST, exp32_in_range, log32
 from ._parallel import run_tasks
+from .uncertainty import _as_lanes, _lanes
 
 # Committee measures from member probabilities / logits, (M, rows, C).
 VOTE_ENTROPY, CONSENSUS_ENTROPY, BALD, KL_MAX, VARIATION_RATIO, CONSENSUS_MARGIN = range(6)
@@ -954,16 +955,101 @@ def _tile_top2(q, rows, c, top1, top2):
 
 
 @njit
-def _tile_kl_max(kept, n_members, rows, c, log_q, member_entropy, cross, kl_max):
-    """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j), per row."""
+def _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max):
+    """Merge each row's w lanes: the row max, written back to every lane of the row (the
+    softmax's shift), and with ``votes`` the row's argmax class into best[r].
+
+    Lane h of unit j holds class w * j + h; each lane's argmax is its lowest unit among
+    tied maxima, so taking the largest lane value, and on a tie the lower class, gives the
+    lowest class among the row's maxima, as a plain scan would.
+    """
+    for r in range(rows):
+        q = w * r
+        t = lane_top[q]
+        for h in range(1, w):
+            v = lane_top[q + h]
+            t = t if t > v else v
+        for h in range(w):
+            lane_max[q + h] = t
+    if votes is not None:
+        for r in range(rows):
+            q = w * r
+            t = lane_top[q]
+            b = w * lane_best[q]
+            for h in range(1, w):
+                v = lane_top[q + h]
+                k = w * lane_best[q + h] + h
+                take = (v > t) | ((v == t) & (k < b))
+                t = v if take else t
+                b = k if take else b
+            best[r] = b
+
+
+@njit
+def _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted, member_h):
+    """The row sums of the softmax from its lanes' sums (float32, lanes in order): total[r],
+    written back to every lane of the row as well (``_accumulate_member`` divides by it),
+    and with member_h the row's sum_j e_j t_j."""
+    for r in range(rows):
+        q = w * r
+        s = lane_total[q]
+        for h in range(1, w):
+            s += lane_total[q + h]
+        total[r] = s
+        for h in range(w):
+            lane_total[q + h] = s
+    if member_h is not None:
+        for r in range(rows):
+            q = w * r
+            a = lane_weighted[q]
+            for h in range(1, w):
+                a += lane_weighted[q + h]
+            weighted[r] = a
+
+
+@njit
+def _merge_lane_sums(lane_sums, w, rows, sums):
+    """sums[r] = the sum of row r's w lanes (float64, lanes in order)."""
+    for r in range(rows):
+        q = w * r
+        a = lane_sums[q]
+        for h in range(1, w):
+            a += lane_sums[q + h]
+        sums[r] = a
+
+
+@njit
+def _merge_top2_lanes(lane_top1, lane_top2, w, rows, top1, top2):
+    """The largest and second largest of each row from its lanes' top two."""
+    for r in range(rows):
+        q = w * r
+        t1 = lane_top1[q]
+        t2 = lane_top2[q]
+        for h in range(1, w):
+            b1 = lane_top1[q + h]
+            b2 = lane_top2[q + h]
+            smaller = t1 if t1 < b1 else b1
+            t1 = t1 if t1 > b1 else b1
+            t2 = t2 if t2 > b2 else b2
+            t2 = t2 if t2 > smaller else smaller
+        top1[r] = t1
+        top2[r] = t2
+
+
+@njit
+def _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_q, member_entropy, cross_lanes,
+                 cross, kl_max):
+    """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j), per row (cross entropy
+    summed per lane across the tile, then the row's lanes)."""
     for r in range(rows):
         kl_max[r] = 0.0
     for m in range(n_members):
-        for r in range(rows):
-            cross[r] = 0.0
-        for j in range(c):
-            for r in range(rows):
-                cross[r] += np.float64(kept[m, j, r] * log_q[j, r])
+        for k in range(lanes):
+            cross_lanes[k] = 0.0
+        for j in range(cu):
+            for k in range(lanes):
+                cross_lanes[k] += np.float64(kept[m, j, k] * log_q[j, k])
+        _merge_lane_sums(cross_lanes, w, rows, cross)
         for r in range(rows):
             kl = -member_entropy[m, r] - cross[r]
             best = kl_max[r]
@@ -971,28 +1057,36 @@ def _tile_kl_max(kept, n_members, rows, c, log_q, member_entropy, cross, kl_max)
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _committee_logits32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
+def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride, row_stride,
                               codes, block, out, votes, member_h, consensus_h, log_q, margin,
                               kl, task_lo, task_hi):
     """``_committee_scores`` for float32 logits: the softmax and the measures in one pass.
 
-    Same layout of ``flat`` as ``_committee_probs32``, same flags (True or None, pruned by
-    type), same measures, NaN rows (a member row with a NaN or infinite logit) and return
-    value. Rows go in blocks of ``block``; each member's block is transposed once to a
-    (C, block) tile, and everything after runs across rows and vectorises: the row max and
-    the vote (argmax of the logits, lowest class on ties: exact, whatever float32 does to
-    the probabilities), e^(z - max) by ``exp32_in_range`` (max subtraction in registers),
-    p = e / s added into the consensus q, and the member's entropy from its sums alone,
-    H(p_m) = log s - sum_j e_j t_j / s (no logarithm per entry). Then log q once per
-    block, H(q), the top two q, KL-max from the members' p kept in cache, the vote counts.
-    No array of the chunk's size is made.
+    ``units`` is the committee's memory (as in ``_committee_probs32``) seen as units of w
+    float32 (complex128: w = 4, int64: w = 2, float32: w = 1; ``_logit_units``), strides in
+    units: member m's row r is ``units[m * member_stride + r * row_stride:][:C / w]``. Same
+    flags (True or None, pruned by type), same measures, NaN rows (a member row with a NaN
+    or infinite logit) and return value. Rows go in blocks of ``block``; each member's
+    block is transposed once to a (C / w, block) tile of units, which is w float32 lanes
+    per row: moving 16-byte units instead of floats makes the transpose, the costliest step
+    at C = 100, about 4x cheaper. Everything after runs across the tile's lanes and
+    vectorises: each lane's max and argmax, merged per row (the vote: argmax of the
+    logits, lowest class on ties, exact whatever float32 does to the probabilities) and
+    written back to the lanes; e^(z - max) by ``exp32_in_range`` (max subtraction in
+    registers) with per-lane sums, merged per row; p = e / s added into the consensus q
+    (element-wise: no merge); the member's entropy from its sums alone, H(p_m) = log s -
+    sum_j e_j t_j / s (no logarithm per entry). Then log q once per block, H(q), the top
+    two q, KL-max from the members' p kept in cache, the vote counts, each summed per lane
+    and then over the row's lanes. No array of the chunk's size is made.
 
     Precision: e within 2e-7 relative (exp32), p and q float32 (C * 6e-8 from the row
     sum), p log q terms float32 with log32 (3e-7), row sums float64: entropies and
     divergences within about 1e-6 * (1 + H) of the float64 formulas. Every row's arithmetic
-    is the same whatever its block, chunk or thread.
+    (its lanes, the order of its sums) is the same whatever its block, chunk or thread.
     """
     c = n_classes
+    w = _lanes(units)
+    cu = c // w
     inv_members = 1.0 / n_members
     inv_members32 = np.float32(inv_members)
     vote_terms = np.zeros(n_members + 1, dtype=np.float64)
@@ -1002,20 +1096,29 @@ def _committee_logits32_tasks(flat, n_members, n_rows, n_classes, member_stride,
     n_blocks = (n_rows + block - 1) // block
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     zero = np.float32(0.0)
+    width = w * block  # lanes of a full block
     n_bad = 0
     for task in range(task_lo, task_hi):
-        z = np.empty((c, block), dtype=np.float32)
-        q = np.empty((c, block), dtype=np.float32)
-        log_qa = np.empty((c if log_q is not None else 1, block), dtype=np.float32)
-        kept = np.empty((n_members if kl is not None else 1, c if kl is not None else 1,
-                         block), dtype=np.float32)
+        tile = np.empty((cu, block), dtype=units.dtype)
+        z = _as_lanes(tile)  # (C / w, w * block) float32: lane h of row r at column w r + h
+        q = np.empty((cu, width), dtype=np.float32)
+        log_qa = np.empty((cu if log_q is not None else 1, width), dtype=np.float32)
+        kept = np.empty((n_members if kl is not None else 1, cu if kl is not None else 1,
+                         width), dtype=np.float32)
         counts = np.zeros(block * c if votes is not None else 1, dtype=np.int32)
-        top = np.empty(block, dtype=np.float32)
+        lane_top = np.empty(width, dtype=np.float32)
+        lane_best = np.empty(width, dtype=np.int32)
+        lane_max = np.empty(width, dtype=np.float32)
+        check = np.empty(width, dtype=np.float32)
+        lane_total = np.empty(width, dtype=np.float32)
+        lane_weighted = np.empty(width, dtype=np.float32)
+        inv = np.empty(width, dtype=np.float32)
+        lane_sums = np.empty(width, dtype=np.float64)
+        lane_top1 = np.empty(width, dtype=np.float32)
+        lane_top2 = np.empty(width, dtype=np.float32)
         best = np.empty(block, dtype=np.int32)
-        check = np.empty(block, dtype=np.float32)
         total = np.empty(block, dtype=np.float32)
         weighted = np.empty(block, dtype=np.float32)
-        inv = np.empty(block, dtype=np.float32)
         member_entropy = np.empty((n_members, block), dtype=np.float64)
         entropy_sum = np.empty(block, dtype=np.float64)
         cross = np.empty(block, dtype=np.float64)
@@ -1025,44 +1128,61 @@ def _committee_logits32_tasks(flat, n_members, n_rows, n_classes, member_stride,
         top2 = np.empty(block, dtype=np.float32)
         vote_entropy = np.empty(block, dtype=np.float64)
         modal = np.empty(block, dtype=np.int32)
+        row_check = np.empty(block, dtype=np.float32)
         bad = np.empty(block, dtype=np.bool_)
         block_stop = min(n_blocks, (task + 1) * blocks_per_task)
         for blk in range(task * blocks_per_task, block_stop):
             lo = blk * block
             rows = min(n_rows, lo + block) - lo
+            lanes = w * rows
+            for k in range(lanes):
+                check[k] = zero
             for r in range(rows):
-                check[r] = zero
                 entropy_sum[r] = 0.0
             if votes is not None:
                 for k in range(rows * c):
                     counts[k] = 0
             for m in range(n_members):
-                _member_tile(flat, m * member_stride + lo * row_stride, row_stride, rows, c, z)
-                _member_max_vote(z, rows, c, top, best, check)
+                _member_tile(units, m * member_stride + lo * row_stride, row_stride, rows, cu,
+                             tile)
+                _member_max_vote(z, lanes, cu, lane_top, lane_best, check)
+                _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max)
                 if votes is not None:
                     for r in range(rows):
                         counts[r * c + best[r]] += 1
                 if member_h is not None or consensus_h is not None or margin is not None:
-                    _member_softmax(z, rows, c, top, total, weighted, member_h)
+                    _member_softmax(z, lanes, cu, lane_max, lane_total, lane_weighted,
+                                    member_h)
+                    _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted,
+                                        member_h)
                     if member_h is not None:
                         _member_entropy_rows(total, weighted, rows, m, member_entropy,
                                              entropy_sum)
-                    _accumulate_member(z, rows, c, total, inv, q, m == 0,
+                    _accumulate_member(z, lanes, cu, lane_total, inv, q, m == 0,
                                        kept[m] if kl is not None else None)
             if log_q is not None:
-                _logq_rows(q, rows, c, inv_members32, log_qa, consensus, consensus_h)
+                _logq_rows(q, lanes, cu, inv_members32, log_qa, lane_sums, consensus_h)
+                if consensus_h is not None:
+                    _merge_lane_sums(lane_sums, w, rows, consensus)
             if margin is not None:
-                _tile_top2(q, rows, c, top1, top2)
+                _tile_top2(q, lanes, cu, lane_top1, lane_top2)
+                _merge_top2_lanes(lane_top1, lane_top2, w, rows, top1, top2)
                 if log_q is None:  # q is still the members' sum: scale its top two alone
                     for r in range(rows):  # (x -> x / M is monotonic: the same two, bits)
                         top1[r] *= inv_members32
                         top2[r] *= inv_members32
             if kl is not None:
-                _tile_kl_max(kept, n_members, rows, c, log_qa, member_entropy, cross, kl_max)
+                _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_qa, member_entropy,
+                             lane_sums, cross, kl_max)
             if votes is not None:
                 _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal)
             for r in range(rows):
-                bad[r] = check[r] != zero  # NaN != 0: a NaN or infinite logit
+                a = check[w * r]
+                for h in range(1, w):
+                    a += check[w * r + h]
+                row_check[r] = a
+            for r in range(rows):
+                bad[r] = row_check[r] != zero  # NaN != 0: a NaN or infinite logit
             _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
                          kl_max, modal, top1, top2, out[:, lo:lo + rows])
             for r in range(rows):
@@ -1071,13 +1191,26 @@ def _committee_logits32_tasks(flat, n_members, n_rows, n_classes, member_stride,
     return n_bad
 
 
+def _logit_units(flat, n_classes, member_stride, row_stride):
+    """(units, w, member_stride / w, row_stride / w): ``flat`` seen as units of w float32
+    (complex128 for w = 4, int64 for w = 2) when C and both strides allow, else w = 1. The
+    lane count depends on C and the layout only, never on the chunk or the thread."""
+    for w, unit in ((4, np.complex128), (2, np.int64)):
+        if (n_classes % w == 0 and member_stride % w == 0 and row_stride % w == 0
+                and flat.shape[0] % w == 0):
+            return flat.view(unit), w, member_stride // w, row_stride // w
+    return flat, 1, member_stride, row_stride
+
+
 def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_stride, codes,
                         out):
     """``_committee_logits32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
     block = block_rows_logits32(n_classes)
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
-    return run_tasks(_committee_logits32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
+    units, _, member_stride, row_stride = _logit_units(flat, n_classes, member_stride,
+                                                       row_stride)
+    return run_tasks(_committee_logits32_tasks, n_tasks, units, n_members, n_rows, n_classes,
                      member_stride, row_stride, codes, block, out, *_needs(codes))
 
 
