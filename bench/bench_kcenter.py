@@ -184,6 +184,7 @@ def _warm_up(method, d):
                 module._kcenter(small, 20, path=path)  # random cells, no labeled set
                 module._kcenter(small, 20, labeled=np.arange(8), path=path)  # random cells
                 module._kcenter(small, 200, labeled=np.arange(0, 4000, 20), path=path)
+        module._kcenter(small, 20, path="scan")  # float32 scans (no labels, lazy given up)
     finally:
         module._LEVEL_ROW_BYTES = level_bytes
 
