@@ -990,26 +990,17 @@ def _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted, mem
     """The row sums of the softmax from its lanes' sums (float32, lanes in order): total[r],
     written back to every lane of the row as well (``_accumulate_member`` divides by it),
     and with member_h the row's sum_j e_j t_j."""
+    _merge_lane_sums(lane_total, w, rows, total)
     for r in range(rows):
-        q = w * r
-        s = lane_total[q]
-        for h in range(1, w):
-            s += lane_total[q + h]
-        total[r] = s
         for h in range(w):
-            lane_total[q + h] = s
+            lane_total[w * r + h] = total[r]
     if member_h is not None:
-        for r in range(rows):
-            q = w * r
-            a = lane_weighted[q]
-            for h in range(1, w):
-                a += lane_weighted[q + h]
-            weighted[r] = a
+        _merge_lane_sums(lane_weighted, w, rows, weighted)
 
 
 @njit
 def _merge_lane_sums(lane_sums, w, rows, sums):
-    """sums[r] = the sum of row r's w lanes (float64, lanes in order)."""
+    """sums[r] = the sum of row r's w lanes (in the lanes' dtype, lanes in order)."""
     for r in range(rows):
         q = w * r
         a = lane_sums[q]

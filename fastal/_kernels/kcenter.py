@@ -100,6 +100,25 @@ def _sq_rows(X, i, scale, Y, r, y_scale):
     return acc
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _sq_rows4(X, i, scale, Y, r0, r1, r2, r3, y0, y1, y2, y3):
+    """``_sq_rows`` of row ``i`` to rows ``r0..r3`` of ``Y`` (scales ``y0..y3``), the same
+    bits each (every sum in coordinate order), as four independent chains of float64
+    additions instead of one latency-bound chain."""
+    a0 = a1 = a2 = a3 = 0.0
+    for j in range(X.shape[1]):
+        x = X[i, j] * scale
+        u0 = x - np.float64(Y[r0, j]) * y0
+        u1 = x - np.float64(Y[r1, j]) * y1
+        u2 = x - np.float64(Y[r2, j]) * y2
+        u3 = x - np.float64(Y[r3, j]) * y3
+        a0 += u0 * u0
+        a1 += u1 * u1
+        a2 += u2 * u2
+        a3 += u3 * u3
+    return a0, a1, a2, a3
+
+
 _Q = 65535.0  # rowdist levels per group radius
 
 
@@ -156,8 +175,7 @@ def _to_chord(dist, cosine):
 @njit(inline="always", fastmath=_FASTMATH)
 def _scan_labeled(X, i, scale, cosine, L, lab_rows, lab_inv, best, best_t):
     """``(best, best_t)`` lowered to row ``i``'s nearest labeled point of the chunk (ties to
-    the lower position). Four points at a time, each sum in coordinate order (the bits of
-    ``_sq_rows``): four independent chains of float64 additions instead of one."""
+    the lower position), four points at a time (``_sq_rows4``)."""
     n_chunk = lab_rows.shape[0]
     t = 0
     while t + 4 <= n_chunk:
@@ -166,17 +184,7 @@ def _scan_labeled(X, i, scale, cosine, L, lab_rows, lab_inv, best, best_t):
             y0, y1, y2, y3 = lab_inv[r0], lab_inv[r1], lab_inv[r2], lab_inv[r3]
         else:
             y0 = y1 = y2 = y3 = 1.0
-        a0 = a1 = a2 = a3 = 0.0
-        for j in range(X.shape[1]):
-            x = X[i, j] * scale
-            u0 = x - np.float64(L[r0, j]) * y0
-            u1 = x - np.float64(L[r1, j]) * y1
-            u2 = x - np.float64(L[r2, j]) * y2
-            u3 = x - np.float64(L[r3, j]) * y3
-            a0 += u0 * u0
-            a1 += u1 * u1
-            a2 += u2 * u2
-            a3 += u3 * u3
+        a0, a1, a2, a3 = _sq_rows4(X, i, scale, L, r0, r1, r2, r3, y0, y1, y2, y3)
         if a0 < best or (a0 == best and t < best_t):
             best, best_t = a0, t
         if a1 < best or (a1 == best and t + 1 < best_t):

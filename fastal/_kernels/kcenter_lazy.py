@@ -34,7 +34,7 @@ from numba import njit
 from ._parallel import run_tasks
 from .kcenter_scan import _FAST32, bounds32
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled, _sq_rows,
-                      _to_score_units, metric_flag)
+                      _sq_rows4, _to_score_units, metric_flag)
 
 #: Rows per task of the per-row kernels (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 256
@@ -93,9 +93,8 @@ def _sift_up(hkey, hrow, hdone, pos):
 
 @njit(inline="always", fastmath=_FASTMATH)
 def _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last):
-    """The smallest ``_sq_rows`` of row ``i`` to picks ``first:last``. Four picks at a time,
-    each sum in coordinate order (the same bits as ``_sq_rows``): four independent chains
-    of float64 additions instead of one latency-bound chain."""
+    """The smallest ``_sq_rows`` of row ``i`` to picks ``first:last``, four picks at a time
+    (``_sq_rows4``: the same bits, four independent chains)."""
     best = np.inf
     s = first
     while s + 4 <= last:
@@ -107,17 +106,7 @@ def _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last):
             y0, y1, y2, y3 = inv_norm[c0], inv_norm[c1], inv_norm[c2], inv_norm[c3]
         else:
             y0 = y1 = y2 = y3 = 1.0
-        a0 = a1 = a2 = a3 = 0.0
-        for j in range(X.shape[1]):
-            x = X[i, j] * scale
-            t0 = x - np.float64(X[c0, j]) * y0
-            t1 = x - np.float64(X[c1, j]) * y1
-            t2 = x - np.float64(X[c2, j]) * y2
-            t3 = x - np.float64(X[c3, j]) * y3
-            a0 += t0 * t0
-            a1 += t1 * t1
-            a2 += t2 * t2
-            a3 += t3 * t3
+        a0, a1, a2, a3 = _sq_rows4(X, i, scale, X, c0, c1, c2, c3, y0, y1, y2, y3)
         best = min(best, a0, a1, a2, a3)
         s += 4
     while s < last:
