@@ -91,10 +91,11 @@ def _sift_up(hkey, hrow, hdone, pos):
     hdone[pos] = done
 
 
-@njit(inline="always", fastmath=_FASTMATH)
+@njit(nogil=True, fastmath=_FASTMATH)
 def _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last):
     """The smallest ``_sq_rows`` of row ``i`` to picks ``first:last``, four picks at a time
-    (``_sq_rows4``: the same bits, four independent chains)."""
+    (``_sq_rows4``: the same bits, four independent chains). Not inlined: compiled once for
+    its two callers (cold start); float32 l2 pools never compile it."""
     best = np.inf
     s = first
     while s + 4 <= last:
@@ -140,22 +141,22 @@ def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _nearest_pick_any(X, i, scale, inv_norm, cosine, picked, first, last, f32, rel, slack,
-                      low):
-    """``_nearest_pick``, exactly the same value. With ``f32`` (float32 l2 pools; None
-    otherwise, which compiles none of this), a float32 pass first bounds every pick's
-    distance, and only the picks whose lower bound reaches the smallest upper bound get
-    their float64 sum (usually one or two): any other pick is provably farther."""
-    if f32 is not None and last - first > 1:
-        least = _pick_bounds32(X, i, picked, first, last, rel, slack, low)
-        best = np.inf
-        for s in range(first, last):
-            if low[s - first] <= least:
-                sq = _sq_rows(X, i, 1.0, X, picked[s], 1.0)
-                if sq < best:
-                    best = sq
-        return best
-    return _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last)
+def _nearest_pick32(X, i, picked, first, last, rel, slack, low):
+    """``_nearest_pick`` for float32 l2 pools, exactly the same value: a float32 pass first
+    bounds every pick's distance, and only the picks whose lower bound reaches the smallest
+    upper bound get their float64 sum (usually one or two): any other pick is provably
+    farther. (Callers choose between the two with their ``f32`` / ``f64`` flags, which Numba
+    resolve from None types: a float32 l2 call compiles no ``_nearest_pick``.)"""
+    if last - first == 1:
+        return _sq_rows(X, i, 1.0, X, picked[first], 1.0)
+    least = _pick_bounds32(X, i, picked, first, last, rel, slack, low)
+    best = np.inf
+    for s in range(first, last):
+        if low[s - first] <= least:
+            sq = _sq_rows(X, i, 1.0, X, picked[s], 1.0)
+            if sq < best:
+                best = sq
+    return best
 
 
 @njit(cache=True)
@@ -339,40 +340,45 @@ def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32, rel, slack,
-                               key, rows_per_task, lo, hi):
+def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32, f64, rel,
+                               slack, key, rows_per_task, lo, hi):
     """``rows_picked_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
     ``rows``; returns 0."""
     low = np.empty(n_picked if f32 is not None else 0)
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine is not None else 1.0
-        best = _nearest_pick_any(X, i, scale, inv_norm, cosine, picked, 0, n_picked, f32, rel,
-                                 slack, low)
+        best = np.inf
+        if f32 is not None:
+            best = _nearest_pick32(X, i, picked, 0, n_picked, rel, slack, low)
+        if f64 is not None:
+            best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, 0, n_picked)
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
     return 0
 
 
-def float32_flag(X, cosine):
-    """The ``f32`` argument of the pick kernels: ``True`` for float32 l2 pools (float32
-    passes bound the distances to the picks first), else None (see ``metric_flag``), and
-    the ``(rel, slack)`` of those passes."""
-    f32 = True if X.dtype == np.float32 and not cosine else None
-    return f32, bounds32(X.shape[1])
+def float32_flags(X, cosine):
+    """``(f32, f64, (rel, slack))`` for the pick kernels: ``f32`` True for float32 l2 pools
+    (float32 passes bound the distances to the picks first) and ``f64`` True for the others
+    (four float64 sums at a time), the other one None, so that Numba compiles only the path
+    a call takes (it resolves ``is not None`` from a None type only); ``(rel, slack)``
+    bound the float32 passes."""
+    f32 = X.dtype == np.float32 and not cosine
+    return (True if f32 else None), (None if f32 else True), bounds32(X.shape[1])
 
 
 def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
     """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly."""
-    f32, (rel, slack) = float32_flag(X, cosine)
+    f32, f64, (rel, slack) = float32_flags(X, cosine)
     cosine = metric_flag(cosine)
     run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine,
-              picked, n_picked, f32, rel, slack, key, ROWS_PER_TASK)
+              picked, n_picked, f32, f64, rel, slack, key, ROWS_PER_TASK)
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _lazy_picks(X, inv_norm, cosine, f32, rel, slack, hkey, hrow, hdone, n_heap, theta,
+def _lazy_picks(X, inv_norm, cosine, f32, f64, rel, slack, hkey, hrow, hdone, n_heap, theta,
                 picked, scores, t, k, evaluated):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
     docstring). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
@@ -393,8 +399,11 @@ def _lazy_picks(X, inv_norm, cosine, f32, rel, slack, hkey, hrow, hdone, n_heap,
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
             scale = inv_norm[i] if cosine is not None else 1.0
-            best = _nearest_pick_any(X, i, scale, inv_norm, cosine, picked, done, t, f32, rel,
-                                     slack, low)
+            best = np.inf
+            if f32 is not None:
+                best = _nearest_pick32(X, i, picked, done, t, rel, slack, low)
+            if f64 is not None:
+                best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, done, t)
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
             if dist < hkey[0]:
@@ -421,9 +430,9 @@ def _lazy_picks(X, inv_norm, cosine, f32, rel, slack, hkey, hrow, hdone, n_heap,
 def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
                k, evaluated):
     """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
-    f32, (rel, slack) = float32_flag(X, cosine)
-    return _lazy_picks(X, inv_norm, metric_flag(cosine), f32, rel, slack, hkey, hrow, hdone,
-                       n_heap, theta, picked, scores, t, k, evaluated)
+    f32, f64, (rel, slack) = float32_flags(X, cosine)
+    return _lazy_picks(X, inv_norm, metric_flag(cosine), f32, f64, rel, slack, hkey, hrow,
+                       hdone, n_heap, theta, picked, scores, t, k, evaluated)
 
 
 @njit(inline="always", fastmath=_FAST32)
