@@ -39,6 +39,7 @@ CALLS = {
     "LinearHead margin (embeddings)":
         "fastal.score(x, 'margin', model=fastal.models.LinearHead(w, np.zeros(10, np.float32)))",
     "kcenter": "fastal.kcenter(x, 10)",
+    "kcenter, 500 labeled rows": "fastal.kcenter(x, 10, labeled=np.arange(500))",
     "weighted kcenter": "fastal.kcenter(x, 10, weights=u)",
     "kcenter, clustered (lazy hands over to the groups)": "fastal.kcenter(xc, 300)",
     "badge": "fastal.select(x, 10, 'badge', probs=p)",
