@@ -119,6 +119,17 @@ def _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last):
     return best
 
 
+@njit(inline="always", fastmath=_FAST32)
+def _sq32(x, P, r):
+    """||x - P[r]||^2 in float32, summed in any order (callers bound or only
+    compare it)."""
+    acc = np.float32(0.0)
+    for j in range(x.shape[0]):
+        t = x[j] - P[r, j]
+        acc += t * t
+    return acc
+
+
 @njit(nogil=True, fastmath=_FAST32)
 def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
     """float32 pass (float32 l2 pools): ``low[s - first]``, a lower bound of the squared
@@ -129,12 +140,7 @@ def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
     not inlined: its fast-math flags must not reach the caller's float64 sums."""
     least = np.inf
     for s in range(first, last):
-        c = picked[s]
-        acc = np.float32(0.0)
-        for j in range(X.shape[1]):
-            t = X[i, j] - X[c, j]
-            acc += t * t
-        v = np.float64(acc)
+        v = np.float64(_sq32(X[i], X, picked[s]))
         low[s - first] = v * (1.0 - rel) - slack
         least = min(least, v * (1.0 + rel) + slack)
     return least
@@ -433,16 +439,6 @@ def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, sc
     f32, f64, (rel, slack) = float32_flags(X, cosine)
     return _lazy_picks(X, inv_norm, metric_flag(cosine), f32, f64, rel, slack, hkey, hrow,
                        hdone, n_heap, theta, picked, scores, t, k, evaluated)
-
-
-@njit(inline="always", fastmath=_FAST32)
-def _sq32(x, P, r):
-    """||x - P[r]||^2 in float32, summed in any order (only picks a candidate)."""
-    acc = np.float32(0.0)
-    for j in range(x.shape[0]):
-        t = x[j] - P[r, j]
-        acc += t * t
-    return acc
 
 
 @njit(nogil=True, fastmath=_FAST32)

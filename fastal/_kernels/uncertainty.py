@@ -110,6 +110,12 @@ def _n_tasks(n_rows, block):
     return (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
 
 
+def _block_near(values: int, n_classes: int) -> int:
+    """The power of two at or below ``values / C``, between 16 and 128."""
+    target = max(1, values // max(n_classes, 1))
+    return int(min(128, max(16, 1 << (target.bit_length() - 1))))
+
+
 def block_rows(n_classes: int) -> int:
     """Rows per transposed block: a power of two near 1024 / C, between 16 and 128.
 
@@ -117,8 +123,7 @@ def block_rows(n_classes: int) -> int:
     C <= 10 runs best at 64-128 rows, C = 20-50 at 32, C >= 100 at 16 (1.3-1.8x faster
     than 64 there).
     """
-    target = max(1, 1024 // max(n_classes, 1))
-    return int(min(128, max(16, 1 << (target.bit_length() - 1))))
+    return _block_near(1024, n_classes)
 
 
 def block_rows_logits(n_classes: int) -> int:
@@ -131,8 +136,7 @@ def block_rows_logits(n_classes: int) -> int:
     faster than 64 for every method, 32 at C = 100 1.1-1.3x faster than 16. Scores do not
     depend on it (each row's arithmetic is the same in any block).
     """
-    target = max(1, 3200 // max(n_classes, 1))
-    return int(min(128, max(16, 1 << (target.bit_length() - 1))))
+    return _block_near(3200, n_classes)
 
 
 def _load_block(units, start, m, buffer):
