@@ -42,8 +42,8 @@ def _recorded(run, monkeypatch, n_threads, tiny):
     (the result, the log of kernel calls)."""
     log = []
 
-    def recording_run_tasks(kernel, n_tasks, *args):
-        total = _parallel.run_tasks(kernel, n_tasks, *args)
+    def recording_run_tasks(kernel, n_tasks, *args, scratch=None):
+        total = _parallel.run_tasks(kernel, n_tasks, *args, scratch=scratch)
         log.append((kernel.py_func.__name__, int(total),
                     [_digest(a) for a in args if isinstance(a, np.ndarray)]))
         return total

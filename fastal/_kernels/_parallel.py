@@ -37,19 +37,25 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def run_tasks(kernel, n_tasks: int, *args) -> int:
+def run_tasks(kernel, n_tasks: int, *args, scratch=None) -> int:
     """``sum(kernel(*args, lo, hi))`` over a split of ``range(n_tasks)`` into thread ranges.
 
     The calling thread runs the first range itself, so one thread costs no hand-off.
+    ``scratch``: a function returning a tuple of arrays; each thread's call then gets a
+    fresh one, ``kernel(*args, *scratch(), lo, hi)``. Allocating a kernel's scratch here
+    rather than inside it (``np.empty``, ``ndarray.view``) saves their typing and
+    compilation: 0.2-0.6 s of a 2-3 s first call in a fresh process.
     """
     n_tasks = int(n_tasks)
     threads = min(numba.get_num_threads(), n_tasks)
+    extra = tuple if scratch is None else scratch
     if threads <= 1:
-        return kernel(*args, 0, n_tasks)
+        return kernel(*args, *extra(), 0, n_tasks)
     cuts = [n_tasks * t // threads for t in range(threads + 1)]
     pool = _executor()
-    futures = [pool.submit(kernel, *args, cuts[t], cuts[t + 1]) for t in range(1, threads)]
-    total = kernel(*args, cuts[0], cuts[1])
+    futures = [pool.submit(kernel, *args, *extra(), cuts[t], cuts[t + 1])
+               for t in range(1, threads)]
+    total = kernel(*args, *extra(), cuts[0], cuts[1])
     for future in futures:
         total += future.result()
     return total

@@ -650,10 +650,23 @@ def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy
             target[r] = np.nan if bad[r] else value
 
 
+@njit
+def _fill_vote_terms(vote_terms, n_members):
+    """vote_terms[k] = -f log f for each vote fraction f = k / M (0 for k = 0): vote
+    entropy is then a table lookup."""
+    inv_members = 1.0 / n_members
+    vote_terms[0] = 0.0
+    for k in range(1, n_members + 1):
+        f = k * inv_members
+        vote_terms[k] = -f * np.log(f)
+
+
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
                              codes, atol, block, out, votes, member_h, consensus_h, log_q,
-                             margin, kl, task_lo, task_hi):
+                             margin, kl, vote_terms, copies, bases, mean, lowest, log_mean,
+                             terms, terms4, counts, entropy_sum, member_entropy, bad, consensus,
+                             kl_max, top1, top2, vote_entropy, modal, task_lo, task_hi):
     """``_committee_scores`` for float32 probabilities, with vectorised float32 logarithms.
 
     The committee is given as a 1-D contiguous float32 array ``flat`` and element strides:
@@ -698,31 +711,11 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     atol32 = np.float32(atol)
     inv_members32 = np.float32(1.0 / n_members)
     inv_members = 1.0 / n_members
-    vote_terms = np.zeros(n_members + 1, dtype=np.float64)
-    for k in range(1, n_members + 1):
-        f = k * inv_members
-        vote_terms[k] = -f * np.log(f)
+    _fill_vote_terms(vote_terms, n_members)
     n_blocks = (n_rows + block - 1) // block
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_bad = 0
     for task in range(task_lo, task_hi):
-        copies = np.empty(1 if row_stride == c else n_members * block * c, dtype=np.float32)
-        bases = np.empty(n_members, dtype=np.int64)
-        mean = np.empty(block * c, dtype=np.float32)
-        lowest = np.empty(block * c, dtype=np.float32)
-        log_mean = np.empty(block * c if log_q is not None else 1, dtype=np.float32)
-        terms = np.empty(block * c, dtype=np.float32)
-        terms4 = np.empty((4 if member_h is not None else 1, block * c), dtype=np.float32)
-        counts = np.zeros(block * c if votes is not None else 1, dtype=np.int32)
-        entropy_sum = np.empty(block, dtype=np.float64)
-        member_entropy = np.empty((n_members, block), dtype=np.float64)
-        bad = np.empty(block, dtype=np.bool_)
-        consensus = np.empty(block, dtype=np.float64)
-        kl_max = np.empty(block, dtype=np.float64)
-        top1 = np.empty(block, dtype=np.float32)
-        top2 = np.empty(block, dtype=np.float32)
-        vote_entropy = np.empty(block, dtype=np.float64)
-        modal = np.empty(block, dtype=np.int32)
         block_stop = min(n_blocks, (task + 1) * blocks_per_task)
         for blk in range(task * blocks_per_task, block_stop):
             lo = blk * block
@@ -786,8 +779,25 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
     """``_committee_probs32_tasks`` over every task, on Numba's thread count (``_parallel``)."""
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
+    needs = _needs(codes)
+    votes, member_h, _, log_q, _, _ = needs
+    c = n_classes
+
+    def scratch():  # see _committee_probs32_tasks
+        f32, f64 = np.float32, np.float64
+        return (np.empty(n_members + 1, f64),
+                np.empty(1 if row_stride == c else n_members * block * c, f32),
+                np.empty(n_members, np.int64), np.empty(block * c, f32),
+                np.empty(block * c, f32), np.empty(block * c if log_q else 1, f32),
+                np.empty(block * c, f32), np.empty((4 if member_h else 1, block * c), f32),
+                np.zeros(block * c if votes else 1, np.int32), np.empty(block, f64),
+                np.empty((n_members, block), f64), np.empty(block, np.bool_),
+                np.empty(block, f64), np.empty(block, f64), np.empty(block, f32),
+                np.empty(block, f32), np.empty(block, f64), np.empty(block, np.int32))
+
     return run_tasks(_committee_probs32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
-                     member_stride, row_stride, codes, atol, block, out, *_needs(codes))
+                     member_stride, row_stride, codes, atol, block, out, *needs,
+                     scratch=scratch)
 
 def block_rows_logits32(n_classes):
     """Rows per block of ``_committee_logits32``: a power of two near 4096 / C between 64 and
@@ -1050,7 +1060,11 @@ def _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_q, member_entropy, cro
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride, row_stride,
                               codes, block, out, votes, member_h, consensus_h, log_q, margin,
-                              kl, task_lo, task_hi):
+                              kl, vote_terms, tile, z, q, log_qa, kept, counts, lane_top,
+                              lane_best, lane_max, check, lane_total, lane_weighted, inv,
+                              lane_sums, lane_top1, lane_top2, best, total, weighted,
+                              member_entropy, entropy_sum, cross, consensus, kl_max, top1, top2,
+                              vote_entropy, modal, row_check, bad, task_lo, task_hi):
     """``_committee_scores`` for float32 logits: the softmax and the measures in one pass.
 
     ``units`` is the committee's memory (as in ``_committee_probs32``) seen as units of w
@@ -1080,47 +1094,13 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
     cu = c // w
     inv_members = 1.0 / n_members
     inv_members32 = np.float32(inv_members)
-    vote_terms = np.zeros(n_members + 1, dtype=np.float64)
-    for k in range(1, n_members + 1):
-        f = k * inv_members
-        vote_terms[k] = -f * np.log(f)
+    _fill_vote_terms(vote_terms, n_members)
     n_blocks = (n_rows + block - 1) // block
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     zero = np.float32(0.0)
     width = w * block  # lanes of a full block
     n_bad = 0
     for task in range(task_lo, task_hi):
-        tile = np.empty((cu, block), dtype=units.dtype)
-        z = _as_lanes(tile)  # (C / w, w * block) float32: lane h of row r at column w r + h
-        q = np.empty((cu, width), dtype=np.float32)
-        log_qa = np.empty((cu if log_q is not None else 1, width), dtype=np.float32)
-        kept = np.empty((n_members if kl is not None else 1, cu if kl is not None else 1,
-                         width), dtype=np.float32)
-        counts = np.zeros(block * c if votes is not None else 1, dtype=np.int32)
-        lane_top = np.empty(width, dtype=np.float32)
-        lane_best = np.empty(width, dtype=np.int32)
-        lane_max = np.empty(width, dtype=np.float32)
-        check = np.empty(width, dtype=np.float32)
-        lane_total = np.empty(width, dtype=np.float32)
-        lane_weighted = np.empty(width, dtype=np.float32)
-        inv = np.empty(width, dtype=np.float32)
-        lane_sums = np.empty(width, dtype=np.float64)
-        lane_top1 = np.empty(width, dtype=np.float32)
-        lane_top2 = np.empty(width, dtype=np.float32)
-        best = np.empty(block, dtype=np.int32)
-        total = np.empty(block, dtype=np.float32)
-        weighted = np.empty(block, dtype=np.float32)
-        member_entropy = np.empty((n_members, block), dtype=np.float64)
-        entropy_sum = np.empty(block, dtype=np.float64)
-        cross = np.empty(block, dtype=np.float64)
-        consensus = np.empty(block, dtype=np.float64)
-        kl_max = np.empty(block, dtype=np.float64)
-        top1 = np.empty(block, dtype=np.float32)
-        top2 = np.empty(block, dtype=np.float32)
-        vote_entropy = np.empty(block, dtype=np.float64)
-        modal = np.empty(block, dtype=np.int32)
-        row_check = np.empty(block, dtype=np.float32)
-        bad = np.empty(block, dtype=np.bool_)
         block_stop = min(n_blocks, (task + 1) * blocks_per_task)
         for blk in range(task * blocks_per_task, block_stop):
             lo = blk * block
@@ -1199,10 +1179,32 @@ def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_s
     block = block_rows_logits32(n_classes)
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
-    units, _, member_stride, row_stride = _logit_units(flat, n_classes, member_stride,
+    units, w, member_stride, row_stride = _logit_units(flat, n_classes, member_stride,
                                                        row_stride)
+    needs = _needs(codes)
+    votes, _, _, log_q, _, kl = needs
+    c = n_classes
+    cu = c // w
+    width = w * block  # lanes of a full block
+
+    def scratch():  # see _committee_logits32_tasks
+        f32, f64, i32 = np.float32, np.float64, np.int32
+        tile = np.empty((cu, block), dtype=units.dtype)
+        # (C / w, w * block) float32: lane h of row r at column w r + h
+        z = tile.view(f32) if w > 1 else tile
+        lanes = [np.empty(width, t) for t in (f32, i32, f32, f32, f32, f32, f32, f64, f32,
+                                                f32)]
+        rows = [np.empty(block, t) for t in (i32, f32, f32)]
+        more = [np.empty(block, t) for t in (f64, f64, f64, f64, f32, f32, f64, i32, f32,
+                                              np.bool_)]
+        return (np.empty(n_members + 1, f64), tile, z, np.empty((cu, width), f32),
+                np.empty((cu if log_q else 1, width), f32),
+                np.empty((n_members if kl else 1, cu if kl else 1, width), f32),
+                np.zeros(block * c if votes else 1, i32), *lanes, *rows,
+                np.empty((n_members, block), f64), *more)
+
     return run_tasks(_committee_logits32_tasks, n_tasks, units, n_members, n_rows, n_classes,
-                     member_stride, row_stride, codes, block, out, *_needs(codes))
+                     member_stride, row_stride, codes, block, out, *needs, scratch=scratch)
 
 
 

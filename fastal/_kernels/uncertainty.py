@@ -116,6 +116,22 @@ def _block_near(values: int, n_classes: int) -> int:
     return int(min(128, max(16, 1 << (target.bit_length() - 1))))
 
 
+def _block_scratch(units, n_lanes, block, n_lane_arrays, lane_dtype, n_row_arrays=0):
+    """A factory of one thread's scratch for the block kernels (see ``run_tasks``): the
+    (U, block) transpose buffer in the units' dtype, the same memory as float lanes
+    (U, lanes * block), ``n_lane_arrays`` arrays of lanes * block ``lane_dtype`` values and
+    ``n_row_arrays`` float32 arrays of ``block`` values."""
+    u = units.shape[1]
+
+    def scratch():
+        buffer = np.empty((u, block), dtype=units.dtype)
+        columns = buffer.view(np.float32) if n_lanes > 1 else buffer
+        lanes = [np.empty(n_lanes * block, dtype=lane_dtype) for _ in range(n_lane_arrays)]
+        rows = [np.empty(block, dtype=np.float32) for _ in range(n_row_arrays)]
+        return (buffer, columns, *lanes, *rows)
+    return scratch
+
+
 def block_rows(n_classes: int) -> int:
     """Rows per transposed block: a power of two near 1024 / C, between 16 and 128.
 
@@ -255,7 +271,8 @@ def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _top2_from_probs_tasks(units, method, atol, block, out, lo, hi):
+def _top2_from_probs_tasks(units, method, atol, block, out, buffer, columns, total, lowest,
+                           top1, top2, lo, hi):
     """Margin, ratio or least confidence of each row of probs, C >= 2.
 
     ``units`` is probs (rows, C) or its ``lane_view`` with ``n_lanes`` lanes per unit. A row
@@ -276,12 +293,6 @@ def _top2_from_probs_tasks(units, method, atol, block, out, lo, hi):
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
     n_bad = 0
     for task in range(lo, hi):
-        buffer = np.empty((u, block), dtype=units.dtype)
-        columns = _as_lanes(buffer)
-        total = np.empty(w * block, dtype=columns.dtype)
-        lowest = np.empty(w * block, dtype=columns.dtype)
-        top1 = np.empty(w * block, dtype=columns.dtype)
-        top2 = np.empty(w * block, dtype=columns.dtype)
         bad = 0
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
@@ -344,8 +355,10 @@ def _top2_from_probs_tasks(units, method, atol, block, out, lo, hi):
 
 def _top2_from_probs(units, n_lanes, method, atol, block, out):
     """Margin, ratio or least confidence of each row (see ``_top2_from_probs_tasks``)."""
+    lane_dtype = np.float32 if n_lanes > 1 else units.dtype
     return run_tasks(_top2_from_probs_tasks, _n_tasks(units.shape[0], block), units, method,
-                     atol, block, out)
+                     atol, block, out,
+                     scratch=_block_scratch(units, n_lanes, block, 4, lane_dtype))
 
 
 @njit
@@ -369,7 +382,8 @@ def _finish_entropy(acc, total, lowest, w, m, atol, out):
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _entropy_from_probs32_tasks(units, atol, block, out, lo, hi):
+def _entropy_from_probs32_tasks(units, atol, block, out, buffer, columns, total, lowest, acc,
+                                lo, hi):
     """Entropy (nats) of each row of float32 probs, vectorised across rows with log32.
 
     ``units`` as in _top2_from_probs (the same blocks and lanes). Entries below the smallest
@@ -383,11 +397,6 @@ def _entropy_from_probs32_tasks(units, atol, block, out, lo, hi):
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
     n_bad = 0
     for task in range(lo, hi):
-        buffer = np.empty((u, block), dtype=units.dtype)
-        columns = _as_lanes(buffer)
-        total = np.empty(w * block, dtype=np.float32)
-        lowest = np.empty(w * block, dtype=np.float32)
-        acc = np.empty(w * block, dtype=np.float32)
         bad = 0
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
@@ -416,7 +425,7 @@ def _entropy_from_probs32_tasks(units, atol, block, out, lo, hi):
 def _entropy_from_probs32(units, n_lanes, atol, block, out):
     """Entropy of each row of float32 probabilities (see ``_entropy_from_probs32_tasks``)."""
     return run_tasks(_entropy_from_probs32_tasks, _n_tasks(units.shape[0], block), units, atol,
-                     block, out)
+                     block, out, scratch=_block_scratch(units, n_lanes, block, 3, np.float32))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
@@ -547,7 +556,9 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _scores_from_logits32_tasks(units, method, block, out, entropy, lo, hi):
+def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, columns, top1,
+                                top2, check, lane_max, rest, weighted, row_max, row_second,
+                                row_check, lo, hi):
     """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
 
     ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
@@ -572,17 +583,6 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, lo, hi):
     one = np.float32(1.0)
     n_bad = 0
     for task in range(lo, hi):
-        buffer = np.empty((u, block), dtype=units.dtype)
-        columns = _as_lanes(buffer)
-        top1 = np.empty(w * block, dtype=np.float32)
-        top2 = np.empty(w * block, dtype=np.float32)
-        check = np.empty(w * block, dtype=np.float32)
-        lane_max = np.empty(w * block, dtype=np.float32)
-        rest = np.empty(w * block, dtype=np.float32)
-        weighted = np.empty(w * block, dtype=np.float32)
-        row_max = np.empty(block, dtype=np.float32)
-        row_second = np.empty(block, dtype=np.float32)
-        row_check = np.empty(block, dtype=np.float32)
         bad = 0
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
@@ -661,7 +661,8 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, lo, hi):
 def _scores_from_logits32(units, n_lanes, method, block, out):
     """Scores of each row of float32 logits (see ``_scores_from_logits32_tasks``)."""
     return run_tasks(_scores_from_logits32_tasks, _n_tasks(units.shape[0], block), units,
-                     method, block, out, True if method == ENTROPY else None)
+                     method, block, out, True if method == ENTROPY else None,
+                     scratch=_block_scratch(units, n_lanes, block, 6, np.float32, 3))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
