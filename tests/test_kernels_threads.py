@@ -10,6 +10,7 @@ the comparison: parts of them are never written (picks not made yet, unused seed
 """
 
 import hashlib
+import threading
 import importlib
 
 import numba
@@ -209,3 +210,44 @@ def test_farthest_kernel(cosine, weighted, monkeypatch):
         return out
 
     _assert_thread_invariant(run, monkeypatch, ["_add_centers_tasks"])
+
+
+def test_run_tasks_scratch_is_per_thread_range_and_reused_by_the_calling_thread():
+    # a Python "kernel": records which scratch arrays each thread range was given
+    seen = []
+
+    def kernel(value, buffer, lo, hi):
+        seen.append((lo, hi, id(buffer)))
+        buffer[:] = lo
+        return value * (hi - lo)
+
+    made = []
+
+    def make():
+        made.append(1)
+        return (np.zeros(4),)
+
+    before = numba.get_num_threads()
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(threads)
+    try:
+        assert _parallel.run_tasks(kernel, 10, 3, scratch=(("test", 4), make)) == 30
+        first = sorted(seen)
+        assert len(first) == threads and len(made) == threads
+        assert len({buffer for _, _, buffer in first}) == threads  # one set per range
+        seen.clear()
+        _parallel.run_tasks(kernel, 10, 3, scratch=(("test", 4), make))
+        assert sorted(seen) == first and len(made) == threads  # reused, nothing made
+        _parallel.run_tasks(kernel, 10, 3, scratch=(("test", 5), make))
+        assert len(made) == 2 * threads  # another key: new arrays
+        # another calling thread gets arrays of its own
+        seen.clear()
+        worker = threading.Thread(target=_parallel.run_tasks, args=(kernel, 10, 3),
+                                  kwargs={"scratch": (("test", 4), make)})
+        worker.start()
+        worker.join()
+        assert not {b for _, _, b in seen} & {b for _, _, b in first}
+        # without scratch the kernel gets only the arguments and its range
+        assert _parallel.run_tasks(lambda value, lo, hi: value * (hi - lo), 10, 2) == 20
+    finally:
+        numba.set_num_threads(before)

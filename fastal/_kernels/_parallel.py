@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 
@@ -41,21 +41,47 @@ def run_tasks(kernel, n_tasks: int, *args, scratch=None) -> int:
     """``sum(kernel(*args, lo, hi))`` over a split of ``range(n_tasks)`` into thread ranges.
 
     The calling thread runs the first range itself, so one thread costs no hand-off.
-    ``scratch``: a function returning a tuple of arrays; each thread's call then gets a
-    fresh one, ``kernel(*args, *scratch(), lo, hi)``. Allocating a kernel's scratch here
-    rather than inside it (``np.empty``, ``ndarray.view``) saves their typing and
-    compilation: 0.2-0.6 s of a 2-3 s first call in a fresh process.
+
+    ``scratch``: ``(key, make)``, the kernel's scratch arrays made by the driver rather
+    than inside the kernel (``np.empty`` and ``ndarray.view`` in a kernel cost 0.2-0.6 s of
+    typing and compilation in a fresh process, a fifth of a first call). Each thread range
+    then runs ``kernel(*args, *make(), lo, hi)`` with arrays of its own, kept per calling
+    thread under ``key`` (which must name everything ``make`` depends on: shapes, dtypes)
+    and reused by its later calls, so a small chunk pays no allocation.
     """
     n_tasks = int(n_tasks)
     threads = min(numba.get_num_threads(), n_tasks)
-    extra = tuple if scratch is None else scratch
     if threads <= 1:
-        return kernel(*args, *extra(), 0, n_tasks)
+        return kernel(*args, *_scratch(scratch, 0), 0, n_tasks)
     cuts = [n_tasks * t // threads for t in range(threads + 1)]
     pool = _executor()
-    futures = [pool.submit(kernel, *args, *extra(), cuts[t], cuts[t + 1])
+    futures = [pool.submit(kernel, *args, *_scratch(scratch, t), cuts[t], cuts[t + 1])
                for t in range(1, threads)]
-    total = kernel(*args, *extra(), cuts[0], cuts[1])
+    try:
+        total = kernel(*args, *_scratch(scratch, 0), cuts[0], cuts[1])
+    finally:
+        wait(futures)  # the scratch is reused by this thread's next call: never in flight
     for future in futures:
         total += future.result()
     return total
+
+
+_local = threading.local()
+# scratch sets kept per calling thread (each a few KB to a few hundred KB)
+_SCRATCH_KEYS = 64
+
+
+def _scratch(scratch, slot: int) -> tuple:
+    """Thread range ``slot``'s scratch arrays of the calling thread (see ``run_tasks``)."""
+    if scratch is None:
+        return ()
+    key, make = scratch
+    cache = getattr(_local, "scratch", None)
+    if cache is None:
+        cache = _local.scratch = {}
+    arrays = cache.get((key, slot))
+    if arrays is None:
+        if len(cache) >= _SCRATCH_KEYS:
+            cache.clear()
+        arrays = cache[(key, slot)] = tuple(make())
+    return arrays

@@ -783,7 +783,7 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
     votes, member_h, _, log_q, _, _ = needs
     c = n_classes
 
-    def scratch():  # see _committee_probs32_tasks
+    def make():  # see _committee_probs32_tasks
         f32, f64 = np.float32, np.float64
         return (np.empty(n_members + 1, f64),
                 np.empty(1 if row_stride == c else n_members * block * c, f32),
@@ -797,7 +797,7 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
 
     return run_tasks(_committee_probs32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
                      member_stride, row_stride, codes, atol, block, out, *needs,
-                     scratch=scratch)
+                     scratch=(("probs32", n_members, c, block, row_stride == c, needs), make))
 
 def block_rows_logits32(n_classes):
     """Rows per block of ``_committee_logits32``: a power of two near 4096 / C between 64 and
@@ -1187,7 +1187,7 @@ def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_s
     cu = c // w
     width = w * block  # lanes of a full block
 
-    def scratch():  # see _committee_logits32_tasks
+    def make():  # see _committee_logits32_tasks
         f32, f64, i32 = np.float32, np.float64, np.int32
         tile = np.empty((cu, block), dtype=units.dtype)
         # (C / w, w * block) float32: lane h of row r at column w r + h
@@ -1204,7 +1204,8 @@ def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_s
                 np.empty((n_members, block), f64), *more)
 
     return run_tasks(_committee_logits32_tasks, n_tasks, units, n_members, n_rows, n_classes,
-                     member_stride, row_stride, codes, block, out, *needs, scratch=scratch)
+                     member_stride, row_stride, codes, block, out, *needs,
+                     scratch=(("logits32", n_members, c, w, units.dtype.str, block, needs), make))
 
 
 

@@ -116,20 +116,21 @@ def _block_near(values: int, n_classes: int) -> int:
     return int(min(128, max(16, 1 << (target.bit_length() - 1))))
 
 
-def _block_scratch(units, n_lanes, block, n_lane_arrays, lane_dtype, n_row_arrays=0):
-    """A factory of one thread's scratch for the block kernels (see ``run_tasks``): the
-    (U, block) transpose buffer in the units' dtype, the same memory as float lanes
-    (U, lanes * block), ``n_lane_arrays`` arrays of lanes * block ``lane_dtype`` values and
-    ``n_row_arrays`` float32 arrays of ``block`` values."""
+def _block_scratch(kernel, units, n_lanes, block, n_lane_arrays, lane_dtype, n_row_arrays=0):
+    """``run_tasks``'s scratch of the block kernels: the (U, block) transpose buffer in the
+    units' dtype, the same memory as float lanes (U, lanes * block), ``n_lane_arrays``
+    arrays of lanes * block ``lane_dtype`` values and ``n_row_arrays`` float32 arrays of
+    ``block`` values."""
     u = units.shape[1]
+    key = (kernel, u, units.dtype.str, n_lanes, block, np.dtype(lane_dtype).str)
 
-    def scratch():
+    def make():
         buffer = np.empty((u, block), dtype=units.dtype)
         columns = buffer.view(np.float32) if n_lanes > 1 else buffer
         lanes = [np.empty(n_lanes * block, dtype=lane_dtype) for _ in range(n_lane_arrays)]
         rows = [np.empty(block, dtype=np.float32) for _ in range(n_row_arrays)]
         return (buffer, columns, *lanes, *rows)
-    return scratch
+    return key, make
 
 
 def block_rows(n_classes: int) -> int:
@@ -358,7 +359,7 @@ def _top2_from_probs(units, n_lanes, method, atol, block, out):
     lane_dtype = np.float32 if n_lanes > 1 else units.dtype
     return run_tasks(_top2_from_probs_tasks, _n_tasks(units.shape[0], block), units, method,
                      atol, block, out,
-                     scratch=_block_scratch(units, n_lanes, block, 4, lane_dtype))
+                     scratch=_block_scratch("top2", units, n_lanes, block, 4, lane_dtype))
 
 
 @njit
@@ -425,7 +426,8 @@ def _entropy_from_probs32_tasks(units, atol, block, out, buffer, columns, total,
 def _entropy_from_probs32(units, n_lanes, atol, block, out):
     """Entropy of each row of float32 probabilities (see ``_entropy_from_probs32_tasks``)."""
     return run_tasks(_entropy_from_probs32_tasks, _n_tasks(units.shape[0], block), units, atol,
-                     block, out, scratch=_block_scratch(units, n_lanes, block, 3, np.float32))
+                     block, out, scratch=_block_scratch("entropy", units, n_lanes, block, 3,
+                                                        np.float32))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
@@ -662,7 +664,7 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
     """Scores of each row of float32 logits (see ``_scores_from_logits32_tasks``)."""
     return run_tasks(_scores_from_logits32_tasks, _n_tasks(units.shape[0], block), units,
                      method, block, out, True if method == ENTROPY else None,
-                     scratch=_block_scratch(units, n_lanes, block, 6, np.float32, 3))
+                     scratch=_block_scratch("logits", units, n_lanes, block, 6, np.float32, 3))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
