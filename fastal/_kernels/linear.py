@@ -77,14 +77,14 @@ def _classes(XT, W, b, k0, kk, d, acc):
 
 
 @njit(nogil=True, cache=True)
-def _linear_logits_tasks(X, W, b, out, lo, hi):
-    """``linear_logits`` for tasks lo <= task < hi (32 blocks of 32 rows each); returns 0."""
+def _linear_logits_tasks(X, W, b, out, XT, acc, lo, hi):
+    """``linear_logits`` for tasks lo <= task < hi (32 blocks of 32 rows each); returns 0.
+    ``XT`` (d, 32) and ``acc`` (4, 32): scratch (a partial last block's unused rows hold
+    stale values whose sums are computed and never stored)."""
     n, d = X.shape
     c = W.shape[1]
     n_blocks = (n + _ROWS - 1) // _ROWS
     for task in range(lo, hi):
-        XT = np.zeros((d, _ROWS), dtype=X.dtype)
-        acc = np.empty((4, _ROWS), dtype=X.dtype)
         for blk in range(task * _BLOCKS_PER_TASK,
                          min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             first = blk * _ROWS
@@ -108,5 +108,10 @@ def linear_logits(X, W, b, out):
     (n, C) of that dtype. Non-finite inputs propagate as they would in the formula.
     """
     n_blocks = (X.shape[0] + _ROWS - 1) // _ROWS
+    d = X.shape[1]
+    dtype = X.dtype
+
+    def make():
+        return np.zeros((d, _ROWS), dtype=dtype), np.empty((4, _ROWS), dtype=dtype)
     run_tasks(_linear_logits_tasks, (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK,
-              X, W, b, out)
+              X, W, b, out, scratch=(("linear", d, dtype.str), make))
