@@ -23,7 +23,7 @@ from numba import njit
 from .._config import FASTMATH
 from ._math import _EXP_LOWEST, exp32_in_range, log32
 from ._parallel import run_tasks
-from .uncertainty import _as_lanes, _lanes
+from .uncertainty import _lanes
 
 # Committee measures from member probabilities / logits, (M, rows, C).
 VOTE_ENTROPY, CONSENSUS_ENTROPY, BALD, KL_MAX, VARIATION_RATIO, CONSENSUS_MARGIN = range(6)

@@ -82,10 +82,6 @@ def _column_units(values, unit, w):
     return np.asarray(_Interface(interface, values))
 
 
-def _as_lanes(units):
-    """The float lanes of a units buffer (Numba only; see the overload below)."""
-
-
 def _lanes(units):
     """Lanes per unit of a units array, a compile-time constant (Numba only; see below)."""
 
@@ -96,13 +92,6 @@ def _lanes_impl(units):
     # code of that lane count is compiled (and LLVM unrolls it).
     lanes = 4 if units.dtype == types.complex128 else 2 if units.dtype == types.int64 else 1
     return lambda units: lanes
-
-
-@overload(_as_lanes, inline="always")
-def _as_lanes_impl(units):
-    if units.dtype in (types.complex128, types.int64):
-        return lambda units: units.view(np.float32)
-    return lambda units: units
 
 
 def _n_tasks(n_rows, block):
@@ -156,8 +145,9 @@ def block_rows_logits(n_classes: int) -> int:
     return _block_near(3200, n_classes)
 
 
-def _load_block(units, start, m, buffer):
-    """Transpose rows [start, start + m) of units (rows, U) into buffer (U, block).
+def _load_block(units, start, m, buffer, columns):
+    """Transpose rows [start, start + m) of units (rows, U) into buffer (U, block)
+    (``columns``: the same memory as float lanes).
 
     Numba only; one implementation per layout of ``units``, chosen at compile time (see
     the overload below): C-contiguous rows, column-major floats, or the column units of
@@ -198,20 +188,19 @@ def _load_columns(units, start, m, buffer):
 
 
 @overload(_load_block, inline="always")
-def _load_block_impl(units, start, m, buffer):
+def _load_block_impl(units, start, m, buffer, columns):
     if units.layout == "C":
-        return lambda units, start, m, buffer: _load_rows(units, start, m, buffer)
+        return lambda units, start, m, buffer, columns: _load_rows(units, start, m, buffer)
     if units.dtype in (types.complex128, types.int64):
         # lane_view's column units: the float32 class columns, W of them per unit
         lanes = 4 if units.dtype == types.complex128 else 2
 
-        def impl(units, start, m, buffer):
+        def impl(units, start, m, buffer, columns):
             n, u = units.shape
             pitch = units.strides[1] // (4 * lanes)  # floats from one class to the next
             k = ((u * lanes - 1) * pitch + n + lanes - 1) // lanes
             floats = np.lib.stride_tricks.as_strided(
                 units, shape=(k,), strides=(units.itemsize,)).view(np.float32)
-            columns = _as_lanes(buffer)
             for j in range(u):
                 for h in range(lanes):
                     first = (lanes * j + h) * pitch + start
@@ -219,7 +208,7 @@ def _load_block_impl(units, start, m, buffer):
                         columns[j, lanes * r + h] = floats[first + r]
         return impl
 
-    def impl(units, start, m, buffer):
+    def impl(units, start, m, buffer, columns):
         if units.strides[0] == units.itemsize:
             _load_columns(units, start, m, buffer)
         else:
@@ -298,7 +287,7 @@ def _top2_from_probs_tasks(units, method, atol, block, out, buffer, columns, tot
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
             m = min(n, start + block) - start
-            _load_block(units, start, m, buffer)
+            _load_block(units, start, m, buffer, columns)
             lanes = w * m
             for q in range(lanes):
                 p = columns[0, q]
@@ -402,7 +391,7 @@ def _entropy_from_probs32_tasks(units, atol, block, out, buffer, columns, total,
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
             m = min(n, start + block) - start
-            _load_block(units, start, m, buffer)
+            _load_block(units, start, m, buffer, columns)
             lanes = w * m
             for q in range(lanes):
                 total[q] = 0.0
@@ -589,7 +578,7 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
         for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
             start = b * block
             m = min(n, start + block) - start
-            _load_block(units, start, m, buffer)
+            _load_block(units, start, m, buffer, columns)
             lanes = w * m
             for q in range(lanes):
                 z = columns[0, q]
