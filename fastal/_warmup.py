@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -82,21 +83,28 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} logits", lambda z=logits: [score(z, m, from_logits=True)
                                                        for m in methods]
         elif target == "kcenter":
+            # the pools here are small jobs, which run full scans (``_SMALL_JOB_WORK``):
+            # those first, then the paths of larger jobs (``small_jobs=False``)
+            many = np.arange(70)
+            weights = np.ones(rows)
+            yield f"{name} small jobs", lambda x=emb, w=weights: [
+                (kcenter(x, 4, labeled=lab, metric=metric),
+                 kcenter(x, 4, labeled=lab, metric=metric, weights=w))
+                for lab in (None, many, x[:3]) for metric in ("l2", "cosine")]
+            large = partial(_kcenter, small_jobs=False)
             # no labeled set, a few labeled points (scanned), more than 64, many more (the
             # bounds' kernel with the probes alone, with their lists)
-            many = np.arange(70)
             pool = rng.standard_normal((4096, 8)).astype(dtype)
             yield f"{name} embeddings", lambda x=emb, x2=pool: (
-                kcenter(x, 4), kcenter(x, 4, labeled=[0, 1]), kcenter(x, 4, labeled=many),
-                kcenter(x2, 4, labeled=np.arange(2000)))
+                large(x, 4), large(x, 4, labeled=[0, 1]), large(x, 4, labeled=many),
+                large(x2, 4, labeled=np.arange(2000)))
             # weighted picks run the triangle-inequality groups: cells without a labeled
             # set, labeled cells; group centres as int16 levels, and as pool rows (wide
             # embeddings: levels would take too many bytes per row)
-            weights = np.ones(rows)
             wide = rng.standard_normal((rows, 256)).astype(dtype)
             yield f"{name} weighted", lambda x=emb, w=weights, x2=wide: (
-                kcenter(x, 4, weights=w), kcenter(x, 4, labeled=many, weights=w),
-                kcenter(x2, 4, weights=w))
+                large(x, 4, weights=w), large(x, 4, labeled=many, weights=w),
+                large(x2, 4, weights=w))
             # clustered pools, which the lazy path hands over to the groups (unweighted:
             # kernels specialised without weights)
             yield f"{name} clustered", lambda x=emb: (
@@ -108,9 +116,9 @@ def _calls(target: str, n_classes: int, dtypes, rng):
                 _scan_float64(x))
             # the kernels are specialised per metric (see fastal._kernels.kcenter.metric_flag)
             yield f"{name} cosine", lambda x=emb, x2=pool: (
-                kcenter(x, 4, metric="cosine"), kcenter(x, 4, labeled=[0, 1], metric="cosine"),
-                kcenter(x, 4, labeled=many, metric="cosine"),
-                kcenter(x2, 4, labeled=np.arange(2000), metric="cosine"))
+                large(x, 4, metric="cosine"), large(x, 4, labeled=[0, 1], metric="cosine"),
+                large(x, 4, labeled=many, metric="cosine"),
+                large(x2, 4, labeled=np.arange(2000), metric="cosine"))
         elif target == "badge":
             yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
 
@@ -121,7 +129,7 @@ def _scan_float64(x):
     from ._kernels import kcenter_scan
 
     mindist = np.full(x.shape[0], np.inf)
-    best = np.empty((kcenter_scan.n_tasks(x.shape[0]), 2))
+    best = np.empty((kcenter_scan.n_tasks(x.shape[0]), 3))
     return kcenter_scan.add_center(x, np.empty(0), False, 0, mindist, best)
 
 

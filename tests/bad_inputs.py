@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import fastal
+import fastal.diversity.seals  # noqa: F401 (the cases reach it as fastal.diversity.seals)
 from fastal import ArgumentError, DataError, FileError, LedgerError
 from fastal import models
 

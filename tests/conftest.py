@@ -1,6 +1,18 @@
+import importlib
+
 import numba
 import numpy as np
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_small_kcenter_jobs(monkeypatch):
+    """Every test pool would be a "small job" for k-center (full scans,
+    ``_SMALL_JOB_WORK``): tests keep the default paths they were written for (the lazy
+    path, the groups). The small path is tested through ``path="small"`` and by the tests
+    that set the limit back."""
+    monkeypatch.setattr(importlib.import_module("fastal.diversity.kcenter"),
+                        "_SMALL_JOB_WORK", 0)
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

@@ -17,11 +17,12 @@ from tests.reference_diversity import kcenter_greedy
 
 def assert_matches_reference(X, k, *, labeled=None, metric="l2", seed=0, weights=None,
                              n_groups=None, chunk_rows=None):
-    """Both algorithms (lazy band and triangle-inequality groups; the lazy one is
-    unweighted) against the reference; returns the default path's selection."""
+    """Every algorithm (the small jobs' full scans, the lazy band and the
+    triangle-inequality groups; the lazy one is unweighted) against the reference; returns
+    the default path's selection."""
     idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=seed,
                                         weights=weights)
-    paths = ["grouped"] if weights is not None else ["lazy", "grouped"]
+    paths = ["small", "grouped"] if weights is not None else ["small", "lazy", "grouped"]
     for path in paths:
         stats = {}
         sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
@@ -160,6 +161,51 @@ def test_weighted_matches_reference(labeled_kind):
     assert_matches_reference(X, 100, labeled=labeled, weights=w, n_groups=25)
     assert_matches_reference(X, 100, labeled=labeled, weights=w.astype(np.float32),
                              metric="cosine", n_groups=25)
+
+
+@pytest.mark.parametrize("labeled_kind", ["none", "positions", "mask", "embeddings"])
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_small_jobs_take_full_scans_by_default(labeled_kind, metric, monkeypatch):
+    module = importlib.import_module("fastal.diversity.kcenter")
+    rng = np.random.default_rng(21)
+    X = blobs(rng, 600, 5, 8).astype(np.float32)
+    mask = np.zeros(600, dtype=bool)
+    mask[rng.choice(600, 12, replace=False)] = True
+    labeled = {"none": None, "positions": np.flatnonzero(mask), "mask": mask,
+               "embeddings": rng.normal(size=(9, 5)).astype(np.float32)}[labeled_kind]
+    n_labeled = {"none": 0, "positions": 12, "mask": 12, "embeddings": 9}[labeled_kind]
+    w = rng.random(600)
+    k = 40
+    work = 600 * (k + n_labeled) * 5
+    for weights in (None, w):
+        idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=4,
+                                            weights=weights)
+        for limit, small in ((work, True), (work - 1, False)):
+            monkeypatch.setattr(module, "_SMALL_JOB_WORK", limit)
+            stats = {}
+            sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=4, weights=weights,
+                           stats=stats)
+            assert (stats["path"] == "small") == small
+            np.testing.assert_array_equal(sel.indices, idx)
+            np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6)
+            np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9,
+                                       atol=1e-12)
+
+
+def test_small_jobs_same_bits_as_the_other_paths():
+    # the small path's distances are the other paths' float64 sums: same scores and radii
+    rng = np.random.default_rng(22)
+    X = rng.normal(size=(3000, 24)).astype(np.float32)
+    labeled = rng.choice(3000, 80, replace=False)
+    w = rng.random(3000).astype(np.float32)
+    for weights, others in ((None, ("lazy", "grouped")), (w, ("grouped",))):
+        small = _kcenter(X, 200, labeled=labeled, weights=weights, path="small")
+        for path in others:
+            other = _kcenter(X, 200, labeled=labeled, weights=weights, path=path)
+            np.testing.assert_array_equal(small.indices, other.indices)
+            np.testing.assert_array_equal(small.scores, other.scores)
+            np.testing.assert_array_equal(small.extra["covering_radius"],
+                                          other.extra["covering_radius"])
 
 
 def test_first_pick_is_documented_random_draw():

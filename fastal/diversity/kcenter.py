@@ -42,7 +42,12 @@ _LEVEL_ROW_BYTES = 3  # int16 group centres while they take at most this many by
 _NO_GRID = np.empty((2, 0), dtype=np.float64)
 _NO_LEVELS = np.empty((0, 0), dtype=np.int16)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
-_PATHS = ("lazy", "grouped", "scan")
+_PATHS = ("lazy", "grouped", "scan", "small")
+# Small jobs: at most this many coordinate visits N (k + L) d (~20-40 ms of float64 scans)
+# run as plain full scans, labeled points and weights included. Their other paths' set-up
+# costs more than the scans there, and a first call in a fresh process then compiles one
+# scan kernel instead of the lazy path's or the groups' ten (1-3.5 s less).
+_SMALL_JOB_WORK = 1 << 25
 # Scan path (see _scan_kcenter): without a labeled set, when the groups have skipped under
 # 1 - _SCAN_EVAL_SHARE of the row distances over their first _SCAN_PROBE_PICKS picks, the
 # groups are dropped for full scans (same picks: both are exact).
@@ -434,14 +439,17 @@ def _search_block(pool, begin, stop, inv_norm, cosine, shift, out):
 
 
 def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows=None,
-             n_groups=None, grouping=None, stats=None, path=None):
+             n_groups=None, grouping=None, stats=None, path=None, small_jobs=True):
     """``kcenter`` with the algorithm exposed (tests, benchmarks).
 
     ``path``: ``"lazy"`` (band of upper bounds, ``_lazy_kcenter``; unweighted only, falls
     back to ``"grouped"`` when the band grows past ``_LAZY_MAX_BAND`` of the pool),
     ``"grouped"`` (triangle-inequality groups; unweighted without a labeled set, falls
     back to ``"scan"`` when they prune nothing), ``"scan"`` (``_scan_kcenter``; unweighted,
-    no labeled set) or None (lazy unless ``weights`` or ``grouping`` is given).
+    no labeled set), ``"small"`` (``_small_kcenter``: float64 full scans, any labeled set and
+    weights) or None (``"small"`` for jobs of at most ``_SMALL_JOB_WORK`` coordinate
+    visits (unless ``small_jobs`` is False: ``fastal warmup``), else lazy unless ``weights``
+    or ``grouping`` is given).
 
     ``grouping``: ``"labeled"`` (cells around the labeled points, split), ``"labeled-cells"``
     (the same cells, unsplit), ``"cells"`` (``n_groups`` cells around random pool rows,
@@ -453,11 +461,11 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     with small_search_blocks(query_block(pool.shape[0])):
         return _kcenter_run(pool, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
                             chunk_rows=chunk_rows, n_groups=n_groups, grouping=grouping,
-                            stats=stats, path=path)
+                            stats=stats, path=path, small_jobs=small_jobs)
 
 
 def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, grouping,
-                 stats, path):
+                 stats, path, small_jobs=True):
     """The body of ``_kcenter`` (FAISS's block sizes already set)."""
     pool = _as_embeddings(X, "X")
     n_pool, d = pool.shape
@@ -523,6 +531,12 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
 
     clock = _Clock()
+    if path is None and grouping is None and n_groups is None and small_jobs and (
+            n_pool * (k + n_labeled) * d <= _SMALL_JOB_WORK):
+        path = "small"
+    if path == "small":
+        return _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
+                              w, first_row, clock, stats)
     auto = path is None and grouping is None and n_groups is None and w is None
     # without labels, float32 l2 pools go to the float32 scans when the lazy path gives up
     scan32 = auto and not n_labeled and pool.dtype == np.float32 and not cosine
@@ -720,7 +734,7 @@ def _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats, try32=True
             return sel
     n_pool = pool.shape[0]
     mindist = np.full(n_pool, np.inf)
-    best = np.empty((_scan.n_tasks(n_pool), 2), dtype=np.float64)
+    best = np.empty((_scan.n_tasks(n_pool), 3), dtype=np.float64)
     indices = np.empty(k, dtype=np.int64)
     scores = np.empty(k, dtype=np.float64)
     cover = np.empty(k, dtype=np.float64)
@@ -728,11 +742,41 @@ def _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats, try32=True
     for t in range(k):
         indices[t] = row
         scores[t] = score
-        score, row = _scan.add_center(pool, inv_norm, cosine, row, mindist, best)
-        cover[t] = score if row >= 0 else 0.0  # every row a centre: radius 0
+        score, row, cover[t] = _scan.add_center(pool, inv_norm, cosine, row, mindist, best)
     clock.lap("scan")
     if stats is not None:
         stats.update(path="scan", row_evaluations=k * n_pool, seconds=clock.laps)
+    return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
+                     n_pool=n_pool, extra={"covering_radius": cover})
+
+
+def _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv, w,
+                   first_row, clock, stats):
+    """Exact greedy k-center of a small job by float64 full scans
+    (``fastal._kernels.kcenter_scan``): every row's ``D`` is lowered to each labeled point,
+    then each pick is one pass that lowers it to the new centre and finds the largest
+    ``w_i D_i``. The same float64 distances as every other path, so the same picks."""
+    n_pool = pool.shape[0]
+    mindist = np.full(n_pool, np.inf)
+    if positions is not None:
+        mindist[positions] = -1.0  # labeled pool rows are centres
+    best = np.empty((_scan.n_tasks(n_pool), 3), dtype=np.float64)
+    row, score = first_row, np.inf
+    for j in lab_rows:
+        scale = lab_inv[j] if cosine else 1.0
+        score, row, _ = _scan.lower_to(pool, inv_norm, cosine, lab_src, j, scale, mindist,
+                                       best, w)
+    indices = np.empty(k, dtype=np.int64)
+    scores = np.empty(k, dtype=np.float64)
+    cover = np.empty(k, dtype=np.float64)
+    for t in range(k):
+        indices[t] = row
+        scores[t] = score
+        score, row, cover[t] = _scan.add_center(pool, inv_norm, cosine, row, mindist, best, w)
+    clock.lap("scan")
+    if stats is not None:
+        stats.update(path="small", row_evaluations=(k + lab_rows.shape[0]) * n_pool,
+                     seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
 
