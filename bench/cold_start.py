@@ -44,9 +44,14 @@ CALLS = {
         "fastal.score(np.log(np.stack([p, p[::-1]])), 'bald', from_logits=True)",
     "LinearHead margin (embeddings)":
         "fastal.score(x, 'margin', model=fastal.models.LinearHead(w, np.zeros(10, np.float32)))",
-    "kcenter": "fastal.kcenter(x, 10)",
-    "kcenter, 500 labeled rows": "fastal.kcenter(x, 10, labeled=np.arange(500))",
-    "weighted kcenter": "fastal.kcenter(x, 10, weights=u)",
+    # 2,000 x 16 pools are small jobs (kcenter._SMALL_JOB_WORK): float64 full scans
+    "kcenter (small job: full scans)": "fastal.kcenter(x, 10)",
+    "kcenter, 500 labeled rows (small job)": "fastal.kcenter(x, 10, labeled=np.arange(500))",
+    "weighted kcenter (small job)": "fastal.kcenter(x, 10, weights=u)",
+    # 40,000 x 16: the paths of larger jobs
+    "kcenter, 500 labeled rows, 40,000-row pool (lazy path)":
+        "fastal.kcenter(xr, 100, labeled=np.arange(500))",
+    "weighted kcenter, 40,000-row pool (groups)": "fastal.kcenter(xr, 100, weights=ur)",
     "kcenter, clustered (lazy hands over to the groups)": "fastal.kcenter(xc, 300)",
     "badge": "fastal.select(x, 10, 'badge', probs=p)",
 }
@@ -66,6 +71,8 @@ u = rng.random(2000)
 # where each pick empties a cluster, and the triangle-inequality groups take over
 c = rng.standard_normal((300, 16)).astype(np.float32) * 10
 xc = (c[rng.integers(300, size=40000)] + 0.05 * rng.standard_normal((40000, 16))).astype(np.float32)
+xr = rng.standard_normal((40000, 16)).astype(np.float32)
+ur = rng.random(40000)
 t2 = time.perf_counter()
 c2 = time.process_time()
 {call}
