@@ -52,7 +52,8 @@ CALLS = {
     "kcenter, 500 labeled rows, 40,000-row pool (lazy path)":
         "fastal.kcenter(xr, 100, labeled=np.arange(500))",
     "weighted kcenter, 40,000-row pool (groups)": "fastal.kcenter(xr, 100, weights=ur)",
-    "kcenter, clustered (lazy hands over to the groups)": "fastal.kcenter(xc, 300)",
+    "kcenter, clustered 40,000-row pool (lazy gives up: float32 scans)":
+        "fastal.kcenter(xc, 300)",
     "badge": "fastal.select(x, 10, 'badge', probs=p)",
 }
 
@@ -68,7 +69,7 @@ x = rng.standard_normal((2000, 16)).astype(np.float32)
 w = rng.standard_normal((16, 10)).astype(np.float32)
 u = rng.random(2000)
 # 40,000 rows in 300 tight clusters: past 2**15 rows the lazy k-center gives up on data
-# where each pick empties a cluster, and the triangle-inequality groups take over
+# where each pick empties a cluster, and (no labeled set, float32) the float32 scans take over
 c = rng.standard_normal((300, 16)).astype(np.float32) * 10
 xc = (c[rng.integers(300, size=40000)] + 0.05 * rng.standard_normal((40000, 16))).astype(np.float32)
 xr = rng.standard_normal((40000, 16)).astype(np.float32)
