@@ -17,23 +17,55 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter import _FASTMATH, _sq_rows, _to_score_units, metric_flag
+from .kcenter import _FASTMATH, _sq_rows, _sq_rows4, _to_score_units, metric_flag
 
 #: Rows per task (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 8192
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH)
-def _add_center_tasks(X, inv_norm, cosine, C, c_row, c_scale, weights, mindist, best,
-                      rows_per_task, lo, hi):
-    """Lower ``mindist`` of rows [lo * rows_per_task, hi * rows_per_task) to the centre
-    ``C[c_row]`` (scaled by ``c_scale``); task ``t`` writes to ``best[t]`` the largest score
-    ``w_i D_i`` (``D_i`` unweighted when ``weights`` is None) of its rows that are not
-    centres, that row (the lowest of equal ones) and their largest ``D_i`` (0 for none).
+@njit(nogil=True, fastmath=_FASTMATH)
+def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
+    """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
+    ``c_inv``), four at a time (``_sq_rows4``: the same bits, four independent chains
+    instead of one latency-bound one)."""
+    best = np.inf
+    n = c_rows.shape[0]
+    s = 0
+    while s + 4 <= n:
+        c0 = c_rows[s]
+        c1 = c_rows[s + 1]
+        c2 = c_rows[s + 2]
+        c3 = c_rows[s + 3]
+        if cosine is not None:
+            y0, y1, y2, y3 = c_inv[c0], c_inv[c1], c_inv[c2], c_inv[c3]
+        else:
+            y0 = y1 = y2 = y3 = 1.0
+        a0, a1, a2, a3 = _sq_rows4(X, i, scale, C, c0, c1, c2, c3, y0, y1, y2, y3)
+        best = min(best, a0, a1, a2, a3)
+        s += 4
+    while s < n:
+        c = c_rows[s]
+        sq = _sq_rows(X, i, scale, C, c, c_inv[c] if cosine is not None else 1.0)
+        if sq < best:
+            best = sq
+        s += 1
+    return best
 
-    (Interleaving two to eight rows' sums, each still in coordinate order, was no faster
-    overall: 1.2x at d = 32, 0.7x at d = 128.)"""
+
+@njit(nogil=True, cache=True, fastmath=_FASTMATH)
+def _add_center_tasks(X, inv_norm, cosine, C, c_inv, c_rows, weights, mindist, best,
+                      rows_per_task, lo, hi):
+    """Lower ``mindist`` of rows [lo * rows_per_task, hi * rows_per_task) to the centres
+    ``C[c_rows]`` (scaled by ``c_inv`` for cosine); task ``t`` writes to ``best[t]`` the
+    largest score ``w_i D_i`` (``D_i`` unweighted when ``weights`` is None) of its rows that
+    are not centres, that row (the lowest of equal ones) and their largest ``D_i`` (0 for
+    none).
+
+    One centre (a pick): one sum per row in coordinate order. (Interleaving two to eight
+    rows' sums, each still in coordinate order, was no faster overall for those passes:
+    1.2x at d = 32, 0.7x at d = 128.) Several (a labeled set): four centres per step."""
     n = X.shape[0]
+    one = c_rows.shape[0] == 1
     for task in range(lo, hi):
         top = -np.inf
         top_row = -1
@@ -43,7 +75,12 @@ def _add_center_tasks(X, inv_norm, cosine, C, c_row, c_scale, weights, mindist, 
             if m < 0.0:  # a centre
                 continue
             scale = inv_norm[i] if cosine is not None else 1.0
-            new = _to_score_units(_sq_rows(X, i, scale, C, c_row, c_scale), cosine)
+            if one:
+                c = c_rows[0]
+                sq = _sq_rows(X, i, scale, C, c, c_inv[c] if cosine is not None else 1.0)
+            else:
+                sq = _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows)
+            new = _to_score_units(sq, cosine)
             if new < m:
                 m = new
                 mindist[i] = new
@@ -66,17 +103,24 @@ def add_center(X, inv_norm, cosine, center, mindist, best, weights=None):
     the lowest of equal ones; ``(-inf, -1, 0)`` when every row is a centre. ``best``:
     (``n_tasks(N)``, 3) float64 scratch."""
     mindist[center] = -1.0
-    cosine = metric_flag(cosine)
-    c_scale = inv_norm[center] if cosine is not None else 1.0
-    return lower_to(X, inv_norm, cosine, X, center, c_scale, mindist, best, weights)
+    return _lower(X, inv_norm, cosine, X, inv_norm, np.array([center], dtype=np.int64),
+                  mindist, best, weights, ROWS_PER_TASK)
 
 
-def lower_to(X, inv_norm, cosine, C, c_row, c_scale, mindist, best, weights=None):
-    """Lower every row's ``mindist`` to the point ``C[c_row] * c_scale`` (a labeled point
-    that need not be a pool row; nothing becomes a centre) and return ``add_center``'s
-    triple."""
-    run_tasks(_add_center_tasks, best.shape[0], X, inv_norm, metric_flag(cosine), C,
-              int(c_row), float(c_scale), weights, mindist, best, ROWS_PER_TASK)
+def lower_to(X, inv_norm, cosine, C, c_inv, c_rows, mindist, weights=None):
+    """Lower every row's ``mindist`` to the points ``C[c_rows]`` (labeled points, which need
+    not be pool rows; nothing becomes a centre; ``c_inv``: their inverse norms for cosine)
+    and return ``add_center``'s triple. Rows go in tasks of at most ``ROWS_PER_TASK`` and
+    at least eight tasks, so that small pools use every thread."""
+    rows_per_task = max(1, min(ROWS_PER_TASK, -(-X.shape[0] // 8)))
+    best = np.empty((-(-X.shape[0] // rows_per_task), 3), dtype=np.float64)
+    return _lower(X, inv_norm, cosine, C, c_inv, np.ascontiguousarray(c_rows, np.int64),
+                  mindist, best, weights, rows_per_task)
+
+
+def _lower(X, inv_norm, cosine, C, c_inv, c_rows, mindist, best, weights, rows_per_task):
+    run_tasks(_add_center_tasks, best.shape[0], X, inv_norm, metric_flag(cosine), C, c_inv,
+              c_rows, weights, mindist, best, rows_per_task)
     task = int(np.argmax(best[:, 0]))  # the first task of the largest: the lowest row
     return float(best[task, 0]), int(best[task, 1]), float(best[:, 2].max())
 

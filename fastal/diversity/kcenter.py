@@ -144,8 +144,8 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     The result is exactly that of the plain greedy loop with float64 distances
     (``tests/reference_diversity.py``); only the work differs. Small jobs, of at most
     2^25 coordinate visits ``N (k + L) d`` (e.g. 2,000 x 16 rows, 500 labeled, k = 10),
-    run float64 full scans: every row's ``D`` lowered to each labeled point, then one
-    pass per pick (labeled sets and weights alike; tens of ms at most); there the other
+    run float64 full scans: every row's ``D`` from the labeled points in one pass (four
+    at a time), then one pass per pick (labeled sets and weights alike; tens of ms at most); there the other
     algorithms' set-up costs about as much as the scans, and a first call in a fresh
     process compiles one small kernel instead of their ten (0.4 s instead of 2-6 s).
     Larger jobs: three exact algorithms, chosen per call from measured pruning:
@@ -765,12 +765,11 @@ def _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_
     mindist = np.full(n_pool, np.inf)
     if positions is not None:
         mindist[positions] = -1.0  # labeled pool rows are centres
-    best = np.empty((_scan.n_tasks(n_pool), 3), dtype=np.float64)
     row, score = first_row, np.inf
-    for j in lab_rows:
-        scale = lab_inv[j] if cosine else 1.0
-        score, row, _ = _scan.lower_to(pool, inv_norm, cosine, lab_src, j, scale, mindist,
-                                       best, w)
+    if lab_rows.shape[0]:
+        score, row, _ = _scan.lower_to(pool, inv_norm, cosine, lab_src, lab_inv, lab_rows,
+                                       mindist, w)
+    best = np.empty((_scan.n_tasks(n_pool), 3), dtype=np.float64)
     indices = np.empty(k, dtype=np.int64)
     scores = np.empty(k, dtype=np.float64)
     cover = np.empty(k, dtype=np.float64)
