@@ -32,9 +32,9 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter_scan import _FAST32, bounds32
+from .kcenter_scan import _FAST32, _nearest_sq, bounds32
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled, _sq_rows,
-                      _sq_rows4, _to_score_units, metric_flag)
+                      _to_score_units, metric_flag)
 
 #: Rows per task of the per-row kernels (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 256
@@ -91,34 +91,6 @@ def _sift_up(hkey, hrow, hdone, pos):
     hdone[pos] = done
 
 
-@njit(nogil=True, fastmath=_FASTMATH)
-def _nearest_pick(X, i, scale, inv_norm, cosine, picked, first, last):
-    """The smallest ``_sq_rows`` of row ``i`` to picks ``first:last``, four picks at a time
-    (``_sq_rows4``: the same bits, four independent chains). Not inlined: compiled once for
-    its two callers (cold start); float32 l2 pools never compile it."""
-    best = np.inf
-    s = first
-    while s + 4 <= last:
-        c0 = picked[s]
-        c1 = picked[s + 1]
-        c2 = picked[s + 2]
-        c3 = picked[s + 3]
-        if cosine is not None:
-            y0, y1, y2, y3 = inv_norm[c0], inv_norm[c1], inv_norm[c2], inv_norm[c3]
-        else:
-            y0 = y1 = y2 = y3 = 1.0
-        a0, a1, a2, a3 = _sq_rows4(X, i, scale, X, c0, c1, c2, c3, y0, y1, y2, y3)
-        best = min(best, a0, a1, a2, a3)
-        s += 4
-    while s < last:
-        c = picked[s]
-        sq = _sq_rows(X, i, scale, X, c, inv_norm[c] if cosine is not None else 1.0)
-        if sq < best:
-            best = sq
-        s += 1
-    return best
-
-
 @njit(inline="always", fastmath=_FAST32)
 def _sq32(x, P, r):
     """||x - P[r]||^2 in float32, summed in any order (callers bound or only
@@ -148,11 +120,11 @@ def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
 
 @njit(inline="always", fastmath=_FASTMATH)
 def _nearest_pick32(X, i, picked, first, last, rel, slack, low):
-    """``_nearest_pick`` for float32 l2 pools, exactly the same value: a float32 pass first
-    bounds every pick's distance, and only the picks whose lower bound reaches the smallest
-    upper bound get their float64 sum (usually one or two): any other pick is provably
-    farther. (Callers choose between the two with their ``f32`` / ``f64`` flags, which Numba
-    resolve from None types: a float32 l2 call compiles no ``_nearest_pick``.)"""
+    """``_nearest_sq`` to the picks for float32 l2 pools, exactly the same value: a float32
+    pass first bounds every pick's distance, and only the picks whose lower bound reaches
+    the smallest upper bound get their float64 sum (usually one or two): any other pick is
+    provably farther. (Callers choose between the two with their ``f32`` / ``f64`` flags, which Numba
+    resolve from None types: a float32 l2 call compiles no ``_nearest_sq``.)"""
     if last - first == 1:
         return _sq_rows(X, i, 1.0, X, picked[first], 1.0)
     least = _pick_bounds32(X, i, picked, first, last, rel, slack, low)
@@ -358,7 +330,7 @@ def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32,
         if f32 is not None:
             best = _nearest_pick32(X, i, picked, 0, n_picked, rel, slack, low)
         if f64 is not None:
-            best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, 0, n_picked)
+            best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[:n_picked])
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
@@ -409,7 +381,7 @@ def _lazy_picks(X, inv_norm, cosine, f32, f64, rel, slack, hkey, hrow, hdone, n_
             if f32 is not None:
                 best = _nearest_pick32(X, i, picked, done, t, rel, slack, low)
             if f64 is not None:
-                best = _nearest_pick(X, i, scale, inv_norm, cosine, picked, done, t)
+                best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[done:t])
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
             if dist < hkey[0]:

@@ -27,7 +27,9 @@ ROWS_PER_TASK = 8192
 def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
     """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
     ``c_inv``), four at a time (``_sq_rows4``: the same bits, four independent chains
-    instead of one latency-bound one)."""
+    instead of one latency-bound one). Not inlined: compiled once for its callers here and
+    in the lazy path (distances to the picks); float32 l2 pools' lazy kernels never compile
+    it."""
     best = np.inf
     n = c_rows.shape[0]
     s = 0
