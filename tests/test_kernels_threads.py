@@ -249,5 +249,13 @@ def test_run_tasks_scratch_is_per_thread_range_and_reused_by_the_calling_thread(
         assert not {b for _, _, b in seen} & {b for _, _, b in first}
         # without scratch the kernel gets only the arguments and its range
         assert _parallel.run_tasks(lambda value, lo, hi: value * (hi - lo), 10, 2) == 20
+        # past _SCRATCH_BYTES a thread's kept sets are dropped (then made again)
+        limit = _parallel._SCRATCH_BYTES
+        _parallel._SCRATCH_BYTES = 32 * threads  # one set of 32 bytes per range fits
+        try:
+            _parallel.run_tasks(kernel, 10, 3, scratch=(("test", 6), make))
+            assert set(key for key, _ in _parallel._local.scratch) == {("test", 6)}
+        finally:
+            _parallel._SCRATCH_BYTES = limit
     finally:
         numba.set_num_threads(before)

@@ -67,8 +67,9 @@ def run_tasks(kernel, n_tasks: int, *args, scratch=None) -> int:
 
 
 _local = threading.local()
-# scratch sets kept per calling thread (each a few KB to a few hundred KB)
-_SCRATCH_KEYS = 64
+# The scratch sets kept per calling thread: a few KB each for one model's scores, up to a
+# few MB for a large committee's. Past this many bytes the thread's sets are dropped.
+_SCRATCH_BYTES = 32 << 20
 
 
 def _scratch(scratch, slot: int) -> tuple:
@@ -81,7 +82,10 @@ def _scratch(scratch, slot: int) -> tuple:
         cache = _local.scratch = {}
     arrays = cache.get((key, slot))
     if arrays is None:
-        if len(cache) >= _SCRATCH_KEYS:
+        arrays = tuple(make())
+        size = sum(a.nbytes for a in arrays)
+        held = sum(a.nbytes for kept in cache.values() for a in kept)
+        if held + size > _SCRATCH_BYTES:
             cache.clear()
-        arrays = cache[(key, slot)] = tuple(make())
+        cache[(key, slot)] = arrays
     return arrays
