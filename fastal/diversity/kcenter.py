@@ -43,10 +43,11 @@ _NO_GRID = np.empty((2, 0), dtype=np.float64)
 _NO_LEVELS = np.empty((0, 0), dtype=np.int16)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 _PATHS = ("lazy", "grouped", "scan", "small")
-# Small jobs: at most this many coordinate visits N (k + L) d (~20-40 ms of float64 scans)
-# run as plain full scans, labeled points and weights included. Their other paths' set-up
-# costs more than the scans there, and a first call in a fresh process then compiles one
-# scan kernel instead of the lazy path's or the groups' ten (1-3.5 s less).
+# Small jobs: at most this many coordinate visits N (k + L) d (at most ~25 ms of float64
+# scans) run as plain full scans, labeled points and weights included: a first call in a
+# fresh process then compiles one scan kernel instead of the lazy path's or the groups' ten
+# (1.5-4.7 s less), for up to ~20 ms more per warm call (bench/README.md, "Exact greedy
+# k-center").
 _SMALL_JOB_WORK = 1 << 25
 # Scan path (see _scan_kcenter): without a labeled set, when the groups have skipped under
 # 1 - _SCAN_EVAL_SHARE of the row distances over their first _SCAN_PROBE_PICKS picks, the
@@ -145,10 +146,10 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     (``tests/reference_diversity.py``); only the work differs. Small jobs, of at most
     2^25 coordinate visits ``N (k + L) d`` (e.g. 2,000 x 16 rows, 500 labeled, k = 10),
     run float64 full scans: every row's ``D`` from the labeled points in one pass (four
-    at a time), then one pass per pick (labeled sets and weights alike; tens of ms at most); there the other
-    algorithms' set-up costs about as much as the scans, and a first call in a fresh
-    process compiles one small kernel instead of their ten (0.4 s instead of 2-6 s).
-    Larger jobs: three exact algorithms, chosen per call from measured pruning:
+    at a time), then one pass per pick (labeled sets and weights alike; tens of ms at
+    most, up to ~20 ms more than the paths below would take warm), and a first call in a
+    fresh process compiles one small kernel instead of their ten (about 1 s instead of
+    2.5-6 s). Larger jobs: three exact algorithms, chosen per call from measured pruning:
 
     **Lazy evaluation** (unweighted calls; tried first). The pick is ``argmax D``, and an
     *upper* bound ``U(i) >= D(i)`` is cheap: the distance to any one centre, and it stays
