@@ -31,9 +31,9 @@ def arrays(draw, max_dims=3):
     base = draw(hnp.arrays(np.float64, shape, elements=st.floats(0, 1)))
     if base.size and draw(st.booleans()):
         base.flat[draw(st.integers(0, base.size - 1))] = draw(SPECIAL)
-    if base.ndim >= 1 and base.size and draw(st.booleans()):
-        base = base / np.maximum(base.sum(axis=-1, keepdims=True), 1e-12)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a special value (NaN, inf) makes NaN rows: on purpose
+        if base.ndim >= 1 and base.size and draw(st.booleans()):
+            base = base / np.maximum(base.sum(axis=-1, keepdims=True), 1e-12)
         return base.astype(dtype)
 
 
