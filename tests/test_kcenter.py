@@ -1,6 +1,7 @@
 """fastal.diversity.kcenter against the plain NumPy greedy loop in reference_diversity.py."""
 
 import importlib
+from fractions import Fraction
 
 import numba
 
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastal._errors import ArgumentError, FastalError
+from fastal._validation import l2_value_limit
 from fastal.diversity import kcenter
 from fastal.diversity.kcenter import _kcenter
 from tests.reference_diversity import kcenter_greedy
@@ -800,9 +802,12 @@ def test_lazy_gives_up_when_the_band_grows_like_the_picks(labeled_kind, monkeypa
 def test_scan_path_is_exact(metric, case, monkeypatch):
     # Full scans (no labeled set), ties to the lowest row, including ties between tasks
     # (tasks of 7 rows here). float32 l2 pools: float32 passes with certified intervals and
-    # float64 rechecks (near-duplicate pools fall back to float64 passes).
-    monkeypatch.setattr(importlib.import_module("fastal._kernels.kcenter_scan"),
-                        "ROWS_PER_TASK", 7)
+    # float64 rechecks (near-duplicate pools fall back to float64 passes), on two threads
+    # of at least 7 rows, in blocks of 5 rows.
+    scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    monkeypatch.setattr(scan, "ROWS_PER_TASK", 7)
+    monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
+    monkeypatch.setattr(scan, "BLOCK32", 5)
     rng = np.random.default_rng(40)
     if case == "random":
         X = rng.normal(size=(500, 5)).astype(np.float32)
@@ -1019,3 +1024,45 @@ def test_small_float32_pools_without_labels_give_up_to_the_scans():
     sel = _kcenter(X, 200, seed=4, stats=stats)  # float64: the lazy path finishes
     assert stats["path"] == "lazy"
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 200, seed=4)[0])
+
+
+def _exact_sq(x, c):
+    return sum((Fraction(float(a)) - Fraction(float(b))) ** 2 for a, b in zip(x, c))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d=st.integers(1, 40), scale=st.sampled_from([1e-30, 1e-21, 1e-3, 1.0, 1e4, 3e17, 1e30]),
+       kind=st.sampled_from(["normal", "offset", "integers", "mixed"]), seed=st.integers(0, 99))
+def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed):
+    # The float32 scans' bounds (factors32: float32 arithmetic) around the exact squared
+    # distance (rational arithmetic), for tiny (subnormal sums), huge (near the l2 range
+    # limit), offset (cancellation) and equal rows, over several picks.
+    scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(12, d))
+    if kind == "offset":
+        X = 1e3 + 1e-3 * X
+    elif kind == "integers":
+        X = np.round(X * 3)
+    elif kind == "mixed":
+        X *= 10.0 ** rng.integers(-8, 8, size=(12, d))
+    X *= scale
+    limit = l2_value_limit(d)  # the largest values the l2 range check lets in
+    X = np.clip(X, -limit, limit).astype(np.float32)
+    X[5] = X[4]  # a distance of exactly 0
+    n = X.shape[0]
+    lower = np.full(n, np.inf, np.float32)
+    upper = np.full(n, np.inf, np.float32)
+    exact = [None] * n
+    for center in (0, 4, 7):
+        lower[center] = upper[center] = -1.0
+        top = scan._pass32(X, center, *scan.factors32(d), lower, upper, lower.view(np.int32),
+                           np.empty(5, np.float32), 0, n)
+        for i in range(n):
+            if lower[i] < 0:
+                continue
+            sq = _exact_sq(X[i], X[center])
+            exact[i] = sq if exact[i] is None else min(exact[i], sq)
+            assert 0 <= Fraction(float(lower[i])) <= exact[i]
+            assert np.isposinf(upper[i]) or exact[i] <= Fraction(float(upper[i]))
+        assert top == max(lower.view(np.int32))

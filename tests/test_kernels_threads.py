@@ -136,11 +136,16 @@ def test_scan_kcenter_kernels(metric, monkeypatch):
     X[2000:2100] = X[:100]  # duplicates: ties between tasks go to the lowest row
     # (its per-task maxima are sized by the task count, so the results are compared, not
     # the kernel's arguments)
+    # The float32 scans (l2): one gang of threads meeting at barriers, each owning at least
+    # MIN_ROWS_PER_THREAD rows, in blocks of BLOCK32 rows.
     results = []
-    for n_threads, rows_per_task in [(1, _ks.ROWS_PER_TASK), (2, _ks.ROWS_PER_TASK), (2, 1),
-                                     (2, 7)]:
+    for n_threads, rows_per_task, min_rows, block in [
+            (1, _ks.ROWS_PER_TASK, _ks.MIN_ROWS_PER_THREAD, _ks.BLOCK32),
+            (2, _ks.ROWS_PER_TASK, 1000, _ks.BLOCK32), (2, 1, 1, 1), (2, 7, 7, 5)]:
         with monkeypatch.context() as patch:
             patch.setattr(_ks, "ROWS_PER_TASK", rows_per_task)
+            patch.setattr(_ks, "MIN_ROWS_PER_THREAD", min_rows)
+            patch.setattr(_ks, "BLOCK32", block)
             before = numba.get_num_threads()
             numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
             try:
@@ -259,3 +264,64 @@ def test_run_tasks_scratch_is_per_thread_range_and_reused_by_the_calling_thread(
             _parallel._SCRATCH_BYTES = limit
     finally:
         numba.set_num_threads(before)
+
+
+def test_run_gang_threads_run_at_once_and_gangs_one_at_a_time():
+    # Kernels whose threads meet at barriers (the float32 k-center scans): every range of a
+    # gang must be running at once, and two gangs started together from two Python threads
+    # must not each hold a pool thread while waiting for one queued behind the other.
+    from fastal._kernels._intrinsics import atomic_add, atomic_load
+
+    @numba.njit(nogil=True)
+    def kernel(sync, out, n_threads, lo, hi):
+        atomic_add(sync, 0)
+        while atomic_load(sync, 0) < n_threads:  # everyone has arrived
+            pass
+        out[lo] = atomic_load(sync, 0)
+        return 1
+
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        outs = []
+
+        def gang():
+            out = np.zeros(threads, np.int64)
+            outs.append((_parallel.run_gang(kernel, threads, np.zeros(8, np.int64), out,
+                                            threads), out))
+
+        gang()
+        callers = [threading.Thread(target=gang) for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=60)
+        assert not any(caller.is_alive() for caller in callers)
+    finally:
+        numba.set_num_threads(before)
+    assert len(outs) == 5
+    for total, out in outs:
+        assert total == threads and (out == threads).all()
+
+
+def test_scan32_from_several_python_threads_at_once():
+    # The gangs of concurrent k-center calls queue on one lock: same picks as alone.
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(3000, 12)).astype(np.float32)
+    expected = _kcenter(X, 60, path="scan").indices
+    results = []
+
+    def call():
+        results.append(_kcenter(X, 60, path="scan").indices)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_ks, "MIN_ROWS_PER_THREAD", 100)
+        callers = [threading.Thread(target=call) for _ in range(3)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=120)
+    assert len(results) == 3
+    for indices in results:
+        np.testing.assert_array_equal(indices, expected)

@@ -38,3 +38,52 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+def _int64_pointer(context, builder, signature, args):
+    array_type, index_type = signature.args[:2]
+    arr = context.make_array(array_type)(context, builder, args[0])
+    index = context.cast(builder, args[1], index_type, types.intp)
+    return cgutils.get_item_pointer(context, builder, array_type, arr, [index])
+
+
+@intrinsic
+def atomic_add(typingctx, array, index):
+    """Add 1 to ``array[index]`` (a 1-D int64 array) atomically, sequentially consistent;
+    returns the old value."""
+    if not (isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _int64_pointer(context, builder, signature, args)
+        return builder.atomic_rmw("add", ptr, ir.Constant(ir.IntType(64), 1), "seq_cst")
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def atomic_load(typingctx, array, index):
+    """``array[index]`` (a 1-D int64 array) read atomically, sequentially consistent: the
+    writes another thread made before its ``atomic_add`` are visible after this read sees
+    that add."""
+    if not (isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _int64_pointer(context, builder, signature, args)
+        return builder.load_atomic(ptr, "seq_cst", 8)
+
+    return types.int64(array, index), codegen
+
+
+@intrinsic
+def yield_cpu(typingctx):
+    """``sched_yield()``: let another thread run (a spin-wait under oversubscription)."""
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen

@@ -66,6 +66,18 @@ def run_tasks(kernel, n_tasks: int, *args, scratch=None) -> int:
     return total
 
 
+_gang_lock = threading.Lock()
+
+
+def run_gang(kernel, n_threads: int, *args, scratch=None) -> int:
+    """``run_tasks`` with one task per thread, for kernels whose threads wait for each other
+    (barriers): every range must be running at once. One gang at a time per process: the
+    pool's threads finish whatever else they run, so a gang's threads all start; two gangs
+    could each hold a pool thread while waiting for one queued behind the other."""
+    with _gang_lock:
+        return run_tasks(kernel, n_threads, *args, scratch=scratch)
+
+
 _local = threading.local()
 # The scratch sets kept per calling thread: a few KB each for one model's scores, up to a
 # few MB for a large committee's. Past this many bytes the thread's sets are dropped.

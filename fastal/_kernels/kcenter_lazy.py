@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter_scan import _FAST32, _nearest_sq, bounds32
+from .kcenter_scan import _FAST32, _nearest_pick32, _nearest_sq, _sq32, bounds32
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled, _sq_rows,
                       _to_score_units, metric_flag)
 
@@ -89,52 +89,6 @@ def _sift_up(hkey, hrow, hdone, pos):
     hkey[pos] = key
     hrow[pos] = row
     hdone[pos] = done
-
-
-@njit(inline="always", fastmath=_FAST32)
-def _sq32(x, P, r):
-    """||x - P[r]||^2 in float32, summed in any order (callers bound or only
-    compare it)."""
-    acc = np.float32(0.0)
-    for j in range(x.shape[0]):
-        t = x[j] - P[r, j]
-        acc += t * t
-    return acc
-
-
-@njit(nogil=True, fastmath=_FAST32)
-def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
-    """float32 pass (float32 l2 pools): ``low[s - first]``, a lower bound of the squared
-    distance of row ``i`` to pick ``s`` for ``first <= s < last``; returns the smallest
-    upper bound. Vectorised sums in any order, bounded as in
-    ``fastal._kernels.kcenter_scan`` (``bounds32``: ``rel``, ``slack``), whose margin also
-    covers the float64 coordinate-order sum the exact distances are. A function of its own,
-    not inlined: its fast-math flags must not reach the caller's float64 sums."""
-    least = np.inf
-    for s in range(first, last):
-        v = np.float64(_sq32(X[i], X, picked[s]))
-        low[s - first] = v * (1.0 - rel) - slack
-        least = min(least, v * (1.0 + rel) + slack)
-    return least
-
-
-@njit(inline="always", fastmath=_FASTMATH)
-def _nearest_pick32(X, i, picked, first, last, rel, slack, low):
-    """``_nearest_sq`` to the picks for float32 l2 pools, exactly the same value: a float32
-    pass first bounds every pick's distance, and only the picks whose lower bound reaches
-    the smallest upper bound get their float64 sum (usually one or two): any other pick is
-    provably farther. (Callers choose between the two with their ``f32`` / ``f64`` flags, which Numba
-    resolve from None types: a float32 l2 call compiles no ``_nearest_sq``.)"""
-    if last - first == 1:
-        return _sq_rows(X, i, 1.0, X, picked[first], 1.0)
-    least = _pick_bounds32(X, i, picked, first, last, rel, slack, low)
-    best = np.inf
-    for s in range(first, last):
-        if low[s - first] <= least:
-            sq = _sq_rows(X, i, 1.0, X, picked[s], 1.0)
-            if sq < best:
-                best = sq
-    return best
 
 
 @njit(cache=True)

@@ -13,10 +13,12 @@ order being latency-bound, 3-4x faster per row than the groups' pass.
 bit for bit with the other paths' exact distances.
 """
 
+import numba
 import numpy as np
 from numba import njit
 
-from ._parallel import run_tasks
+from ._intrinsics import atomic_add, atomic_load, yield_cpu
+from ._parallel import run_gang, run_tasks
 from .kcenter import _FASTMATH, _sq_rows, _sq_rows4, _to_score_units, metric_flag
 
 #: Rows per task (a Python constant passed in: tests shrink it).
@@ -147,7 +149,6 @@ def n_tasks(n_rows):
 # root per row, and its error is relative to the norms, not to the distance.)
 
 _FAST32 = {"reassoc", "contract"}  # any summation order: the bound holds for all of them
-_MIN_NORMAL32 = 2.0**-126
 
 
 def bounds32(d):
@@ -157,78 +158,96 @@ def bounds32(d):
     return 2.0 * g, (d + 2) * 2.0**-124
 
 
-@njit(inline="always")
-def _up32(x):
-    """A float32 >= x (finite): rounding to nearest moves a float32-normal x by at most
-    2^-24 of itself, less than the 2^-22 added first. (No nextafter: a libm call per row.)"""
-    return np.float32(max(x, _MIN_NORMAL32) * (1.0 + 2.0**-22))
+@njit(inline="always", fastmath=_FAST32)
+def _sq32(x, P, r):
+    """||x - P[r]||^2 in float32, summed in any order (callers bound or only
+    compare it)."""
+    acc = np.float32(0.0)
+    for j in range(x.shape[0]):
+        t = x[j] - P[r, j]
+        acc += t * t
+    return acc
 
 
-@njit(inline="always")
-def _down32(x):
-    """A float32 <= x, >= 0 (finite): the same margin, and 2^-148 for subnormal results."""
-    return np.float32(max(0.0, x * (1.0 - 2.0**-22) - 2.0**-148))
+@njit(nogil=True, fastmath=_FAST32)
+def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
+    """float32 pass (float32 l2 pools): ``low[s - first]``, a lower bound of the squared
+    distance of row ``i`` to pick ``s`` for ``first <= s < last``; returns the smallest
+    upper bound. Vectorised sums in any order, bounded as in
+    ``bounds32`` (``rel``, ``slack``), whose margin also
+    covers the float64 coordinate-order sum the exact distances are. A function of its own,
+    not inlined: its fast-math flags must not reach the caller's float64 sums."""
+    least = np.inf
+    for s in range(first, last):
+        v = np.float64(_sq32(X[i], X, picked[s]))
+        low[s - first] = v * (1.0 - rel) - slack
+        least = min(least, v * (1.0 + rel) + slack)
+    return least
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST32)
-def _add_center32_tasks(X, center, rel, slack, lower, upper, best, rows_per_task, lo, hi):
-    """``add_center32`` for rows [lo * rows_per_task, hi * rows_per_task); task ``t`` writes
-    the largest lower bound of its rows that are not centres to ``best[t, 0]``."""
-    n = X.shape[0]
-    d = X.shape[1]
-    c = X[center]
-    for task in range(lo, hi):
-        top = np.float32(-1.0)
-        for i in range(task * rows_per_task, min(n, (task + 1) * rows_per_task)):
-            u = upper[i]
-            if u < 0.0:  # a centre
-                continue
-            acc = np.float32(0.0)
-            for j in range(d):
-                t = X[i, j] - c[j]
-                acc += t * t
-            s = np.float64(acc)
-            low = s * (1.0 - rel) - slack
-            if low < u:  # else the centre is farther than the set: neither bound moves
-                up = _up32(s * (1.0 + rel) + slack)
-                if up < u:
-                    upper[i] = up
-                low32 = _down32(low)
-                if low32 < lower[i]:
-                    lower[i] = low32
-            if lower[i] > top:
-                top = lower[i]
-        best[task, 0] = top
-    return 0
+@njit(inline="always", fastmath=_FASTMATH)
+def _nearest_pick32(X, i, picked, first, last, rel, slack, low):
+    """``_nearest_sq`` to the picks for float32 l2 pools, exactly the same value: a float32
+    pass first bounds every pick's distance, and only the picks whose lower bound reaches
+    the smallest upper bound get their float64 sum (usually one or two): any other pick is
+    provably farther. (Callers choose between the two with their ``f32`` / ``f64`` flags, which Numba
+    resolve from None types: a float32 l2 call compiles no ``_nearest_sq``.)"""
+    if last - first == 1:
+        return _sq_rows(X, i, 1.0, X, picked[first], 1.0)
+    least = _pick_bounds32(X, i, picked, first, last, rel, slack, low)
+    best = np.inf
+    for s in range(first, last):
+        if low[s - first] <= least:
+            sq = _sq_rows(X, i, 1.0, X, picked[s], 1.0)
+            if sq < best:
+                best = sq
+    return best
 
 
-def add_center32(X, center, bounds, lower, upper, best):
-    """Make pool row ``center`` a centre and lower every other row's float32 bounds of its
-    squared distance to the centre set; returns the largest lower bound over the rows that
-    are not centres (-1 when every row is a centre). ``bounds``: ``bounds32(d)``; ``best``
-    (``n_tasks(N)``, 2) float64: scratch."""
-    upper[center] = -1.0
-    lower[center] = -1.0
-    run_tasks(_add_center32_tasks, best.shape[0], X, center, *bounds, lower, upper, best,
-              ROWS_PER_TASK)
-    return float(best[:, 0].max())
+def factors32(d):
+    """``(down, up, slack)`` float32: a row's bounds from its float32 sum ``s`` in float32
+    arithmetic, ``lower = max(s * down - slack, 0) <= S <= s * up + slack = upper``.
+
+    ``bounds32(d)`` gives ``S >= s (1 - rel) - slack0`` and ``S <= s (1 + rel) + slack0``;
+    each float32 product and sum below rounds by at most 2^-24 of itself, so ``down`` is
+    taken below ``(1 - rel)(1 - 2^-21)``, ``up`` above ``(1 + rel)(1 + 2^-21)`` and
+    ``slack`` above ``slack0 (1 + 2^-20)`` (each constant rounded to float32 by at most
+    2^-24 the safe way). A product that underflows (``s`` below ~2^-126) is below
+    ``slack``: its lower bound is 0, and ``slack``'s own margin covers the product's
+    absolute rounding of 2^-150 in the upper one. An upper bound that overflows is inf."""
+    rel, slack = bounds32(d)
+    down = np.float32((1.0 - rel) * (1.0 - 2.0**-21) * (1.0 - 2.0**-23))
+    up = np.float32((1.0 + rel) * (1.0 + 2.0**-21) * (1.0 + 2.0**-23))
+    return down, up, np.float32(slack * (1.0 + 2.0**-20) * (1.0 + 2.0**-23))
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def exact_top(X, rows, sq, seen, picked, n_picked):
+#: Rows per block of a thread's pass: their float32 sums (16 KiB) stay in L1/L2 between
+#: the sums (one row at a time) and the bounds' update (vectorised over the block).
+BLOCK32 = 4096
+#: Rows per thread at least (fewer threads on smaller pools: a barrier costs more than
+#: its share of the pass). Python constants passed in: tests shrink them.
+MIN_ROWS_PER_THREAD = 4096
+_LOWEST_INT32 = -2**31
+
+
+@njit(nogil=True, fastmath=_FASTMATH)
+def _exact_top(X, rows, sq, seen, picked, n_picked, rel, slack, low):
     """The row of ``rows`` (increasing) with the largest exact float64 distance to the first
-    ``n_picked`` picks (the lowest of equal ones) and that distance (l2). ``sq[r]``: the
-    exact squared distance of ``rows[r]`` to its first ``seen[r]`` picks (inf, 0 for none),
-    brought up to ``n_picked`` here."""
+    ``n_picked`` picks (the lowest of equal ones) and that distance (l2); (-1, -1.0) for no
+    rows. ``sq[r]``: the exact squared distance of ``rows[r]`` to its first ``seen[r]``
+    picks (inf, 0 for none), brought up to ``n_picked`` here: a float32 pass bounds the
+    distance to each pick it has not seen (``_nearest_pick32``; ``low``: scratch of
+    ``n_picked`` floats), and only the picks that can be the nearest get their float64
+    sum (a new candidate late in a run meets hundreds of picks)."""
     top = -1.0
     top_row = -1
     for r in range(rows.shape[0]):
         i = rows[r]
         best = sq[r]
-        for p in range(seen[r], n_picked):
-            d2 = _sq_rows(X, i, 1.0, X, picked[p], 1.0)
-            if d2 < best:
-                best = d2
+        if seen[r] < n_picked:
+            near = _nearest_pick32(X, i, picked, seen[r], n_picked, rel, slack, low)
+            if near < best:
+                best = near
         sq[r] = best
         seen[r] = n_picked
         dist = np.sqrt(best)
@@ -236,3 +255,183 @@ def exact_top(X, rows, sq, seen, picked, n_picked):
             top = dist
             top_row = i
     return top_row, top
+
+
+@njit(nogil=True, fastmath=_FAST32)
+def _pass32(X, center, down, up, slack, lower, upper, lower_bits, dist, first, last):
+    """Rows [first, last): lower their bounds to row ``center`` (``factors32``); returns
+    the largest ``lower_bits`` (``lower`` as int32: the same order for the non-negative
+    floats, a centre's -1 below them all; an integer maximum vectorises, a float one with
+    a select does not), INT32_MIN for no rows."""
+    d = X.shape[1]
+    c = X[center]
+    zero = np.float32(0.0)
+    block = dist.shape[0]
+    top = np.int32(_LOWEST_INT32)
+    for start in range(first, last, block):
+        m = min(block, last - start)
+        for r in range(m):
+            acc = np.float32(0.0)
+            for j in range(d):
+                t = X[start + r, j] - c[j]
+                acc += t * t
+            dist[r] = acc
+        low_w = lower[start:start + m]
+        up_w = upper[start:start + m]
+        bits_w = lower_bits[start:start + m]
+        for r in range(m):  # min, not "if the new bound is lower": the same, branch-free
+            s = dist[r]
+            low = max(s * down - slack, zero)
+            a = low_w[r]
+            low_w[r] = a if a < low else low  # a centre's -1 stays
+            high = s * up + slack
+            b = up_w[r]
+            up_w[r] = b if b < high else high
+        for r in range(m):
+            b = bits_w[r]
+            top = top if top > b else b
+    return top
+
+
+@njit(nogil=True)
+def _barrier(sync, n_threads, generation):
+    """Wait until all ``n_threads`` threads have reached barrier number ``generation``
+    (1, 2, ... in every thread): ``sync[0]`` counts the arrivals."""
+    if n_threads == 1:
+        return
+    atomic_add(sync, 0)
+    target = generation * n_threads
+    spins = 0
+    while atomic_load(sync, 0) < target:
+        spins += 1
+        if spins == 4096:  # more threads than cores: let the others run
+            yield_cpu()
+            spins = 0
+
+
+@njit(nogil=True, cache=True, fastmath=_FAST32)
+def _scan32_tasks(X, k, first_row, down, up, slack, rel, slack0, lower, upper, lower_bits,
+                  upper_bits, indices, scores, cover, shared_i, shared_f, sync, status,
+                  n_threads, dist, low, rows_a, sq_a, seen_a, rows_b, sq_b, seen_b, lo, hi):
+    """The float32 scans' whole greedy (``scan32``) as thread ``lo`` of ``n_threads``, all
+    running at once (``_parallel.run_gang``). Thread ``tid`` owns the rows
+    [N tid / n_threads, N (tid + 1) / n_threads); per pick: its pass (``_pass32``), a
+    barrier, the largest lower bound over all threads, its rows whose upper bound reaches
+    it (the candidates) and their exact float64 distances to the picks (``_exact_top``,
+    kept for the next pick while a row stays a candidate), a barrier, then the best
+    candidate over all threads: the largest distance, the lowest row among equal ones
+    (threads in row order). Every thread makes the same choices from the same shared
+    values; thread 0 writes the outputs. Shared slots alternate between picks (``shared_i``
+    (2, 3, n_threads): top bits, candidate counts, best rows; ``shared_f`` (2, n_threads):
+    best distances), so a thread one barrier ahead never overwrites what another still
+    reads. ``status``: [pick at which the candidates outgrew ``rows_a`` (0: none), their
+    number then, candidates over all picks]."""
+    tid = lo
+    n = X.shape[0]
+    first = n * tid // n_threads
+    last = n * (tid + 1) // n_threads
+    cap = rows_a.shape[0]
+    n_cached = 0
+    row = first_row
+    score = np.inf
+    generation = 0
+    for t in range(k):
+        par = t & 1
+        if tid == 0:
+            indices[t] = row
+            scores[t] = score
+        if first <= row < last:
+            lower[row] = -1.0
+            upper[row] = -1.0
+        shared_i[par, 0, tid] = _pass32(X, row, down, up, slack, lower, upper, lower_bits,
+                                        dist, first, last)
+        generation += 1
+        _barrier(sync, n_threads, generation)
+        top = shared_i[par, 0, 0]
+        for q in range(1, n_threads):
+            top = max(top, shared_i[par, 0, q])
+        if top < 0:  # every row is a centre
+            if tid == 0:
+                cover[t] = 0.0
+            continue
+        m = 0
+        for i in range(first, last):  # upper >= the top lower bound, compared as int32
+            if upper_bits[i] >= top:
+                if m < cap:
+                    rows_b[m] = i
+                m += 1
+        shared_i[par, 1, tid] = m
+        best_row = -1
+        best = -1.0
+        if m <= cap:
+            p = 0  # the exact state of rows that were candidates at the last pick
+            for r in range(m):
+                i = rows_b[r]
+                while p < n_cached and rows_a[p] < i:
+                    p += 1
+                if p < n_cached and rows_a[p] == i:
+                    sq_b[r] = sq_a[p]
+                    seen_b[r] = seen_a[p]
+                else:
+                    sq_b[r] = np.inf
+                    seen_b[r] = 0
+            best_row, best = _exact_top(X, rows_b[:m], sq_b[:m], seen_b[:m], indices, t + 1,
+                                        rel, slack0, low)
+            rows_a, rows_b = rows_b, rows_a
+            sq_a, sq_b = sq_b, sq_a
+            seen_a, seen_b = seen_b, seen_a
+            n_cached = m
+        shared_i[par, 2, tid] = best_row
+        shared_f[par, tid] = best
+        generation += 1
+        _barrier(sync, n_threads, generation)
+        total = 0
+        for q in range(n_threads):
+            total += shared_i[par, 1, q]
+        if total > cap:
+            if tid == 0:
+                status[0] = t + 1
+                status[1] = total
+            return 0
+        score = -1.0
+        for q in range(n_threads):  # the first thread of the largest: the lowest row
+            if shared_i[par, 2, q] >= 0 and shared_f[par, q] > score:
+                score = shared_f[par, q]
+                row = shared_i[par, 2, q]
+        if tid == 0:
+            status[2] += total
+            cover[t] = score
+    return 0
+
+
+def scan32(X, k, first_row, max_candidates):
+    """Exact greedy k-center of a float32 l2 pool ``X`` by float32 scans, starting from
+    ``first_row``: ``(indices, scores, cover, stats)`` (``_scan32_tasks``), or None and
+    the stats when the rows whose interval reaches the top outgrow ``max_candidates`` at
+    some pick. On Numba's threads, each owning at least ``MIN_ROWS_PER_THREAD`` rows."""
+    n, d = X.shape
+    threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
+    down, up, slack = factors32(d)
+    lower = np.full(n, np.inf, dtype=np.float32)
+    upper = np.full(n, np.inf, dtype=np.float32)
+    indices = np.empty(k, dtype=np.int64)
+    scores = np.empty(k, dtype=np.float64)
+    cover = np.empty(k, dtype=np.float64)
+    status = np.zeros(3, dtype=np.int64)
+    cap = int(max_candidates)
+    block = BLOCK32
+
+    def make():  # per thread: the block's sums, pick bounds, two sets of candidate state
+        return (np.empty(block, np.float32), np.empty(k), np.empty(cap, np.int64),
+                np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64),
+                np.empty(cap), np.empty(cap, np.int64))
+
+    run_gang(_scan32_tasks, threads, X, k, first_row, down, up, slack, *bounds32(d), lower,
+             upper, lower.view(np.int32), upper.view(np.int32), indices, scores, cover,
+             np.zeros((2, 3, threads), np.int64), np.zeros((2, threads)),
+             np.zeros(8, np.int64), status, threads, scratch=(("scan32", cap, block, k), make))
+    stats = {"abandoned_at": int(status[0]), "candidates": int(status[1]),
+             "exact_candidates": int(status[2])}
+    if status[0]:
+        return None, stats
+    return (indices, scores, cover), stats
