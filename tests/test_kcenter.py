@@ -803,11 +803,12 @@ def test_scan_path_is_exact(metric, case, monkeypatch):
     # Full scans (no labeled set), ties to the lowest row, including ties between tasks
     # (tasks of 7 rows here). float32 l2 pools: float32 passes with certified intervals and
     # float64 rechecks (near-duplicate pools fall back to float64 passes), on two threads
-    # of at least 7 rows, in blocks of 5 rows.
+    # of at least 7 rows, in blocks of 5 rows, with prefetches.
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
     monkeypatch.setattr(scan, "ROWS_PER_TASK", 7)
     monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
     monkeypatch.setattr(scan, "BLOCK32", 5)
+    monkeypatch.setattr(scan, "PREFETCH_BYTES", 0)
     rng = np.random.default_rng(40)
     if case == "random":
         X = rng.normal(size=(500, 5)).astype(np.float32)
@@ -1057,7 +1058,7 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed):
     for center in (0, 4, 7):
         lower[center] = upper[center] = -1.0
         top = scan._pass32(X, center, *scan.factors32(d), lower, upper, lower.view(np.int32),
-                           np.empty(5, np.float32), 0, n)
+                           np.empty(5, np.float32), 0, n, center % 2 * 3)
         for i in range(n):
             if lower[i] < 0:
                 continue
