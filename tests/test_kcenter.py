@@ -852,10 +852,11 @@ def test_scan_path_takes_no_labeled_set_or_weights():
 
 
 def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
-    # Without a labeled set the lazy path gives up (bounds from one pick are loose). float32
-    # l2 pools then go to the float32 scans; other pools to the float64 scans when the
-    # groups skip nothing on Gaussian data (measured on a sample before they are built, or
-    # over their first picks), and to the groups on clustered data.
+    # Without a labeled set the lazy path gives up (bounds from one pick are loose). Pools
+    # then go to the float32 scans (float64 and cosine pools through a float32 image);
+    # when the image would exceed _IMAGE_BYTES, to the float64 scans when the groups skip
+    # nothing on Gaussian data (measured on a sample before they are built, or over their
+    # first picks), and to the groups on clustered data.
     module = _lazy_module()
     monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
     monkeypatch.setattr(module, "_SCAN_SAMPLE_ROWS", 2000)
@@ -869,8 +870,15 @@ def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
     assert "sampled_eval_share" not in stats
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(G.astype(np.float32), 60,
                                                               seed=2)[0])
+    for metric, pool in (("l2", G), ("cosine", G), ("cosine", G.astype(np.float32))):
+        stats = {}
+        sel = _kcenter(pool, 60, seed=2, metric=metric, stats=stats)
+        assert stats["path"] == "scan" and stats["precision"] == "float32"
+        np.testing.assert_array_equal(sel.indices,
+                                      kcenter_greedy(pool, 60, seed=2, metric=metric)[0])
+    monkeypatch.setattr(module, "_IMAGE_BYTES", 0)  # no image fits
     stats = {}
-    sel = _kcenter(G, 60, seed=2, stats=stats)  # float64
+    sel = _kcenter(G, 60, seed=2, stats=stats)  # float64, too large for an image
     assert stats["path"] == "scan" and stats["sampled_eval_share"] >= 0.98
     assert "precision" not in stats
     np.testing.assert_array_equal(sel.indices, expected)
@@ -1011,7 +1019,7 @@ def test_values_whose_squared_distances_leave_float32_are_an_error(path):
     assert np.array_equal(run(near).indices, _kcenter(base, 20, seed=0, path="lazy").indices)
 
 
-def test_small_float32_pools_without_labels_give_up_to_the_scans():
+def test_small_pools_without_labels_give_up_to_the_scans(monkeypatch):
     # Pools under _LAZY_SMALL_POOL rows never leave the lazy path for the groups (slow on
     # small pools), but float32 scans are cheap at any size: without labels they take over.
     rng = np.random.default_rng(43)
@@ -1021,8 +1029,15 @@ def test_small_float32_pools_without_labels_give_up_to_the_scans():
     sel = _kcenter(X.astype(np.float32), 200, seed=4, stats=stats)
     assert stats["path"] == "scan" and stats["precision"] == "float32"
     np.testing.assert_array_equal(sel.indices, expected)
+    for metric, pool in (("l2", X), ("cosine", X.astype(np.float32))):  # through an image
+        stats = {}
+        sel = _kcenter(pool, 200, seed=4, metric=metric, stats=stats)
+        assert stats["path"] == "scan" and stats["precision"] == "float32"
+        np.testing.assert_array_equal(sel.indices,
+                                      kcenter_greedy(pool, 200, seed=4, metric=metric)[0])
+    monkeypatch.setattr(_lazy_module(), "_IMAGE_BYTES", 0)  # no image fits: the lazy path
     stats = {}
-    sel = _kcenter(X, 200, seed=4, stats=stats)  # float64: the lazy path finishes
+    sel = _kcenter(X, 200, seed=4, stats=stats)
     assert stats["path"] == "lazy"
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 200, seed=4)[0])
 
@@ -1031,13 +1046,16 @@ def _exact_sq(x, c):
     return sum((Fraction(float(a)) - Fraction(float(b))) ** 2 for a, b in zip(x, c))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d=st.integers(1, 40), scale=st.sampled_from([1e-30, 1e-21, 1e-3, 1.0, 1e4, 3e17, 1e30]),
-       kind=st.sampled_from(["normal", "offset", "integers", "mixed"]), seed=st.integers(0, 99))
-def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed):
-    # The float32 scans' bounds (factors32: float32 arithmetic) around the exact squared
-    # distance (rational arithmetic), for tiny (subnormal sums), huge (near the l2 range
-    # limit), offset (cancellation) and equal rows, over several picks.
+       kind=st.sampled_from(["normal", "offset", "integers", "mixed"]), seed=st.integers(0, 99),
+       pool=st.sampled_from(["float32", "float64", "cosine"]))
+def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, pool):
+    # The float32 scans' bounds (factors32: float32 arithmetic; float64 and cosine pools
+    # through a float32 image and each row's distance to it) around the exact squared
+    # distance of the points (rational arithmetic; cosine: the rows times their float64
+    # inverse norms, as the exact distances scale them), for tiny (subnormal sums), huge
+    # (near the l2 range limit), offset (cancellation) and equal rows, over several picks.
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(12, d))
@@ -1049,20 +1067,30 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed):
         X *= 10.0 ** rng.integers(-8, 8, size=(12, d))
     X *= scale
     limit = l2_value_limit(d)  # the largest values the l2 range check lets in
-    X = np.clip(X, -limit, limit).astype(np.float32)
+    X = np.clip(X, -limit, limit).astype(np.float32 if pool == "float32" else np.float64)
     X[5] = X[4]  # a distance of exactly 0
     n = X.shape[0]
+    points, image, radius = X, X, None
+    if pool != "float32":
+        inv = 1.0 / np.linalg.norm(X, axis=1) if pool == "cosine" else None
+        if pool == "cosine":
+            if not np.isfinite(inv).all():
+                return  # zero rows (cosine refuses them) or norms out of float64's range
+            points = X * inv[:, None]
+        image, radius = scan.float32_image(X, inv, pool == "cosine", 5)
+    rel, slack0 = scan.bounds32(d)
     lower = np.full(n, np.inf, np.float32)
     upper = np.full(n, np.inf, np.float32)
     exact = [None] * n
     for center in (0, 4, 7):
         lower[center] = upper[center] = -1.0
-        top = scan._pass32(X, center, *scan.factors32(d), lower, upper, lower.view(np.int32),
+        top = scan._pass32(image, center, *scan.factors32(d), radius, rel, slack0,
+                           (d + 8) * 2.0**-52, lower, upper, lower.view(np.int32),
                            np.empty(5, np.float32), 0, n, center % 2 * 3)
         for i in range(n):
             if lower[i] < 0:
                 continue
-            sq = _exact_sq(X[i], X[center])
+            sq = _exact_sq(points[i], points[center])
             exact[i] = sq if exact[i] is None else min(exact[i], sq)
             assert 0 <= Fraction(float(lower[i])) <= exact[i]
             assert np.isposinf(upper[i]) or exact[i] <= Fraction(float(upper[i]))

@@ -239,39 +239,67 @@ _LOWEST_INT32 = -2**31
 
 
 @njit(nogil=True, fastmath=_FASTMATH)
-def _exact_top(X, rows, sq, seen, picked, n_picked, rel, slack, low):
-    """The row of ``rows`` (increasing) with the largest exact float64 distance to the first
-    ``n_picked`` picks (the lowest of equal ones) and that distance (l2); (-1, -1.0) for no
-    rows. ``sq[r]``: the exact squared distance of ``rows[r]`` to its first ``seen[r]``
-    picks (inf, 0 for none), brought up to ``n_picked`` here: a float32 pass bounds the
-    distance to each pick it has not seen (``_nearest_pick32``; ``low``: scratch of
-    ``n_picked`` floats), and only the picks that can be the nearest get their float64
-    sum (a new candidate late in a run meets hundreds of picks)."""
+def _exact_top(X, inv_norm, cosine, image, rows, sq, seen, picked, n_picked, rel, slack,
+               low):
+    """The row of ``rows`` (increasing) with the largest exact distance to the first
+    ``n_picked`` picks (the lowest of equal ones) and that distance in score units; (-1,
+    -1.0) for no rows. ``sq[r]``: the exact squared distance of ``rows[r]`` to its first
+    ``seen[r]`` picks (inf, 0 for none), brought up to ``n_picked`` here. float32 l2 pools
+    (``image`` None): a float32 pass bounds the distance to each pick it has not seen
+    (``_nearest_pick32``; ``low``: scratch of ``n_picked`` floats), and only the picks
+    that can be the nearest get their float64 sum (a new candidate late in a run meets
+    hundreds of picks). Other pools: every such pick's float64 sum, four at a time
+    (``_nearest_sq``)."""
     top = -1.0
     top_row = -1
     for r in range(rows.shape[0]):
         i = rows[r]
         best = sq[r]
         if seen[r] < n_picked:
-            near = _nearest_pick32(X, i, picked, seen[r], n_picked, rel, slack, low)
+            if image is None:
+                near = _nearest_pick32(X, i, picked, seen[r], n_picked, rel, slack, low)
+            else:
+                near = _nearest_sq(X, i, inv_norm[i] if cosine is not None else 1.0, X,
+                                   inv_norm, cosine, picked[seen[r]:n_picked])
             if near < best:
                 best = near
         sq[r] = best
         seen[r] = n_picked
-        dist = np.sqrt(best)
+        dist = _to_score_units(best, cosine)
         if dist > top:
             top = dist
             top_row = i
     return top_row, top
 
 
+@njit(inline="always")
+def _up32(x):
+    """A float32 >= x >= 0 (rounding to nearest moves a float32-normal value by at most
+    2^-24 of itself, less than the 2^-22 added first)."""
+    return np.float32(max(x, 2.0**-126) * (1.0 + 2.0**-22))
+
+
+@njit(inline="always")
+def _down32(x):
+    """A float32 <= x, >= 0: the same margin, and 2^-148 for subnormal results."""
+    return np.float32(max(0.0, x * (1.0 - 2.0**-22) - 2.0**-148))
+
+
 @njit(nogil=True, fastmath=_FAST32)
-def _pass32(X, center, down, up, slack, lower, upper, lower_bits, dist, first, last, ahead):
+def _pass32(X, center, down, up, slack, radius, rel, slack0, m64, lower, upper, lower_bits,
+            dist, first, last, ahead):
     """Rows [first, last): lower their bounds to row ``center`` (``factors32``); returns
     the largest ``lower_bits`` (``lower`` as int32: the same order for the non-negative
     floats, a centre's -1 below them all; an integer maximum vectorises, a float one with
     a select does not), INT32_MIN for no rows. ``ahead`` > 0: prefetch the row that many
-    rows ahead (pools larger than the caches, see ``scan32``)."""
+    rows ahead (pools larger than the caches, see ``scan32``).
+
+    ``radius`` (float64, or None for float32 l2 pools): ``X`` is then a float32 image of
+    the points (float64 rows rounded, cosine rows normalised) with ``||x_i - p_i|| <=
+    radius[i]``, so the points' distance is within ``radius[i] + radius[center]`` of the
+    images' (the triangle inequality): the bounds are widened by it, in float64, by
+    ``m64`` relative (the float64 sums of the exact distances) and rounded outwards to
+    float32."""
     n = X.shape[0]
     d = X.shape[1]
     c = X[center]
@@ -291,14 +319,29 @@ def _pass32(X, center, down, up, slack, lower, upper, lower_bits, dist, first, l
         low_w = lower[start:start + m]
         up_w = upper[start:start + m]
         bits_w = lower_bits[start:start + m]
-        for r in range(m):  # min, not "if the new bound is lower": the same, branch-free
-            s = dist[r]
-            low = max(s * down - slack, zero)
-            a = low_w[r]
-            low_w[r] = a if a < low else low  # a centre's -1 stays
-            high = s * up + slack
-            b = up_w[r]
-            up_w[r] = b if b < high else high
+        if radius is None:
+            for r in range(m):  # min, not "if the new bound is lower": the same, branch-free
+                s = dist[r]
+                low = max(s * down - slack, zero)
+                a = low_w[r]
+                low_w[r] = a if a < low else low  # a centre's -1 stays
+                high = s * up + slack
+                b = up_w[r]
+                up_w[r] = b if b < high else high
+        else:
+            rad_w = radius[start:start + m]
+            rc = radius[center]
+            for r in range(m):
+                s = np.float64(dist[r])
+                e = rad_w[r] + rc
+                root = np.sqrt(max(s * (1.0 - rel) - slack0, 0.0)) - e
+                low = _down32(root * root * (1.0 - m64)) if root > 0.0 else zero
+                root = np.sqrt(s * (1.0 + rel) + slack0) + e
+                high = _up32(root * root * (1.0 + m64))
+                a = low_w[r]
+                low_w[r] = a if a < low else low
+                b = up_w[r]
+                up_w[r] = b if b < high else high
         for r in range(m):
             b = bits_w[r]
             top = top if top > b else b
@@ -322,10 +365,10 @@ def _barrier(sync, n_threads, generation):
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST32)
-def _scan32_tasks(X, k, first_row, down, up, slack, rel, slack0, lower, upper, lower_bits,
-                  upper_bits, indices, scores, cover, shared_i, shared_f, sync, status,
-                  n_threads, ahead, dist, low, rows_a, sq_a, seen_a, rows_b, sq_b, seen_b, lo,
-                  hi):
+def _scan32_tasks(X, inv_norm, cosine, image, Y, radius, k, first_row, down, up, slack, rel,
+                  slack0, m64, lower, upper, lower_bits, upper_bits, indices, scores, cover,
+                  shared_i, shared_f, sync, status, n_threads, ahead, dist, low, rows_a, sq_a,
+                  seen_a, rows_b, sq_b, seen_b, lo, hi):
     """The float32 scans' whole greedy (``scan32``) as thread ``lo`` of ``n_threads``, all
     running at once (``_parallel.run_gang``). Thread ``tid`` owns the rows
     [N tid / n_threads, N (tid + 1) / n_threads); per pick: its pass (``_pass32``), a
@@ -338,7 +381,10 @@ def _scan32_tasks(X, k, first_row, down, up, slack, rel, slack0, lower, upper, l
     (2, 3, n_threads): top bits, candidate counts, best rows; ``shared_f`` (2, n_threads):
     best distances), so a thread one barrier ahead never overwrites what another still
     reads. ``status``: [pick at which the candidates outgrew ``rows_a`` (0: none), their
-    number then, candidates over all picks]."""
+    number then, candidates over all picks]. The passes read ``Y``: ``X`` itself (float32
+    l2 pools, ``image`` and ``radius`` None) or its float32 image (``image`` True; float64
+    or cosine pools, see ``_pass32``); exact distances come from ``X`` (scaled by
+    ``inv_norm`` for cosine)."""
     tid = lo
     n = X.shape[0]
     first = n * tid // n_threads
@@ -356,7 +402,8 @@ def _scan32_tasks(X, k, first_row, down, up, slack, rel, slack0, lower, upper, l
         if first <= row < last:
             lower[row] = -1.0
             upper[row] = -1.0
-        shared_i[par, 0, tid] = _pass32(X, row, down, up, slack, lower, upper, lower_bits,
+        shared_i[par, 0, tid] = _pass32(Y, row, down, up, slack,
+                                        radius, rel, slack0, m64, lower, upper, lower_bits,
                                         dist, first, last, ahead)
         generation += 1
         _barrier(sync, n_threads, generation)
@@ -388,8 +435,8 @@ def _scan32_tasks(X, k, first_row, down, up, slack, rel, slack0, lower, upper, l
                 else:
                     sq_b[r] = np.inf
                     seen_b[r] = 0
-            best_row, best = _exact_top(X, rows_b[:m], sq_b[:m], seen_b[:m], indices, t + 1,
-                                        rel, slack0, low)
+            best_row, best = _exact_top(X, inv_norm, cosine, image, rows_b[:m], sq_b[:m],
+                                        seen_b[:m], indices, t + 1, rel, slack0, low)
             rows_a, rows_b = rows_b, rows_a
             sq_a, sq_b = sq_b, sq_a
             seen_a, seen_b = seen_b, seen_a
@@ -417,11 +464,14 @@ def _scan32_tasks(X, k, first_row, down, up, slack, rel, slack0, lower, upper, l
     return 0
 
 
-def scan32(X, k, first_row, max_candidates):
-    """Exact greedy k-center of a float32 l2 pool ``X`` by float32 scans, starting from
-    ``first_row``: ``(indices, scores, cover, stats)`` (``_scan32_tasks``), or None and
-    the stats when the rows whose interval reaches the top outgrow ``max_candidates`` at
-    some pick. On Numba's threads, each owning at least ``MIN_ROWS_PER_THREAD`` rows."""
+def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=None,
+           radius=None):
+    """Exact greedy k-center by float32 scans, starting from ``first_row``: ``(indices,
+    scores, cover, stats)`` (``_scan32_tasks``), or None and the stats when the rows whose
+    interval reaches the top outgrow ``max_candidates`` at some pick. ``X``: a float32 l2
+    pool, or any pool with its float32 ``image`` and ``radius`` (``float32_image``; cosine:
+    with ``inv_norm``). On Numba's threads, each owning at least ``MIN_ROWS_PER_THREAD``
+    rows."""
     n, d = X.shape
     threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
     down, up, slack = factors32(d)
@@ -433,14 +483,18 @@ def scan32(X, k, first_row, max_candidates):
     status = np.zeros(3, dtype=np.int64)
     cap = int(max_candidates)
     block = BLOCK32
-    ahead = 0 if X.nbytes <= PREFETCH_BYTES else max(8, 4096 // (4 * d))
+    ahead = 0 if n * d * 4 <= PREFETCH_BYTES else max(8, 4096 // (4 * d))
+    if inv_norm is None:
+        inv_norm = np.empty(0)
 
     def make():  # per thread: the block's sums, pick bounds, two sets of candidate state
         return (np.empty(block, np.float32), np.empty(k), np.empty(cap, np.int64),
                 np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64),
                 np.empty(cap), np.empty(cap, np.int64))
 
-    run_gang(_scan32_tasks, threads, X, k, first_row, down, up, slack, *bounds32(d), lower,
+    run_gang(_scan32_tasks, threads, X, inv_norm, metric_flag(cosine),
+             None if image is None else True, X if image is None else image, radius, k,
+             first_row, down, up, slack, *bounds32(d), (d + 8) * 2.0**-52, lower,
              upper, lower.view(np.int32), upper.view(np.int32), indices, scores, cover,
              np.zeros((2, 3, threads), np.int64), np.zeros((2, threads)),
              np.zeros(8, np.int64), status, threads, ahead, scratch=(("scan32", cap, block, k), make))
@@ -449,3 +503,25 @@ def scan32(X, k, first_row, max_candidates):
     if status[0]:
         return None, stats
     return (indices, scores, cover), stats
+
+
+def float32_image(X, inv_norm, cosine, chunk):
+    """``(image, radius)``: the pool's points (rows, or rows times ``inv_norm`` for cosine,
+    as the exact float64 distances scale them) rounded to float32, and for each row a
+    float64 bound of ``||image_i - point_i||`` (the norm of the exact float64 difference,
+    inflated for its own rounding and for underflowing squares). Made ``chunk`` rows at a
+    time."""
+    n, d = X.shape
+    image = np.empty((n, d), dtype=np.float32)
+    radius = np.empty(n, dtype=np.float64)
+    inflate = 1.0 + (d + 8) * 2.0**-52
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        points = X[start:stop].astype(np.float64)
+        if cosine:
+            points *= inv_norm[start:stop, None]
+        image[start:stop] = points
+        points -= image[start:stop]
+        radius[start:stop] = np.sqrt(np.einsum("ij,ij->i", points, points)) * inflate \
+            + 2.0**-500
+    return image, radius

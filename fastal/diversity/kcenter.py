@@ -61,6 +61,7 @@ _SCAN_EVAL_SHARE = 0.95
 _SCAN_SAMPLE_ROWS = 16384
 _SCAN_SAMPLE_SHARE = 0.995
 _SCAN32_MAX_CANDIDATES = 1024  # rows whose interval reaches the top, per pick
+_IMAGE_BYTES = 1 << 30  # the float32 scans' image of a float64 or cosine pool, at most
 # Lazy path (see _lazy_kcenter). The first band holds at least _LAZY_BAND_MIN rows and
 # _LAZY_BAND_PER_PICK per pick; each widening doubles it. Past _LAZY_MAX_BAND of the pool
 # the bounds are not pruning (the covering radius falls fast: clustered data), and the
@@ -544,8 +545,9 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         return _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
                               w, first_row, clock, stats)
     auto = path is None and grouping is None and n_groups is None and w is None
-    # without labels, float32 l2 pools go to the float32 scans when the lazy path gives up
-    scan32 = auto and not n_labeled and pool.dtype == np.float32 and not cosine
+    # without labels, pools go to the float32 scans when the lazy path gives up (float64
+    # and cosine pools through a float32 image, when it fits _IMAGE_BYTES)
+    scan32 = auto and not n_labeled and _scan32_fits(pool, cosine)
     if path is None:
         path = "lazy" if w is None and grouping is None else "grouped"
     if path not in _PATHS:
@@ -565,7 +567,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         if scan32:
             # float32 scans beat the groups on every measured pool without labels, blobs
             # included (1M x 128, k = 1,000: 34 s against 44 s)
-            sel = _scan32_kcenter(pool, k, first_row, clock, stats)
+            sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
             if sel is not None:
                 return sel
         elif (auto and not n_labeled and n_pool >= 4 * _SCAN_SAMPLE_ROWS
@@ -731,11 +733,14 @@ def _sampled_eval_share(pool, metric):
 def _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats, try32=True):
     """Exact greedy k-center without a labeled set by full scans
     (``fastal._kernels.kcenter_scan``): each pick is one pass over X in storage order that
-    lowers every row's distance to the centre set and finds the largest. float32 l2 pools:
-    float32 passes with certified bounds (``_scan32_kcenter``), 8 bytes per pool row;
-    otherwise float64 distances, 8 bytes per pool row."""
-    if try32 and pool.dtype == np.float32 and not cosine:
-        sel = _scan32_kcenter(pool, k, first_row, clock, stats)
+    lowers every row's distance to the centre set and finds the largest. float32 passes
+    with certified bounds (``_scan32_kcenter``), 8 bytes per pool row (and a float32 image,
+    4d bytes per row, for float64 and cosine pools); when their candidates outgrow
+    ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools) or the image ``_IMAGE_BYTES``,
+    float64 distances, 8 bytes per pool row."""
+    if try32 and _scan32_fits(pool, cosine):
+        chunk = max(MIN_CHUNK_ROWS, CHUNK_BYTES // (8 * pool.shape[1]))
+        sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
         if sel is not None:
             return sel
     n_pool = pool.shape[0]
@@ -786,17 +791,33 @@ def _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_
                      n_pool=n_pool, extra={"covering_radius": cover})
 
 
-def _scan32_kcenter(pool, k, first_row, clock, stats):
+def _scan32_fits(pool, cosine):
+    """Whether the float32 scans take this pool: float32 l2 pools always; others through a
+    float32 image of ``4 N d`` bytes, at most ``_IMAGE_BYTES``."""
+    if pool.dtype == np.float32 and not cosine:
+        return True
+    return 4 * pool.shape[0] * pool.shape[1] <= _IMAGE_BYTES
+
+
+def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
     """``_scan_kcenter`` in float32 (``fastal._kernels.kcenter_scan.scan32``): each row
     keeps float32 lower and upper bounds of its squared distance to the centre set (a
     float32 pass with a rigorous error bound), and only the rows whose upper bound reaches
     the largest lower bound get their exact float64 distance (kept between picks while they
     stay candidates). The whole greedy is one kernel call (the threads meet at barriers,
-    not in Python: ~0.1-0.2 ms per pick saved). None when the candidates outgrow
-    ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools: the groups then, or the float64
-    scans for an explicit ``path="scan"``)."""
+    not in Python: ~0.1-0.2 ms per pick saved). float64 and cosine pools are scanned
+    through a float32 image (``_scan.float32_image``: the normalised or rounded rows, with
+    each row's distance to its image, which widens its bounds). None when the candidates
+    outgrow ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools, or images too coarse for the
+    pool's distances: the groups then, or the float64 scans for an explicit
+    ``path="scan"``)."""
+    image = radius = None
+    if pool.dtype != np.float32 or cosine:
+        image, radius = _scan.float32_image(pool, inv_norm, cosine, chunk)
+        clock.lap("float32 image")
     n_pool = pool.shape[0]
-    result, scan_stats = _scan.scan32(pool, k, first_row, _SCAN32_MAX_CANDIDATES)
+    result, scan_stats = _scan.scan32(pool, k, first_row, _SCAN32_MAX_CANDIDATES,
+                                      inv_norm, cosine, image, radius)
     if result is None:
         if stats is not None:
             stats.update(scan32_abandoned_at=scan_stats["abandoned_at"],
