@@ -173,15 +173,19 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
 
     **Full scans** (unweighted, without a labeled set, when the lazy path gives up). Each
     pick is one pass over X in storage order: every row's distance to the new centre, the
-    min-update of ``D`` and the running argmax, fused. float32 l2 pools: the pass is in
-    float32 (vectorised, any summation order) and keeps each row's squared ``D`` as an
-    interval of float32 bounds (a rigorous error bound of the float32 sum); only the rows
-    whose upper bound reaches the largest lower bound get their float64 ``D``, so the pick is
-    exact (8 bytes per pool row; near-duplicate pools, where too many intervals overlap,
-    go to the groups instead). Measured faster than the groups on every pool without
-    labels, clustered ones included. Other pools: float64 passes (8 bytes per row), chosen
-    when the groups below skip under 0.5 % of the row distances over 8 picks on a sample
-    of 16,384 rows, or under 5 % over their own first 8 picks.
+    min-update of ``D`` and the running argmax, fused; the whole greedy is one kernel call
+    whose threads meet at barriers. The pass is in float32 (vectorised, any summation
+    order) and keeps each row's squared ``D`` as an interval of float32 bounds (a rigorous
+    error bound of the float32 sum); only the rows whose upper bound reaches the largest
+    lower bound get their float64 ``D``, so the pick is exact (8 bytes per pool row).
+    float64 and cosine pools are read through a float32 image (the rows rounded, or
+    normalised then rounded: 4 ``d`` bytes per row, at most 1 GiB), each row's bounds
+    widened by its own and the centre's distance to their images (the triangle
+    inequality). Near-duplicate pools, where too many intervals overlap, go to the groups
+    instead. Measured faster than the groups on every pool without labels, clustered ones
+    included. Pools whose image would exceed 1 GiB: float64 passes (8 bytes per row),
+    chosen when the groups below skip under 0.5 % of the row distances over 8 picks on a
+    sample of 16,384 rows, or under 5 % over their own first 8 picks.
 
     **Triangle-inequality groups** (weighted calls, and clustered data):
 
