@@ -83,8 +83,9 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} logits", lambda z=logits: [score(z, m, from_logits=True)
                                                        for m in methods]
         elif target == "kcenter":
-            # the pools here are small jobs, which run full scans (``_SMALL_JOB_WORK``):
-            # those first, then the paths of larger jobs (``small_jobs=False``)
+            # the pools here are small jobs, which run full scans (``_SMALL_JOB_WORK``,
+            # ``_SCAN_FIRST_WORK``): those first, then the paths of larger jobs
+            # (``small_jobs=False``)
             many = np.arange(70)
             weights = np.ones(rows)
             yield f"{name} small jobs", lambda x=emb, w=weights: [

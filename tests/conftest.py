@@ -11,8 +11,9 @@ def _no_small_kcenter_jobs(monkeypatch):
     ``_SMALL_JOB_WORK``): tests keep the default paths they were written for (the lazy
     path, the groups). The small path is tested through ``path="small"`` and by the tests
     that set the limit back."""
-    monkeypatch.setattr(importlib.import_module("fastal.diversity.kcenter"),
-                        "_SMALL_JOB_WORK", 0)
+    module = importlib.import_module("fastal.diversity.kcenter")
+    monkeypatch.setattr(module, "_SMALL_JOB_WORK", 0)
+    monkeypatch.setattr(module, "_SCAN_FIRST_WORK", 0)  # likewise the scans without labels
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

@@ -194,6 +194,33 @@ def test_small_jobs_take_full_scans_by_default(labeled_kind, metric, monkeypatch
                                        atol=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_jobs_without_labels_up_to_the_limit_go_straight_to_the_scans(metric, dtype,
+                                                                       monkeypatch):
+    # N k d <= _SCAN_FIRST_WORK without labels: the float32 scans, no lazy attempt; one
+    # visit more: the lazy path first (which on this small pool gives up to the scans).
+    # Labeled, weighted and explicit-path calls never.
+    module = importlib.import_module("fastal.diversity.kcenter")
+    rng = np.random.default_rng(23)
+    X = rng.normal(size=(2000, 48)).astype(dtype)
+    k = 30
+    idx = kcenter_greedy(X, k, metric=metric, seed=6)[0]
+    for limit, straight in ((2000 * k * 48, True), (2000 * k * 48 - 1, False)):
+        monkeypatch.setattr(module, "_SCAN_FIRST_WORK", limit)
+        stats = {}
+        sel = _kcenter(X, k, metric=metric, seed=6, stats=stats)
+        tried_lazy = stats["path"] == "lazy" or "lazy (abandoned)" in stats["seconds"]
+        assert tried_lazy != straight
+        assert stats["path"] == "scan" or not straight
+        np.testing.assert_array_equal(sel.indices, idx)
+    monkeypatch.setattr(module, "_SCAN_FIRST_WORK", 1 << 40)
+    for kwargs in ({"labeled": [0, 1]}, {"weights": np.ones(2000)}, {"path": "lazy"}):
+        stats = {}
+        _kcenter(X, k, metric=metric, seed=6, stats=stats, **kwargs)
+        assert stats["path"] != "scan"
+
+
 def test_small_jobs_same_bits_as_the_other_paths():
     # the small path's distances are the other paths' float64 sums: same scores and radii
     rng = np.random.default_rng(22)

@@ -49,6 +49,13 @@ _PATHS = ("lazy", "grouped", "scan", "small")
 # (1.5-4.7 s less), for up to ~20 ms more per warm call (bench/README.md, "Exact greedy
 # k-center").
 _SMALL_JOB_WORK = 1 << 25
+# Jobs without labels of at most this many coordinate visits N k d (~20-30 ms of float32
+# scans on 2 threads) go to the float32 scans without trying the lazy path first: a first
+# call in a fresh process then compiles none of the lazy path's kernels (~2 s), for up to
+# ~20 ms more per warm call where the lazy path would have finished (200,000 x 32, k = 40:
+# 8 ms lazy, 28 ms scans; clustered 40,000 x 16, k = 300: 28 ms with the lazy attempt,
+# 33 ms without).
+_SCAN_FIRST_WORK = 1 << 28
 # Scan path (see _scan_kcenter): without a labeled set, when the groups have skipped under
 # 1 - _SCAN_EVAL_SHARE of the row distances over their first _SCAN_PROBE_PICKS picks, the
 # groups are dropped for full scans (same picks: both are exact).
@@ -459,8 +466,9 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
     back to ``"scan"`` when they prune nothing), ``"scan"`` (``_scan_kcenter``; unweighted,
     no labeled set), ``"small"`` (``_small_kcenter``: float64 full scans, any labeled set and
     weights) or None (``"small"`` for jobs of at most ``_SMALL_JOB_WORK`` coordinate
-    visits (unless ``small_jobs`` is False: ``fastal warmup``), else lazy unless ``weights``
-    or ``grouping`` is given).
+    visits, the float32 scans for jobs without labels of at most ``_SCAN_FIRST_WORK``
+    (neither rule when ``small_jobs`` is False: ``fastal warmup``), else lazy unless
+    ``weights`` or ``grouping`` is given).
 
     ``grouping``: ``"labeled"`` (cells around the labeled points, split), ``"labeled-cells"``
     (the same cells, unsplit), ``"cells"`` (``n_groups`` cells around random pool rows,
@@ -552,6 +560,10 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     # without labels, pools go to the float32 scans when the lazy path gives up (float64
     # and cosine pools through a float32 image, when it fits _IMAGE_BYTES)
     scan32 = auto and not n_labeled and _scan32_fits(pool, cosine)
+    if scan32 and small_jobs and n_pool * k * d <= _SCAN_FIRST_WORK:
+        sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
+        if sel is not None:
+            return sel
     if path is None:
         path = "lazy" if w is None and grouping is None else "grouped"
     if path not in _PATHS:
