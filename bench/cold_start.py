@@ -52,8 +52,12 @@ CALLS = {
     "kcenter, 500 labeled rows, 40,000-row pool (lazy path)":
         "fastal.kcenter(xr, 100, labeled=np.arange(500))",
     "weighted kcenter, 40,000-row pool (groups)": "fastal.kcenter(xr, 100, weights=ur)",
-    "kcenter, clustered 40,000-row pool (lazy gives up: float32 scans)":
+    # no labels, N k d <= 2**28 (kcenter._SCAN_FIRST_WORK): straight to the float32 scans
+    "kcenter, clustered 40,000-row pool, no labels (float32 scans)":
         "fastal.kcenter(xc, 300)",
+    # past it: the lazy path first, which gives up on clustered data, then the scans
+    "kcenter, clustered 40,000-row pool, k = 1,000 (lazy gives up: float32 scans)":
+        "fastal.kcenter(xc, 1000)",
     "badge": "fastal.select(x, 10, 'badge', probs=p)",
 }
 
