@@ -10,7 +10,9 @@ the comparison: parts of them are never written (picks not made yet, unused seed
 """
 
 import hashlib
+import os
 import threading
+import warnings
 import importlib
 
 import numba
@@ -325,3 +327,21 @@ def test_scan32_from_several_python_threads_at_once():
     assert len(results) == 3
     for indices in results:
         np.testing.assert_array_equal(indices, expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_gang_running_at_fork_does_not_lock_the_child():
+    # a lock held by another thread when the process forks would stay held in the child
+    with _parallel._gang_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+        pid = os.fork()
+        if pid == 0:  # the child: the lock is free, a gang runs
+            code = 1
+            try:
+                if _parallel._gang_lock.acquire(blocking=False):
+                    _parallel._gang_lock.release()
+                    code = 0 if _parallel.run_gang(lambda lo, hi: hi - lo, 1) == 1 else 1
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

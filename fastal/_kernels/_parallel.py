@@ -69,6 +69,17 @@ def run_tasks(kernel, n_tasks: int, *args, scratch=None) -> int:
 _gang_lock = threading.Lock()
 
 
+def _after_fork_in_child():
+    """A lock some other thread held at fork stays held forever in the child: new ones."""
+    global _lock, _gang_lock
+    _lock = threading.Lock()
+    _gang_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def run_gang(kernel, n_threads: int, *args, scratch=None) -> int:
     """``run_tasks`` with one task per thread, for kernels whose threads wait for each other
     (barriers): every range must be running at once. One gang at a time per process: the
