@@ -305,6 +305,9 @@ def test_run_gang_threads_run_at_once_and_gangs_one_at_a_time():
     assert len(outs) == 5
     for total, out in outs:
         assert total == threads and (out == threads).all()
+    with pytest.raises(ValueError, match="gang"):  # more than can run at once
+        _parallel.run_gang(kernel, numba.get_num_threads() + 1, np.zeros(8, np.int64),
+                           np.zeros(8, np.int64), 1)
 
 
 def test_scan32_from_several_python_threads_at_once():

@@ -85,6 +85,9 @@ def run_gang(kernel, n_threads: int, *args, scratch=None) -> int:
     (barriers): every range must be running at once. One gang at a time per process: the
     pool's threads finish whatever else they run, so a gang's threads all start; two gangs
     could each hold a pool thread while waiting for one queued behind the other."""
+    if not 1 <= n_threads <= numba.get_num_threads():  # else ranges would merge: a deadlock
+        raise ValueError(f"a gang of {n_threads} threads needs 1 to "
+                         f"numba.get_num_threads() = {numba.get_num_threads()}")
     with _gang_lock:
         return run_tasks(kernel, n_threads, *args, scratch=scratch)
 
