@@ -215,6 +215,19 @@ def test_jobs_without_labels_up_to_the_limit_go_straight_to_the_scans(metric, dt
         assert stats["path"] == "scan" or not straight
         np.testing.assert_array_equal(sel.indices, idx)
     monkeypatch.setattr(module, "_SCAN_FIRST_WORK", 1 << 40)
+    # near-duplicates (more overlapping intervals than _SCAN32_MAX_CANDIDATES): one
+    # attempt, then the lazy path in full and the groups, the same picks
+    monkeypatch.setattr(module, "_SCAN32_MAX_CANDIDATES", 8)
+    D = X[rng.integers(40, size=2000)]
+    attempts = []
+    scan32 = module._scan32_kcenter
+    monkeypatch.setattr(module, "_scan32_kcenter",
+                        lambda *a: attempts.append(1) or scan32(*a))
+    stats = {}
+    sel = _kcenter(D, k, metric=metric, seed=6, stats=stats)
+    assert stats["scan32_abandoned_at"] >= 1 and stats["path"] in ("lazy", "grouped")
+    assert len(attempts) == 1
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(D, k, metric=metric, seed=6)[0])
     for kwargs in ({"labeled": [0, 1]}, {"weights": np.ones(2000)}, {"path": "lazy"}):
         stats = {}
         _kcenter(X, k, metric=metric, seed=6, stats=stats, **kwargs)

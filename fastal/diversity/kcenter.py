@@ -560,10 +560,12 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     # without labels, pools go to the float32 scans when the lazy path gives up (float64
     # and cosine pools through a float32 image, when it fits _IMAGE_BYTES)
     scan32 = auto and not n_labeled and _scan32_fits(pool, cosine)
-    if scan32 and small_jobs and n_pool * k * d <= _SCAN_FIRST_WORK:
+    scans_first = scan32 and small_jobs and n_pool * k * d <= _SCAN_FIRST_WORK
+    if scans_first:
         sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
         if sel is not None:
             return sel
+        # near-duplicates: the lazy path in full, then the groups (no second attempt)
     if path is None:
         path = "lazy" if w is None and grouping is None else "grouped"
     if path not in _PATHS:
@@ -576,11 +578,12 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         if w is not None:
             raise ArgumentError("path 'lazy' is unweighted; got weights")
         sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
-                            first_row, shift, chunk, clock, stats, small_pools_give_up=scan32)
+                            first_row, shift, chunk, clock, stats,
+                            small_pools_give_up=scan32 and not scans_first)
         if sel is not None:
             return sel
         clock.lap("lazy (abandoned)")
-        if scan32:
+        if scan32 and not scans_first:
             # float32 scans beat the groups on every measured pool without labels, blobs
             # included (1M x 128, k = 1,000: 34 s against 44 s)
             sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
