@@ -190,8 +190,8 @@ def _nearest_pick32(X, i, picked, first, last, rel, slack, low):
     """``_nearest_sq`` to the picks for float32 l2 pools, exactly the same value: a float32
     pass first bounds every pick's distance, and only the picks whose lower bound reaches
     the smallest upper bound get their float64 sum (usually one or two): any other pick is
-    provably farther. (Callers choose between the two with their ``f32`` / ``f64`` flags, which Numba
-    resolve from None types: a float32 l2 call compiles no ``_nearest_sq``.)"""
+    provably farther. (Callers choose between the two with their ``f32`` / ``f64`` flags,
+    which Numba resolves from None types: a float32 l2 call compiles no ``_nearest_sq``.)"""
     if last - first == 1:
         return _sq_rows(X, i, 1.0, X, picked[first], 1.0)
     # int64 indices whatever the caller's (int32 heap rows, a literal 0): one compiled
@@ -239,13 +239,13 @@ _LOWEST_INT32 = -2**31
 
 
 @njit(nogil=True, fastmath=_FASTMATH)
-def _exact_top(X, inv_norm, cosine, image, rows, sq, seen, picked, n_picked, rel, slack,
+def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, rel, slack,
                low):
     """The row of ``rows`` (increasing) with the largest exact distance to the first
     ``n_picked`` picks (the lowest of equal ones) and that distance in score units; (-1,
     -1.0) for no rows. ``sq[r]``: the exact squared distance of ``rows[r]`` to its first
     ``seen[r]`` picks (inf, 0 for none), brought up to ``n_picked`` here. float32 l2 pools
-    (``image`` None): a float32 pass bounds the distance to each pick it has not seen
+    (``radius`` None: no image): a float32 pass bounds the distance to each pick it has not seen
     (``_nearest_pick32``; ``low``: scratch of ``n_picked`` floats), and only the picks
     that can be the nearest get their float64 sum (a new candidate late in a run meets
     hundreds of picks). Other pools: every such pick's float64 sum, four at a time
@@ -256,7 +256,7 @@ def _exact_top(X, inv_norm, cosine, image, rows, sq, seen, picked, n_picked, rel
         i = rows[r]
         best = sq[r]
         if seen[r] < n_picked:
-            if image is None:
+            if radius is None:
                 near = _nearest_pick32(X, i, picked, seen[r], n_picked, rel, slack, low)
             else:
                 near = _nearest_sq(X, i, inv_norm[i] if cosine is not None else 1.0, X,
@@ -365,7 +365,7 @@ def _barrier(sync, n_threads, generation):
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST32)
-def _scan32_tasks(X, inv_norm, cosine, image, Y, radius, k, first_row, down, up, slack, rel,
+def _scan32_tasks(X, inv_norm, cosine, Y, radius, k, first_row, down, up, slack, rel,
                   slack0, m64, lower, upper, lower_bits, upper_bits, indices, scores, cover,
                   shared_i, shared_f, sync, status, n_threads, ahead, dist, low, rows_a, sq_a,
                   seen_a, rows_b, sq_b, seen_b, lo, hi):
@@ -382,8 +382,8 @@ def _scan32_tasks(X, inv_norm, cosine, image, Y, radius, k, first_row, down, up,
     best distances), so a thread one barrier ahead never overwrites what another still
     reads. ``status``: [pick at which the candidates outgrew ``rows_a`` (0: none), their
     number then, candidates over all picks]. The passes read ``Y``: ``X`` itself (float32
-    l2 pools, ``image`` and ``radius`` None) or its float32 image (``image`` True; float64
-    or cosine pools, see ``_pass32``); exact distances come from ``X`` (scaled by
+    l2 pools, ``radius`` None) or its float32 image (float64 or cosine pools, with
+    ``radius``: see ``_pass32``); exact distances come from ``X`` (scaled by
     ``inv_norm`` for cosine)."""
     tid = lo
     n = X.shape[0]
@@ -435,7 +435,7 @@ def _scan32_tasks(X, inv_norm, cosine, image, Y, radius, k, first_row, down, up,
                 else:
                     sq_b[r] = np.inf
                     seen_b[r] = 0
-            best_row, best = _exact_top(X, inv_norm, cosine, image, rows_b[:m], sq_b[:m],
+            best_row, best = _exact_top(X, inv_norm, cosine, radius, rows_b[:m], sq_b[:m],
                                         seen_b[:m], indices, t + 1, rel, slack0, low)
             rows_a, rows_b = rows_b, rows_a
             sq_a, sq_b = sq_b, sq_a
@@ -493,11 +493,12 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
                 np.empty(cap), np.empty(cap, np.int64))
 
     run_gang(_scan32_tasks, threads, X, inv_norm, metric_flag(cosine),
-             None if image is None else True, X if image is None else image, radius, k,
+             X if image is None else image, radius, k,
              first_row, down, up, slack, *bounds32(d), (d + 8) * 2.0**-52, lower,
              upper, lower.view(np.int32), upper.view(np.int32), indices, scores, cover,
              np.zeros((2, 3, threads), np.int64), np.zeros((2, threads)),
-             np.zeros(8, np.int64), status, threads, ahead, scratch=(("scan32", cap, block, k), make))
+             np.zeros(8, np.int64), status, threads, ahead,
+             scratch=(("scan32", cap, block, k), make))
     stats = {"abandoned_at": int(status[0]), "candidates": int(status[1]),
              "exact_candidates": int(status[2])}
     if status[0]:

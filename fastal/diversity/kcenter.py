@@ -573,7 +573,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     if path == "scan":
         if w is not None or n_labeled:
             raise ArgumentError("path 'scan' is unweighted, without a labeled set")
-        return _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats)
+        return _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
     if path == "lazy":
         if w is not None:
             raise ArgumentError("path 'lazy' is unweighted; got weights")
@@ -596,7 +596,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                 stats.update(sampled_eval_share=share)
             clock.lap("sample")
             if share >= _SCAN_SAMPLE_SHARE:
-                return _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats,
+                return _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats,
                                      try32=False)
 
     if grouping is None:
@@ -722,7 +722,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             if stats is not None:
                 stats.update(groups_abandoned_at=t + 1, groups_row_evaluations=n_eval)
             del mindist, rowdist, perm
-            return _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats,
+            return _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats,
                                  try32=not scan32)
         if weighted or t == k - 1:
             cover[t] = _k.exact_cover(pool, inv_norm, cosine, lab_src, lab_rows, lab_inv,
@@ -749,7 +749,7 @@ def _sampled_eval_share(pool, metric):
     return sample_stats["row_evaluations"] / (_SCAN_PROBE_PICKS * _SCAN_SAMPLE_ROWS)
 
 
-def _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats, try32=True):
+def _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, try32=True):
     """Exact greedy k-center without a labeled set by full scans
     (``fastal._kernels.kcenter_scan``): each pick is one pass over X in storage order that
     lowers every row's distance to the centre set and finds the largest. float32 passes
@@ -758,7 +758,6 @@ def _scan_kcenter(pool, k, cosine, inv_norm, first_row, clock, stats, try32=True
     ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools) or the image ``_IMAGE_BYTES``,
     float64 distances, 8 bytes per pool row."""
     if try32 and _scan32_fits(pool, cosine):
-        chunk = max(MIN_CHUNK_ROWS, CHUNK_BYTES // (8 * pool.shape[1]))
         sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
         if sel is not None:
             return sel
