@@ -749,10 +749,15 @@ def _lazy_module():
 @pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "embeddings",
                                   "none"])
 @pytest.mark.parametrize("bounds", ["lists", "probes"])  # see _labeled_upper
-def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, monkeypatch):
+@pytest.mark.parametrize("at_once", [True, False])  # see _LAZY_BAND_YIELD
+def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, at_once, monkeypatch):
     # A band that starts at one row and doubles: many widenings, rows entering the heap
-    # after many picks (compared with all of them on entry), ties at the threshold.
+    # after many picks (compared with all of them on entry), ties at the threshold. With
+    # ``at_once``, a band with too few keys above its threshold for the picks still to make
+    # is widened again before any pick (by half); without, only when its top falls below.
     module = _lazy_module()
+    if not at_once:
+        monkeypatch.setattr(module, "_LAZY_BAND_YIELD", 0.0)
     monkeypatch.setattr(module, "_UNEVEN_LISTS", 0 if bounds == "lists" else 1000)
     monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
     monkeypatch.setattr(module, "_LAZY_BAND_PER_PICK", 0)
@@ -784,6 +789,8 @@ def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, monkeypat
         assert stats["path"] == "lazy"
         if k >= 37 and case in ("random", "blobs", "embeddings", "none"):
             assert stats["band_widenings"] > 3
+            # at once: every widening before the first pick from a band of one row
+            assert (stats["band_widenings_at_once"] > 3) == at_once
 
 
 def _lazy_gives_up_on_blobs(labeled_kind, monkeypatch, **constants):
