@@ -1095,6 +1095,64 @@ def _exact_sq(x, c):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d=st.integers(1, 40), scale=st.sampled_from([1e-30, 1e-21, 1e-3, 1.0, 1e4, 3e17, 1e30]),
+       kind=st.sampled_from(["normal", "offset", "integers", "mixed", "near"]),
+       seed=st.integers(0, 99), pool=st.sampled_from(["float64", "cosine"]))
+def test_pick_bounds_through_images_bracket_the_float64_sums(d, scale, kind, seed, pool):
+    # The lazy path's bounds of a row's distances to the picks for float64 and cosine pools
+    # (image_of: a row's float32 image and radius; _image_bounds32): every lower bound at
+    # most the float64 coordinate-order sum the exact keys are (_sq_rows, replayed here in
+    # Python's float64), the smallest upper bound at least the smallest sum; tiny, huge,
+    # offset, integer, mixed-magnitude, equal and nearly equal rows (their images equal:
+    # only the radii separate them).
+    scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(12, d))
+    if kind == "offset":
+        X = 1e3 + 1e-3 * X
+    elif kind == "integers":
+        X = np.round(X * 3)
+    elif kind == "mixed":
+        X *= 10.0 ** rng.integers(-8, 8, size=(12, d))
+    X *= scale
+    limit = l2_value_limit(d)
+    X = np.clip(X, -limit, limit)
+    X[5] = X[4]
+    X[6] = X[4] * (1.0 + 1e-12) if kind == "near" else X[6]
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = 1.0 / np.linalg.norm(X, axis=1) if pool == "cosine" else np.ones(12)
+    if not np.isfinite(inv).all() or (pool == "cosine" and not (inv > 0).all()):
+        return  # zero rows (cosine refuses them) or norms out of float64's range
+    cosine = pool == "cosine"
+
+    def sums(i, rows):  # _sq_rows, coordinate order, float64, no contraction
+        out = []
+        for p in rows:
+            acc = 0.0
+            for j in range(d):
+                t = float(X[i, j]) * float(inv[i]) - float(X[p, j]) * float(inv[p])
+                acc += t * t
+            out.append(acc)
+        return out
+
+    picks = np.array([4, 0, 7, 9, 6, 2], dtype=np.int64)
+    P = np.empty((picks.size, d), np.float32)
+    r_P = np.array([scan.image_of(X, p, inv[p] if cosine else 1.0, P[s])
+                    for s, p in enumerate(picks)])
+    rel, slack = scan.bounds32(d)
+    y = np.empty(d, np.float32)
+    low = np.empty(picks.size)
+    for i in (5, 6, 1, 11):
+        r_y = scan.image_of(X, i, inv[i] if cosine else 1.0, y)
+        exact = sums(i, picks)
+        for first in (0, 2):
+            least = scan._image_bounds32(y, r_y, P, r_P, first, picks.size, rel, slack, low)
+            for s in range(first, picks.size):
+                assert 0.0 <= low[s - first] <= exact[s]
+            assert min(exact[first:]) <= least
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d=st.integers(1, 40), scale=st.sampled_from([1e-30, 1e-21, 1e-3, 1.0, 1e4, 3e17, 1e30]),
        kind=st.sampled_from(["normal", "offset", "integers", "mixed"]), seed=st.integers(0, 99),
        pool=st.sampled_from(["float32", "float64", "cosine"]))
 def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, pool):

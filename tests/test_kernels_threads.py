@@ -115,9 +115,11 @@ def test_badge_kernels(dtype, monkeypatch):
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("n_labeled", [0, 20, 300])
 def test_lazy_kcenter_kernels(metric, n_labeled, monkeypatch):
-    # a band that starts small and is widened after picks (rows_picked_mindist)
+    # a band that starts small and is widened after picks (rows_picked_mindist up to
+    # _LAZY_SCAN_LABELED picks, then the labeled-set kernels on the picks)
     monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_MIN", 64)
     monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_PER_PICK", 0)
+    monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_YIELD", 0.0)
     rng = np.random.default_rng(n_labeled)
     X = rng.normal(size=(3000, 12)).astype(np.float32)
     labeled = rng.choice(3000, n_labeled, replace=False) if n_labeled else None

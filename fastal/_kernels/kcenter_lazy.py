@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter_scan import _FAST32, _nearest_pick32, _nearest_sq, _sq32, bounds32
+from .kcenter_scan import _FAST32, _nearest_pick32, _nearest_sq, _sq32, bounds32, image_of
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled, _sq_rows,
                       _to_score_units, metric_flag)
 
@@ -282,7 +282,8 @@ def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32,
         scale = inv_norm[i] if cosine is not None else 1.0
         best = np.inf
         if f32 is not None:
-            best = _nearest_pick32(X, i, picked, 0, n_picked, rel, slack, low)
+            best = _nearest_pick32(X, i, 1.0, inv_norm, cosine, picked, 0, n_picked, rel,
+                                   slack, low, None, None, None)
         if f64 is not None:
             best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[:n_picked])
         dist = _to_score_units(best, cosine)
@@ -310,8 +311,8 @@ def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _lazy_picks(X, inv_norm, cosine, f32, f64, rel, slack, hkey, hrow, hdone, n_heap, theta,
-                picked, scores, t, k, evaluated):
+def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, hkey, hrow, hdone, n_heap,
+                theta, picked, scores, t, k, evaluated):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
     docstring). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
     counts the row-to-pick distances computed, ``evaluated[1]`` the *knock-downs*: tops
@@ -319,10 +320,16 @@ def _lazy_picks(X, inv_norm, cosine, f32, f64, rel, slack, hkey, hrow, hdone, n_
     clustered data, a pick knocks down its whole cluster; on unstructured data, hardly a
     row, which is what keeps the band small).
 
+    A top's distances to the picks it has not seen: float32 passes bound them first, and
+    only the picks that can be the nearest get their float64 sum (``_nearest_pick32``);
+    float32 l2 pools read the rows (``P`` None), other pools the picks' float32 images,
+    kept in ``P`` and ``r_P`` and made here for picks ``n_img[0]`` on, with ``y`` scratch
+    for the top's own image (``pick_images``).
+
     Returns ``(t, n_heap)``: ``t == k`` when done; otherwise the heap's exact top is below
     ``theta`` (or the heap is empty) and the band must be widened before the next pick.
     """
-    low = np.empty(k if f32 is not None else 0)
+    low = np.empty(k)
     while t < k:
         if n_heap == 0:
             return t, n_heap
@@ -331,11 +338,14 @@ def _lazy_picks(X, inv_norm, cosine, f32, f64, rel, slack, hkey, hrow, hdone, n_
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
             scale = inv_norm[i] if cosine is not None else 1.0
-            best = np.inf
-            if f32 is not None:
-                best = _nearest_pick32(X, i, picked, done, t, rel, slack, low)
-            if f64 is not None:
-                best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[done:t])
+            if P is not None:
+                while n_img[0] < t:
+                    q = picked[n_img[0]]
+                    r_P[n_img[0]] = image_of(X, q, inv_norm[q] if cosine is not None else 1.0,
+                                             P[n_img[0]])
+                    n_img[0] += 1
+            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel, slack,
+                                   low, P, r_P, y)
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
             if dist < hkey[0]:
@@ -359,12 +369,23 @@ def _lazy_picks(X, inv_norm, cosine, f32, f64, rel, slack, hkey, hrow, hdone, n_
     return t, n_heap
 
 
-def lazy_picks(X, inv_norm, cosine, hkey, hrow, hdone, n_heap, theta, picked, scores, t,
-               k, evaluated):
-    """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)."""
-    f32, f64, (rel, slack) = float32_flags(X, cosine)
-    return _lazy_picks(X, inv_norm, metric_flag(cosine), f32, f64, rel, slack, hkey, hrow,
-                       hdone, n_heap, theta, picked, scores, t, k, evaluated)
+def pick_images(X, cosine, k):
+    """The picks' float32 images for ``lazy_picks``: ``(P, r_P, y, n_img)``, k x d float32,
+    their radii, a row's scratch and the count made; all None for float32 l2 pools (their
+    passes read the rows themselves)."""
+    if X.dtype == np.float32 and not cosine:
+        return None, None, None, None
+    d = X.shape[1]
+    return (np.empty((k, d), np.float32), np.empty(k), np.empty(d, np.float32),
+            np.zeros(1, np.int64))
+
+
+def lazy_picks(X, inv_norm, cosine, images, hkey, hrow, hdone, n_heap, theta, picked, scores,
+               t, k, evaluated):
+    """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)
+    and ``images`` from ``pick_images``."""
+    return _lazy_picks(X, inv_norm, metric_flag(cosine), *images, *bounds32(X.shape[1]), hkey,
+                       hrow, hdone, n_heap, theta, picked, scores, t, k, evaluated)
 
 
 @njit(nogil=True, fastmath=_FAST32)

@@ -186,25 +186,75 @@ def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _nearest_pick32(X, i, picked, first, last, rel, slack, low):
-    """``_nearest_sq`` to the picks for float32 l2 pools, exactly the same value: a float32
-    pass first bounds every pick's distance, and only the picks whose lower bound reaches
-    the smallest upper bound get their float64 sum (usually one or two): any other pick is
-    provably farther. (Callers choose between the two with their ``f32`` / ``f64`` flags,
-    which Numba resolves from None types: a float32 l2 call compiles no ``_nearest_sq``.)"""
+def _nearest_pick32(X, i, scale, inv_norm, cosine, picked, first, last, rel, slack, low, P,
+                    r_P, y):
+    """``_nearest_sq`` of row ``i`` (``scale``: its inverse norm for cosine, else 1) to the
+    picks ``picked[first:last]``, exactly the same value: a float32 pass first bounds every
+    pick's distance, and only the picks whose lower bound reaches the smallest upper bound
+    get their float64 sum (usually one or two): any other pick is provably farther.
+
+    ``P`` None (float32 l2 pools): the pass reads the rows themselves. Otherwise ``P[s]``
+    is pick ``s``'s float32 image with ``r_P[s]`` its radius (``image_of``) and ``y`` scratch
+    for row ``i``'s (``_image_bounds32``). (Callers choose the path by None types, which
+    Numba resolves before typing: a float32 l2 call compiles no image code, and no
+    ``_nearest_sq``.)"""
     if last - first == 1:
-        return _sq_rows(X, i, 1.0, X, picked[first], 1.0)
+        p = picked[first]
+        return _sq_rows(X, i, scale, X, p, inv_norm[p] if cosine is not None else 1.0)
     # int64 indices whatever the caller's (int32 heap rows, a literal 0): one compiled
-    # _pick_bounds32 for every caller (0.2-0.3 s of compilation each)
-    least = _pick_bounds32(X, np.int64(i), picked, np.int64(first), np.int64(last), rel,
-                           slack, low)
+    # bounds function for every caller (0.2-0.3 s of compilation each)
+    if P is None:
+        least = _pick_bounds32(X, np.int64(i), picked, np.int64(first), np.int64(last), rel,
+                               slack, low)
+    else:
+        r_y = image_of(X, np.int64(i), scale, y)
+        least = _image_bounds32(y, r_y, P, r_P, np.int64(first), np.int64(last), rel, slack,
+                                low)
     best = np.inf
     for s in range(first, last):
         if low[s - first] <= least:
-            sq = _sq_rows(X, i, 1.0, X, picked[s], 1.0)
+            p = picked[s]
+            sq = _sq_rows(X, i, scale, X, p, inv_norm[p] if cosine is not None else 1.0)
             if sq < best:
                 best = sq
     return best
+
+
+@njit(nogil=True, fastmath=_FASTMATH)
+def image_of(X, i, scale, out):
+    """Row ``i``'s point (``X[i] * scale`` in float64, as ``_sq_rows`` forms it) rounded to
+    float32 into ``out``; returns a float64 bound of the rounding's norm (the difference is
+    exact in float64; its sum of squares inflated for its own rounding, and 2^-500 for
+    squares that underflow)."""
+    acc = 0.0
+    for j in range(X.shape[1]):
+        v = X[i, j] * scale
+        f = np.float32(v)
+        out[j] = f
+        e = v - np.float64(f)
+        acc += e * e
+    return np.sqrt(acc) * (1.0 + (X.shape[1] + 8) * 2.0**-52) + 2.0**-500
+
+
+@njit(nogil=True, fastmath=_FAST32)
+def _image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low):
+    """``_pick_bounds32`` through images (float64 and cosine pools): ``low[s - first]`` a
+    lower bound of the float64 squared distance of the row (image ``y``, radius ``r_y``) to
+    pick ``s`` (image ``P[s]``, radius ``r_P[s]``), for ``first <= s < last``; returns the
+    smallest upper bound. The float32 sum bounds the images' distance (``rel``, ``slack``);
+    the points' distance is within ``r_y + r_P[s]`` of it (the triangle inequality), and
+    the float64 coordinate-order sum within ``(d + 16) 2^-52`` of its square (margins on
+    each float64 step besides)."""
+    m = (y.shape[0] + 16) * 2.0**-52
+    least = np.inf
+    for s in range(first, last):
+        v = np.float64(_sq32(y, P, s))
+        w = r_y + r_P[s]
+        a = np.sqrt(max(v * (1.0 - rel) - slack, 0.0)) * (1.0 - 2.0**-50) - w
+        b = np.sqrt(v * (1.0 + rel) + slack) * (1.0 + 2.0**-50) + w
+        low[s - first] = a * a * (1.0 - m) if a > 0.0 else 0.0
+        least = min(least, b * b * (1.0 + m))
+    return least
 
 
 def factors32(d):
@@ -257,7 +307,8 @@ def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, re
         best = sq[r]
         if seen[r] < n_picked:
             if radius is None:
-                near = _nearest_pick32(X, i, picked, seen[r], n_picked, rel, slack, low)
+                near = _nearest_pick32(X, i, 1.0, inv_norm, cosine, picked, seen[r],
+                                       n_picked, rel, slack, low, None, None, None)
             else:
                 near = _nearest_sq(X, i, inv_norm[i] if cosine is not None else 1.0, X,
                                    inv_norm, cosine, picked[seen[r]:n_picked])

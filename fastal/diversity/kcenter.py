@@ -1054,14 +1054,15 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     band_at = (0, 0)  # (picks, band rows) at the first widening past the first picks
     theta = np.inf
     evaluated = np.zeros(2, dtype=np.int64)  # row-to-pick distances, knock-downs
+    images = _lazy.pick_images(pool, cosine, target + 1)
     n_fallback = 0
     widenings = 0
     short_widenings = 0
     short = False  # the band's keys above its threshold cannot last to the last pick
     while True:
         if not short:
-            t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, hkey, hrow, hdone, n_heap,
-                                         theta, picked, scores, t, target, evaluated)
+            t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, images, hkey, hrow, hdone,
+                                         n_heap, theta, picked, scores, t, target, evaluated)
             if t == target:
                 break
         # widen the band: at least double it (by half when it is short before any pick
