@@ -91,19 +91,6 @@ def _sift_up(hkey, hrow, hdone, pos):
     hdone[pos] = done
 
 
-@njit(cache=True)
-def heap_push(hkey, hrow, hdone, n, keys, rows, done):
-    """Push entries ``(keys[r], rows[r], done)`` onto the heap of size ``n``; returns the
-    new size (the arrays have room)."""
-    for r in range(rows.shape[0]):
-        hkey[n] = keys[r]
-        hrow[n] = rows[r]
-        hdone[n] = done
-        _sift_up(hkey, hrow, hdone, n)
-        n += 1
-    return n
-
-
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
     """``upper[r]``: the exact float64 distance of row ``start + r`` to labeled point
@@ -174,46 +161,33 @@ def distance_to_row(X, inv_norm, cosine, center, inflate, upper):
 
 
 @njit(cache=True)
-def _upper_histogram(upper, bits, hist):
+def _band_threshold(upper, bits, hist, want):
+    """``band_threshold`` on ``bits``, ``upper`` viewed as uint32."""
     for b in range(hist.shape[0]):
         hist[b] = 0
+    n_outside = 0
     for i in range(upper.shape[0]):
         if upper[i] >= 0.0:
             hist[bits[i] >> 16] += 1
-
-
-def upper_histogram(upper, hist):
-    """Counts of the rows outside the band (``upper >= 0``) by the top 16 bits of their
-    float32 bound (monotone in the value for non-negative floats)."""
-    # the bits are viewed here, not in the kernel: Numba's array.view and slice assignment
-    # took half of this kernel's 0.4 s compile
-    _upper_histogram(upper, upper.view(np.uint32), hist)
-
-
-@njit(cache=True)
-def band_threshold(hist, want):
-    """``(theta, count)``: the largest float32 ``theta`` on a bin edge of ``hist`` (see
-    ``upper_histogram``) with at least ``want`` rows at or above it, and that count;
-    ``theta = 0`` (every row) when there are fewer."""
+            n_outside += 1
     count = 0
     for b in range(hist.shape[0] - 1, -1, -1):
         count += hist[b]
         if count >= want and b > 0:
-            return np.uint32(b << 16), count
-    return np.uint32(0), count
+            return b << 16, count, n_outside
+    return 0, count, n_outside
 
 
-@njit(cache=True)
-def take_band(upper, theta, rows):
-    """Move the rows with ``upper >= theta`` into the band: their positions go to ``rows``
-    (increasing) and their ``upper`` becomes -2. Returns how many."""
-    n = 0
-    for i in range(upper.shape[0]):
-        if upper[i] >= theta:
-            rows[n] = i
-            upper[i] = -2.0
-            n += 1
-    return n
+def band_threshold(upper, want, hist):
+    """``(theta, count, n_outside)``: the largest float32 ``theta`` on a bin edge of the
+    rows outside the band (``upper >= 0``) counted by the top 16 bits of their float32 bound
+    (monotone in the value for non-negative floats) with at least ``want`` of them at or
+    above it (``theta = 0``, every row, when there are fewer), how many that is, and how
+    many rows are outside. ``hist``: scratch of 2^16 int32."""
+    # the bits are viewed here, not in the kernel: Numba's array.view and slice assignment
+    # took half of a kernel's 0.4 s compile
+    bits, count, n_outside = _band_threshold(upper, upper.view(np.uint32), hist, want)
+    return float(np.uint32(bits).view(np.float32)), int(count), int(n_outside)
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
@@ -311,10 +285,11 @@ def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
 
 
 @njit(cache=True, fastmath=_FASTMATH)
-def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, hkey, hrow, hdone, n_heap,
-                theta, picked, scores, t, k, evaluated):
+def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, hkey, hrow,
+                hdone, n_heap, theta, picked, scores, t, k, evaluated):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
-    docstring). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
+    docstring), after pushing the band's new rows ``rows`` with their keys ``keys`` (their
+    exact distances to the labeled set and the first ``t`` picks; the heap has room). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
     counts the row-to-pick distances computed, ``evaluated[1]`` the *knock-downs*: tops
     whose key was at least ``theta`` and fell below it when compared with newer picks (on
     clustered data, a pick knocks down its whole cluster; on unstructured data, hardly a
@@ -329,6 +304,12 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, hkey, hrow, h
     Returns ``(t, n_heap)``: ``t == k`` when done; otherwise the heap's exact top is below
     ``theta`` (or the heap is empty) and the band must be widened before the next pick.
     """
+    for r in range(rows.shape[0]):
+        hkey[n_heap] = keys[r]
+        hrow[n_heap] = rows[r]
+        hdone[n_heap] = t
+        _sift_up(hkey, hrow, hdone, n_heap)
+        n_heap += 1
     low = np.empty(k)
     while t < k:
         if n_heap == 0:
@@ -380,12 +361,12 @@ def pick_images(X, cosine, k):
             np.zeros(1, np.int64))
 
 
-def lazy_picks(X, inv_norm, cosine, images, hkey, hrow, hdone, n_heap, theta, picked, scores,
-               t, k, evaluated):
+def lazy_picks(X, inv_norm, cosine, images, keys, rows, hkey, hrow, hdone, n_heap, theta,
+               picked, scores, t, k, evaluated):
     """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)
     and ``images`` from ``pick_images``."""
-    return _lazy_picks(X, inv_norm, metric_flag(cosine), *images, *bounds32(X.shape[1]), hkey,
-                       hrow, hdone, n_heap, theta, picked, scores, t, k, evaluated)
+    return _lazy_picks(X, inv_norm, metric_flag(cosine), *images, *bounds32(X.shape[1]), keys,
+                       rows, hkey, hrow, hdone, n_heap, theta, picked, scores, t, k, evaluated)
 
 
 @njit(nogil=True, fastmath=_FAST32)

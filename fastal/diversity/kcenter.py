@@ -1059,21 +1059,26 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     widenings = 0
     short_widenings = 0
     short = False  # the band's keys above its threshold cannot last to the last pick
+    new_keys, new_rows = [], []  # band rows not yet on the heap, compared with t picks
     while True:
         if not short:
-            t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, images, hkey, hrow, hdone,
-                                         n_heap, theta, picked, scores, t, target, evaluated)
+            keys = np.concatenate(new_keys) if new_keys else np.empty(0)
+            rows = np.concatenate(new_rows) if new_rows else np.empty(0, np.int64)
+            new_keys, new_rows = [], []
+            if hkey.shape[0] < n_heap + rows.shape[0]:
+                hkey, hrow, hdone = (_grown(a, n_heap, n_heap + rows.shape[0])
+                                     for a in (hkey, hrow, hdone))
+            t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, images, keys, rows, hkey,
+                                         hrow, hdone, n_heap, theta, picked, scores, t,
+                                         target, evaluated)
+            del keys, rows
             if t == target:
                 break
         # widen the band: at least double it (by half when it is short before any pick
         # came from it: it just fell short of the picks' needs)
-        _lazy.upper_histogram(upper, hist)
         want = (max(_LAZY_BAND_MIN, n_band // 2) if short
                 else max(_LAZY_BAND_MIN, _LAZY_BAND_PER_PICK * k, n_band))
-        bits, n_new = _lazy.band_threshold(hist, want)
-        new_theta = float(np.uint32(bits).view(np.float32))
-        n_new = int(n_new)
-        n_outside = int(hist.sum(dtype=np.int64))
+        new_theta, n_new, n_outside = _lazy.band_threshold(upper, want, hist)
         # Measured pruning: rows knocked down from the top per pick so far, projected to the
         # last pick. On clustered data each pick empties a whole cluster from the top and
         # the band would grow to most of the pool: give up early, the groups prune there.
@@ -1102,9 +1107,9 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
                              lazy_band_projected=int(projected),
                              lazy_band_growth_projected=int(grown_projected))
             return None
-        rows = np.empty(n_new, dtype=np.int64)
-        n_new = int(_lazy.take_band(upper, np.float32(new_theta), rows))
-        rows = rows[:n_new]
+        rows = np.flatnonzero(upper >= np.float32(new_theta))  # into the band
+        upper[rows] = -2.0
+        n_new = rows.shape[0]
         key = np.full(n_new, np.inf)
         if n_labeled:
             n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
@@ -1116,16 +1121,16 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
                                             picked[:t], inv_norm, chunk, key)
         elif t:
             _lazy.rows_picked_mindist(pool, rows, inv_norm, cosine, picked, t, key)
-        if hkey.shape[0] < n_heap + n_new:
-            hkey, hrow, hdone = (_grown(a, n_heap, n_heap + n_new) for a in (hkey, hrow, hdone))
-        n_heap = int(_lazy.heap_push(hkey, hrow, hdone, n_heap, key, rows, t))
+        new_keys.append(key)
+        new_rows.append(rows)
         del rows, key
         n_band += n_new
         widenings += 1
         # rows left outside have upper < new_theta; none left: the heap decides alone
         theta = new_theta if n_outside > n_new else -np.inf
-        short = bool(theta > -np.inf and np.count_nonzero(hkey[:n_heap] >= theta)
-                     < _LAZY_BAND_YIELD * (target - t))
+        above = np.count_nonzero(hkey[:n_heap] >= theta) + sum(
+            np.count_nonzero(a >= theta) for a in new_keys)
+        short = bool(theta > -np.inf and above < _LAZY_BAND_YIELD * (target - t))
         short_widenings += short
         clock.lap("band")
     clock.lap("picks")
