@@ -247,10 +247,9 @@ def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32, f64, rel,
-                               slack, key, rows_per_task, lo, hi):
+                               slack, key, rows_per_task, low, lo, hi):
     """``rows_picked_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
-    ``rows``; returns 0."""
-    low = np.empty(n_picked if f32 is not None else 0)
+    ``rows`` (``low``: scratch of ``n_picked`` floats); returns 0."""
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine is not None else 1.0
@@ -281,12 +280,13 @@ def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
     f32, f64, (rel, slack) = float32_flags(X, cosine)
     cosine = metric_flag(cosine)
     run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine,
-              picked, n_picked, f32, f64, rel, slack, key, ROWS_PER_TASK)
+              picked, n_picked, f32, f64, rel, slack, key, ROWS_PER_TASK,
+              scratch=(("rows_picked", n_picked), lambda: (np.empty(n_picked),)))
 
 
 @njit(cache=True, fastmath=_FASTMATH)
 def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, hkey, hrow,
-                hdone, n_heap, theta, picked, scores, t, k, evaluated):
+                hdone, n_heap, theta, picked, scores, t, k, evaluated, low):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
     docstring), after pushing the band's new rows ``rows`` with their keys ``keys`` (their
     exact distances to the labeled set and the first ``t`` picks; the heap has room). Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]``
@@ -303,6 +303,8 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
 
     Returns ``(t, n_heap)``: ``t == k`` when done; otherwise the heap's exact top is below
     ``theta`` (or the heap is empty) and the band must be widened before the next pick.
+    ``low``: scratch of ``k`` floats (made by the caller: an allocation in a kernel costs
+    0.1 s of compilation in every fresh process).
     """
     for r in range(rows.shape[0]):
         hkey[n_heap] = keys[r]
@@ -310,7 +312,6 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
         hdone[n_heap] = t
         _sift_up(hkey, hrow, hdone, n_heap)
         n_heap += 1
-    low = np.empty(k)
     while t < k:
         if n_heap == 0:
             return t, n_heap
@@ -366,7 +367,8 @@ def lazy_picks(X, inv_norm, cosine, images, keys, rows, hkey, hrow, hdone, n_hea
     """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)
     and ``images`` from ``pick_images``."""
     return _lazy_picks(X, inv_norm, metric_flag(cosine), *images, *bounds32(X.shape[1]), keys,
-                       rows, hkey, hrow, hdone, n_heap, theta, picked, scores, t, k, evaluated)
+                       rows, hkey, hrow, hdone, n_heap, theta, picked, scores, t, k, evaluated,
+                       np.empty(k))
 
 
 @njit(nogil=True, fastmath=_FAST32)
@@ -394,11 +396,11 @@ def _candidate32(x, probes, probe_pts, members, list_offsets, member_pts):
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH)
 def _probe_upper_tasks(X, inv_norm, cosine, shift, L, lab_rows, lab_inv, probes, probe_pts,
-                       members, list_offsets, member_pts, inflate, upper, rows_per_task, lo,
-                       hi):
-    """``probe_upper`` for rows [lo * rows_per_task, hi * rows_per_task); returns 0."""
+                       members, list_offsets, member_pts, inflate, upper, rows_per_task, x,
+                       lo, hi):
+    """``probe_upper`` for rows [lo * rows_per_task, hi * rows_per_task) (``x``: scratch of
+    d float32); returns 0."""
     d = X.shape[1]
-    x = np.empty(d, dtype=np.float32)
     for i in range(lo * rows_per_task, min(X.shape[0], hi * rows_per_task)):
         scale = inv_norm[i] if cosine is not None else 1.0
         for j in range(d):
@@ -424,4 +426,5 @@ def probe_upper(X, inv_norm, cosine, shift, L, lab_rows, lab_inv, probes, probe_
     cosine = metric_flag(cosine)
     run_tasks(_probe_upper_tasks, _tasks(X.shape[0]), X, inv_norm, cosine, shift, L, lab_rows,
               lab_inv, probes, probe_pts, members, list_offsets, member_pts, inflate, upper,
-              ROWS_PER_TASK)
+              ROWS_PER_TASK,
+              scratch=(("probe_upper", X.shape[1]), lambda: (np.empty(X.shape[1], np.float32),)))
