@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastal._errors import ArgumentError, FastalError
+from fastal._kernels import kcenter_scan as _scan
 from fastal._validation import l2_value_limit
 from fastal.diversity import kcenter
 from fastal.diversity.kcenter import _kcenter
@@ -1089,6 +1090,24 @@ def test_small_pools_without_labels_give_up_to_the_scans(monkeypatch):
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 200, seed=4)[0])
 
 
+# The scan kernels' helpers have no CPython wrapper (kcenter._HELPER): called through these.
+@numba.njit
+def _image_of(X, i, scale, out):
+    return _scan.image_of(X, i, scale, out)
+
+
+@numba.njit
+def _image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low):
+    return _scan._image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low)
+
+
+@numba.njit
+def _pass32(X, center, down, up, slack, radius, rel, slack0, m64, lower, upper, lower_bits,
+            dist, first, last, ahead):
+    return _scan._pass32(X, center, down, up, slack, radius, rel, slack0, m64, lower, upper,
+                         lower_bits, dist, first, last, ahead)
+
+
 def _exact_sq(x, c):
     return sum((Fraction(float(a)) - Fraction(float(b))) ** 2 for a, b in zip(x, c))
 
@@ -1136,16 +1155,16 @@ def test_pick_bounds_through_images_bracket_the_float64_sums(d, scale, kind, see
 
     picks = np.array([4, 0, 7, 9, 6, 2], dtype=np.int64)
     P = np.empty((picks.size, d), np.float32)
-    r_P = np.array([scan.image_of(X, p, inv[p] if cosine else 1.0, P[s])
+    r_P = np.array([_image_of(X, p, inv[p] if cosine else 1.0, P[s])
                     for s, p in enumerate(picks)])
     rel, slack = scan.bounds32(d)
     y = np.empty(d, np.float32)
     low = np.empty(picks.size)
     for i in (5, 6, 1, 11):
-        r_y = scan.image_of(X, i, inv[i] if cosine else 1.0, y)
+        r_y = _image_of(X, i, inv[i] if cosine else 1.0, y)
         exact = sums(i, picks)
         for first in (0, 2):
-            least = scan._image_bounds32(y, r_y, P, r_P, first, picks.size, rel, slack, low)
+            least = _image_bounds32(y, r_y, P, r_P, first, picks.size, rel, slack, low)
             for s in range(first, picks.size):
                 assert 0.0 <= low[s - first] <= exact[s]
             assert min(exact[first:]) <= least
@@ -1190,7 +1209,7 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, po
     exact = [None] * n
     for center in (0, 4, 7):
         lower[center] = upper[center] = -1.0
-        top = scan._pass32(image, center, *scan.factors32(d), radius, rel, slack0,
+        top = _pass32(image, center, *scan.factors32(d), radius, rel, slack0,
                            (d + 8) * 2.0**-52, lower, upper, lower.view(np.int32),
                            np.empty(5, np.float32), 0, n, center % 2 * 3)
         for i in range(n):

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
+from .kcenter import _KERNEL
 
 #: Rows per parallel block of the farthest-row reduction (only affects speed).
 BLOCK = 4096
@@ -64,7 +65,7 @@ def _sq(X, i, scale, centres, c):
     return (a0 + a1) + (a2 + a3)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, **_KERNEL)
 def _add_centers_tasks(X, inv_norm, cosine, centres, mindist, weights, weighted, block_score,
                        block_pos, block_max, lo, hi):
     """``add_centers`` for blocks lo <= b < hi: lowers their rows' ``mindist`` and writes
