@@ -264,6 +264,13 @@ def test_run_tasks_scratch_is_per_thread_range_and_reused_by_the_calling_thread(
         try:
             _parallel.run_tasks(kernel, 10, 3, scratch=(("test", 6), make))
             assert set(key for key, _ in _parallel._local.scratch) == {("test", 6)}
+            # a set larger than the limit alone is made for the call and never kept
+            _parallel._SCRATCH_BYTES = 31
+            made.clear()
+            _parallel.run_tasks(kernel, 10, 3, scratch=(("test", 7), make))
+            _parallel.run_tasks(kernel, 10, 3, scratch=(("test", 7), make))
+            assert len(made) == 2 * threads
+            assert ("test", 7) not in {key for key, _ in _parallel._local.scratch}
         finally:
             _parallel._SCRATCH_BYTES = limit
     finally:

@@ -94,7 +94,8 @@ def run_gang(kernel, n_threads: int, *args, scratch=None) -> int:
 
 _local = threading.local()
 # The scratch sets kept per calling thread: a few KB each for one model's scores, up to a
-# few MB for a large committee's. Past this many bytes the thread's sets are dropped.
+# few MB for a large committee's. Past this many bytes the thread's sets are dropped; a set
+# larger than this alone (k-center's per-group scratch on a large pool) is never kept.
 _SCRATCH_BYTES = 32 << 20
 
 
@@ -110,6 +111,8 @@ def _scratch(scratch, slot: int) -> tuple:
     if arrays is None:
         arrays = tuple(make())
         size = sum(a.nbytes for a in arrays)
+        if size > _SCRATCH_BYTES:  # not kept: freed when the call ends
+            return arrays
         held = sum(a.nbytes for kept in cache.values() for a in kept)
         if held + size > _SCRATCH_BYTES:
             cache.clear()

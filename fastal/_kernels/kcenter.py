@@ -280,11 +280,8 @@ def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, can
 
 
 @njit(cache=True, **_KERNEL)
-def group_order(labels, n_groups, perm, offsets):
-    """Counting sort of rows by group label: fills ``perm`` (group order) and ``offsets``.
-
-    Rows are visited in increasing order, so each group's rows stay increasing.
-    """
+def _group_order(labels, n_groups, perm, offsets, cursor):
+    """``group_order`` with ``cursor``: scratch of ``n_groups`` int64."""
     # element loops, no slice assignment or copy: cheaper to compile (cold start)
     for g in range(n_groups + 1):
         offsets[g] = 0
@@ -292,13 +289,22 @@ def group_order(labels, n_groups, perm, offsets):
         offsets[labels[i] + 1] += 1
     for g in range(n_groups):
         offsets[g + 1] += offsets[g]
-    cursor = np.empty(n_groups, dtype=np.int64)
     for g in range(n_groups):
         cursor[g] = offsets[g]
     for i in range(labels.shape[0]):
         g = labels[i]
         perm[cursor[g]] = i
         cursor[g] += 1
+
+
+def group_order(labels, n_groups, perm, offsets):
+    """Counting sort of rows by group label: fills ``perm`` (group order) and ``offsets``.
+
+    Rows are visited in increasing order, so each group's rows stay increasing. (The
+    kernels here allocate nothing: an allocation in a kernel is typed and compiled in every
+    fresh process; their scratch comes from these wrappers.)
+    """
+    _group_order(labels, n_groups, perm, offsets, np.empty(n_groups, dtype=np.int64))
 
 
 @njit(cache=True, **_KERNEL)
@@ -375,17 +381,15 @@ def _centre(X, inv_norm, cosine, cq, grid, rep, g, out):
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
 def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist,
-                              radius, lo, hi):
-    """``centroid_distances`` for groups lo <= g < hi; returns 0."""
-    d = X.shape[1]
+                              radius, c, dist, lo, hi):
+    """``centroid_distances`` for groups lo <= g < hi (scratch: ``c`` d floats, ``dist`` as
+    many as the largest group's rows); returns 0."""
     for g in range(lo, hi):
-        c = np.empty(d, dtype=np.float64)
         if rep.shape[0] > 0:  # rows (the cells' pool rows) or levels: both calls are made
             _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
         else:
             _centre(X, inv_norm, cosine, cq, grid, None, g, c)
         begin = offsets[g]
-        dist = np.empty(offsets[g + 1] - begin, dtype=np.float64)
         r_max = 0.0
         for p in range(begin, offsets[g + 1]):
             i = perm[p]
@@ -404,8 +408,15 @@ def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdis
     the group radii. Float centroids come with the grid ``(0, 1)`` (exact)."""
     cosine = metric_flag(cosine)
     rep = _NO_ROWS if rep is None else rep  # one specialisation for both calls
+    d, most = X.shape[1], _largest_group(offsets)
     run_tasks(_centroid_distances_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm,
-              offsets, cq, grid, rep, rowdist, radius)
+              offsets, cq, grid, rep, rowdist, radius,
+              scratch=(("centroid_distances", d, most), lambda: (np.empty(d), np.empty(most))))
+
+
+def _largest_group(offsets):
+    """Rows of the largest group (at least 1: scratch sizes)."""
+    return max(1, int(np.diff(offsets).max(initial=0)))
 
 
 @njit(nogil=True, cache=True, **_KERNEL)
@@ -699,8 +710,9 @@ def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, per
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
 def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
-                      split_radius, seed_pos, n_seeds, lo, hi):
-    """``seed_cells`` for cells lo <= g < hi; returns 0."""
+                      split_radius, seed_pos, n_seeds, near, seed, lo, hi):
+    """``seed_cells`` for cells lo <= g < hi (scratch: ``near`` as many floats as the
+    largest cell's rows, ``seed`` d floats); returns 0."""
     d = X.shape[1]
     limit_sq = split_radius * split_radius
     for g in range(lo, hi):
@@ -718,10 +730,8 @@ def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, se
         seed_pos[base] = far
         count = 1
         if max_seeds[g] > 1:
-            near = np.empty(n, dtype=np.float64)
             for p in range(n):
                 near[p] = np.inf
-            seed = np.empty(d, dtype=np.float64)
             while True:
                 i = perm[seed_pos[base + count - 1]]
                 scale = inv_norm[i] if cosine is not None else 1.0
@@ -754,14 +764,19 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
     and ``n_seeds[g]``.
     """
     cosine = metric_flag(cosine)
+    d, most = X.shape[1], _largest_group(offsets)
     run_tasks(_seed_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
-              offsets, max_seeds, seed_offsets, split_radius, seed_pos, n_seeds)
+              offsets, max_seeds, seed_offsets, split_radius, seed_pos, n_seeds,
+              scratch=(("seed_cells", d, most), lambda: (np.empty(most), np.empty(d))))
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
 def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
-                       sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel, lo, hi):
-    """``lloyd_cells`` for cells lo <= g < hi; returns 0."""
+                       sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel, centroids,
+                       counts, near, cursor, sorted_perm, sorted_min, lo, hi):
+    """``lloyd_cells`` for cells lo <= g < hi; returns 0. Scratch: ``centroids`` (s, d)
+    float64, ``counts``, ``near`` and ``cursor`` (s,), s the most sub-groups of a cell,
+    ``sorted_perm`` and ``sorted_min`` as many as the largest cell's rows."""
     d = X.shape[1]
     for g in range(lo, hi):
         begin = offsets[g]
@@ -771,13 +786,11 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
         if s == 0:
             continue
         base = sub_offsets[g]
-        centroids = np.empty((s, d), dtype=np.float64)
         for q in range(s):
             i = perm[seed_pos[seed_offsets[g] + q]]
             scale = inv_norm[i] if cosine is not None else 1.0
             for j in range(d):
                 centroids[q, j] = X[i, j] * scale
-        counts = np.zeros(s, dtype=np.int64)
         for it in range(n_iter + 1):
             for q in range(s):
                 counts[q] = 0
@@ -823,7 +836,6 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
                     level = np.rint((centroids[q, j] - grid[0, j]) / grid[1, j])
                     cq[base + q, j] = np.int16(min(max(level, -32767.0), 32767.0))
         if rep is not None:
-            near = np.empty(s, dtype=np.float64)
             for q in range(s):
                 near[q] = np.inf
             for p in range(begin, end):
@@ -836,13 +848,10 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
         if s == 1:
             continue
         # stable counting sort of the cell by sub-group
-        cursor = np.empty(s, dtype=np.int64)
         acc = 0
         for q in range(s):
             cursor[q] = acc
             acc += counts[q]
-        sorted_perm = np.empty(n, dtype=perm.dtype)
-        sorted_min = np.empty(n, dtype=mindist.dtype)
         for p in range(begin, end):
             q = sublabel[p]
             sorted_perm[cursor[q]] = perm[p]
@@ -871,6 +880,14 @@ def lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offs
     order).
     """
     cosine = metric_flag(cosine)
+    d, most, subs = X.shape[1], _largest_group(offsets), _largest_group(sub_offsets)
+
+    def make():
+        return (np.empty((subs, d)), np.empty(subs, np.int64), np.empty(subs),
+                np.empty(subs, np.int64), np.empty(most, perm.dtype),
+                np.empty(most, mindist.dtype))
+
     run_tasks(_lloyd_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
               offsets, seed_pos, seed_offsets, sub_offsets, n_iter, cq, grid, rep, sub_counts,
-              sublabel)
+              sublabel, scratch=(("lloyd_cells", d, most, subs, perm.dtype, mindist.dtype),
+                                 make))
