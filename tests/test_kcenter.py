@@ -780,6 +780,9 @@ def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, at_once, 
         X = rng.normal(size=(800, 5)).astype(np.float32)
         labeled = None
     n_unlabeled = 800 - (60 if case not in ("embeddings", "none") else 0)
+    # float64 and cosine pools: the first 20 picks' images kept, past them float64 sums
+    monkeypatch.setattr(importlib.import_module("fastal._kernels.kcenter_scan"),
+                        "PICK_IMAGE_BYTES", 4 * X.shape[1] * 20)
     for k in (1, 37, 300, n_unlabeled):
         stats = {}
         sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=5, path="lazy", stats=stats)
@@ -878,6 +881,8 @@ def test_scan_path_is_exact(metric, case, monkeypatch):
         X = (rng.normal(size=(500, 5)) * 1e-21).astype(np.float32)
     else:  # just under the l2 range limit
         X = (rng.normal(size=(500, 5)) * 3e17).astype(np.float32)
+    # float64 and cosine pools: the first 20 picks' images kept, past them float64 sums
+    monkeypatch.setattr(scan, "PICK_IMAGE_BYTES", 4 * X.shape[1] * 20)
     for k in (1, 37, 500):
         stats = {}
         sel = _kcenter(X, k, metric=metric, seed=5, path="scan", stats=stats)

@@ -32,7 +32,8 @@ import numpy as np
 from numba import njit
 
 from ._parallel import run_tasks
-from .kcenter_scan import _FAST32, _nearest_pick32, _nearest_sq, _sq32, bounds32, image_of
+from .kcenter_scan import (_FAST32, _nearest_pick32, _nearest_sq, _sq32, bounds32,
+                           fill_images, pick_images_rows)
 from .kcenter import (_FASTMATH, _HELPER, _KERNEL, _ceil32, _certified_nearest, _scan_labeled,
                       _sq_rows, _to_score_units, metric_flag)
 
@@ -300,7 +301,8 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
     only the picks that can be the nearest get their float64 sum (``_nearest_pick32``);
     float32 l2 pools read the rows (``P`` None), other pools the picks' float32 images,
     kept in ``P`` and ``r_P`` and made here for picks ``n_img[0]`` on, with ``y`` scratch
-    for the top's own image (``pick_images``).
+    for the top's own image (``pick_images``; past the picks ``P`` holds, every pick's
+    float64 sum).
 
     Returns ``(t, n_heap)``: ``t == k`` when done; otherwise the heap's exact top is below
     ``theta`` (or the heap is empty) and the band must be widened before the next pick.
@@ -321,14 +323,15 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
             scale = inv_norm[i] if cosine is not None else 1.0
-            if P is not None:
-                while n_img[0] < t:
-                    q = picked[n_img[0]]
-                    r_P[n_img[0]] = image_of(X, q, inv_norm[q] if cosine is not None else 1.0,
-                                             P[n_img[0]])
-                    n_img[0] += 1
-            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel, slack,
-                                   low, P, r_P, y)
+            if P is None:
+                best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel,
+                                       slack, low, None, None, None)
+            elif t <= P.shape[0]:
+                fill_images(X, inv_norm, cosine, picked, t, P, r_P, n_img)
+                best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel,
+                                       slack, low, P, r_P, y)
+            else:  # more picks than images kept (PICK_IMAGE_BYTES)
+                best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[done:t])
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
             if dist < hkey[0]:
@@ -353,13 +356,14 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
 
 
 def pick_images(X, cosine, k):
-    """The picks' float32 images for ``lazy_picks``: ``(P, r_P, y, n_img)``, k x d float32,
-    their radii, a row's scratch and the count made; all None for float32 l2 pools (their
-    passes read the rows themselves)."""
+    """The picks' float32 images for ``lazy_picks``: ``(P, r_P, y, n_img)``, up to k x d
+    float32 (``PICK_IMAGE_BYTES``), their radii, a row's scratch and the count made; all
+    None for float32 l2 pools (their passes read the rows themselves)."""
     if X.dtype == np.float32 and not cosine:
         return None, None, None, None
     d = X.shape[1]
-    return (np.empty((k, d), np.float32), np.empty(k), np.empty(d, np.float32),
+    rows = pick_images_rows(k, d)
+    return (np.empty((rows, d), np.float32), np.empty(rows), np.empty(d, np.float32),
             np.zeros(1, np.int64))
 
 

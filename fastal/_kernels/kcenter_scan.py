@@ -237,6 +237,17 @@ def image_of(X, i, scale, out):
     return np.sqrt(acc) * (1.0 + (X.shape[1] + 8) * 2.0**-52) + 2.0**-500
 
 
+@njit(inline="always")
+def fill_images(X, inv_norm, cosine, picked, n_picked, P, r_P, n_img):
+    """The float32 images and radii (``image_of``) of picks ``n_img[0]`` to ``n_picked``
+    into ``P`` and ``r_P``."""
+    while n_img[0] < n_picked:
+        q = picked[n_img[0]]
+        r_P[n_img[0]] = image_of(X, q, inv_norm[q] if cosine is not None else 1.0,
+                                 P[n_img[0]])
+        n_img[0] += 1
+
+
 @njit(nogil=True, fastmath=_FAST32, **_HELPER)
 def _image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low):
     """``_pick_bounds32`` through images (float64 and cosine pools): ``low[s - first]`` a
@@ -275,6 +286,16 @@ def factors32(d):
     return down, up, np.float32(slack * (1.0 + 2.0**-20) * (1.0 + 2.0**-23))
 
 
+#: Bytes of the picks' float32 images kept per thread (float64 and cosine pools: the
+#: distances to the first picks that fit are bounded in float32 first).
+PICK_IMAGE_BYTES = 64 << 20
+
+
+def pick_images_rows(k, d):
+    """Picks whose float32 images are kept (``PICK_IMAGE_BYTES``), at most ``k``."""
+    return int(min(k, max(1, PICK_IMAGE_BYTES // (4 * d))))
+
+
 #: Rows per block of a thread's pass: their float32 sums (16 KiB) stay in L1/L2 between
 #: the sums (one row at a time) and the bounds' update (vectorised over the block).
 BLOCK32 = 4096
@@ -291,7 +312,7 @@ _LOWEST_INT32 = -2**31
 
 @njit(nogil=True, fastmath=_FASTMATH, **_HELPER)
 def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, rel, slack,
-               low):
+               low, P, r_P, y, n_img):
     """The row of ``rows`` (increasing) with the largest exact distance to the first
     ``n_picked`` picks (the lowest of equal ones) and that distance in score units; (-1,
     -1.0) for no rows. ``sq[r]``: the exact squared distance of ``rows[r]`` to its first
@@ -299,8 +320,9 @@ def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, re
     (``radius`` None: no image): a float32 pass bounds the distance to each pick it has not seen
     (``_nearest_pick32``; ``low``: scratch of ``n_picked`` floats), and only the picks
     that can be the nearest get their float64 sum (a new candidate late in a run meets
-    hundreds of picks). Other pools: every such pick's float64 sum, four at a time
-    (``_nearest_sq``)."""
+    hundreds of picks). Other pools (``radius`` not None) likewise through the picks' float32
+    images (``P``, ``r_P``: made here from pick ``n_img[0]`` on; ``y``: the row's), for as
+    many picks as ``P`` holds, then every pick's float64 sum (``_nearest_sq``)."""
     top = -1.0
     top_row = -1
     for r in range(rows.shape[0]):
@@ -310,7 +332,12 @@ def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, re
             if radius is None:
                 near = _nearest_pick32(X, i, 1.0, inv_norm, cosine, picked, seen[r],
                                        n_picked, rel, slack, low, None, None, None)
-            else:
+            elif n_picked <= P.shape[0]:
+                fill_images(X, inv_norm, cosine, picked, n_picked, P, r_P, n_img)
+                near = _nearest_pick32(X, i, inv_norm[i] if cosine is not None else 1.0,
+                                       inv_norm, cosine, picked, seen[r], n_picked, rel,
+                                       slack, low, P, r_P, y)
+            else:  # more picks than images kept (PICK_IMAGE_BYTES)
                 near = _nearest_sq(X, i, inv_norm[i] if cosine is not None else 1.0, X,
                                    inv_norm, cosine, picked[seen[r]:n_picked])
             if near < best:
@@ -420,7 +447,7 @@ def _barrier(sync, n_threads, generation):
 def _scan32_tasks(X, inv_norm, cosine, Y, radius, k, first_row, down, up, slack, rel,
                   slack0, m64, lower, upper, lower_bits, upper_bits, indices, scores, cover,
                   shared_i, shared_f, sync, status, n_threads, ahead, dist, low, rows_a, sq_a,
-                  seen_a, rows_b, sq_b, seen_b, lo, hi):
+                  seen_a, rows_b, sq_b, seen_b, P, r_P, y, n_img, lo, hi):
     """The float32 scans' whole greedy (``scan32``) as thread ``lo`` of ``n_threads``, all
     running at once (``_parallel.run_gang``). Thread ``tid`` owns the rows
     [N tid / n_threads, N (tid + 1) / n_threads); per pick: its pass (``_pass32``), a
@@ -439,6 +466,7 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, k, first_row, down, up, slack,
     ``inv_norm`` for cosine)."""
     tid = lo
     n = X.shape[0]
+    n_img[0] = 0  # the picks' images (pools with an image) are this thread's, made anew
     first = n * tid // n_threads
     last = n * (tid + 1) // n_threads
     cap = rows_a.shape[0]
@@ -488,7 +516,8 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, k, first_row, down, up, slack,
                     sq_b[r] = np.inf
                     seen_b[r] = 0
             best_row, best = _exact_top(X, inv_norm, cosine, radius, rows_b[:m], sq_b[:m],
-                                        seen_b[:m], indices, t + 1, rel, slack0, low)
+                                        seen_b[:m], indices, t + 1, rel, slack0, low, P, r_P,
+                                        y, n_img)
             rows_a, rows_b = rows_b, rows_a
             sq_a, sq_b = sq_b, sq_a
             seen_a, seen_b = seen_b, seen_a
@@ -539,10 +568,14 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
     if inv_norm is None:
         inv_norm = np.empty(0)
 
-    def make():  # per thread: the block's sums, pick bounds, two sets of candidate state
+    images = (pick_images_rows(k, d), d) if radius is not None else (0, 0)
+
+    def make():  # per thread: the block's sums, pick bounds, two sets of candidate state,
+        # the picks' images (pools with an image)
         return (np.empty(block, np.float32), np.empty(k), np.empty(cap, np.int64),
                 np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64),
-                np.empty(cap), np.empty(cap, np.int64))
+                np.empty(cap), np.empty(cap, np.int64), np.empty(images, np.float32),
+                np.empty(images[0]), np.empty(images[1], np.float32), np.zeros(1, np.int64))
 
     run_gang(_scan32_tasks, threads, X, inv_norm, metric_flag(cosine),
              X if image is None else image, radius, k,
@@ -550,7 +583,7 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
              upper, lower.view(np.int32), upper.view(np.int32), indices, scores, cover,
              np.zeros((2, 3, threads), np.int64), np.zeros((2, threads)),
              np.zeros(8, np.int64), status, threads, ahead,
-             scratch=(("scan32", cap, block, k), make))
+             scratch=(("scan32", cap, block, k, images), make))
     stats = {"abandoned_at": int(status[0]), "candidates": int(status[1]),
              "exact_candidates": int(status[2])}
     if status[0]:
