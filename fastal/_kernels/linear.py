@@ -23,11 +23,13 @@ from numba import njit
 
 from ._parallel import run_tasks
 
+# Helpers called from kernels only: no CPython or C wrapper to compile (see committee.py).
+_HELPER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 _ROWS = 32          # rows per block: the vector loop runs over them
 _BLOCKS_PER_TASK = 32
 
 
-@njit
+@njit(**_HELPER)
 def _classes(XT, W, b, k0, kk, d, acc):
     """Accumulate classes k0 .. k0 + kk - 1 (kk <= 4) of the block's rows into acc[:kk]."""
     a0 = acc[0]
@@ -76,7 +78,7 @@ def _classes(XT, W, b, k0, kk, d, acc):
                 a0[r] += XT[j, r] * w0
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, no_cfunc_wrapper=True)
 def _linear_logits_tasks(X, W, b, out, XT, acc, lo, hi):
     """``linear_logits`` for tasks lo <= task < hi (32 blocks of 32 rows each); returns 0.
     ``XT`` (d, 32) and ``acc`` (4, 32): scratch (a partial last block's unused rows hold
