@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
-from ._math import _EXP_LOWEST, exp32_in_range, log32
+from ._math import _EXP_LOWEST, HELPER, exp32_in_range, log32
 from ._parallel import run_tasks
 from .uncertainty import _lanes
 
@@ -37,12 +37,6 @@ _BLOCK_ELEMENTS = 16384
 _MAX_BLOCK = 256
 # Rows per parallel task: buffers are allocated once per task.
 _ROWS_PER_TASK = 1024
-
-# Options of the helpers the kernels call (never called from Python): no CPython or C
-# wrapper. Numba otherwise generates, optimises and emits both for every helper and every
-# kernel, though only a kernel's CPython wrapper is ever used; without them a first call
-# in a fresh process compiles ~15 % less (bald, float32: 4.2 -> 3.7 CPU s measured).
-_HELPER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 # |z| <= max is false exactly for NaN and +-inf (the float64 kernels' finiteness test).
 _FLOAT64_MAX = 1.7976931348623157e308
@@ -336,7 +330,7 @@ def block_rows32(n_members, n_classes):
     return int(min(512, max(16, 2048 // max(1, n_classes))))
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows, block, copies,
                    bases):
     """Each member's block as ``source[bases[m]:bases[m] + rows * c]``; returns source.
@@ -358,7 +352,7 @@ def _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows, bloc
     return copies
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _sum_and_min(source, bases, n_members, size, mean, lowest):
     """mean[k] = sum of the members' p, lowest[k] = their minimum, over the block's entries.
 
@@ -411,7 +405,7 @@ def _sum_and_min(source, bases, n_members, size, mean, lowest):
             m += 1
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad, counts):
     """Flag rows whose member rows do not sum to 1 (or hold NaN/inf); count each member's vote.
 
@@ -505,7 +499,7 @@ def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad, 
             m += 1
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy, entropy_sum):
     """H(p_m) of every member row, and their sum per row.
 
@@ -555,7 +549,7 @@ def _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy,
         m += group
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _check_lowest(lowest, rows, c, low_limit, bad):
     """Flag rows where some member has an entry below -atol (or NaN)."""
     for r in range(rows):
@@ -567,7 +561,7 @@ def _check_lowest(lowest, rows, c, low_limit, bad):
             bad[r] = True
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _consensus_entropy(mean, log_mean, rows, c, terms, consensus):
     """H(q) per row from q and log q (terms where q underflows count 0)."""
     tiny = np.float32(1.1754944e-38)
@@ -582,7 +576,7 @@ def _consensus_entropy(mean, log_mean, rows, c, terms, consensus):
         consensus[r] = h
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _top2_rows(mean, rows, c, top1, top2):
     """The largest and second largest q of each row."""
     for r in range(rows):
@@ -597,7 +591,7 @@ def _top2_rows(mean, rows, c, top1, top2):
         top2[r] = b
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _kl_max_rows(source, bases, n_members, rows, c, log_mean, member_entropy, terms, kl_max):
     """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j); blocks re-read from L2."""
     tiny = np.float32(1.1754944e-38)
@@ -619,7 +613,7 @@ def _kl_max_rows(source, bases, n_members, rows, c, log_mean, member_entropy, te
             kl_max[r] = best if best > kl else kl
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal):
     """Vote entropy (from the table of -f log f) and the modal vote count of each row."""
     for r in range(rows):
@@ -633,7 +627,7 @@ def _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal):
         modal[r] = most
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
                  kl_max, modal, top1, top2, out):
     """out[k, :rows] = measure codes[k] of each row, NaN for bad rows."""
@@ -656,7 +650,7 @@ def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy
             target[r] = np.nan if bad[r] else value
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _fill_vote_terms(vote_terms, n_members):
     """vote_terms[k] = -f log f for each vote fraction f = k / M (0 for k = 0): vote
     entropy is then a table lookup."""
@@ -813,7 +807,7 @@ def block_rows_logits32(n_classes):
     return int(min(256, max(64, 1 << (target.bit_length() - 1))))
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _member_tile(flat, base, row_stride, rows, c, z):
     """z[j, r] = flat[base + r * row_stride + j]: one member's block of logits as (C, rows).
 
@@ -837,7 +831,7 @@ def _member_tile(flat, base, row_stride, rows, c, z):
         r += 1
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _member_max_vote(z, rows, c, top, best, check):
     """Row max and argmax (lowest class on ties) of a (C, rows) tile, across rows; check[r]
     gains z * 0 per entry: it stays 0 only if the row is finite (NaN for NaN and +-inf).
@@ -870,7 +864,7 @@ def _member_max_vote(z, rows, c, top, best, check):
             top[r] = t if t > v else v
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _member_softmax(z, rows, c, top, total, weighted, member_h):
     """z[j, r] <- e^(z - max) (clamped at -87.33: 1.2e-38 next to a sum >= 1); total[r] the
     row sums; with member_h, weighted[r] = sum_j e_j t_j for the member's entropy."""
@@ -907,7 +901,7 @@ def _member_softmax(z, rows, c, top, total, weighted, member_h):
                 weighted[r] += e * t
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _member_entropy_rows(total, weighted, rows, m, member_entropy, entropy_sum):
     """H(p_m) = log s - (sum_j e_j t_j) / s per row, from the member's float32 sums (s >= 1,
     so log32 applies; no per-entry logarithm), clamped at 0."""
@@ -919,7 +913,7 @@ def _member_entropy_rows(total, weighted, rows, m, member_entropy, entropy_sum):
         entropy_sum[r] += h
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _accumulate_member(z, rows, c, total, inv, q, first, kept):
     """p = e / s into q (q = p for the first member, else q += p); ``kept`` (a (C, rows)
     tile, or None) keeps the member's p for KL-max."""
@@ -934,7 +928,7 @@ def _accumulate_member(z, rows, c, total, inv, q, first, kept):
                 kept[j, r] = p
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _logq_rows(q, rows, c, inv_members, log_q, consensus, consensus_h):
     """q <- q / M; log q (0 where q underflows); with consensus_h, H(q) per row."""
     tiny = np.float32(1.1754944e-38)
@@ -954,7 +948,7 @@ def _logq_rows(q, rows, c, inv_members, log_q, consensus, consensus_h):
                 consensus[r] -= np.float64((v if v > tiny else zero) * log_q[j, r])
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _tile_top2(q, rows, c, top1, top2):
     """The largest and second largest q of each row of a (C, rows) tile, across rows."""
     for r in range(rows):
@@ -970,7 +964,7 @@ def _tile_top2(q, rows, c, top1, top2):
             top1[r] = a if a > v else v
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max):
     """Merge each row's w lanes: the row max, written back to every lane of the row (the
     softmax's shift), and with ``votes`` the row's argmax class into best[r].
@@ -1001,7 +995,7 @@ def _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max):
             best[r] = b
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted, member_h):
     """The row sums of the softmax from its lanes' sums (float32, lanes in order): total[r],
     written back to every lane of the row as well (``_accumulate_member`` divides by it),
@@ -1014,7 +1008,7 @@ def _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted, mem
         _merge_lane_sums(lane_weighted, w, rows, weighted)
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _merge_lane_sums(lane_sums, w, rows, sums):
     """sums[r] = the sum of row r's w lanes (in the lanes' dtype, lanes in order)."""
     for r in range(rows):
@@ -1025,7 +1019,7 @@ def _merge_lane_sums(lane_sums, w, rows, sums):
         sums[r] = a
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _merge_top2_lanes(lane_top1, lane_top2, w, rows, top1, top2):
     """The largest and second largest of each row from its lanes' top two."""
     for r in range(rows):
@@ -1043,7 +1037,7 @@ def _merge_top2_lanes(lane_top1, lane_top2, w, rows, top1, top2):
         top2[r] = t2
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_q, member_entropy, cross_lanes,
                  cross, kl_max):
     """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j), per row (cross entropy

@@ -21,15 +21,14 @@ vector lane running the sequential sum of its own row.
 import numpy as np
 from numba import njit
 
+from ._math import HELPER
 from ._parallel import run_tasks
 
-# Helpers called from kernels only: no CPython or C wrapper to compile (see committee.py).
-_HELPER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 _ROWS = 32          # rows per block: the vector loop runs over them
 _BLOCKS_PER_TASK = 32
 
 
-@njit(**_HELPER)
+@njit(**HELPER)
 def _classes(XT, W, b, k0, kk, d, acc):
     """Accumulate classes k0 .. k0 + kk - 1 (kk <= 4) of the block's rows into acc[:kk]."""
     a0 = acc[0]
