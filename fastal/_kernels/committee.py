@@ -362,7 +362,7 @@ def _sum_and_min(source, bases, n_members, size, mean, lowest):
     """
     m = 0
     while m < n_members:
-        group = min(4, n_members - m)
+        group = n_members - m if n_members - m < 4 else 4
         s0 = source[bases[m]:bases[m] + size]
         if group == 4:
             s1 = source[bases[m + 1]:bases[m + 1] + size]
@@ -629,25 +629,36 @@ def _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal):
 
 @njit(**HELPER)
 def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
-                 kl_max, modal, top1, top2, out):
-    """out[k, :rows] = measure codes[k] of each row, NaN for bad rows."""
+                 kl_max, modal, top1, top2, votes, member_h, consensus_h, margin, kl, out):
+    """out[k, :rows] = measure codes[k] of each row, NaN for bad rows.
+
+    The flags are the kernel's (``_needs``): a measure's branch is pruned before compilation
+    when its flag is None, so a call compiles the loops of its own measures only.
+    """
     for k in range(codes.shape[0]):
         code = codes[k]
         target = out[k]
-        for r in range(rows):
-            if code == VOTE_ENTROPY:
-                value = vote_entropy[r]
-            elif code == CONSENSUS_ENTROPY:
-                value = consensus[r]
-            elif code == BALD:
-                value = max(consensus[r] - entropy_sum[r] * inv_members, 0.0)
-            elif code == KL_MAX:
-                value = kl_max[r]
-            elif code == VARIATION_RATIO:
-                value = 1.0 - modal[r] * inv_members
-            else:
+        if votes is not None and code == VOTE_ENTROPY:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else vote_entropy[r]
+        elif votes is not None and code == VARIATION_RATIO:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else 1.0 - modal[r] * inv_members
+        elif consensus_h is not None and code == CONSENSUS_ENTROPY:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else consensus[r]
+        elif consensus_h is not None and member_h is not None and code == BALD:
+            for r in range(rows):
+                value = consensus[r] - entropy_sum[r] * inv_members
+                value = 0.0 if 0.0 > value else value  # max(value, 0.0), NaN kept
+                target[r] = np.nan if bad[r] else value
+        elif kl is not None and code == KL_MAX:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else kl_max[r]
+        elif margin is not None and code == CONSENSUS_MARGIN:
+            for r in range(rows):
                 value = 1.0 - (np.float64(top1[r]) - np.float64(top2[r]))
-            target[r] = np.nan if bad[r] else value
+                target[r] = np.nan if bad[r] else value
 
 
 @njit(**HELPER)
@@ -711,15 +722,20 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     atol32 = np.float32(atol)
     inv_members32 = np.float32(1.0 / n_members)
     inv_members = 1.0 / n_members
-    _fill_vote_terms(vote_terms, n_members)
+    if votes is not None:
+        _fill_vote_terms(vote_terms, n_members)
     n_blocks = (n_rows + block - 1) // block
-    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    # Selects, not the builtins min/max: each of their signatures is one more function to
+    # compile in a fresh process.
+    blocks_per_task = _ROWS_PER_TASK // block
+    blocks_per_task = blocks_per_task if blocks_per_task > 1 else 1
     n_bad = 0
     for task in range(task_lo, task_hi):
-        block_stop = min(n_blocks, (task + 1) * blocks_per_task)
+        block_stop = (task + 1) * blocks_per_task
+        block_stop = block_stop if block_stop < n_blocks else n_blocks
         for blk in range(task * blocks_per_task, block_stop):
             lo = blk * block
-            rows = min(n_rows, lo + block) - lo
+            rows = block if lo + block < n_rows else n_rows - lo
             size = rows * c
             for r in range(rows):
                 bad[r] = False
@@ -754,7 +770,8 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
             if votes is not None:
                 _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal)
             _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
-                         kl_max, modal, top1, top2, out[:, lo:lo + rows])
+                         kl_max, modal, top1, top2, votes, member_h, consensus_h, margin, kl,
+                         out[:, lo:lo + rows])
             for r in range(rows):
                 if bad[r]:
                     n_bad += 1
@@ -1094,17 +1111,22 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
     cu = c // w
     inv_members = 1.0 / n_members
     inv_members32 = np.float32(inv_members)
-    _fill_vote_terms(vote_terms, n_members)
+    if votes is not None:
+        _fill_vote_terms(vote_terms, n_members)
     n_blocks = (n_rows + block - 1) // block
-    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    # Selects, not the builtins min/max: each of their signatures is one more function to
+    # compile in a fresh process.
+    blocks_per_task = _ROWS_PER_TASK // block
+    blocks_per_task = blocks_per_task if blocks_per_task > 1 else 1
     zero = np.float32(0.0)
     width = w * block  # lanes of a full block
     n_bad = 0
     for task in range(task_lo, task_hi):
-        block_stop = min(n_blocks, (task + 1) * blocks_per_task)
+        block_stop = (task + 1) * blocks_per_task
+        block_stop = block_stop if block_stop < n_blocks else n_blocks
         for blk in range(task * blocks_per_task, block_stop):
             lo = blk * block
-            rows = min(n_rows, lo + block) - lo
+            rows = block if lo + block < n_rows else n_rows - lo
             lanes = w * rows
             for k in range(lanes):
                 check[k] = zero
@@ -1155,7 +1177,8 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
             for r in range(rows):
                 bad[r] = row_check[r] != zero  # NaN != 0: a NaN or infinite logit
             _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
-                         kl_max, modal, top1, top2, out[:, lo:lo + rows])
+                         kl_max, modal, top1, top2, votes, member_h, consensus_h, margin, kl,
+                         out[:, lo:lo + rows])
             for r in range(rows):
                 if bad[r]:
                     n_bad += 1
