@@ -1077,11 +1077,8 @@ def _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_q, member_entropy, cro
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride, row_stride,
                               codes, block, out, votes, member_h, consensus_h, log_q, margin,
-                              kl, vote_terms, tile, z, q, log_qa, kept, counts, lane_top,
-                              lane_best, lane_max, check, lane_total, lane_weighted, inv,
-                              lane_sums, lane_top1, lane_top2, best, total, weighted,
-                              member_entropy, entropy_sum, cross, consensus, kl_max, top1, top2,
-                              vote_entropy, modal, row_check, bad, task_lo, task_hi):
+                              kl, vote_terms, tile, z, q, log_qa, kept, counts, floats, doubles,
+                              ints, member_entropy, bad, task_lo, task_hi):
     """``_committee_scores`` for float32 logits: the softmax and the measures in one pass.
 
     ``units`` is the committee's memory (as in ``_committee_probs32``) seen as units of w
@@ -1106,6 +1103,31 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
     divergences within about 1e-6 * (1 + H) of the float64 formulas. Every row's arithmetic
     (its lanes, the order of its sums) is the same whatever its block, chunk or thread.
     """
+    # The per-lane and per-row buffers (w * block and block values) are rows of one scratch
+    # array per dtype: every array argument adds to the kernel's CPython wrapper, which with
+    # 48 arguments took ~0.5 s of a first call's compilation.
+    lane_top = floats[0]
+    lane_max = floats[1]
+    check = floats[2]
+    lane_total = floats[3]
+    lane_weighted = floats[4]
+    inv = floats[5]
+    lane_top1 = floats[6]
+    lane_top2 = floats[7]
+    total = floats[8]
+    weighted = floats[9]
+    top1 = floats[10]
+    top2 = floats[11]
+    row_check = floats[12]
+    lane_sums = doubles[0]
+    entropy_sum = doubles[1]
+    cross = doubles[2]
+    consensus = doubles[3]
+    kl_max = doubles[4]
+    vote_entropy = doubles[5]
+    lane_best = ints[0]
+    best = ints[1]
+    modal = ints[2]
     c = n_classes
     w = _lanes(units)
     cu = c // w
@@ -1215,16 +1237,12 @@ def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_s
         tile = np.empty((cu, block), dtype=units.dtype)
         # (C / w, w * block) float32: lane h of row r at column w r + h
         z = tile.view(f32) if w > 1 else tile
-        lanes = [np.empty(width, t) for t in (f32, i32, f32, f32, f32, f32, f32, f64, f32,
-                                                f32)]
-        rows = [np.empty(block, t) for t in (i32, f32, f32)]
-        more = [np.empty(block, t) for t in (f64, f64, f64, f64, f32, f32, f64, i32, f32,
-                                              np.bool_)]
         return (np.empty(n_members + 1, f64), tile, z, np.empty((cu, width), f32),
                 np.empty((cu if log_q else 1, width), f32),
                 np.empty((n_members if kl else 1, cu if kl else 1, width), f32),
-                np.zeros(block * c if votes else 1, i32), *lanes, *rows,
-                np.empty((n_members, block), f64), *more)
+                np.zeros(block * c if votes else 1, i32), np.empty((13, width), f32),
+                np.empty((6, width), f64), np.empty((3, width), i32),
+                np.empty((n_members, block), f64), np.empty(block, np.bool_))
 
     return run_tasks(_committee_logits32_tasks, n_tasks, units, n_members, n_rows, n_classes,
                      member_stride, row_stride, codes, block, out, *needs,
