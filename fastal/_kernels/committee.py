@@ -675,9 +675,8 @@ def _fill_vote_terms(vote_terms, n_members):
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
                              codes, atol, block, out, votes, member_h, consensus_h, log_q,
-                             margin, kl, vote_terms, copies, bases, mean, lowest, log_mean,
-                             terms, terms4, counts, entropy_sum, member_entropy, bad, consensus,
-                             kl_max, top1, top2, vote_entropy, modal, task_lo, task_hi):
+                             margin, kl, vote_terms, copies, bases, floats, terms4, counts,
+                             doubles, member_entropy, bad, modal, task_lo, task_hi):
     """``_committee_scores`` for float32 probabilities, with vectorised float32 logarithms.
 
     The committee is given as a 1-D contiguous float32 array ``flat`` and element strides:
@@ -715,6 +714,18 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     compiles only the helpers its measures use (one specialisation per set of flags; a
     single measure compiles in about half the time of all six).
     """
+    # Buffers of one dtype are rows of one scratch array: every array argument adds to the
+    # kernel's CPython wrapper (compiled in each fresh process).
+    mean = floats[0]
+    lowest = floats[1]
+    log_mean = floats[2]
+    terms = floats[3]
+    top1 = floats[4]
+    top2 = floats[5]
+    entropy_sum = doubles[0]
+    consensus = doubles[1]
+    kl_max = doubles[2]
+    vote_entropy = doubles[3]
     c = n_classes
     tiny = np.float32(1.1754944e-38)  # smallest normal float32: log32's domain starts here
     one = np.float32(1.0)
@@ -797,20 +808,18 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
     needs = _needs(codes)
-    votes, member_h, _, log_q, _, _ = needs
+    votes, member_h, _, _, _, _ = needs
     c = n_classes
 
     def make():  # see _committee_probs32_tasks
         f32, f64 = np.float32, np.float64
         return (np.empty(n_members + 1, f64),
                 np.empty(1 if row_stride == c else n_members * block * c, f32),
-                np.empty(n_members, np.int64), np.empty(block * c, f32),
-                np.empty(block * c, f32), np.empty(block * c if log_q else 1, f32),
-                np.empty(block * c, f32), np.empty((4 if member_h else 1, block * c), f32),
-                np.zeros(block * c if votes else 1, np.int32), np.empty(block, f64),
+                np.empty(n_members, np.int64), np.empty((6, block * c), f32),
+                np.empty((4 if member_h else 1, block * c), f32),
+                np.zeros(block * c if votes else 1, np.int32), np.empty((4, block), f64),
                 np.empty((n_members, block), f64), np.empty(block, np.bool_),
-                np.empty(block, f64), np.empty(block, f64), np.empty(block, f32),
-                np.empty(block, f32), np.empty(block, f64), np.empty(block, np.int32))
+                np.empty(block, np.int32))
 
     return run_tasks(_committee_probs32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
                      member_stride, row_stride, codes, atol, block, out, *needs,
