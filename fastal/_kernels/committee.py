@@ -858,100 +858,143 @@ def _member_tile(flat, base, row_stride, rows, c, z):
 
 
 @njit(**HELPER)
-def _member_max_vote(z, rows, c, top, best, check):
-    """Row max and argmax (lowest class on ties) of a (C, rows) tile, across rows; check[r]
-    gains z * 0 per entry: it stays 0 only if the row is finite (NaN for NaN and +-inf).
-    The argmax is kept even without vote measures: skipping it was measured slower."""
+def _member_max_vote(z, w, rows, c, lane_top, lane_best, check, votes, best, lane_max):
+    """A member's row max, and with ``votes`` its argmax (lowest class on ties), from its
+    (C / w, w * rows) tile of logits: first per lane across the tile (check[k] gains z * 0
+    per entry: it stays 0 only if the lane is finite, NaN for NaN and +-inf), then each
+    row's w lanes merged, the row max written back to every lane of the row (the softmax's
+    shift) and the row's argmax class into best[r]. The lanes' argmax is kept even without
+    vote measures: skipping it was measured slower.
+
+    One helper for both steps: each compiled helper costs ~0.05 s in a fresh process.
+    Lane h of unit j holds class w * j + h; each lane's argmax is its lowest unit among
+    tied maxima, so taking the largest lane value, and on a tie the lower class, gives the
+    lowest class among the row's maxima, as a plain scan would.
+    """
     zero = np.float32(0.0)
-    for r in range(rows):
-        v = z[0, r]
-        top[r] = v
-        best[r] = 0
-        check[r] += v * zero
+    lanes = w * rows
+    for k in range(lanes):
+        v = z[0, k]
+        lane_top[k] = v
+        lane_best[k] = 0
+        check[k] += v * zero
     j = 1
     while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
-        for r in range(rows):
-            v = z[j, r]
-            w = z[j + 1, r]
-            check[r] += v * zero + w * zero
-            t = top[r]
-            b = best[r]
+        for k in range(lanes):
+            v = z[j, k]
+            u = z[j + 1, k]
+            check[k] += v * zero + u * zero
+            t = lane_top[k]
+            b = lane_best[k]
             b = j if v > t else b  # strict: the lowest class wins a tie
             t = t if t > v else v
-            best[r] = j + 1 if w > t else b
-            top[r] = t if t > w else w
+            lane_best[k] = j + 1 if u > t else b
+            lane_top[k] = t if t > u else u
         j += 2
     if j < c:
+        for k in range(lanes):
+            v = z[j, k]
+            check[k] += v * zero
+            t = lane_top[k]
+            lane_best[k] = j if v > t else lane_best[k]
+            lane_top[k] = t if t > v else v
+    for r in range(rows):
+        q = w * r
+        t = lane_top[q]
+        for h in range(1, w):
+            v = lane_top[q + h]
+            t = t if t > v else v
+        for h in range(w):
+            lane_max[q + h] = t
+    if votes is not None:
         for r in range(rows):
-            v = z[j, r]
-            check[r] += v * zero
-            t = top[r]
-            best[r] = j if v > t else best[r]
-            top[r] = t if t > v else v
+            q = w * r
+            t = lane_top[q]
+            b = w * lane_best[q]
+            for h in range(1, w):
+                v = lane_top[q + h]
+                k = w * lane_best[q + h] + h
+                take = (v > t) | ((v == t) & (k < b))
+                t = v if take else t
+                b = k if take else b
+            best[r] = b
 
 
 @njit(**HELPER)
-def _member_softmax(z, rows, c, top, total, weighted, member_h):
-    """z[j, r] <- e^(z - max) (clamped at -87.33: 1.2e-38 next to a sum >= 1); total[r] the
-    row sums; with member_h, weighted[r] = sum_j e_j t_j for the member's entropy."""
+def _member_softmax(z, w, rows, c, lane_max, lane_total, lane_weighted, total, weighted, inv,
+                    q, first, kept, m, member_entropy, entropy_sum, member_h):
+    """A member's softmax from its (C / w, w * rows) tile, added into the consensus q.
+
+    z[j, k] <- e^(z - max) (clamped at -87.33: 1.2e-38 next to a sum >= 1), with each
+    lane's sum (and with member_h sum_j e_j t_j); the row sums total[r] from the row's w
+    lanes (float32, lanes in order), written back to every lane of the row; with member_h
+    the member's entropy H(p_m) = log s - (sum_j e_j t_j) / s per row (s >= 1, so log32
+    applies; no per-entry logarithm), clamped at 0, into member_entropy[m] and entropy_sum;
+    then p = e / s into q (q = p for the first member, else q += p), and into ``kept`` (a
+    (C / w, w * rows) tile, or None) for KL-max. One helper for these steps: each compiled
+    helper costs ~0.05 s in a fresh process.
+    """
     zero = np.float32(0.0)
-    for r in range(rows):
-        total[r] = zero
+    one = np.float32(1.0)
+    lanes = w * rows
+    for k in range(lanes):
+        lane_total[k] = zero
     if member_h is not None:
-        for r in range(rows):
-            weighted[r] = zero
+        for k in range(lanes):
+            lane_weighted[k] = zero
     j = 0
     while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
-        for r in range(rows):
-            mx = top[r]
-            t = z[j, r] - mx
+        for k in range(lanes):
+            mx = lane_max[k]
+            t = z[j, k] - mx
             t = t if t > _EXP_LOWEST else _EXP_LOWEST  # z - max may overflow to -inf
-            u = z[j + 1, r] - mx
+            u = z[j + 1, k] - mx
             u = u if u > _EXP_LOWEST else _EXP_LOWEST
             e = exp32_in_range(t)
             f = exp32_in_range(u)
-            z[j, r] = e
-            z[j + 1, r] = f
-            total[r] += e + f
+            z[j, k] = e
+            z[j + 1, k] = f
+            lane_total[k] += e + f
             if member_h is not None:
-                weighted[r] += e * t + f * u
+                lane_weighted[k] += e * t + f * u
         j += 2
     if j < c:
-        for r in range(rows):
-            t = z[j, r] - top[r]
+        for k in range(lanes):
+            t = z[j, k] - lane_max[k]
             t = t if t > _EXP_LOWEST else _EXP_LOWEST
             e = exp32_in_range(t)
-            z[j, r] = e
-            total[r] += e
+            z[j, k] = e
+            lane_total[k] += e
             if member_h is not None:
-                weighted[r] += e * t
-
-
-@njit(**HELPER)
-def _member_entropy_rows(total, weighted, rows, m, member_entropy, entropy_sum):
-    """H(p_m) = log s - (sum_j e_j t_j) / s per row, from the member's float32 sums (s >= 1,
-    so log32 applies; no per-entry logarithm), clamped at 0."""
+                lane_weighted[k] += e * t
     for r in range(rows):
-        s = np.float64(total[r])
-        h = np.float64(log32(total[r])) - np.float64(weighted[r]) / s
-        h = h if h > 0.0 else 0.0
-        member_entropy[m, r] = h
-        entropy_sum[r] += h
-
-
-@njit(**HELPER)
-def _accumulate_member(z, rows, c, total, inv, q, first, kept):
-    """p = e / s into q (q = p for the first member, else q += p); ``kept`` (a (C, rows)
-    tile, or None) keeps the member's p for KL-max."""
-    one = np.float32(1.0)
+        a = lane_total[w * r]
+        for h in range(1, w):
+            a += lane_total[w * r + h]
+        total[r] = a
     for r in range(rows):
-        inv[r] = one / total[r]
-    for j in range(c):
+        for h in range(w):
+            lane_total[w * r + h] = total[r]
+    if member_h is not None:
         for r in range(rows):
-            p = z[j, r] * inv[r]
-            q[j, r] = p if first else q[j, r] + p
+            a = lane_weighted[w * r]
+            for h in range(1, w):
+                a += lane_weighted[w * r + h]
+            weighted[r] = a
+        for r in range(rows):
+            s = np.float64(total[r])
+            h = np.float64(log32(total[r])) - np.float64(weighted[r]) / s
+            h = h if h > 0.0 else 0.0
+            member_entropy[m, r] = h
+            entropy_sum[r] += h
+    for k in range(lanes):
+        inv[k] = one / lane_total[k]
+    for j in range(c):
+        for k in range(lanes):
+            p = z[j, k] * inv[k]
+            q[j, k] = p if first else q[j, k] + p
             if kept is not None:
-                kept[j, r] = p
+                kept[j, k] = p
 
 
 @njit(**HELPER)
@@ -988,50 +1031,6 @@ def _tile_top2(q, rows, c, top1, top2):
             b = top2[r]
             top2[r] = b if b > smaller else smaller
             top1[r] = a if a > v else v
-
-
-@njit(**HELPER)
-def _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max):
-    """Merge each row's w lanes: the row max, written back to every lane of the row (the
-    softmax's shift), and with ``votes`` the row's argmax class into best[r].
-
-    Lane h of unit j holds class w * j + h; each lane's argmax is its lowest unit among
-    tied maxima, so taking the largest lane value, and on a tie the lower class, gives the
-    lowest class among the row's maxima, as a plain scan would.
-    """
-    for r in range(rows):
-        q = w * r
-        t = lane_top[q]
-        for h in range(1, w):
-            v = lane_top[q + h]
-            t = t if t > v else v
-        for h in range(w):
-            lane_max[q + h] = t
-    if votes is not None:
-        for r in range(rows):
-            q = w * r
-            t = lane_top[q]
-            b = w * lane_best[q]
-            for h in range(1, w):
-                v = lane_top[q + h]
-                k = w * lane_best[q + h] + h
-                take = (v > t) | ((v == t) & (k < b))
-                t = v if take else t
-                b = k if take else b
-            best[r] = b
-
-
-@njit(**HELPER)
-def _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted, member_h):
-    """The row sums of the softmax from its lanes' sums (float32, lanes in order): total[r],
-    written back to every lane of the row as well (``_accumulate_member`` divides by it),
-    and with member_h the row's sum_j e_j t_j."""
-    _merge_lane_sums(lane_total, w, rows, total)
-    for r in range(rows):
-        for h in range(w):
-            lane_total[w * r + h] = total[r]
-    if member_h is not None:
-        _merge_lane_sums(lane_weighted, w, rows, weighted)
 
 
 @njit(**HELPER)
@@ -1169,21 +1168,16 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
             for m in range(n_members):
                 _member_tile(units, m * member_stride + lo * row_stride, row_stride, rows, cu,
                              tile)
-                _member_max_vote(z, lanes, cu, lane_top, lane_best, check)
-                _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max)
+                _member_max_vote(z, w, rows, cu, lane_top, lane_best, check, votes, best,
+                                 lane_max)
                 if votes is not None:
                     for r in range(rows):
                         counts[r * c + best[r]] += 1
                 if member_h is not None or consensus_h is not None or margin is not None:
-                    _member_softmax(z, lanes, cu, lane_max, lane_total, lane_weighted,
-                                    member_h)
-                    _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted,
-                                        member_h)
-                    if member_h is not None:
-                        _member_entropy_rows(total, weighted, rows, m, member_entropy,
-                                             entropy_sum)
-                    _accumulate_member(z, lanes, cu, lane_total, inv, q, m == 0,
-                                       kept[m] if kl is not None else None)
+                    _member_softmax(z, w, rows, cu, lane_max, lane_total, lane_weighted, total,
+                                    weighted, inv, q, m == 0,
+                                    kept[m] if kl is not None else None, m, member_entropy,
+                                    entropy_sum, member_h)
             if log_q is not None:
                 _logq_rows(q, lanes, cu, inv_members32, log_qa, lane_sums, consensus_h)
                 if consensus_h is not None:
