@@ -547,9 +547,8 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
-def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, columns, top1,
-                                top2, check, lane_max, rest, weighted, row_max, row_second,
-                                row_check, lo, hi):
+def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, columns, lanes, lo,
+                                hi):
     """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
 
     ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
@@ -566,6 +565,17 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     terms (float32 per lane, float64 across lanes), so scores are within about
     (2 + C / w) * 6e-8 relative of the float64 formula (w lanes), for any confidence.
     """
+    # The six lane and three row buffers are rows of one scratch array, ``lanes``: every
+    # array argument adds to the kernel's CPython wrapper (compiled in each fresh process).
+    top1 = lanes[0]
+    top2 = lanes[1]
+    check = lanes[2]
+    lane_max = lanes[3]
+    rest = lanes[4]
+    weighted = lanes[5]
+    row_max = lanes[6]
+    row_second = lanes[7]
+    row_check = lanes[8]
     n, u = units.shape
     w = _lanes(units)
     n_blocks = (n + block - 1) // block
@@ -651,9 +661,13 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
 
 def _scores_from_logits32(units, n_lanes, method, block, out):
     """Scores of each row of float32 logits (see ``_scores_from_logits32_tasks``)."""
+    key, make_buffers = _block_scratch("logits", units, n_lanes, block, 0, np.float32)
+
+    def make():  # the transpose buffer, its float view and the (9, lanes * block) buffers
+        return (*make_buffers(), np.empty((9, n_lanes * block), dtype=np.float32))
     return run_tasks(_scores_from_logits32_tasks, _n_tasks(units.shape[0], block), units,
                      method, block, out, True if method == ENTROPY else None,
-                     scratch=_block_scratch("logits", units, n_lanes, block, 6, np.float32, 3))
+                     scratch=(key, make))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, no_cfunc_wrapper=True)
