@@ -163,6 +163,23 @@ def test_subsets_equal_fused_bitwise(subset, dtype, threads):
         np.testing.assert_allclose(got[k], rc.committee(members, method), **TOL)
 
 
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("subset", [(m,) for m in METHODS] + SUBSETS, ids="+".join)
+def test_float32_kernels_write_every_requested_row(subset, from_logits):
+    # The float32 kernels compile only the writing loops of the measures their flags name
+    # (_needs): every requested measure must still overwrite every row of ``out``.
+    rng = np.random.default_rng(37)
+    members = random_members(rng, 5, 700, 10)
+    if from_logits:
+        members = np.log(members)
+    for out_dtype in (np.float32, np.float64):
+        out = np.full((len(subset), 700), -7.0, dtype=out_dtype)
+        committee_chunk(members, subset, from_logits=from_logits, out=out)
+        assert not (out == -7.0).any()
+        want = score_committee(members, subset, from_logits=from_logits)
+        np.testing.assert_array_equal(out.astype(np.float32), want)
+
+
 @pytest.mark.parametrize("c", [2, 3, 10, 1000])
 def test_float32_kernel_error_bound(c):
     # The float32 kernel (log32 terms, float64 sums) against the float64 kernel and the

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
-from ._math import _EXP_LOWEST, exp32_in_range, log32
+from ._math import _EXP_LOWEST, HELPER, exp32_in_range, log32
 from ._parallel import run_tasks
 from .uncertainty import _lanes
 
@@ -98,7 +98,7 @@ def _xlogx(values, n, mantissas, exponents):
         values[k] = x * (e * _LN2 + 2.0 * s * series) if x >= _SMALLEST_NORMAL else 0.0
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _committee_scores_tasks(members, codes, from_logits, atol, out, task_lo, task_hi):
     """Disagreement measures of a committee, members (M, rows, C), M >= 1, C >= 2.
 
@@ -330,7 +330,7 @@ def block_rows32(n_members, n_classes):
     return int(min(512, max(16, 2048 // max(1, n_classes))))
 
 
-@njit
+@njit(**HELPER)
 def _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows, block, copies,
                    bases):
     """Each member's block as ``source[bases[m]:bases[m] + rows * c]``; returns source.
@@ -352,7 +352,7 @@ def _member_blocks(flat, n_members, c, member_stride, row_stride, lo, rows, bloc
     return copies
 
 
-@njit
+@njit(**HELPER)
 def _sum_and_min(source, bases, n_members, size, mean, lowest):
     """mean[k] = sum of the members' p, lowest[k] = their minimum, over the block's entries.
 
@@ -362,7 +362,7 @@ def _sum_and_min(source, bases, n_members, size, mean, lowest):
     """
     m = 0
     while m < n_members:
-        group = min(4, n_members - m)
+        group = n_members - m if n_members - m < 4 else 4
         s0 = source[bases[m]:bases[m] + size]
         if group == 4:
             s1 = source[bases[m + 1]:bases[m + 1] + size]
@@ -405,7 +405,7 @@ def _sum_and_min(source, bases, n_members, size, mean, lowest):
             m += 1
 
 
-@njit
+@njit(**HELPER)
 def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad, counts):
     """Flag rows whose member rows do not sum to 1 (or hold NaN/inf); count each member's vote.
 
@@ -499,7 +499,7 @@ def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad, 
             m += 1
 
 
-@njit
+@njit(**HELPER)
 def _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy, entropy_sum):
     """H(p_m) of every member row, and their sum per row.
 
@@ -549,7 +549,7 @@ def _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy,
         m += group
 
 
-@njit
+@njit(**HELPER)
 def _check_lowest(lowest, rows, c, low_limit, bad):
     """Flag rows where some member has an entry below -atol (or NaN)."""
     for r in range(rows):
@@ -561,7 +561,7 @@ def _check_lowest(lowest, rows, c, low_limit, bad):
             bad[r] = True
 
 
-@njit
+@njit(**HELPER)
 def _consensus_entropy(mean, log_mean, rows, c, terms, consensus):
     """H(q) per row from q and log q (terms where q underflows count 0)."""
     tiny = np.float32(1.1754944e-38)
@@ -576,7 +576,7 @@ def _consensus_entropy(mean, log_mean, rows, c, terms, consensus):
         consensus[r] = h
 
 
-@njit
+@njit(**HELPER)
 def _top2_rows(mean, rows, c, top1, top2):
     """The largest and second largest q of each row."""
     for r in range(rows):
@@ -591,7 +591,7 @@ def _top2_rows(mean, rows, c, top1, top2):
         top2[r] = b
 
 
-@njit
+@njit(**HELPER)
 def _kl_max_rows(source, bases, n_members, rows, c, log_mean, member_entropy, terms, kl_max):
     """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j); blocks re-read from L2."""
     tiny = np.float32(1.1754944e-38)
@@ -613,7 +613,7 @@ def _kl_max_rows(source, bases, n_members, rows, c, log_mean, member_entropy, te
             kl_max[r] = best if best > kl else kl
 
 
-@njit
+@njit(**HELPER)
 def _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal):
     """Vote entropy (from the table of -f log f) and the modal vote count of each row."""
     for r in range(rows):
@@ -627,30 +627,41 @@ def _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal):
         modal[r] = most
 
 
-@njit
+@njit(**HELPER)
 def _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
-                 kl_max, modal, top1, top2, out):
-    """out[k, :rows] = measure codes[k] of each row, NaN for bad rows."""
+                 kl_max, modal, top1, top2, votes, member_h, consensus_h, margin, kl, out):
+    """out[k, :rows] = measure codes[k] of each row, NaN for bad rows.
+
+    The flags are the kernel's (``_needs``): a measure's branch is pruned before compilation
+    when its flag is None, so a call compiles the loops of its own measures only.
+    """
     for k in range(codes.shape[0]):
         code = codes[k]
         target = out[k]
-        for r in range(rows):
-            if code == VOTE_ENTROPY:
-                value = vote_entropy[r]
-            elif code == CONSENSUS_ENTROPY:
-                value = consensus[r]
-            elif code == BALD:
-                value = max(consensus[r] - entropy_sum[r] * inv_members, 0.0)
-            elif code == KL_MAX:
-                value = kl_max[r]
-            elif code == VARIATION_RATIO:
-                value = 1.0 - modal[r] * inv_members
-            else:
+        if votes is not None and code == VOTE_ENTROPY:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else vote_entropy[r]
+        elif votes is not None and code == VARIATION_RATIO:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else 1.0 - modal[r] * inv_members
+        elif consensus_h is not None and code == CONSENSUS_ENTROPY:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else consensus[r]
+        elif consensus_h is not None and member_h is not None and code == BALD:
+            for r in range(rows):
+                value = consensus[r] - entropy_sum[r] * inv_members
+                value = 0.0 if 0.0 > value else value  # max(value, 0.0), NaN kept
+                target[r] = np.nan if bad[r] else value
+        elif kl is not None and code == KL_MAX:
+            for r in range(rows):
+                target[r] = np.nan if bad[r] else kl_max[r]
+        elif margin is not None and code == CONSENSUS_MARGIN:
+            for r in range(rows):
                 value = 1.0 - (np.float64(top1[r]) - np.float64(top2[r]))
-            target[r] = np.nan if bad[r] else value
+                target[r] = np.nan if bad[r] else value
 
 
-@njit
+@njit(**HELPER)
 def _fill_vote_terms(vote_terms, n_members):
     """vote_terms[k] = -f log f for each vote fraction f = k / M (0 for k = 0): vote
     entropy is then a table lookup."""
@@ -661,12 +672,11 @@ def _fill_vote_terms(vote_terms, n_members):
         vote_terms[k] = -f * np.log(f)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
                              codes, atol, block, out, votes, member_h, consensus_h, log_q,
-                             margin, kl, vote_terms, copies, bases, mean, lowest, log_mean,
-                             terms, terms4, counts, entropy_sum, member_entropy, bad, consensus,
-                             kl_max, top1, top2, vote_entropy, modal, task_lo, task_hi):
+                             margin, kl, vote_terms, copies, bases, floats, terms4, counts,
+                             doubles, member_entropy, bad, modal, task_lo, task_hi):
     """``_committee_scores`` for float32 probabilities, with vectorised float32 logarithms.
 
     The committee is given as a 1-D contiguous float32 array ``flat`` and element strides:
@@ -704,6 +714,18 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     compiles only the helpers its measures use (one specialisation per set of flags; a
     single measure compiles in about half the time of all six).
     """
+    # Buffers of one dtype are rows of one scratch array: every array argument adds to the
+    # kernel's CPython wrapper (compiled in each fresh process).
+    mean = floats[0]
+    lowest = floats[1]
+    log_mean = floats[2]
+    terms = floats[3]
+    top1 = floats[4]
+    top2 = floats[5]
+    entropy_sum = doubles[0]
+    consensus = doubles[1]
+    kl_max = doubles[2]
+    vote_entropy = doubles[3]
     c = n_classes
     tiny = np.float32(1.1754944e-38)  # smallest normal float32: log32's domain starts here
     one = np.float32(1.0)
@@ -711,15 +733,20 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     atol32 = np.float32(atol)
     inv_members32 = np.float32(1.0 / n_members)
     inv_members = 1.0 / n_members
-    _fill_vote_terms(vote_terms, n_members)
+    if votes is not None:
+        _fill_vote_terms(vote_terms, n_members)
     n_blocks = (n_rows + block - 1) // block
-    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    # Selects, not the builtins min/max: each of their signatures is one more function to
+    # compile in a fresh process.
+    blocks_per_task = _ROWS_PER_TASK // block
+    blocks_per_task = blocks_per_task if blocks_per_task > 1 else 1
     n_bad = 0
     for task in range(task_lo, task_hi):
-        block_stop = min(n_blocks, (task + 1) * blocks_per_task)
+        block_stop = (task + 1) * blocks_per_task
+        block_stop = block_stop if block_stop < n_blocks else n_blocks
         for blk in range(task * blocks_per_task, block_stop):
             lo = blk * block
-            rows = min(n_rows, lo + block) - lo
+            rows = block if lo + block < n_rows else n_rows - lo
             size = rows * c
             for r in range(rows):
                 bad[r] = False
@@ -754,7 +781,8 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
             if votes is not None:
                 _vote_rows(counts, rows, c, vote_terms, vote_entropy, modal)
             _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
-                         kl_max, modal, top1, top2, out[:, lo:lo + rows])
+                         kl_max, modal, top1, top2, votes, member_h, consensus_h, margin, kl,
+                         out[:, lo:lo + rows])
             for r in range(rows):
                 if bad[r]:
                     n_bad += 1
@@ -780,20 +808,18 @@ def _committee_probs32(flat, n_members, n_rows, n_classes, member_stride, row_st
     blocks_per_task = max(1, _ROWS_PER_TASK // block)
     n_tasks = -(-(-(-n_rows // block)) // blocks_per_task)
     needs = _needs(codes)
-    votes, member_h, _, log_q, _, _ = needs
+    votes, member_h, _, _, _, _ = needs
     c = n_classes
 
     def make():  # see _committee_probs32_tasks
         f32, f64 = np.float32, np.float64
         return (np.empty(n_members + 1, f64),
                 np.empty(1 if row_stride == c else n_members * block * c, f32),
-                np.empty(n_members, np.int64), np.empty(block * c, f32),
-                np.empty(block * c, f32), np.empty(block * c if log_q else 1, f32),
-                np.empty(block * c, f32), np.empty((4 if member_h else 1, block * c), f32),
-                np.zeros(block * c if votes else 1, np.int32), np.empty(block, f64),
+                np.empty(n_members, np.int64), np.empty((6, block * c), f32),
+                np.empty((4 if member_h else 1, block * c), f32),
+                np.zeros(block * c if votes else 1, np.int32), np.empty((4, block), f64),
                 np.empty((n_members, block), f64), np.empty(block, np.bool_),
-                np.empty(block, f64), np.empty(block, f64), np.empty(block, f32),
-                np.empty(block, f32), np.empty(block, f64), np.empty(block, np.int32))
+                np.empty(block, np.int32))
 
     return run_tasks(_committee_probs32_tasks, n_tasks, flat, n_members, n_rows, n_classes,
                      member_stride, row_stride, codes, atol, block, out, *needs,
@@ -807,7 +833,7 @@ def block_rows_logits32(n_classes):
     return int(min(256, max(64, 1 << (target.bit_length() - 1))))
 
 
-@njit
+@njit(**HELPER)
 def _member_tile(flat, base, row_stride, rows, c, z):
     """z[j, r] = flat[base + r * row_stride + j]: one member's block of logits as (C, rows).
 
@@ -831,148 +857,47 @@ def _member_tile(flat, base, row_stride, rows, c, z):
         r += 1
 
 
-@njit
-def _member_max_vote(z, rows, c, top, best, check):
-    """Row max and argmax (lowest class on ties) of a (C, rows) tile, across rows; check[r]
-    gains z * 0 per entry: it stays 0 only if the row is finite (NaN for NaN and +-inf).
-    The argmax is kept even without vote measures: skipping it was measured slower."""
-    zero = np.float32(0.0)
-    for r in range(rows):
-        v = z[0, r]
-        top[r] = v
-        best[r] = 0
-        check[r] += v * zero
-    j = 1
-    while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
-        for r in range(rows):
-            v = z[j, r]
-            w = z[j + 1, r]
-            check[r] += v * zero + w * zero
-            t = top[r]
-            b = best[r]
-            b = j if v > t else b  # strict: the lowest class wins a tie
-            t = t if t > v else v
-            best[r] = j + 1 if w > t else b
-            top[r] = t if t > w else w
-        j += 2
-    if j < c:
-        for r in range(rows):
-            v = z[j, r]
-            check[r] += v * zero
-            t = top[r]
-            best[r] = j if v > t else best[r]
-            top[r] = t if t > v else v
+@njit(**HELPER)
+def _member_max_vote(z, w, rows, c, lane_top, lane_best, check, votes, best, lane_max):
+    """A member's row max, and with ``votes`` its argmax (lowest class on ties), from its
+    (C / w, w * rows) tile of logits: first per lane across the tile (check[k] gains z * 0
+    per entry: it stays 0 only if the lane is finite, NaN for NaN and +-inf), then each
+    row's w lanes merged, the row max written back to every lane of the row (the softmax's
+    shift) and the row's argmax class into best[r]. The lanes' argmax is kept even without
+    vote measures: skipping it was measured slower.
 
-
-@njit
-def _member_softmax(z, rows, c, top, total, weighted, member_h):
-    """z[j, r] <- e^(z - max) (clamped at -87.33: 1.2e-38 next to a sum >= 1); total[r] the
-    row sums; with member_h, weighted[r] = sum_j e_j t_j for the member's entropy."""
-    zero = np.float32(0.0)
-    for r in range(rows):
-        total[r] = zero
-    if member_h is not None:
-        for r in range(rows):
-            weighted[r] = zero
-    j = 0
-    while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
-        for r in range(rows):
-            mx = top[r]
-            t = z[j, r] - mx
-            t = t if t > _EXP_LOWEST else _EXP_LOWEST  # z - max may overflow to -inf
-            u = z[j + 1, r] - mx
-            u = u if u > _EXP_LOWEST else _EXP_LOWEST
-            e = exp32_in_range(t)
-            f = exp32_in_range(u)
-            z[j, r] = e
-            z[j + 1, r] = f
-            total[r] += e + f
-            if member_h is not None:
-                weighted[r] += e * t + f * u
-        j += 2
-    if j < c:
-        for r in range(rows):
-            t = z[j, r] - top[r]
-            t = t if t > _EXP_LOWEST else _EXP_LOWEST
-            e = exp32_in_range(t)
-            z[j, r] = e
-            total[r] += e
-            if member_h is not None:
-                weighted[r] += e * t
-
-
-@njit
-def _member_entropy_rows(total, weighted, rows, m, member_entropy, entropy_sum):
-    """H(p_m) = log s - (sum_j e_j t_j) / s per row, from the member's float32 sums (s >= 1,
-    so log32 applies; no per-entry logarithm), clamped at 0."""
-    for r in range(rows):
-        s = np.float64(total[r])
-        h = np.float64(log32(total[r])) - np.float64(weighted[r]) / s
-        h = h if h > 0.0 else 0.0
-        member_entropy[m, r] = h
-        entropy_sum[r] += h
-
-
-@njit
-def _accumulate_member(z, rows, c, total, inv, q, first, kept):
-    """p = e / s into q (q = p for the first member, else q += p); ``kept`` (a (C, rows)
-    tile, or None) keeps the member's p for KL-max."""
-    one = np.float32(1.0)
-    for r in range(rows):
-        inv[r] = one / total[r]
-    for j in range(c):
-        for r in range(rows):
-            p = z[j, r] * inv[r]
-            q[j, r] = p if first else q[j, r] + p
-            if kept is not None:
-                kept[j, r] = p
-
-
-@njit
-def _logq_rows(q, rows, c, inv_members, log_q, consensus, consensus_h):
-    """q <- q / M; log q (0 where q underflows); with consensus_h, H(q) per row."""
-    tiny = np.float32(1.1754944e-38)
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    for j in range(c):
-        for r in range(rows):
-            v = q[j, r] * inv_members
-            q[j, r] = v
-            log_q[j, r] = log32(v if v > tiny else one)
-    if consensus_h is not None:
-        for r in range(rows):
-            consensus[r] = 0.0
-        for j in range(c):
-            for r in range(rows):
-                v = q[j, r]
-                consensus[r] -= np.float64((v if v > tiny else zero) * log_q[j, r])
-
-
-@njit
-def _tile_top2(q, rows, c, top1, top2):
-    """The largest and second largest q of each row of a (C, rows) tile, across rows."""
-    for r in range(rows):
-        top1[r] = -np.inf
-        top2[r] = -np.inf
-    for j in range(c):
-        for r in range(rows):
-            v = q[j, r]
-            a = top1[r]
-            smaller = a if a < v else v
-            b = top2[r]
-            top2[r] = b if b > smaller else smaller
-            top1[r] = a if a > v else v
-
-
-@njit
-def _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max):
-    """Merge each row's w lanes: the row max, written back to every lane of the row (the
-    softmax's shift), and with ``votes`` the row's argmax class into best[r].
-
+    One helper for both steps: each compiled helper costs ~0.05 s in a fresh process.
     Lane h of unit j holds class w * j + h; each lane's argmax is its lowest unit among
     tied maxima, so taking the largest lane value, and on a tie the lower class, gives the
     lowest class among the row's maxima, as a plain scan would.
     """
+    zero = np.float32(0.0)
+    lanes = w * rows
+    for k in range(lanes):
+        v = z[0, k]
+        lane_top[k] = v
+        lane_best[k] = 0
+        check[k] += v * zero
+    j = 1
+    while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
+        for k in range(lanes):
+            v = z[j, k]
+            u = z[j + 1, k]
+            check[k] += v * zero + u * zero
+            t = lane_top[k]
+            b = lane_best[k]
+            b = j if v > t else b  # strict: the lowest class wins a tie
+            t = t if t > v else v
+            lane_best[k] = j + 1 if u > t else b
+            lane_top[k] = t if t > u else u
+        j += 2
+    if j < c:
+        for k in range(lanes):
+            v = z[j, k]
+            check[k] += v * zero
+            t = lane_top[k]
+            lane_best[k] = j if v > t else lane_best[k]
+            lane_top[k] = t if t > v else v
     for r in range(rows):
         q = w * r
         t = lane_top[q]
@@ -995,20 +920,120 @@ def _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max):
             best[r] = b
 
 
-@njit
-def _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted, member_h):
-    """The row sums of the softmax from its lanes' sums (float32, lanes in order): total[r],
-    written back to every lane of the row as well (``_accumulate_member`` divides by it),
-    and with member_h the row's sum_j e_j t_j."""
-    _merge_lane_sums(lane_total, w, rows, total)
+@njit(**HELPER)
+def _member_softmax(z, w, rows, c, lane_max, lane_total, lane_weighted, total, weighted, inv,
+                    q, first, kept, m, member_entropy, entropy_sum, member_h):
+    """A member's softmax from its (C / w, w * rows) tile, added into the consensus q.
+
+    z[j, k] <- e^(z - max) (clamped at -87.33: 1.2e-38 next to a sum >= 1), with each
+    lane's sum (and with member_h sum_j e_j t_j); the row sums total[r] from the row's w
+    lanes (float32, lanes in order), written back to every lane of the row; with member_h
+    the member's entropy H(p_m) = log s - (sum_j e_j t_j) / s per row (s >= 1, so log32
+    applies; no per-entry logarithm), clamped at 0, into member_entropy[m] and entropy_sum;
+    then p = e / s into q (q = p for the first member, else q += p), and into ``kept`` (a
+    (C / w, w * rows) tile, or None) for KL-max. One helper for these steps: each compiled
+    helper costs ~0.05 s in a fresh process.
+    """
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    lanes = w * rows
+    for k in range(lanes):
+        lane_total[k] = zero
+    if member_h is not None:
+        for k in range(lanes):
+            lane_weighted[k] = zero
+    j = 0
+    while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
+        for k in range(lanes):
+            mx = lane_max[k]
+            t = z[j, k] - mx
+            t = t if t > _EXP_LOWEST else _EXP_LOWEST  # z - max may overflow to -inf
+            u = z[j + 1, k] - mx
+            u = u if u > _EXP_LOWEST else _EXP_LOWEST
+            e = exp32_in_range(t)
+            f = exp32_in_range(u)
+            z[j, k] = e
+            z[j + 1, k] = f
+            lane_total[k] += e + f
+            if member_h is not None:
+                lane_weighted[k] += e * t + f * u
+        j += 2
+    if j < c:
+        for k in range(lanes):
+            t = z[j, k] - lane_max[k]
+            t = t if t > _EXP_LOWEST else _EXP_LOWEST
+            e = exp32_in_range(t)
+            z[j, k] = e
+            lane_total[k] += e
+            if member_h is not None:
+                lane_weighted[k] += e * t
+    for r in range(rows):
+        a = lane_total[w * r]
+        for h in range(1, w):
+            a += lane_total[w * r + h]
+        total[r] = a
     for r in range(rows):
         for h in range(w):
             lane_total[w * r + h] = total[r]
     if member_h is not None:
-        _merge_lane_sums(lane_weighted, w, rows, weighted)
+        for r in range(rows):
+            a = lane_weighted[w * r]
+            for h in range(1, w):
+                a += lane_weighted[w * r + h]
+            weighted[r] = a
+        for r in range(rows):
+            s = np.float64(total[r])
+            h = np.float64(log32(total[r])) - np.float64(weighted[r]) / s
+            h = h if h > 0.0 else 0.0
+            member_entropy[m, r] = h
+            entropy_sum[r] += h
+    for k in range(lanes):
+        inv[k] = one / lane_total[k]
+    for j in range(c):
+        for k in range(lanes):
+            p = z[j, k] * inv[k]
+            q[j, k] = p if first else q[j, k] + p
+            if kept is not None:
+                kept[j, k] = p
 
 
-@njit
+@njit(**HELPER)
+def _logq_rows(q, rows, c, inv_members, log_q, consensus, consensus_h):
+    """q <- q / M; log q (0 where q underflows); with consensus_h, H(q) per row."""
+    tiny = np.float32(1.1754944e-38)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for j in range(c):
+        for r in range(rows):
+            v = q[j, r] * inv_members
+            q[j, r] = v
+            log_q[j, r] = log32(v if v > tiny else one)
+    if consensus_h is not None:
+        for r in range(rows):
+            consensus[r] = 0.0
+        for j in range(c):
+            for r in range(rows):
+                v = q[j, r]
+                consensus[r] -= np.float64((v if v > tiny else zero) * log_q[j, r])
+
+
+@njit(**HELPER)
+def _tile_top2(q, rows, c, top1, top2):
+    """The largest and second largest q of each row of a (C, rows) tile, across rows."""
+    for r in range(rows):
+        top1[r] = -np.inf
+        top2[r] = -np.inf
+    for j in range(c):
+        for r in range(rows):
+            v = q[j, r]
+            a = top1[r]
+            smaller = a if a < v else v
+            b = top2[r]
+            top2[r] = b if b > smaller else smaller
+            top1[r] = a if a > v else v
+
+
+@njit(**HELPER)
 def _merge_lane_sums(lane_sums, w, rows, sums):
     """sums[r] = the sum of row r's w lanes (in the lanes' dtype, lanes in order)."""
     for r in range(rows):
@@ -1019,7 +1044,7 @@ def _merge_lane_sums(lane_sums, w, rows, sums):
         sums[r] = a
 
 
-@njit
+@njit(**HELPER)
 def _merge_top2_lanes(lane_top1, lane_top2, w, rows, top1, top2):
     """The largest and second largest of each row from its lanes' top two."""
     for r in range(rows):
@@ -1037,7 +1062,7 @@ def _merge_top2_lanes(lane_top1, lane_top2, w, rows, top1, top2):
         top2[r] = t2
 
 
-@njit
+@njit(**HELPER)
 def _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_q, member_entropy, cross_lanes,
                  cross, kl_max):
     """max_m KL(p_m || q) = max_m (-H(p_m) - sum_j p_mj log q_j), per row (cross entropy
@@ -1057,14 +1082,11 @@ def _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_q, member_entropy, cro
             kl_max[r] = best if best > kl else kl
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride, row_stride,
                               codes, block, out, votes, member_h, consensus_h, log_q, margin,
-                              kl, vote_terms, tile, z, q, log_qa, kept, counts, lane_top,
-                              lane_best, lane_max, check, lane_total, lane_weighted, inv,
-                              lane_sums, lane_top1, lane_top2, best, total, weighted,
-                              member_entropy, entropy_sum, cross, consensus, kl_max, top1, top2,
-                              vote_entropy, modal, row_check, bad, task_lo, task_hi):
+                              kl, vote_terms, tile, z, q, log_qa, kept, counts, floats, doubles,
+                              ints, member_entropy, bad, task_lo, task_hi):
     """``_committee_scores`` for float32 logits: the softmax and the measures in one pass.
 
     ``units`` is the committee's memory (as in ``_committee_probs32``) seen as units of w
@@ -1089,22 +1111,52 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
     divergences within about 1e-6 * (1 + H) of the float64 formulas. Every row's arithmetic
     (its lanes, the order of its sums) is the same whatever its block, chunk or thread.
     """
+    # The per-lane and per-row buffers (w * block and block values) are rows of one scratch
+    # array per dtype: every array argument adds to the kernel's CPython wrapper, which with
+    # 48 arguments took ~0.5 s of a first call's compilation.
+    lane_top = floats[0]
+    lane_max = floats[1]
+    check = floats[2]
+    lane_total = floats[3]
+    lane_weighted = floats[4]
+    inv = floats[5]
+    lane_top1 = floats[6]
+    lane_top2 = floats[7]
+    total = floats[8]
+    weighted = floats[9]
+    top1 = floats[10]
+    top2 = floats[11]
+    row_check = floats[12]
+    lane_sums = doubles[0]
+    entropy_sum = doubles[1]
+    cross = doubles[2]
+    consensus = doubles[3]
+    kl_max = doubles[4]
+    vote_entropy = doubles[5]
+    lane_best = ints[0]
+    best = ints[1]
+    modal = ints[2]
     c = n_classes
     w = _lanes(units)
     cu = c // w
     inv_members = 1.0 / n_members
     inv_members32 = np.float32(inv_members)
-    _fill_vote_terms(vote_terms, n_members)
+    if votes is not None:
+        _fill_vote_terms(vote_terms, n_members)
     n_blocks = (n_rows + block - 1) // block
-    blocks_per_task = max(1, _ROWS_PER_TASK // block)
+    # Selects, not the builtins min/max: each of their signatures is one more function to
+    # compile in a fresh process.
+    blocks_per_task = _ROWS_PER_TASK // block
+    blocks_per_task = blocks_per_task if blocks_per_task > 1 else 1
     zero = np.float32(0.0)
     width = w * block  # lanes of a full block
     n_bad = 0
     for task in range(task_lo, task_hi):
-        block_stop = min(n_blocks, (task + 1) * blocks_per_task)
+        block_stop = (task + 1) * blocks_per_task
+        block_stop = block_stop if block_stop < n_blocks else n_blocks
         for blk in range(task * blocks_per_task, block_stop):
             lo = blk * block
-            rows = min(n_rows, lo + block) - lo
+            rows = block if lo + block < n_rows else n_rows - lo
             lanes = w * rows
             for k in range(lanes):
                 check[k] = zero
@@ -1116,21 +1168,16 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
             for m in range(n_members):
                 _member_tile(units, m * member_stride + lo * row_stride, row_stride, rows, cu,
                              tile)
-                _member_max_vote(z, lanes, cu, lane_top, lane_best, check)
-                _merge_max_vote(lane_top, lane_best, w, rows, votes, best, lane_max)
+                _member_max_vote(z, w, rows, cu, lane_top, lane_best, check, votes, best,
+                                 lane_max)
                 if votes is not None:
                     for r in range(rows):
                         counts[r * c + best[r]] += 1
                 if member_h is not None or consensus_h is not None or margin is not None:
-                    _member_softmax(z, lanes, cu, lane_max, lane_total, lane_weighted,
-                                    member_h)
-                    _merge_softmax_sums(lane_total, lane_weighted, w, rows, total, weighted,
-                                        member_h)
-                    if member_h is not None:
-                        _member_entropy_rows(total, weighted, rows, m, member_entropy,
-                                             entropy_sum)
-                    _accumulate_member(z, lanes, cu, lane_total, inv, q, m == 0,
-                                       kept[m] if kl is not None else None)
+                    _member_softmax(z, w, rows, cu, lane_max, lane_total, lane_weighted, total,
+                                    weighted, inv, q, m == 0,
+                                    kept[m] if kl is not None else None, m, member_entropy,
+                                    entropy_sum, member_h)
             if log_q is not None:
                 _logq_rows(q, lanes, cu, inv_members32, log_qa, lane_sums, consensus_h)
                 if consensus_h is not None:
@@ -1155,7 +1202,8 @@ def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride
             for r in range(rows):
                 bad[r] = row_check[r] != zero  # NaN != 0: a NaN or infinite logit
             _write_codes(codes, rows, inv_members, bad, vote_entropy, consensus, entropy_sum,
-                         kl_max, modal, top1, top2, out[:, lo:lo + rows])
+                         kl_max, modal, top1, top2, votes, member_h, consensus_h, margin, kl,
+                         out[:, lo:lo + rows])
             for r in range(rows):
                 if bad[r]:
                     n_bad += 1
@@ -1192,16 +1240,12 @@ def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_s
         tile = np.empty((cu, block), dtype=units.dtype)
         # (C / w, w * block) float32: lane h of row r at column w r + h
         z = tile.view(f32) if w > 1 else tile
-        lanes = [np.empty(width, t) for t in (f32, i32, f32, f32, f32, f32, f32, f64, f32,
-                                                f32)]
-        rows = [np.empty(block, t) for t in (i32, f32, f32)]
-        more = [np.empty(block, t) for t in (f64, f64, f64, f64, f32, f32, f64, i32, f32,
-                                              np.bool_)]
         return (np.empty(n_members + 1, f64), tile, z, np.empty((cu, width), f32),
                 np.empty((cu if log_q else 1, width), f32),
                 np.empty((n_members if kl else 1, cu if kl else 1, width), f32),
-                np.zeros(block * c if votes else 1, i32), *lanes, *rows,
-                np.empty((n_members, block), f64), *more)
+                np.zeros(block * c if votes else 1, i32), np.empty((13, width), f32),
+                np.empty((6, width), f64), np.empty((3, width), i32),
+                np.empty((n_members, block), f64), np.empty(block, np.bool_))
 
     return run_tasks(_committee_logits32_tasks, n_tasks, units, n_members, n_rows, n_classes,
                      member_stride, row_stride, codes, block, out, *needs,
@@ -1209,7 +1253,7 @@ def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_s
 
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _votes_from_logits_tasks(members, votes, task_lo, task_hi):
     """votes[m, i] = argmax_j members[m, i, j] (lowest class on ties), -1 if not all finite.
 
@@ -1240,7 +1284,7 @@ def votes_from_logits(members, votes):
     return run_tasks(_votes_from_logits_tasks, n_tasks, members, votes)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _vote_scores_tasks(votes, n_classes, codes, out, task_lo, task_hi):
     """Vote entropy / variation ratio from hard votes (M, rows) of any integer dtype.
 
@@ -1298,7 +1342,7 @@ def _vote_scores(votes, n_classes, codes, out):
     return run_tasks(_vote_scores_tasks, n_tasks, votes, n_classes, codes, out)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _committee_std_tasks(values, out, task_lo, task_hi):
     """Population standard deviation (ddof=0) across members of values (M, rows).
 
@@ -1341,7 +1385,7 @@ def _committee_std(values, out):
     return run_tasks(_committee_std_tasks, n_tasks, values, out)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _egl_scores_tasks(features, values, codes, from_logits, include_bias, atol, out, task_lo, task_hi):
     """Expected gradient length of a softmax linear model, closed form.
 

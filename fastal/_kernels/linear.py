@@ -21,13 +21,14 @@ vector lane running the sequential sum of its own row.
 import numpy as np
 from numba import njit
 
+from ._math import HELPER
 from ._parallel import run_tasks
 
 _ROWS = 32          # rows per block: the vector loop runs over them
 _BLOCKS_PER_TASK = 32
 
 
-@njit
+@njit(**HELPER)
 def _classes(XT, W, b, k0, kk, d, acc):
     """Accumulate classes k0 .. k0 + kk - 1 (kk <= 4) of the block's rows into acc[:kk]."""
     a0 = acc[0]
@@ -76,7 +77,7 @@ def _classes(XT, W, b, k0, kk, d, acc):
                 a0[r] += XT[j, r] * w0
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, no_cfunc_wrapper=True)
 def _linear_logits_tasks(X, W, b, out, XT, acc, lo, hi):
     """``linear_logits`` for tasks lo <= task < hi (32 blocks of 32 rows each); returns 0.
     ``XT`` (d, 32) and ``acc`` (4, 32): scratch (a partial last block's unused rows hold
@@ -85,15 +86,16 @@ def _linear_logits_tasks(X, W, b, out, XT, acc, lo, hi):
     c = W.shape[1]
     n_blocks = (n + _ROWS - 1) // _ROWS
     for task in range(lo, hi):
-        for blk in range(task * _BLOCKS_PER_TASK,
-                         min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
+        # selects, not the builtin min: one function less to compile in a fresh process
+        stop = (task + 1) * _BLOCKS_PER_TASK
+        for blk in range(task * _BLOCKS_PER_TASK, stop if stop < n_blocks else n_blocks):
             first = blk * _ROWS
-            m = min(n, first + _ROWS) - first
+            m = _ROWS if first + _ROWS < n else n - first
             for r in range(m):
                 for j in range(d):
                     XT[j, r] = X[first + r, j]
             for k0 in range(0, c, 4):
-                kk = min(4, c - k0)
+                kk = c - k0 if c - k0 < 4 else 4
                 _classes(XT, W, b, k0, kk, d, acc)
                 for q in range(kk):
                     for r in range(m):

@@ -15,7 +15,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .._config import FASTMATH
-from ._math import _EXP_LOWEST, exp32, exp32_in_range, log32
+from ._math import _EXP_LOWEST, HELPER, exp32, exp32_in_range, log32
 from ._parallel import run_tasks
 
 ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
@@ -155,7 +155,7 @@ def _load_block(units, start, m, buffer, columns):
     """
 
 
-@njit
+@njit(**HELPER)
 def _load_rows(units, start, m, buffer):
     """``_load_block`` for rows in memory order (any layout; C-contiguous is the fast one).
 
@@ -178,7 +178,7 @@ def _load_rows(units, start, m, buffer):
         r += 1
 
 
-@njit
+@njit(**HELPER)
 def _load_columns(units, start, m, buffer):
     """``_load_block`` for column-major floats (units.strides[0] == itemsize): one
     contiguous copy per class."""
@@ -216,7 +216,7 @@ def _load_block_impl(units, start, m, buffer, columns):
     return impl
 
 
-@njit
+@njit(**HELPER)
 def _valid(total, lowest, atol):
     """The simplex check of one row (False for NaN/inf, which poison the sum)."""
     return (lowest >= -atol) & (abs(total - 1.0) <= atol)
@@ -231,7 +231,7 @@ def _merge_top2(t1, t2, b1, b2):
     return t1, (t2 if t2 > smaller else smaller)
 
 
-@njit
+@njit(**HELPER)
 def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
     """Merge each row's w lanes, score rows [0, m) into out; returns the invalid-row count."""
     bad = 0
@@ -260,7 +260,7 @@ def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
     return bad
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _top2_from_probs_tasks(units, method, atol, block, out, buffer, columns, total, lowest,
                            top1, top2, lo, hi):
     """Margin, ratio or least confidence of each row of probs, C >= 2.
@@ -351,7 +351,7 @@ def _top2_from_probs(units, n_lanes, method, atol, block, out):
                      scratch=_block_scratch("top2", units, n_lanes, block, 4, lane_dtype))
 
 
-@njit
+@njit(**HELPER)
 def _finish_entropy(acc, total, lowest, w, m, atol, out):
     """Merge each row's w lanes of entropy sums into out[:m]; returns the invalid-row count."""
     bad = 0
@@ -371,7 +371,7 @@ def _finish_entropy(acc, total, lowest, w, m, atol, out):
     return bad
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
 def _entropy_from_probs32_tasks(units, atol, block, out, buffer, columns, total, lowest, acc,
                                 lo, hi):
     """Entropy (nats) of each row of float32 probs, vectorised across rows with log32.
@@ -419,7 +419,7 @@ def _entropy_from_probs32(units, n_lanes, atol, block, out):
                                                         np.float32))
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, no_cfunc_wrapper=True)
 def _entropy_from_probs_tasks(probs, atol, out, lo, hi):
     """Shannon entropy (nats) of rows [lo * R, hi * R) of probs with libm's log (float64 input).
 
@@ -450,7 +450,7 @@ def _entropy_from_probs(probs, atol, out):
     return run_tasks(_entropy_from_probs_tasks, _row_tasks(probs.shape[0]), probs, atol, out)
 
 
-@njit
+@njit(**HELPER)
 def _finish_logits_max(top1, top2, check, w, m, row_max, row_second, row_check, lane_max):
     """Merge each row's w lanes of (top1, top2, check); broadcast the row max to its lanes."""
     for r in range(m):
@@ -490,7 +490,7 @@ def _logits_score(tail, weighted_sum, second, top, method, entropy):
     return e2
 
 
-@njit
+@njit(**HELPER)
 def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_check, method,
                    entropy, out):
     """Merge the lanes' sums; score rows [0, m) into out; returns the invalid-row count.
@@ -546,10 +546,9 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
     return bad
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, columns, top1,
-                                top2, check, lane_max, rest, weighted, row_max, row_second,
-                                row_check, lo, hi):
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, columns, lanes, lo,
+                                hi):
     """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
 
     ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
@@ -566,6 +565,17 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     terms (float32 per lane, float64 across lanes), so scores are within about
     (2 + C / w) * 6e-8 relative of the float64 formula (w lanes), for any confidence.
     """
+    # The six lane and three row buffers are rows of one scratch array, ``lanes``: every
+    # array argument adds to the kernel's CPython wrapper (compiled in each fresh process).
+    top1 = lanes[0]
+    top2 = lanes[1]
+    check = lanes[2]
+    lane_max = lanes[3]
+    rest = lanes[4]
+    weighted = lanes[5]
+    row_max = lanes[6]
+    row_second = lanes[7]
+    row_check = lanes[8]
     n, u = units.shape
     w = _lanes(units)
     n_blocks = (n + block - 1) // block
@@ -575,9 +585,11 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     n_bad = 0
     for task in range(lo, hi):
         bad = 0
-        for b in range(task * _BLOCKS_PER_TASK, min(n_blocks, (task + 1) * _BLOCKS_PER_TASK)):
+        # selects, not the builtin min: one function less to compile in a fresh process
+        stop = (task + 1) * _BLOCKS_PER_TASK
+        for b in range(task * _BLOCKS_PER_TASK, stop if stop < n_blocks else n_blocks):
             start = b * block
-            m = min(n, start + block) - start
+            m = block if start + block < n else n - start
             _load_block(units, start, m, buffer, columns)
             lanes = w * m
             for q in range(lanes):
@@ -651,12 +663,16 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
 
 def _scores_from_logits32(units, n_lanes, method, block, out):
     """Scores of each row of float32 logits (see ``_scores_from_logits32_tasks``)."""
+    key, make_buffers = _block_scratch("logits", units, n_lanes, block, 0, np.float32)
+
+    def make():  # the transpose buffer, its float view and the (9, lanes * block) buffers
+        return (*make_buffers(), np.empty((9, n_lanes * block), dtype=np.float32))
     return run_tasks(_scores_from_logits32_tasks, _n_tasks(units.shape[0], block), units,
                      method, block, out, True if method == ENTROPY else None,
-                     scratch=_block_scratch("logits", units, n_lanes, block, 6, np.float32, 3))
+                     scratch=(key, make))
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, no_cfunc_wrapper=True)
 def _scores_from_logits_tasks(logits, method, out, lo, hi):
     """Score each row of float64 logits (rows, C), C >= 2, through a stable log-softmax.
 
