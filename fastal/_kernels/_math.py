@@ -27,6 +27,8 @@ from .._config import FASTMATH
 # only a kernel's CPython wrapper is ever used; a first call in a fresh process compiles
 # one per helper (10-20 helpers per kernel family: 10-15 % of its compile time).
 HELPER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+# Options of the kernels drivers call: the CPython wrapper only.
+KERNEL = {"no_cfunc_wrapper": True}
 
 
 @intrinsic

@@ -27,8 +27,8 @@ block's partial result, merged in block order afterwards.
 import numpy as np
 from numba import njit
 
+from ._math import HELPER, KERNEL
 from ._parallel import run_tasks
-from .kcenter import _KERNEL
 
 #: Rows per parallel block of the farthest-row reduction (only affects speed).
 BLOCK = 4096
@@ -65,7 +65,7 @@ def _sq(X, i, scale, centres, c):
     return (a0 + a1) + (a2 + a3)
 
 
-@njit(nogil=True, cache=True, **_KERNEL)
+@njit(nogil=True, cache=True, **KERNEL)
 def _add_centers_tasks(X, inv_norm, cosine, centres, mindist, weights, weighted, block_score,
                        block_pos, block_max, lo, hi):
     """``add_centers`` for blocks lo <= b < hi: lowers their rows' ``mindist`` and writes

@@ -39,6 +39,7 @@ from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
+from ._math import HELPER, KERNEL
 from ._parallel import run_tasks
 
 # No FMA contraction here: for cosine the kernels compute ``x * inv_norm - c`` where ``c`` is
@@ -46,13 +47,9 @@ from ._parallel import run_tasks
 # product and leave a non-zero distance between a row and its exact duplicate.
 _FASTMATH = set(FASTMATH) - {"contract"}
 
-# Numba makes a CPython wrapper and a C wrapper for every function it compiles, optimised
-# and emitted with it; only the kernels' CPython wrappers are ever used. Without the others,
-# a first call in a fresh process compiles 10-15 % less (the 40,000-row lazy and scan rows
-# of bench/cold_start.py: CPU 4.0 -> 3.6 s, 3.5 -> 3.0 s). Helpers: functions only kernels
-# call; kernels: the ones drivers call.
-_HELPER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
-_KERNEL = {"no_cfunc_wrapper": True}
+# Helpers and kernels here take ``_math.HELPER`` and ``_math.KERNEL`` (no wrappers Numba
+# would otherwise compile and emit for every function): the 40,000-row lazy and scan rows
+# of bench/cold_start.py compiled 10-15 % less (CPU 4.0 -> 3.6 s, 3.5 -> 3.0 s).
 
 # Relative slack on every triangle-inequality skip test. Computed distances carry ~1e-15
 # relative error; the slack makes a skip provably safe, at no measurable cost in pruning.
@@ -232,7 +229,7 @@ def _certified_nearest(X, i, scale, cosine, L, lab_rows, lab_inv, cand_r, cand_s
     return best, best_t, fell_back
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _labeled_mindist_tasks(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, cand,
                            cand_sq, shift, labeled_norm_max, err_coef, mindist, nearest,
                            n_fallback, rows_per_task, lo, hi):
@@ -279,7 +276,7 @@ def labeled_mindist(X, start, inv_norm, cosine, L, lab_rows, lab_inv, first, can
               err_coef, mindist, nearest, n_fallback, ROWS_PER_TASK)
 
 
-@njit(cache=True, **_KERNEL)
+@njit(cache=True, **KERNEL)
 def _group_order(labels, n_groups, perm, offsets, cursor):
     """``group_order`` with ``cursor``: scratch of ``n_groups`` int64."""
     # element loops, no slice assignment or copy: cheaper to compile (cold start)
@@ -307,7 +304,7 @@ def group_order(labels, n_groups, perm, offsets):
     _group_order(labels, n_groups, perm, offsets, np.empty(n_groups, dtype=np.int64))
 
 
-@njit(cache=True, **_KERNEL)
+@njit(cache=True, **KERNEL)
 def position_of(perm, row):
     """Group-order position of original ``row``."""
     for p in range(perm.shape[0]):
@@ -316,7 +313,7 @@ def position_of(perm, row):
     return -1
 
 
-@njit(cache=True, **_KERNEL)
+@njit(cache=True, **KERNEL)
 def permute_in_place(values, perm, visited):
     """``values[:] = values[perm]`` without a second N-array: follows the cycles of ``perm``.
 
@@ -339,7 +336,7 @@ def permute_in_place(values, perm, visited):
             q = src
 
 
-@njit(nogil=True, cache=True, **_KERNEL)
+@njit(nogil=True, cache=True, **KERNEL)
 def _rowdist_from_mindist_tasks(mindist, cosine, offsets, rowdist, radius, lo, hi):
     """``rowdist_from_mindist`` for groups lo <= g < hi; returns 0."""
     for g in range(lo, hi):
@@ -379,7 +376,7 @@ def _centre(X, inv_norm, cosine, cq, grid, rep, g, out):
             out[j] = grid[0, j] + cq[g, j] * grid[1, j]
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist,
                               radius, c, dist, lo, hi):
     """``centroid_distances`` for groups lo <= g < hi (scratch: ``c`` d floats, ``dist`` as
@@ -419,7 +416,7 @@ def _largest_group(offsets):
     return max(1, int(np.diff(offsets).max(initial=0)))
 
 
-@njit(nogil=True, cache=True, **_KERNEL)
+@njit(nogil=True, cache=True, **KERNEL)
 def _group_stats_tasks(mindist, weights, perm, offsets, gstats, gbest_pos, lo, hi):
     """``group_stats`` for groups lo <= g < hi; returns 0."""
     for g in range(lo, hi):
@@ -478,7 +475,7 @@ def _scan_group(mindist, weights, perm, lo, hi, g, gstats, gbest_pos):
     gbest_pos[g] = best_pos
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _centre_distances_tasks(X, inv_norm, cosine, center, cq, grid, rep, dcm, groups_per_task,
                             lo, hi):
     """``dcm[g]``: the distance of ``center`` to group ``g``'s centre (see ``_centre``), for
@@ -497,7 +494,7 @@ def _centre_distances_tasks(X, inv_norm, cosine, center, cq, grid, rep, dcm, gro
     return 0
 
 
-@njit(cache=True, **_KERNEL)
+@njit(cache=True, **KERNEL)
 def active_groups(dcm, radius, gstats, forced_group, cosine, active):
     """The groups ``add_center`` must visit, in increasing order, into ``active``; returns
     how many (see ``add_center``)."""
@@ -515,7 +512,7 @@ def active_groups(dcm, radius, gstats, forced_group, cosine, active):
     return n_active
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offsets, radius,
                          rowdist, mindist, weights, gstats, gbest_pos, dcm, active, lo, hi):
     """The row pass of ``add_center`` over groups ``active[lo:hi]``: lowers their rows'
@@ -583,7 +580,7 @@ def add_center(X, inv_norm, cosine, center, forced_group, perm, offsets, cq, gri
                      active)
 
 
-@njit(cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(cache=True, fastmath=_FASTMATH, **KERNEL)
 def exact_mindist(X, inv_norm, cosine, i, L, lab_rows, lab_inv, picked, n_picked):
     """The float64 distance ``D`` of row ``i`` to the centre set, recomputed: the labeled
     points (rows ``lab_rows`` of ``L``, see ``labeled_mindist``) and the first ``n_picked``
@@ -603,7 +600,7 @@ def exact_mindist(X, inv_norm, cosine, i, L, lab_rows, lab_inv, picked, n_picked
     return _to_score_units(best, cosine)
 
 
-@njit(cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(cache=True, fastmath=_FASTMATH, **KERNEL)
 def _resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
                   mindist, weights, gstats, gbest_pos):
     """The exact greedy pick: ``(group-order position, exact score)``, or ``(-1, -inf)``
@@ -674,7 +671,7 @@ def resolve_pick(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, pe
                          perm, offsets, mindist, weights, gstats, gbest_pos)
 
 
-@njit(cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(cache=True, fastmath=_FASTMATH, **KERNEL)
 def _exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, perm, offsets,
                  mindist, gstats):
     """The covering radius: the largest float64 ``D`` over all rows (centres count as 0).
@@ -708,7 +705,7 @@ def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, per
                         perm, offsets, mindist, gstats)
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
                       split_radius, seed_pos, n_seeds, near, seed, lo, hi):
     """``seed_cells`` for cells lo <= g < hi (scratch: ``near`` as many floats as the
@@ -770,7 +767,7 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
               scratch=(("seed_cells", d, most), lambda: (np.empty(most), np.empty(d))))
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, seed_offsets,
                        sub_offsets, n_iter, cq, grid, rep, sub_counts, sublabel, centroids,
                        counts, near, cursor, sorted_perm, sorted_min, lo, hi):

@@ -31,10 +31,11 @@ task writes only its own rows.
 import numpy as np
 from numba import njit
 
+from ._math import HELPER, KERNEL
 from ._parallel import run_tasks
 from .kcenter_scan import (_FAST32, _nearest_pick32, _nearest_sq, _sq32, bounds32,
                            fill_images, pick_images_rows)
-from .kcenter import (_FASTMATH, _HELPER, _KERNEL, _ceil32, _certified_nearest, _scan_labeled,
+from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled,
                       _sq_rows, _to_score_units, metric_flag)
 
 #: Rows per task of the per-row kernels (a Python constant passed in: tests shrink it).
@@ -92,7 +93,7 @@ def _sift_up(hkey, hrow, hdone, pos):
     hdone[pos] = done
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate, upper):
     """``upper[r]``: the exact float64 distance of row ``start + r`` to labeled point
     ``best[r]`` (a position into ``lab_rows``), inflated by ``inflate`` (a relative margin
@@ -116,7 +117,7 @@ def exact_upper(X, start, inv_norm, cosine, L, lab_rows, lab_inv, best, inflate,
                         inflate, upper)
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _assign_lists_tasks(L, lab_rows, lab_inv, cosine, probes, label, rows_per_task, lo, hi):
     """``assign_lists`` for points [lo * rows_per_task, hi * rows_per_task); returns 0."""
     n = lab_rows.shape[0]
@@ -142,7 +143,7 @@ def assign_lists(L, lab_rows, lab_inv, cosine, probes, label):
               probes, label, ROWS_PER_TASK)
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _distance_to_row_tasks(X, inv_norm, cosine, center, inflate, upper, rows_per_task, lo, hi):
     """``distance_to_row`` for rows [lo * rows_per_task, hi * rows_per_task); returns 0."""
     c_scale = inv_norm[center] if cosine is not None else 1.0
@@ -161,7 +162,7 @@ def distance_to_row(X, inv_norm, cosine, center, inflate, upper):
               upper, ROWS_PER_TASK)
 
 
-@njit(cache=True, **_KERNEL)
+@njit(cache=True, **KERNEL)
 def _band_threshold(upper, bits, hist, want):
     """``band_threshold`` on ``bits``, ``upper`` viewed as uint32."""
     for b in range(hist.shape[0]):
@@ -191,7 +192,7 @@ def band_threshold(upper, want, hist):
     return float(np.uint32(bits).view(np.float32)), int(count), int(n_outside)
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _rows_labeled_mindist_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, cand_sq,
                                 shift, labeled_norm_max, err_coef, key, n_fallback,
                                 rows_per_task, lo, hi):
@@ -223,7 +224,7 @@ def rows_labeled_mindist(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, cand, 
               n_fallback, ROWS_PER_TASK)
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _rows_labeled_exact_tasks(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key,
                               rows_per_task, lo, hi):
     """``rows_labeled_exact`` for entries [lo * rows_per_task, hi * rows_per_task) of
@@ -246,7 +247,7 @@ def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
               lab_rows, lab_inv, key, ROWS_PER_TASK)
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32, f64, rel,
                                slack, key, rows_per_task, low, lo, hi):
     """``rows_picked_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
@@ -285,7 +286,7 @@ def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
               scratch=(("rows_picked", n_picked), lambda: (np.empty(n_picked),)))
 
 
-@njit(cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(cache=True, fastmath=_FASTMATH, **KERNEL)
 def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, hkey, hrow,
                 hdone, n_heap, theta, picked, scores, t, k, evaluated, low):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
@@ -376,7 +377,7 @@ def lazy_picks(X, inv_norm, cosine, images, keys, rows, hkey, hrow, hdone, n_hea
                        np.empty(k))
 
 
-@njit(nogil=True, fastmath=_FAST32, **_HELPER)
+@njit(nogil=True, fastmath=_FAST32, **HELPER)
 def _candidate32(x, probes, probe_pts, members, list_offsets, member_pts):
     """The nearest (float32, any summation order) of the probes and of the list of the
     nearest probe to the shifted row ``x``: a position into the labeled set.
@@ -399,7 +400,7 @@ def _candidate32(x, probes, probe_pts, members, list_offsets, member_pts):
     return best
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _probe_upper_tasks(X, inv_norm, cosine, shift, L, lab_rows, lab_inv, probes, probe_pts,
                        members, list_offsets, member_pts, inflate, upper, rows_per_task, x,
                        lo, hi):

@@ -18,15 +18,16 @@ import numpy as np
 from numba import njit
 
 from ._intrinsics import atomic_add, atomic_load, prefetch, yield_cpu
+from ._math import HELPER, KERNEL
 from ._parallel import run_gang, run_tasks
-from .kcenter import (_FASTMATH, _HELPER, _KERNEL, _sq_rows, _sq_rows4, _to_score_units,
+from .kcenter import (_FASTMATH, _sq_rows, _sq_rows4, _to_score_units,
                       metric_flag)
 
 #: Rows per task (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 8192
 
 
-@njit(nogil=True, fastmath=_FASTMATH, **_HELPER)
+@njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
     """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
     ``c_inv``), four at a time (``_sq_rows4``: the same bits, four independent chains
@@ -57,7 +58,7 @@ def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
     return best
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _add_center_tasks(X, inv_norm, cosine, C, c_inv, c_rows, weights, mindist, best,
                       rows_per_task, lo, hi):
     """Lower ``mindist`` of rows [lo * rows_per_task, hi * rows_per_task) to the centres
@@ -170,7 +171,7 @@ def _sq32(x, P, r):
     return acc
 
 
-@njit(nogil=True, fastmath=_FAST32, **_HELPER)
+@njit(nogil=True, fastmath=_FAST32, **HELPER)
 def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
     """float32 pass (float32 l2 pools): ``low[s - first]``, a lower bound of the squared
     distance of row ``i`` to pick ``s`` for ``first <= s < last``; returns the smallest
@@ -221,7 +222,7 @@ def _nearest_pick32(X, i, scale, inv_norm, cosine, picked, first, last, rel, sla
     return best
 
 
-@njit(nogil=True, fastmath=_FASTMATH, **_HELPER)
+@njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def image_of(X, i, scale, out):
     """Row ``i``'s point (``X[i] * scale`` in float64, as ``_sq_rows`` forms it) rounded to
     float32 into ``out``; returns a float64 bound of the rounding's norm (the difference is
@@ -248,7 +249,7 @@ def fill_images(X, inv_norm, cosine, picked, n_picked, P, r_P, n_img):
         n_img[0] += 1
 
 
-@njit(nogil=True, fastmath=_FAST32, **_HELPER)
+@njit(nogil=True, fastmath=_FAST32, **HELPER)
 def _image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low):
     """``_pick_bounds32`` through images (float64 and cosine pools): ``low[s - first]`` a
     lower bound of the float64 squared distance of the row (image ``y``, radius ``r_y``) to
@@ -310,7 +311,7 @@ PREFETCH_BYTES = 16 << 20
 _LOWEST_INT32 = -2**31
 
 
-@njit(nogil=True, fastmath=_FASTMATH, **_HELPER)
+@njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, rel, slack,
                low, P, r_P, y, n_img):
     """The row of ``rows`` (increasing) with the largest exact distance to the first
@@ -364,7 +365,7 @@ def _down32(x):
     return np.float32(max(0.0, x * (1.0 - 2.0**-22) - 2.0**-148))
 
 
-@njit(nogil=True, fastmath=_FAST32, **_HELPER)
+@njit(nogil=True, fastmath=_FAST32, **HELPER)
 def _pass32(X, center, down, up, slack, radius, rel, slack0, m64, lower, upper, lower_bits,
             dist, first, last, ahead):
     """Rows [first, last): lower their bounds to row ``center`` (``factors32``); returns
@@ -427,7 +428,7 @@ def _pass32(X, center, down, up, slack, radius, rel, slack0, m64, lower, upper, 
     return top
 
 
-@njit(nogil=True, **_HELPER)
+@njit(nogil=True, **HELPER)
 def _barrier(sync, n_threads, generation):
     """Wait until all ``n_threads`` threads have reached barrier number ``generation``
     (1, 2, ... in every thread): ``sync[0]`` counts the arrivals."""
@@ -443,7 +444,7 @@ def _barrier(sync, n_threads, generation):
             spins = 0
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST32, **_KERNEL)
+@njit(nogil=True, cache=True, fastmath=_FAST32, **KERNEL)
 def _scan32_tasks(X, inv_norm, cosine, Y, radius, k, first_row, down, up, slack, rel,
                   slack0, m64, lower, upper, lower_bits, upper_bits, indices, scores, cover,
                   shared_i, shared_f, sync, status, n_threads, ahead, dist, low, rows_a, sq_a,
