@@ -750,14 +750,16 @@ def _lazy_module():
 @pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "embeddings",
                                   "none"])
 @pytest.mark.parametrize("bounds", ["lists", "probes"])  # see _labeled_upper
-@pytest.mark.parametrize("at_once", [True, False])  # see _LAZY_BAND_YIELD
+@pytest.mark.parametrize("at_once", [True, False])  # see _LAZY_BAND_YIELD and _LATE
 def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, at_once, monkeypatch):
     # A band that starts at one row and doubles: many widenings, rows entering the heap
     # after many picks (compared with all of them on entry), ties at the threshold. With
     # ``at_once``, a band with too few keys above its threshold for the picks still to make
     # is widened again before any pick (by half); without, only when its top falls below.
     module = _lazy_module()
-    if not at_once:
+    if at_once:  # however short the band
+        monkeypatch.setattr(module, "_LAZY_BAND_LATE", 0.0)
+    else:
         monkeypatch.setattr(module, "_LAZY_BAND_YIELD", 0.0)
     monkeypatch.setattr(module, "_UNEVEN_LISTS", 0 if bounds == "lists" else 1000)
     monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
