@@ -981,7 +981,13 @@ def test_lazy_distances_to_the_picks_are_the_coordinate_order_sums(metric, dtype
     for n_picked in range(10):
         picked = np.array([3, 11, 0, 19, 5, 8, 2, 14, 17, 1][:n_picked], dtype=np.int64)
         key = np.full(rows.size, np.inf)
-        kl.rows_picked_mindist(X, rows, inv, cosine, picked, n_picked, key)
+        images = kl.pick_images(X, cosine, 10)  # float64 and cosine pools: the picks' images
+        if images[0] is not None:
+            P, r_P, _, n_img = images
+            for q, c in enumerate(picked):
+                r_P[q] = _image_of(X, c, scale[c], P[q])
+            n_img[0] = n_picked
+        kl.rows_picked_mindist(X, rows, inv, cosine, picked, n_picked, key, images)
         want = np.full(rows.size, np.inf)
         for c in picked:
             acc = np.zeros(rows.size)

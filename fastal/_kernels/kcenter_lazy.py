@@ -248,18 +248,20 @@ def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
-def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32, f64, rel,
-                               slack, key, rows_per_task, low, lo, hi):
+def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, P, r_P, rel, slack,
+                               key, rows_per_task, low, y, lo, hi):
     """``rows_picked_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
-    ``rows`` (``low``: scratch of ``n_picked`` floats); returns 0."""
+    ``rows`` (scratch: ``low``, ``n_picked`` floats; ``y``, d float32); returns 0."""
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine is not None else 1.0
-        best = np.inf
-        if f32 is not None:
+        if P is None:
             best = _nearest_pick32(X, i, 1.0, inv_norm, cosine, picked, 0, n_picked, rel,
                                    slack, low, None, None, None)
-        if f64 is not None:
+        elif n_picked <= P.shape[0]:
+            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, 0, n_picked, rel,
+                                   slack, low, P, r_P, y)
+        else:  # more picks than images kept (PICK_IMAGE_BYTES)
             best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[:n_picked])
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
@@ -267,23 +269,19 @@ def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, f32,
     return 0
 
 
-def float32_flags(X, cosine):
-    """``(f32, f64, (rel, slack))`` for the pick kernels: ``f32`` True for float32 l2 pools
-    (float32 passes bound the distances to the picks first) and ``f64`` True for the others
-    (four float64 sums at a time), the other one None, so that Numba compiles only the path
-    a call takes (it resolves ``is not None`` from a None type only); ``(rel, slack)``
-    bound the float32 passes."""
-    f32 = X.dtype == np.float32 and not cosine
-    return (True if f32 else None), (None if f32 else True), bounds32(X.shape[1])
-
-
-def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key):
-    """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly."""
-    f32, f64, (rel, slack) = float32_flags(X, cosine)
-    cosine = metric_flag(cosine)
-    run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm, cosine,
-              picked, n_picked, f32, f64, rel, slack, key, ROWS_PER_TASK,
-              scratch=(("rows_picked", n_picked), lambda: (np.empty(n_picked),)))
+def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key, images):
+    """``key[r] = min(key[r], D)`` over the first ``n_picked`` picks, exactly: float32
+    passes bound the distances first, and only the picks that can be nearest get the
+    float64 sum (``_nearest_pick32``; ``images`` from ``pick_images``, holding the picks'
+    images as ``lazy_picks`` leaves them)."""
+    P, r_P, _, n_img = images
+    if P is not None and n_picked <= P.shape[0] and n_img[0] < n_picked:
+        raise AssertionError("rows_picked_mindist: the picks' images are not made yet")
+    d = X.shape[1]
+    run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm,
+              metric_flag(cosine), picked, n_picked, P, r_P, *bounds32(d), key,
+              ROWS_PER_TASK, scratch=(("rows_picked", n_picked, d),
+                                      lambda: (np.empty(n_picked), np.empty(d, np.float32))))
 
 
 @njit(cache=True, fastmath=_FASTMATH, **KERNEL)
@@ -318,7 +316,7 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
         n_heap += 1
     while t < k:
         if n_heap == 0:
-            return t, n_heap
+            break
         done = hdone[0]
         if done < t:
             # compare the top with the picks it has not seen, then let it sink
@@ -343,7 +341,7 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
             _sift_down(hkey, hrow, hdone, n_heap, 0)
             continue
         if hkey[0] < theta:
-            return t, n_heap
+            break
         picked[t] = hrow[0]
         scores[t] = hkey[0]
         t += 1
@@ -353,6 +351,8 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
             hrow[0] = hrow[n_heap]
             hdone[0] = hdone[n_heap]
             _sift_down(hkey, hrow, hdone, n_heap, 0)
+    if P is not None:  # every pick's image, for the band's next rows (rows_picked_mindist)
+        fill_images(X, inv_norm, cosine, picked, min(t, P.shape[0]), P, r_P, n_img)
     return t, n_heap
 
 

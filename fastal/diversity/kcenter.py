@@ -1118,13 +1118,8 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         if n_labeled:
             n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
                                             lab_rows, lab_inv, chunk, key)
-        if t > _LAZY_SCAN_LABELED:
-            # the picks so far as one more point set: FAISS's candidates (BLAS) and the
-            # certificate, exactly as for the labeled set (same sums, same keys)
-            n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, pool,
-                                            picked[:t], inv_norm, chunk, key)
-        elif t:
-            _lazy.rows_picked_mindist(pool, rows, inv_norm, cosine, picked, t, key)
+        if t:
+            _lazy.rows_picked_mindist(pool, rows, inv_norm, cosine, picked, t, key, images)
         new_keys.append(key)
         new_rows.append(rows)
         del rows, key
