@@ -1125,6 +1125,23 @@ def _exact_sq(x, c):
     return sum((Fraction(float(a)) - Fraction(float(b))) ** 2 for a, b in zip(x, c))
 
 
+def _bracket_rows(d, scale, kind, seed):
+    """12 float64 rows of dimension ``d`` for the bounds' bracket tests: normal, offset
+    (cancellation), integer or mixed-magnitude values times ``scale``, clipped to the
+    largest values the l2 range check lets in."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(12, d))
+    if kind == "offset":
+        X = 1e3 + 1e-3 * X
+    elif kind == "integers":
+        X = np.round(X * 3)
+    elif kind == "mixed":
+        X *= 10.0 ** rng.integers(-8, 8, size=(12, d))
+    X *= scale
+    limit = l2_value_limit(d)
+    return np.clip(X, -limit, limit)
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d=st.integers(1, 40), scale=st.sampled_from([1e-30, 1e-21, 1e-3, 1.0, 1e4, 3e17, 1e30]),
        kind=st.sampled_from(["normal", "offset", "integers", "mixed", "near"]),
@@ -1137,17 +1154,7 @@ def test_pick_bounds_through_images_bracket_the_float64_sums(d, scale, kind, see
     # offset, integer, mixed-magnitude, equal and nearly equal rows (their images equal:
     # only the radii separate them).
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(12, d))
-    if kind == "offset":
-        X = 1e3 + 1e-3 * X
-    elif kind == "integers":
-        X = np.round(X * 3)
-    elif kind == "mixed":
-        X *= 10.0 ** rng.integers(-8, 8, size=(12, d))
-    X *= scale
-    limit = l2_value_limit(d)
-    X = np.clip(X, -limit, limit)
+    X = _bracket_rows(d, scale, kind, seed)
     X[5] = X[4]
     X[6] = X[4] * (1.0 + 1e-12) if kind == "near" else X[6]
     with np.errstate(divide="ignore", over="ignore"):
@@ -1194,17 +1201,8 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, po
     # inverse norms, as the exact distances scale them), for tiny (subnormal sums), huge
     # (near the l2 range limit), offset (cancellation) and equal rows, over several picks.
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(12, d))
-    if kind == "offset":
-        X = 1e3 + 1e-3 * X
-    elif kind == "integers":
-        X = np.round(X * 3)
-    elif kind == "mixed":
-        X *= 10.0 ** rng.integers(-8, 8, size=(12, d))
-    X *= scale
-    limit = l2_value_limit(d)  # the largest values the l2 range check lets in
-    X = np.clip(X, -limit, limit).astype(np.float32 if pool == "float32" else np.float64)
+    X = _bracket_rows(d, scale, kind, seed).astype(np.float32 if pool == "float32"
+                                                   else np.float64)
     X[5] = X[4]  # a distance of exactly 0
     n = X.shape[0]
     points, image, radius = X, X, None
