@@ -33,7 +33,7 @@ from numba import njit
 
 from ._math import HELPER, KERNEL
 from ._parallel import run_tasks
-from .kcenter_scan import (_FAST32, _nearest_pick32, _nearest_sq, _sq32, bounds32,
+from .kcenter_scan import (_FAST32, _nearest_pick32, _sq32, bounds32,
                            fill_images, pick_images_rows)
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled,
                       _sq_rows, _to_score_units, metric_flag)
@@ -248,21 +248,16 @@ def rows_labeled_exact(X, rows, inv_norm, cosine, L, lab_rows, lab_inv, key):
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
-def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, P, r_P, rel, slack,
-                               key, rows_per_task, low, y, lo, hi):
+def _rows_picked_mindist_tasks(X, rows, inv_norm, cosine, picked, n_picked, P, r_P, n_img,
+                               rel, slack, key, rows_per_task, low, y, lo, hi):
     """``rows_picked_mindist`` for entries [lo * rows_per_task, hi * rows_per_task) of
     ``rows`` (scratch: ``low``, ``n_picked`` floats; ``y``, d float32); returns 0."""
     for r in range(lo * rows_per_task, min(rows.shape[0], hi * rows_per_task)):
         i = rows[r]
         scale = inv_norm[i] if cosine is not None else 1.0
-        if P is None:
-            best = _nearest_pick32(X, i, 1.0, inv_norm, cosine, picked, 0, n_picked, rel,
-                                   slack, low, None, None, None)
-        elif n_picked <= P.shape[0]:
-            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, 0, n_picked, rel,
-                                   slack, low, P, r_P, y)
-        else:  # more picks than images kept (PICK_IMAGE_BYTES)
-            best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[:n_picked])
+        # (the images are made: only read here, by every thread)
+        best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, 0, n_picked, rel,
+                               slack, low, P, r_P, y, n_img)
         dist = _to_score_units(best, cosine)
         if dist < key[r]:
             key[r] = dist
@@ -279,7 +274,7 @@ def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key, images
         raise AssertionError("rows_picked_mindist: the picks' images are not made yet")
     d = X.shape[1]
     run_tasks(_rows_picked_mindist_tasks, _tasks(rows.shape[0]), X, rows, inv_norm,
-              metric_flag(cosine), picked, n_picked, P, r_P, *bounds32(d), key,
+              metric_flag(cosine), picked, n_picked, P, r_P, n_img, *bounds32(d), key,
               ROWS_PER_TASK, scratch=(("rows_picked", n_picked, d),
                                       lambda: (np.empty(n_picked), np.empty(d, np.float32))))
 
@@ -322,15 +317,8 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
             scale = inv_norm[i] if cosine is not None else 1.0
-            if P is None:
-                best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel,
-                                       slack, low, None, None, None)
-            elif t <= P.shape[0]:
-                fill_images(X, inv_norm, cosine, picked, t, P, r_P, n_img)
-                best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel,
-                                       slack, low, P, r_P, y)
-            else:  # more picks than images kept (PICK_IMAGE_BYTES)
-                best = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[done:t])
+            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel, slack,
+                                   low, P, r_P, y, n_img)
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
             if dist < hkey[0]:

@@ -189,16 +189,18 @@ def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
 
 @njit(inline="always", fastmath=_FASTMATH)
 def _nearest_pick32(X, i, scale, inv_norm, cosine, picked, first, last, rel, slack, low, P,
-                    r_P, y):
+                    r_P, y, n_img):
     """``_nearest_sq`` of row ``i`` (``scale``: its inverse norm for cosine, else 1) to the
     picks ``picked[first:last]``, exactly the same value: a float32 pass first bounds every
     pick's distance, and only the picks whose lower bound reaches the smallest upper bound
     get their float64 sum (usually one or two): any other pick is provably farther.
 
     ``P`` None (float32 l2 pools): the pass reads the rows themselves. Otherwise ``P[s]``
-    is pick ``s``'s float32 image with ``r_P[s]`` its radius (``image_of``) and ``y`` scratch
-    for row ``i``'s (``_image_bounds32``). (Callers choose the path by None types, which
-    Numba resolves before typing: a float32 l2 call compiles no image code, and no
+    is pick ``s``'s float32 image with ``r_P[s]`` its radius, made here from pick
+    ``n_img[0]`` on (``fill_images``), and ``y`` scratch for row ``i``'s
+    (``_image_bounds32``); past the picks ``P`` holds (``PICK_IMAGE_BYTES``), every pick's
+    float64 sum (``_nearest_sq``). (Callers choose the path by None types, which Numba
+    resolves before typing: a float32 l2 call compiles no image code, and no
     ``_nearest_sq``.)"""
     if last - first == 1:
         p = picked[first]
@@ -209,6 +211,10 @@ def _nearest_pick32(X, i, scale, inv_norm, cosine, picked, first, last, rel, sla
         least = _pick_bounds32(X, np.int64(i), picked, np.int64(first), np.int64(last), rel,
                                slack, low)
     else:
+        if last > P.shape[0]:
+            return _nearest_sq(X, np.int64(i), scale, X, inv_norm, cosine,
+                               picked[first:last])
+        fill_images(X, inv_norm, cosine, picked, last, P, r_P, n_img)
         r_y = image_of(X, np.int64(i), scale, y)
         least = _image_bounds32(y, r_y, P, r_P, np.int64(first), np.int64(last), rel, slack,
                                 low)
@@ -330,17 +336,13 @@ def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, re
         i = rows[r]
         best = sq[r]
         if seen[r] < n_picked:
-            if radius is None:
+            if radius is None:  # no image: P, r_P, y are empty
                 near = _nearest_pick32(X, i, 1.0, inv_norm, cosine, picked, seen[r],
-                                       n_picked, rel, slack, low, None, None, None)
-            elif n_picked <= P.shape[0]:
-                fill_images(X, inv_norm, cosine, picked, n_picked, P, r_P, n_img)
+                                       n_picked, rel, slack, low, None, None, None, None)
+            else:
                 near = _nearest_pick32(X, i, inv_norm[i] if cosine is not None else 1.0,
                                        inv_norm, cosine, picked, seen[r], n_picked, rel,
-                                       slack, low, P, r_P, y)
-            else:  # more picks than images kept (PICK_IMAGE_BYTES)
-                near = _nearest_sq(X, i, inv_norm[i] if cosine is not None else 1.0, X,
-                                   inv_norm, cosine, picked[seen[r]:n_picked])
+                                       slack, low, P, r_P, y, n_img)
             if near < best:
                 best = near
         sq[r] = best
