@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
-from ._math import _EXP_LOWEST, HELPER, exp32_in_range, log32
+from ._math import _EXP_LOWEST, HELPER, KERNEL, exp32_in_range, log32
 from ._parallel import run_tasks
 from .uncertainty import _lanes
 
@@ -98,7 +98,7 @@ def _xlogx(values, n, mantissas, exponents):
         values[k] = x * (e * _LN2 + 2.0 * s * series) if x >= _SMALLEST_NORMAL else 0.0
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _committee_scores_tasks(members, codes, from_logits, atol, out, task_lo, task_hi):
     """Disagreement measures of a committee, members (M, rows, C), M >= 1, C >= 2.
 
@@ -672,7 +672,7 @@ def _fill_vote_terms(vote_terms, n_members):
         vote_terms[k] = -f * np.log(f)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, row_stride,
                              codes, atol, block, out, votes, member_h, consensus_h, log_q,
                              margin, kl, vote_terms, copies, bases, floats, terms4, counts,
@@ -1082,7 +1082,7 @@ def _tile_kl_max(kept, n_members, lanes, w, rows, cu, log_q, member_entropy, cro
             kl_max[r] = best if best > kl else kl
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _committee_logits32_tasks(units, n_members, n_rows, n_classes, member_stride, row_stride,
                               codes, block, out, votes, member_h, consensus_h, log_q, margin,
                               kl, vote_terms, tile, z, q, log_qa, kept, counts, floats, doubles,
@@ -1253,7 +1253,7 @@ def _committee_logits32(flat, n_members, n_rows, n_classes, member_stride, row_s
 
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _votes_from_logits_tasks(members, votes, task_lo, task_hi):
     """votes[m, i] = argmax_j members[m, i, j] (lowest class on ties), -1 if not all finite.
 
@@ -1284,7 +1284,7 @@ def votes_from_logits(members, votes):
     return run_tasks(_votes_from_logits_tasks, n_tasks, members, votes)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _vote_scores_tasks(votes, n_classes, codes, out, task_lo, task_hi):
     """Vote entropy / variation ratio from hard votes (M, rows) of any integer dtype.
 
@@ -1342,7 +1342,7 @@ def _vote_scores(votes, n_classes, codes, out):
     return run_tasks(_vote_scores_tasks, n_tasks, votes, n_classes, codes, out)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _committee_std_tasks(values, out, task_lo, task_hi):
     """Population standard deviation (ddof=0) across members of values (M, rows).
 
@@ -1385,7 +1385,7 @@ def _committee_std(values, out):
     return run_tasks(_committee_std_tasks, n_tasks, values, out)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _egl_scores_tasks(features, values, codes, from_logits, include_bias, atol, out, task_lo, task_hi):
     """Expected gradient length of a softmax linear model, closed form.
 

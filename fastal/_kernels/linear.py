@@ -21,7 +21,7 @@ vector lane running the sequential sum of its own row.
 import numpy as np
 from numba import njit
 
-from ._math import HELPER
+from ._math import HELPER, KERNEL
 from ._parallel import run_tasks
 
 _ROWS = 32          # rows per block: the vector loop runs over them
@@ -77,7 +77,7 @@ def _classes(XT, W, b, k0, kk, d, acc):
                 a0[r] += XT[j, r] * w0
 
 
-@njit(nogil=True, cache=True, no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, **KERNEL)
 def _linear_logits_tasks(X, W, b, out, XT, acc, lo, hi):
     """``linear_logits`` for tasks lo <= task < hi (32 blocks of 32 rows each); returns 0.
     ``XT`` (d, 32) and ``acc`` (4, 32): scratch (a partial last block's unused rows hold

@@ -15,7 +15,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .._config import FASTMATH
-from ._math import _EXP_LOWEST, HELPER, exp32, exp32_in_range, log32
+from ._math import _EXP_LOWEST, HELPER, KERNEL, exp32, exp32_in_range, log32
 from ._parallel import run_tasks
 
 ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
@@ -260,7 +260,7 @@ def _finish_top2(top1, top2, total, lowest, w, m, method, atol, out):
     return bad
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _top2_from_probs_tasks(units, method, atol, block, out, buffer, columns, total, lowest,
                            top1, top2, lo, hi):
     """Margin, ratio or least confidence of each row of probs, C >= 2.
@@ -371,7 +371,7 @@ def _finish_entropy(acc, total, lowest, w, m, atol, out):
     return bad
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _entropy_from_probs32_tasks(units, atol, block, out, buffer, columns, total, lowest, acc,
                                 lo, hi):
     """Entropy (nats) of each row of float32 probs, vectorised across rows with log32.
@@ -419,7 +419,7 @@ def _entropy_from_probs32(units, n_lanes, atol, block, out):
                                                         np.float32))
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, **KERNEL)
 def _entropy_from_probs_tasks(probs, atol, out, lo, hi):
     """Shannon entropy (nats) of rows [lo * R, hi * R) of probs with libm's log (float64 input).
 
@@ -546,7 +546,7 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
     return bad
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
 def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, columns, lanes, lo,
                                 hi):
     """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
@@ -672,7 +672,7 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
                      scratch=(key, make))
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH, no_cfunc_wrapper=True)
+@njit(nogil=True, cache=True, fastmath=FASTMATH, **KERNEL)
 def _scores_from_logits_tasks(logits, method, out, lo, hi):
     """Score each row of float64 logits (rows, C), C >= 2, through a stable log-softmax.
 
