@@ -852,12 +852,16 @@ def test_lazy_gives_up_when_the_band_grows_like_the_picks(labeled_kind, monkeypa
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "float64",
                                   "near-ties", "offset", "tiny", "huge"])
-def test_scan_path_is_exact(metric, case, monkeypatch):
+@pytest.mark.parametrize("half", [True, False])
+def test_scan_path_is_exact(metric, case, half, monkeypatch):
     # Full scans (no labeled set), ties to the lowest row, including ties between tasks
-    # (tasks of 7 rows here). float32 l2 pools: float32 passes with certified intervals and
-    # float64 rechecks (near-duplicate pools fall back to float64 passes), on two threads
-    # of at least 7 rows, in blocks of 5 rows, with prefetches.
+    # (tasks of 7 rows here). float32 passes with certified intervals and float64 rechecks
+    # over a half image (jobs of 8 picks or more), else the pool (float32 l2) or a float32
+    # image (near-duplicate pools fall back from the halves to float32, then to float64
+    # passes), on two threads of at least 7 rows, in blocks of 5 rows, with prefetches.
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    if not half:
+        monkeypatch.setattr(_lazy_module(), "_HALF_MIN_PICKS", 1 << 62)
     monkeypatch.setattr(scan, "ROWS_PER_TASK", 7)
     monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
     monkeypatch.setattr(scan, "BLOCK32", 5)
@@ -889,13 +893,33 @@ def test_scan_path_is_exact(metric, case, monkeypatch):
         stats = {}
         sel = _kcenter(X, k, metric=metric, seed=5, path="scan", stats=stats)
         if metric == "l2" and case in ("random", "blobs", "near-ties", "offset", "huge"):
-            assert stats["precision"] == "float32"
+            assert stats["precision"] == ("float16" if half and k >= 8 else "float32")
         idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5)
         np.testing.assert_array_equal(sel.indices, idx)
         np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
         np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
         grouped = _kcenter(X, k, metric=metric, seed=5, path="grouped")
         np.testing.assert_array_equal(grouped.indices, sel.indices)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_scans_fall_back_from_a_coarse_half_image_to_float32(metric, monkeypatch):
+    # A half image too coarse for the pool's distances (here: its radii inflated 1,000x,
+    # still valid bounds) makes the candidates outgrow the limit: the scans start over on
+    # the float32 pool or image, with the same picks.
+    module = _lazy_module()
+    scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    make = scan.half_image
+    monkeypatch.setattr(scan, "half_image", lambda *a: (lambda i, r, s: (i, r * 1e3, s))(
+        *make(*a)))
+    monkeypatch.setattr(module, "_SCAN32_MAX_CANDIDATES", 40)
+    monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
+    X = np.random.default_rng(41).normal(size=(600, 6)).astype(np.float32)
+    stats = {}
+    sel = _kcenter(X, 60, metric=metric, seed=2, path="scan", stats=stats)
+    assert stats["half_abandoned_at"] >= 1 and stats["half_candidates"] > 40
+    assert stats["precision"] == "float32"
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 60, metric=metric, seed=2)[0])
 
 
 def test_scan_path_takes_no_labeled_set_or_weights():
@@ -908,8 +932,9 @@ def test_scan_path_takes_no_labeled_set_or_weights():
 
 def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
     # Without a labeled set the lazy path gives up (bounds from one pick are loose). Pools
-    # then go to the float32 scans (float64 and cosine pools through a float32 image);
-    # when the image would exceed _IMAGE_BYTES, to the float64 scans when the groups skip
+    # then go to the float32 scans (through a half image); when no image fits
+    # _IMAGE_BYTES, float32 l2 pools to the float32 scans of the pool itself, others to
+    # the float64 scans when the groups skip
     # nothing on Gaussian data (measured on a sample before they are built, or over their
     # first picks), and to the groups on clustered data.
     module = _lazy_module()
@@ -921,17 +946,22 @@ def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
     expected = kcenter_greedy(G, 60, seed=2)[0]
     stats = {}
     sel = _kcenter(G.astype(np.float32), 60, seed=2, stats=stats)
-    assert stats["path"] == "scan" and stats["precision"] == "float32"
+    assert stats["path"] == "scan" and stats["precision"] == "float16"
     assert "sampled_eval_share" not in stats
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(G.astype(np.float32), 60,
                                                               seed=2)[0])
     for metric, pool in (("l2", G), ("cosine", G), ("cosine", G.astype(np.float32))):
         stats = {}
         sel = _kcenter(pool, 60, seed=2, metric=metric, stats=stats)
-        assert stats["path"] == "scan" and stats["precision"] == "float32"
+        assert stats["path"] == "scan" and stats["precision"] == "float16"
         np.testing.assert_array_equal(sel.indices,
                                       kcenter_greedy(pool, 60, seed=2, metric=metric)[0])
     monkeypatch.setattr(module, "_IMAGE_BYTES", 0)  # no image fits
+    stats = {}
+    sel = _kcenter(G.astype(np.float32), 60, seed=2, stats=stats)
+    assert stats["path"] == "scan" and stats["precision"] == "float32"
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(G.astype(np.float32), 60,
+                                                              seed=2)[0])
     stats = {}
     sel = _kcenter(G, 60, seed=2, stats=stats)  # float64, too large for an image
     assert stats["path"] == "scan" and stats["sampled_eval_share"] >= 0.98
@@ -1082,18 +1112,19 @@ def test_values_whose_squared_distances_leave_float32_are_an_error(path):
 
 def test_small_pools_without_labels_give_up_to_the_scans(monkeypatch):
     # Pools under _LAZY_SMALL_POOL rows never leave the lazy path for the groups (slow on
-    # small pools), but float32 scans are cheap at any size: without labels they take over.
+    # small pools), but float32 scans (through a half image) are cheap at any size: without
+    # labels they take over.
     rng = np.random.default_rng(43)
     X = blobs(rng, 3000, 6, 40, spread=0.1)
     expected = kcenter_greedy(X.astype(np.float32), 200, seed=4)[0]
     stats = {}
     sel = _kcenter(X.astype(np.float32), 200, seed=4, stats=stats)
-    assert stats["path"] == "scan" and stats["precision"] == "float32"
+    assert stats["path"] == "scan" and stats["precision"] == "float16"
     np.testing.assert_array_equal(sel.indices, expected)
     for metric, pool in (("l2", X), ("cosine", X.astype(np.float32))):  # through an image
         stats = {}
         sel = _kcenter(pool, 200, seed=4, metric=metric, stats=stats)
-        assert stats["path"] == "scan" and stats["precision"] == "float32"
+        assert stats["path"] == "scan" and stats["precision"] == "float16"
         np.testing.assert_array_equal(sel.indices,
                                       kcenter_greedy(pool, 200, seed=4, metric=metric)[0])
     monkeypatch.setattr(_lazy_module(), "_IMAGE_BYTES", 0)  # no image fits: the lazy path
@@ -1115,10 +1146,11 @@ def _image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low):
 
 
 @numba.njit
-def _pass32(X, center, down, up, slack, radius, rel, slack0, m64, lower, upper, lower_bits,
-            dist, first, last, ahead):
-    return _scan._pass32(X, center, down, up, slack, radius, rel, slack0, m64, lower, upper,
-                         lower_bits, dist, first, last, ahead)
+def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower, upper,
+            lower_bits, dist, first, last, ahead):
+    return _scan._pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
+                         upper, lower_bits, dist, np.empty(X.shape[1], np.float32), first,
+                         last, ahead)
 
 
 def _exact_sq(x, c):
@@ -1193,34 +1225,43 @@ def test_pick_bounds_through_images_bracket_the_float64_sums(d, scale, kind, see
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d=st.integers(1, 40), scale=st.sampled_from([1e-30, 1e-21, 1e-3, 1.0, 1e4, 3e17, 1e30]),
        kind=st.sampled_from(["normal", "offset", "integers", "mixed"]), seed=st.integers(0, 99),
-       pool=st.sampled_from(["float32", "float64", "cosine"]))
-def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, pool):
+       pool=st.sampled_from(["float32", "float64", "cosine"]), half=st.booleans())
+def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, pool, half):
     # The float32 scans' bounds (factors32: float32 arithmetic; float64 and cosine pools
-    # through a float32 image and each row's distance to it) around the exact squared
-    # distance of the points (rational arithmetic; cosine: the rows times their float64
-    # inverse norms, as the exact distances scale them), for tiny (subnormal sums), huge
-    # (near the l2 range limit), offset (cancellation) and equal rows, over several picks.
+    # through a float32 image and each row's distance to it; any pool through a half
+    # image, scaled by a power of two) around the exact squared distance of the points
+    # (rational arithmetic; cosine: the rows times their float64 inverse norms, as the
+    # exact distances scale them), for tiny (subnormal sums), huge (near the l2 range
+    # limit), offset (cancellation) and equal rows, over several picks.
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
     X = _bracket_rows(d, scale, kind, seed).astype(np.float32 if pool == "float32"
                                                    else np.float64)
     X[5] = X[4]  # a distance of exactly 0
     n = X.shape[0]
-    points, image, radius = X, X, None
-    if pool != "float32":
+    points, image, radius, scale2, inv = X, X, None, 1.0, None
+    if pool == "cosine":
         with np.errstate(divide="ignore", over="ignore"):
-            inv = 1.0 / np.linalg.norm(X, axis=1) if pool == "cosine" else None
-        if pool == "cosine":
-            if not np.isfinite(inv).all():
-                return  # zero rows (cosine refuses them) or norms out of float64's range
-            points = X * inv[:, None]
+            inv = 1.0 / np.linalg.norm(X, axis=1)
+        if not np.isfinite(inv).all():
+            return  # zero rows (cosine refuses them) or norms out of float64's range
+        points = X * inv[:, None]
+    if half:
+        e = scan.half_scale(X, inv, pool == "cosine")
+        if e is None:  # outside the halves' scales: the float32 image then
+            assert not 2.0**-85 <= np.abs(points).max() < 2.0**112
+            return
+        image, radius, scale2 = scan.half_image(X, inv, pool == "cosine", e)
+        assert image.dtype == np.uint16 and image.shape[1] % scan.HALF_COLUMNS == 0
+        assert not image[:, d:].any()
+    elif pool != "float32":
         image, radius = scan.float32_image(X, inv, pool == "cosine", 5)
-    rel, slack0 = scan.bounds32(d)
+    rel, slack0 = scan.bounds32(image.shape[1])
     lower = np.full(n, np.inf, np.float32)
     upper = np.full(n, np.inf, np.float32)
     exact = [None] * n
     for center in (0, 4, 7):
         lower[center] = upper[center] = -1.0
-        top = _pass32(image, center, *scan.factors32(d), radius, rel, slack0,
+        top = _pass32(image, center, *scan.factors32(d), radius, scale2, rel, slack0,
                            (d + 8) * 2.0**-52, lower, upper, lower.view(np.int32),
                            np.empty(5, np.float32), 0, n, center % 2 * 3)
         for i in range(n):

@@ -87,3 +87,32 @@ def yield_cpu(typingctx):
         return context.get_dummy_value()
 
     return types.void(), codegen
+
+
+@intrinsic
+def as_float32(typingctx, value):
+    """``value`` as float32: a float32 itself; a uint16 read as the bits of an IEEE half
+    (binary16), converted exactly (every half is a float32)."""
+    if value == types.float32:
+        return types.float32(value), lambda context, builder, signature, args: args[0]
+    if value != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(value), codegen
+
+
+@intrinsic
+def half_bits(typingctx, value):
+    """The bits (uint16) of the IEEE half nearest the float32 ``value`` (LLVM's
+    ``fptrunc``: ties to even, inf past the half range). Callers measure what the rounding
+    moved, so nothing depends on how a CPU rounds."""
+    if value != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(value), codegen

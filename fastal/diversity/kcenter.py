@@ -68,6 +68,9 @@ _SCAN_EVAL_SHARE = 0.95
 _SCAN_SAMPLE_ROWS = 16384
 _SCAN_SAMPLE_SHARE = 0.995
 _SCAN32_MAX_CANDIDATES = 1024  # rows whose interval reaches the top, per pick
+# The float32 scans read a half image (2 bytes per value) of jobs of at least this many picks
+# (making it costs about two passes)
+_HALF_MIN_PICKS = 8
 _IMAGE_BYTES = 1 << 30  # the float32 scans' image of a float64 or cosine pool, at most
 # Lazy path (see _lazy_kcenter). The first band holds at least _LAZY_BAND_MIN rows and
 # _LAZY_BAND_PER_PICK per pick; each widening doubles it. Past _LAZY_MAX_BAND of the pool
@@ -832,17 +835,35 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
     float32 pass with a rigorous error bound), and only the rows whose upper bound reaches
     the largest lower bound get their exact float64 distance (kept between picks while they
     stay candidates). The whole greedy is one kernel call (the threads meet at barriers,
-    not in Python: ~0.1-0.2 ms per pick saved). float64 and cosine pools are scanned
-    through a float32 image (``_scan.float32_image``: the normalised or rounded rows, with
-    each row's distance to its image, which widens its bounds). None when the candidates
-    outgrow ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools, or images too coarse for the
-    pool's distances: the groups then, or the float64 scans for an explicit
-    ``path="scan"``)."""
+    not in Python: ~0.1-0.2 ms per pick saved). The passes read an image of the pool in
+    IEEE halves (``_scan.half_image``: the rows scaled by a power of two and rounded, with
+    each row's distance to its image, which widens its bounds), half the bytes of float32,
+    when it fits ``_IMAGE_BYTES`` and the job makes at least ``_HALF_MIN_PICKS`` picks;
+    else, or when its candidates outgrow ``_SCAN32_MAX_CANDIDATES`` (images too coarse for
+    the pool's distances), the pool itself (float32 l2) or a float32 image
+    (``_scan.float32_image``). None when those candidates outgrow it too (near-duplicate
+    pools: the groups then, or the float64 scans for an explicit ``path="scan"``)."""
+    n_pool, d = pool.shape
+    width = -(-d // _scan.HALF_COLUMNS) * _scan.HALF_COLUMNS
+    e = None
+    if k >= _HALF_MIN_PICKS and 2 * n_pool * width <= _IMAGE_BYTES:
+        e = _scan.half_scale(pool, inv_norm, cosine)
+    if e is not None:
+        image, radius, scale2 = _scan.half_image(pool, inv_norm, cosine, e)
+        clock.lap("half image")
+        result, scan_stats = _scan.scan32(pool, k, first_row, _SCAN32_MAX_CANDIDATES,
+                                          inv_norm, cosine, image, radius, scale2)
+        del image, radius
+        if result is not None:
+            return _scan32_selection(result, scan_stats, "float16", n_pool, k, clock, stats)
+        if stats is not None:
+            stats.update(half_abandoned_at=scan_stats["abandoned_at"],
+                         half_candidates=scan_stats["candidates"])
+        clock.lap("half scans (abandoned)")
     image = radius = None
     if pool.dtype != np.float32 or cosine:
         image, radius = _scan.float32_image(pool, inv_norm, cosine, chunk)
         clock.lap("float32 image")
-    n_pool = pool.shape[0]
     result, scan_stats = _scan.scan32(pool, k, first_row, _SCAN32_MAX_CANDIDATES,
                                       inv_norm, cosine, image, radius)
     if result is None:
@@ -851,10 +872,15 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
                          scan32_candidates=scan_stats["candidates"])
         clock.lap("float32 scans (abandoned)")
         return None
+    return _scan32_selection(result, scan_stats, "float32", n_pool, k, clock, stats)
+
+
+def _scan32_selection(result, scan_stats, precision, n_pool, k, clock, stats):
+    """The ``Selection`` of a finished ``scan32`` (and its stats)."""
     indices, scores, cover = result
     clock.lap("float32 scans")
     if stats is not None:
-        stats.update(path="scan", precision="float32", row_evaluations=k * n_pool,
+        stats.update(path="scan", precision=precision, row_evaluations=k * n_pool,
                      exact_candidates=scan_stats["exact_candidates"], seconds=clock.laps)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
