@@ -300,8 +300,9 @@ def _phases(st):
         return (f"lazy: band {st['band_rows']:,} rows ({st['band_widenings']} widenings), "
                 f"{st['row_evaluations']:,} row-to-pick distances")
     if st.get("path") == "scan":
-        if st.get("precision") == "float32":
-            return (f"float32 scans after the lazy path gave up at pick "
+        if st.get("precision") in ("float16", "float32"):
+            image = "a half image" if st["precision"] == "float16" else "float32"
+            return (f"float32 scans ({image}) after the lazy path gave up at pick "
                     f"{st.get('lazy_picks_done', '-')}; {st['exact_candidates']:,} float64 "
                     "rechecks")
         why = (f"groups given up after {st['groups_abandoned_at']} picks"

@@ -64,7 +64,7 @@ def cache_dir() -> str:
 def _calls(target: str, n_classes: int, dtypes, rng):
     """(label, thunk) pairs that compile ``target``'s kernels for each dtype."""
     from . import kcenter, score, select
-    from .diversity.kcenter import _kcenter
+    from .diversity.kcenter import _HALF_MIN_PICKS, _kcenter
     from .scoring import COMMITTEE_METHODS, UNCERTAINTY_METHODS
 
     rows = 256
@@ -111,11 +111,12 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} clustered", lambda x=emb: (
                 _kcenter(x, 4, path="grouped"), _kcenter(x, 4, labeled=many, path="grouped"))
             # pools without labels that nothing prunes: full scans (through a half image
-            # from 8 picks on; float32 l2 pools in float32, else through a float32 image;
-            # for near-duplicate float32 pools, in float64)
+            # from _HALF_MIN_PICKS picks on; float32 l2 pools in float32, else through a
+            # float32 image; for near-duplicate float32 pools, in float64)
             yield f"{name} scans", lambda x=emb: (
                 _kcenter(x, 4, path="scan"), _kcenter(x, 4, path="scan", metric="cosine"),
-                _kcenter(x, 8, path="scan"), _kcenter(x, 8, path="scan", metric="cosine"),
+                _kcenter(x, _HALF_MIN_PICKS, path="scan"),
+                _kcenter(x, _HALF_MIN_PICKS, path="scan", metric="cosine"),
                 _scan_float64(x))
             # the kernels are specialised per metric (see fastal._kernels.kcenter.metric_flag)
             yield f"{name} cosine", lambda x=emb, x2=pool: (

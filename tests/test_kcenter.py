@@ -893,7 +893,8 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
         stats = {}
         sel = _kcenter(X, k, metric=metric, seed=5, path="scan", stats=stats)
         if metric == "l2" and case in ("random", "blobs", "near-ties", "offset", "huge"):
-            assert stats["precision"] == ("float16" if half and k >= 8 else "float32")
+            halves = half and k >= _lazy_module()._HALF_MIN_PICKS
+            assert stats["precision"] == ("float16" if halves else "float32")
         idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5)
         np.testing.assert_array_equal(sel.indices, idx)
         np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)

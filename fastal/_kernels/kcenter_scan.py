@@ -640,7 +640,7 @@ def half_scale(X, inv_norm, cosine):
     if cosine:
         largest = 1.0  # normalised rows; 2^15 leaves room for their rounding
     else:
-        largest = float(np.max(np.abs(X))) if X.size else 0.0
+        largest = max(float(X.max()), -float(X.min())) if X.size else 0.0  # no temporary
     if not largest > 0.0 or not np.isfinite(largest):
         return None
     e = 14 - int(np.frexp(largest)[1])  # largest < 2^frexp, so largest * 2^e < 2^14

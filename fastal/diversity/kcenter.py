@@ -69,8 +69,8 @@ _SCAN_SAMPLE_ROWS = 16384
 _SCAN_SAMPLE_SHARE = 0.995
 _SCAN32_MAX_CANDIDATES = 1024  # rows whose interval reaches the top, per pick
 # The float32 scans read a half image (2 bytes per value) of jobs of at least this many picks
-# (making it costs about two passes)
-_HALF_MIN_PICKS = 8
+# (making it costs a few passes, more where the memory it takes is touched for the first time)
+_HALF_MIN_PICKS = 16
 _IMAGE_BYTES = 1 << 30  # the float32 scans' image of a float64 or cosine pool, at most
 # Lazy path (see _lazy_kcenter). The first band holds at least _LAZY_BAND_MIN rows and
 # _LAZY_BAND_PER_PICK per pick; each widening doubles it. Past _LAZY_MAX_BAND of the pool
