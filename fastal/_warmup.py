@@ -64,7 +64,7 @@ def cache_dir() -> str:
 def _calls(target: str, n_classes: int, dtypes, rng):
     """(label, thunk) pairs that compile ``target``'s kernels for each dtype."""
     from . import kcenter, score, select
-    from .diversity.kcenter import _HALF_MIN_PICKS, _kcenter
+    from .diversity.kcenter import _kcenter
     from .scoring import COMMITTEE_METHODS, UNCERTAINTY_METHODS
 
     rows = 256
@@ -110,14 +110,12 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             # kernels specialised without weights)
             yield f"{name} clustered", lambda x=emb: (
                 _kcenter(x, 4, path="grouped"), _kcenter(x, 4, labeled=many, path="grouped"))
-            # pools without labels that nothing prunes: full scans (through a half image
-            # from _HALF_MIN_PICKS picks on; float32 l2 pools in float32, else through a
-            # float32 image; for near-duplicate float32 pools, in float64)
+            # pools without labels that nothing prunes: full scans (larger jobs through a
+            # half image; float32 l2 pools in float32, else through a float32 image; for
+            # near-duplicate float32 pools, in float64)
             yield f"{name} scans", lambda x=emb: (
                 _kcenter(x, 4, path="scan"), _kcenter(x, 4, path="scan", metric="cosine"),
-                _kcenter(x, _HALF_MIN_PICKS, path="scan"),
-                _kcenter(x, _HALF_MIN_PICKS, path="scan", metric="cosine"),
-                _scan_float64(x))
+                _scan_half(x, False), _scan_half(x, True), _scan_float64(x))
             # the kernels are specialised per metric (see fastal._kernels.kcenter.metric_flag)
             yield f"{name} cosine", lambda x=emb, x2=pool: (
                 large(x, 4, metric="cosine"), large(x, 4, labeled=[0, 1], metric="cosine"),
@@ -125,6 +123,16 @@ def _calls(target: str, n_classes: int, dtypes, rng):
                 large(x2, 4, labeled=np.arange(2000), metric="cosine"))
         elif target == "badge":
             yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
+
+
+def _scan_half(x, cosine):
+    """The float32 scans through a half image (jobs of at least
+    ``kcenter._HALF_MIN_WORK`` coordinate visits) on ``x``'s dtype."""
+    from ._kernels import kcenter_scan
+
+    inv_norm = 1.0 / np.linalg.norm(x.astype(np.float64), axis=1) if cosine else None
+    return kcenter_scan.scan32(x, 2, 0, 8, inv_norm, cosine,
+                               half=kcenter_scan.half_scale(x, inv_norm, cosine))
 
 
 def _scan_float64(x):

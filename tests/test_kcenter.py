@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastal._errors import ArgumentError, FastalError
+from fastal._kernels import kcenter as _kc_kernels
 from fastal._kernels import kcenter_scan as _scan
 from fastal._validation import l2_value_limit
 from fastal.diversity import kcenter
@@ -860,8 +861,7 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
     # image (near-duplicate pools fall back from the halves to float32, then to float64
     # passes), on two threads of at least 7 rows, in blocks of 5 rows, with prefetches.
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
-    if not half:
-        monkeypatch.setattr(_lazy_module(), "_HALF_MIN_PICKS", 1 << 62)
+    monkeypatch.setattr(_lazy_module(), "_HALF_MIN_WORK", 0 if half else 1 << 62)
     monkeypatch.setattr(scan, "ROWS_PER_TASK", 7)
     monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
     monkeypatch.setattr(scan, "BLOCK32", 5)
@@ -905,17 +905,16 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_scans_fall_back_from_a_coarse_half_image_to_float32(metric, monkeypatch):
-    # A half image too coarse for the pool's distances (here: its radii inflated 1,000x,
-    # still valid bounds) makes the candidates outgrow the limit: the scans start over on
-    # the float32 pool or image, with the same picks.
+    # Rows near 1,000 a few thousandths apart: halves (0.5 apart there) cannot tell them
+    # apart, float32 can. The half image's candidates outgrow the limit and the scans
+    # start over on the float32 pool or image, with the same picks.
     module = _lazy_module()
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
-    make = scan.half_image
-    monkeypatch.setattr(scan, "half_image", lambda *a: (lambda i, r, s: (i, r * 1e3, s))(
-        *make(*a)))
+    monkeypatch.setattr(module, "_HALF_MIN_WORK", 0)
     monkeypatch.setattr(module, "_SCAN32_MAX_CANDIDATES", 40)
     monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
-    X = np.random.default_rng(41).normal(size=(600, 6)).astype(np.float32)
+    rng = np.random.default_rng(41)
+    X = (1000.0 + 0.01 * rng.normal(size=(600, 6))).astype(np.float32)
     stats = {}
     sel = _kcenter(X, 60, metric=metric, seed=2, path="scan", stats=stats)
     assert stats["half_abandoned_at"] >= 1 and stats["half_candidates"] > 40
@@ -945,6 +944,12 @@ def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):
     rng = np.random.default_rng(41)
     G = rng.normal(size=(8000, 64))
     expected = kcenter_greedy(G, 60, seed=2)[0]
+    stats = {}
+    sel = _kcenter(G.astype(np.float32), 60, seed=2, stats=stats)
+    assert stats["path"] == "scan" and stats["precision"] == "float32"  # a small job
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(G.astype(np.float32), 60,
+                                                              seed=2)[0])
+    monkeypatch.setattr(module, "_HALF_MIN_WORK", 8000 * 60 * 64)  # at the limit
     stats = {}
     sel = _kcenter(G.astype(np.float32), 60, seed=2, stats=stats)
     assert stats["path"] == "scan" and stats["precision"] == "float16"
@@ -1115,6 +1120,7 @@ def test_small_pools_without_labels_give_up_to_the_scans(monkeypatch):
     # Pools under _LAZY_SMALL_POOL rows never leave the lazy path for the groups (slow on
     # small pools), but float32 scans (through a half image) are cheap at any size: without
     # labels they take over.
+    monkeypatch.setattr(_lazy_module(), "_HALF_MIN_WORK", 0)
     rng = np.random.default_rng(43)
     X = blobs(rng, 3000, 6, 40, spread=0.1)
     expected = kcenter_greedy(X.astype(np.float32), 200, seed=4)[0]
@@ -1152,6 +1158,21 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
     return _scan._pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
                          upper, lower_bits, dist, np.empty(X.shape[1], np.float32), first,
                          last, ahead)
+
+
+@numba.njit
+def _half_rows(X, inv_norm, cosine, s, image, radius, first, last):
+    return _scan._half_rows(X, inv_norm, cosine, s, image, radius, first, last)
+
+
+def _half_image(X, inv_norm, cosine, e):
+    """The scans' half image of ``X`` (scale ``2^e``), its radii and ``1 / s^2``."""
+    n, d = X.shape
+    image = np.empty((n, -(-d // _scan.HALF_COLUMNS) * _scan.HALF_COLUMNS), np.uint16)
+    radius = np.empty(n)
+    _half_rows(X, np.empty(0) if inv_norm is None else inv_norm,
+               _kc_kernels.metric_flag(cosine), 2.0**e, image, radius, 0, n)
+    return image, radius, 2.0**(-2 * e)
 
 
 def _exact_sq(x, c):
@@ -1251,7 +1272,7 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, po
         if e is None:  # outside the halves' scales: the float32 image then
             assert not 2.0**-85 <= np.abs(points).max() < 2.0**112
             return
-        image, radius, scale2 = scan.half_image(X, inv, pool == "cosine", e)
+        image, radius, scale2 = _half_image(X, inv, pool == "cosine", e)
         assert image.dtype == np.uint16 and image.shape[1] % scan.HALF_COLUMNS == 0
         assert not image[:, d:].any()
     elif pool != "float32":

@@ -110,10 +110,10 @@ def _scratch(scratch, slot: int) -> tuple:
     arrays = cache.get((key, slot))
     if arrays is None:
         arrays = tuple(make())
-        size = sum(a.nbytes for a in arrays)
+        size = sum(a.nbytes for a in arrays if a is not None)  # None: an unused slot
         if size > _SCRATCH_BYTES:  # not kept: freed when the call ends
             return arrays
-        held = sum(a.nbytes for kept in cache.values() for a in kept)
+        held = sum(a.nbytes for kept in cache.values() for a in kept if a is not None)
         if held + size > _SCRATCH_BYTES:
             cache.clear()
         cache[(key, slot)] = arrays

@@ -325,19 +325,20 @@ def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, re
     ``n_picked`` picks (the lowest of equal ones) and that distance in score units; (-1,
     -1.0) for no rows. ``sq[r]``: the exact squared distance of ``rows[r]`` to its first
     ``seen[r]`` picks (inf, 0 for none), brought up to ``n_picked`` here. float32 l2 pools
-    (``radius`` None: no image): a float32 pass bounds the distance to each pick it has not seen
-    (``_nearest_pick32``; ``low``: scratch of ``n_picked`` floats), and only the picks
-    that can be the nearest get their float64 sum (a new candidate late in a run meets
-    hundreds of picks). Other pools (``radius`` not None) likewise through the picks' float32
-    images (``P``, ``r_P``: made here from pick ``n_img[0]`` on; ``y``: the row's), for as
-    many picks as ``P`` holds, then every pick's float64 sum (``_nearest_sq``)."""
+    (``P`` None: no images of the picks): a float32 pass bounds the distance to each pick
+    it has not seen (``_nearest_pick32``; ``low``: scratch of ``n_picked`` floats), and
+    only the picks that can be the nearest get their float64 sum (a new candidate late in a
+    run meets hundreds of picks). Other pools likewise through the picks' float32 images
+    (``P``, ``r_P``: made here from pick ``n_img[0]`` on; ``y``: the row's), for as many
+    picks as ``P`` holds, then every pick's float64 sum (``_nearest_sq``). ``radius`` is
+    unused (the passes' image's)."""
     top = -1.0
     top_row = -1
     for r in range(rows.shape[0]):
         i = rows[r]
         best = sq[r]
         if seen[r] < n_picked:
-            if radius is None:  # no image: P, r_P, y are empty
+            if P is None:  # float32 l2: no images (nor their kernels compiled)
                 near = _nearest_pick32(X, i, 1.0, inv_norm, cosine, picked, seen[r],
                                        n_picked, rel, slack, low, None, None, None, None)
             else:
@@ -452,8 +453,8 @@ def _barrier(sync, n_threads, generation):
 
 
 @njit(nogil=True, cache=True, fastmath=_FAST32, **KERNEL)
-def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, k, first_row, down, up, slack,
-                  rel, slack0, m64, lower, upper, lower_bits, upper_bits, indices,
+def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, down, up,
+                  slack, rel, slack0, m64, lower, upper, lower_bits, upper_bits, indices,
                   scores, cover, shared_i, shared_f, sync, status, n_threads, ahead, dist, c,
                   low, rows_a, sq_a, seen_a, rows_b, sq_b, seen_b, P, r_P, y, n_img, lo, hi):
     """The float32 scans' whole greedy (``scan32``) as thread ``lo`` of ``n_threads``, all
@@ -471,11 +472,14 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, k, first_row, down, up
     number then, candidates over all picks]. The passes read ``Y``: ``X`` itself (float32
     l2 pools, ``radius`` None) or its image (float32 or halves, with ``radius`` and
     ``scale2``: see ``_pass32``); exact distances come from ``X`` (scaled by ``inv_norm``
-    for cosine). ``rel`` and ``slack0`` (``bounds32``) bound every float32 sum: the
+    for cosine). ``half_s`` (None, or the half image's scale ``s``): each thread first
+    makes its rows of the half image ``Y`` and their ``radius`` (``_half_rows``), then
+    waits for the others. ``rel`` and ``slack0`` (``bounds32``) bound every float32 sum: the
     passes' and the picks' images' (the larger of the two dimensions)."""
     tid = lo
     n = X.shape[0]
-    n_img[0] = 0  # the picks' images (pools with an image) are this thread's, made anew
+    if n_img is not None:
+        n_img[0] = 0  # the picks' images (float64, cosine pools) are this thread's, made anew
     first = n * tid // n_threads
     last = n * (tid + 1) // n_threads
     cap = rows_a.shape[0]
@@ -483,6 +487,10 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, k, first_row, down, up
     row = first_row
     score = np.inf
     generation = 0
+    if half_s is not None:
+        _half_rows(X, inv_norm, cosine, half_s, Y, radius, first, last)
+        generation += 1
+        _barrier(sync, n_threads, generation)
     for t in range(k):
         par = t & 1
         if tid == 0:
@@ -555,14 +563,20 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, k, first_row, down, up
 
 
 def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=None,
-           radius=None, scale2=1.0):
+           radius=None, half=None):
     """Exact greedy k-center by float32 scans, starting from ``first_row``: ``(indices,
     scores, cover, stats)`` (``_scan32_tasks``), or None and the stats when the rows whose
     interval reaches the top outgrow ``max_candidates`` at some pick. ``X``: a float32 l2
-    pool, or any pool with an ``image`` and its ``radius`` (``float32_image``, or
-    ``half_image`` with its ``scale2``; cosine: with ``inv_norm``). On Numba's threads,
-    each owning at least ``MIN_ROWS_PER_THREAD`` rows."""
+    pool, or any pool with its float32 ``image`` and ``radius`` (``float32_image``;
+    cosine: with ``inv_norm``); or any pool scanned through a half image of scale
+    ``2^half`` (``half_scale``), made by the kernel's threads (``_half_rows``). On Numba's
+    threads, each owning at least ``MIN_ROWS_PER_THREAD`` rows."""
     n, d = X.shape
+    half_s, scale2 = None, 1.0
+    if half is not None:
+        image = np.empty((n, -(-d // HALF_COLUMNS) * HALF_COLUMNS), dtype=np.uint16)
+        radius = np.empty(n)
+        half_s, scale2 = 2.0**half, 2.0**(-2 * half)
     Y = X if image is None else image
     row_bytes = Y.shape[1] * Y.itemsize
     threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
@@ -579,19 +593,22 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
     if inv_norm is None:
         inv_norm = np.empty(0)
 
-    images = (pick_images_rows(k, d), d) if radius is not None else (0, 0)
+    # the picks' float32 images: float64 and cosine pools (float32 l2 pools: None)
+    images = (pick_images_rows(k, d), d) if X.dtype != np.float32 or cosine else None
     width = Y.shape[1]
 
     def make():  # per thread: the block's sums, the centre's row, pick bounds, two sets of
-        # candidate state, the picks' images (pools with an image)
-        return (np.empty(block, np.float32), np.empty(width, np.float32), np.empty(k),
-                np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64),
-                np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64),
-                np.empty(images, np.float32), np.empty(images[0]),
-                np.empty(images[1], np.float32), np.zeros(1, np.int64))
+        # candidate state, the picks' images
+        state = (np.empty(block, np.float32), np.empty(width, np.float32), np.empty(k),
+                 np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64),
+                 np.empty(cap, np.int64), np.empty(cap), np.empty(cap, np.int64))
+        if images is None:
+            return state + (None, None, None, None)
+        return state + (np.empty(images, np.float32), np.empty(images[0]),
+                        np.empty(images[1], np.float32), np.zeros(1, np.int64))
 
-    run_gang(_scan32_tasks, threads, X, inv_norm, metric_flag(cosine), Y, radius,
-             float(scale2), k, first_row, down, up, slack, *bounds32(max(d, width)),
+    run_gang(_scan32_tasks, threads, X, inv_norm, metric_flag(cosine), Y, radius, scale2,
+             half_s, k, first_row, down, up, slack, *bounds32(max(d, width)),
              (d + 8) * 2.0**-52, lower, upper, lower.view(np.int32), upper.view(np.int32),
              indices, scores, cover, np.zeros((2, 3, threads), np.int64),
              np.zeros((2, threads)), np.zeros(8, np.int64), status, threads, ahead,
@@ -638,7 +655,7 @@ def half_scale(X, inv_norm, cosine):
     times it below 2^14 (the halves' range ends at 65,504); None when ``|e|`` would pass
     ``HALF_MAX_EXPONENT`` or the pool is all zeros."""
     if cosine:
-        largest = 1.0  # normalised rows; 2^15 leaves room for their rounding
+        largest = 1.0  # normalised rows (2^14 leaves room for their rounding)
     else:
         largest = max(float(X.max()), -float(X.min())) if X.size else 0.0  # no temporary
     if not largest > 0.0 or not np.isfinite(largest):
@@ -647,12 +664,19 @@ def half_scale(X, inv_norm, cosine):
     return e if abs(e) <= HALF_MAX_EXPONENT else None
 
 
-@njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
-def _half_image_tasks(X, inv_norm, cosine, s, inv_s, image, radius, rows_per_task, lo, hi):
-    """Tasks [lo, hi) of ``half_image`` (``rows_per_task`` rows each)."""
+@njit(nogil=True, fastmath=_FASTMATH, **HELPER)
+def _half_rows(X, inv_norm, cosine, s, image, radius, first, last):
+    """Rows [first, last) of the half image of scale ``s = 2^e`` (``half_scale``): each
+    row's point (the row, or the row times ``inv_norm`` for cosine, as the exact float64
+    distances scale them) times ``s`` rounded to IEEE halves (their bits, uint16; zeros
+    after the pool's columns), and in ``radius`` a float64 bound of ``||image_i / s -
+    point_i||``: the norm of the scaled difference, exact in float64 (the half is within a
+    factor 2 of the value, or zero), inflated for its own rounding and underflow, divided
+    by ``s`` exactly."""
     d = X.shape[1]
     inflate = 1.0 + (d + 8) * 2.0**-52
-    for i in range(lo * rows_per_task, min(hi * rows_per_task, X.shape[0])):
+    inv_s = 1.0 / s
+    for i in range(first, last):
         scale = s * inv_norm[i] if cosine is not None else s
         acc = 0.0
         for j in range(d):
@@ -664,22 +688,3 @@ def _half_image_tasks(X, inv_norm, cosine, s, inv_s, image, radius, rows_per_tas
         for j in range(d, image.shape[1]):
             image[i, j] = 0
         radius[i] = (np.sqrt(acc) * inflate + 2.0**-500) * inv_s
-    return 0
-
-
-def half_image(X, inv_norm, cosine, e):
-    """``(image, radius, scale2)``: the pool's points (rows, or rows times ``inv_norm`` for
-    cosine, as the exact float64 distances scale them) times ``s = 2^e`` (``half_scale``)
-    rounded to IEEE halves (their bits, uint16; ``HALF_COLUMNS``, zeros after the pool's
-    columns), for each row a float64 bound of ``||image_i / s - point_i||`` (the norm of
-    the scaled difference, exact in float64: the half is within a factor 2 of the value or
-    zero; inflated for its own rounding and underflow, then divided by ``s``, exactly), and
-    ``1 / s^2``. Half the bytes of a float32 image, so each pass reads half as much."""
-    n, d = X.shape
-    width = -(-d // HALF_COLUMNS) * HALF_COLUMNS
-    image = np.empty((n, width), dtype=np.uint16)
-    radius = np.empty(n, dtype=np.float64)
-    s = 2.0**e
-    run_tasks(_half_image_tasks, n_tasks(n), X, np.empty(0) if inv_norm is None else inv_norm,
-              metric_flag(cosine), s, 1.0 / s, image, radius, ROWS_PER_TASK)
-    return image, radius, 2.0**(-2 * e)

@@ -69,8 +69,11 @@ _SCAN_SAMPLE_ROWS = 16384
 _SCAN_SAMPLE_SHARE = 0.995
 _SCAN32_MAX_CANDIDATES = 1024  # rows whose interval reaches the top, per pick
 # The float32 scans read a half image (2 bytes per value) of jobs of at least this many picks
-# (making it costs a few passes, more where the memory it takes is touched for the first time)
+# (making it costs a few passes, more where the memory it takes is touched for the first
+# time) and N k d coordinate visits (its kernels cost ~0.6 s more to compile in a fresh
+# process, which a smaller job would not win back)
 _HALF_MIN_PICKS = 16
+_HALF_MIN_WORK = 1 << 30
 _IMAGE_BYTES = 1 << 30  # the float32 scans' image of a float64 or cosine pool, at most
 # Lazy path (see _lazy_kcenter). The first band holds at least _LAZY_BAND_MIN rows and
 # _LAZY_BAND_PER_PICK per pick; each widening doubles it. Past _LAZY_MAX_BAND of the pool
@@ -836,9 +839,10 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
     the largest lower bound get their exact float64 distance (kept between picks while they
     stay candidates). The whole greedy is one kernel call (the threads meet at barriers,
     not in Python: ~0.1-0.2 ms per pick saved). The passes read an image of the pool in
-    IEEE halves (``_scan.half_image``: the rows scaled by a power of two and rounded, with
+    IEEE halves (``_scan._half_rows``: the rows scaled by a power of two and rounded, with
     each row's distance to its image, which widens its bounds), half the bytes of float32,
-    when it fits ``_IMAGE_BYTES`` and the job makes at least ``_HALF_MIN_PICKS`` picks;
+    when it fits ``_IMAGE_BYTES`` and the job is large enough (``_HALF_MIN_PICKS``,
+    ``_HALF_MIN_WORK``);
     else, or when its candidates outgrow ``_SCAN32_MAX_CANDIDATES`` (images too coarse for
     the pool's distances), the pool itself (float32 l2) or a float32 image
     (``_scan.float32_image``). None when those candidates outgrow it too (near-duplicate
@@ -846,14 +850,12 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
     n_pool, d = pool.shape
     width = -(-d // _scan.HALF_COLUMNS) * _scan.HALF_COLUMNS
     e = None
-    if k >= _HALF_MIN_PICKS and 2 * n_pool * width <= _IMAGE_BYTES:
+    if (k >= _HALF_MIN_PICKS and n_pool * k * d >= _HALF_MIN_WORK
+            and 2 * n_pool * width <= _IMAGE_BYTES):
         e = _scan.half_scale(pool, inv_norm, cosine)
     if e is not None:
-        image, radius, scale2 = _scan.half_image(pool, inv_norm, cosine, e)
-        clock.lap("half image")
         result, scan_stats = _scan.scan32(pool, k, first_row, _SCAN32_MAX_CANDIDATES,
-                                          inv_norm, cosine, image, radius, scale2)
-        del image, radius
+                                          inv_norm, cosine, half=e)
         if result is not None:
             return _scan32_selection(result, scan_stats, "float16", n_pool, k, clock, stats)
         if stats is not None:
