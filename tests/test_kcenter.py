@@ -861,7 +861,7 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
     # image (near-duplicate pools fall back from the halves to float32, then to float64
     # passes), on two threads of at least 7 rows, in blocks of 5 rows, with prefetches.
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
-    monkeypatch.setattr(_lazy_module(), "_HALF_MIN_WORK", 0 if half else 1 << 62)
+    monkeypatch.setattr(_lazy_module(), "_half_pays", lambda n, d, k: half and k >= 16)
     monkeypatch.setattr(scan, "ROWS_PER_TASK", 7)
     monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
     monkeypatch.setattr(scan, "BLOCK32", 5)
@@ -893,8 +893,7 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
         stats = {}
         sel = _kcenter(X, k, metric=metric, seed=5, path="scan", stats=stats)
         if metric == "l2" and case in ("random", "blobs", "near-ties", "offset", "huge"):
-            halves = half and k >= _lazy_module()._HALF_MIN_PICKS
-            assert stats["precision"] == ("float16" if halves else "float32")
+            assert stats["precision"] == ("float16" if half and k >= 16 else "float32")
         idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5)
         np.testing.assert_array_equal(sel.indices, idx)
         np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
@@ -910,7 +909,7 @@ def test_scans_fall_back_from_a_coarse_half_image_to_float32(metric, monkeypatch
     # start over on the float32 pool or image, with the same picks.
     module = _lazy_module()
     scan = importlib.import_module("fastal._kernels.kcenter_scan")
-    monkeypatch.setattr(module, "_HALF_MIN_WORK", 0)
+    monkeypatch.setattr(module, "_half_pays", lambda n, d, k: True)
     monkeypatch.setattr(module, "_SCAN32_MAX_CANDIDATES", 40)
     monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
     rng = np.random.default_rng(41)
@@ -920,6 +919,19 @@ def test_scans_fall_back_from_a_coarse_half_image_to_float32(metric, monkeypatch
     assert stats["half_abandoned_at"] >= 1 and stats["half_candidates"] > 40
     assert stats["precision"] == "float32"
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 60, metric=metric, seed=2)[0])
+
+
+def test_half_images_only_for_large_jobs_of_more_than_8_columns(monkeypatch):
+    module = _lazy_module()
+    pays = module._half_pays
+    limit = module._HALF_MIN_WORK
+    n = -(-limit // (16 * 50))  # the fewest rows of 50 columns for 16 picks
+    assert pays(n, 50, 16) and not pays(n - 1, 50, 16)
+    assert not pays(10**6, 50, 15)  # too few picks
+    # a half row padded to 16 columns takes as many bytes as a float32 row of 8
+    assert not pays(10**6, 8, 1000) and pays(10**6, 9, 1000)
+    monkeypatch.setattr(module, "_IMAGE_BYTES", 2 * 1000 * 64)
+    assert pays(1000, 50, 10**6) and not pays(1001, 50, 10**6)
 
 
 def test_scan_path_takes_no_labeled_set_or_weights():
@@ -1120,7 +1132,7 @@ def test_small_pools_without_labels_give_up_to_the_scans(monkeypatch):
     # Pools under _LAZY_SMALL_POOL rows never leave the lazy path for the groups (slow on
     # small pools), but float32 scans (through a half image) are cheap at any size: without
     # labels they take over.
-    monkeypatch.setattr(_lazy_module(), "_HALF_MIN_WORK", 0)
+    monkeypatch.setattr(_lazy_module(), "_half_pays", lambda n, d, k: True)
     rng = np.random.default_rng(43)
     X = blobs(rng, 3000, 6, 40, spread=0.1)
     expected = kcenter_greedy(X.astype(np.float32), 200, seed=4)[0]

@@ -457,7 +457,12 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
     for j in range(d):
         c[j] = as_float32(X[center, j])
     zero = np.float32(0.0)
-    slack_img = slack0 * scale2
+    # one square root per row: sqrt(s (1 - rel) - slack) >= sqrt(s) sqrt(1 - rel) -
+    # sqrt(slack) and sqrt(s (1 + rel) + slack) <= sqrt(s) sqrt(1 + rel) + sqrt(slack);
+    # the 2^-50 margins cover the roundings of sqrt(s), the constants and the product
+    f_low = np.sqrt(1.0 - rel) * (1.0 - 2.0**-50)
+    f_high = np.sqrt(1.0 + rel) * (1.0 + 2.0**-50)
+    root_slack = np.sqrt(slack0 * scale2) * (1.0 + 2.0**-50)
     block = dist.shape[0]
     top = np.int32(_LOWEST_INT32)
     for start in range(first, last, block):
@@ -477,13 +482,13 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
                 up_w[r] = b if b < high else high
         else:
             rad_w = radius[start:start + m]
-            rc = radius[center]
+            rc = radius[center] + root_slack
             for r in range(m):
-                s = np.float64(dist[r]) * scale2
+                q = np.sqrt(np.float64(dist[r]) * scale2)
                 e = rad_w[r] + rc
-                root = np.sqrt(max(s * (1.0 - rel) - slack_img, 0.0)) - e
+                root = q * f_low - e
                 low = _down32(root * root * (1.0 - m64)) if root > 0.0 else zero
-                root = np.sqrt(s * (1.0 + rel) + slack_img) + e
+                root = q * f_high + e
                 high = _up32(root * root * (1.0 + m64))
                 a = low_w[r]
                 low_w[r] = a if a < low else low
