@@ -1180,7 +1180,7 @@ def _half_rows(X, inv_norm, cosine, s, image, radius, first, last):
 def _half_image(X, inv_norm, cosine, e):
     """The scans' half image of ``X`` (scale ``2^e``), its radii and ``1 / s^2``."""
     n, d = X.shape
-    image = np.empty((n, -(-d // _scan.HALF_COLUMNS) * _scan.HALF_COLUMNS), np.uint16)
+    image = np.empty((n, _scan.half_width(d)), np.uint16)
     radius = np.empty(n)
     _half_rows(X, np.empty(0) if inv_norm is None else inv_norm,
                _kc_kernels.metric_flag(cosine), 2.0**e, image, radius, 0, n)

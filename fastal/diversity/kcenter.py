@@ -841,10 +841,9 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
     not in Python: ~0.1-0.2 ms per pick saved). The passes read an image of the pool in
     IEEE halves (``_scan._half_rows``: the rows scaled by a power of two and rounded, with
     each row's distance to its image, which widens its bounds), half the bytes of float32,
-    when it pays (``_half_pays``);
-    else, or when its candidates outgrow ``_SCAN32_MAX_CANDIDATES`` (images too coarse for
-    the pool's distances), the pool itself (float32 l2) or a float32 image
-    (``_scan.float32_image``). None when those candidates outgrow it too (near-duplicate
+    when it pays (``_half_pays``); else, or when its candidates outgrow
+    ``_SCAN32_MAX_CANDIDATES`` (images too coarse for the pool's distances), the pool
+    itself (float32 l2) or a float32 image (``_scan.float32_image``). None when those candidates outgrow it too (near-duplicate
     pools: the groups then, or the float64 scans for an explicit ``path="scan"``)."""
     n_pool, d = pool.shape
     e = None
@@ -879,7 +878,7 @@ def _half_pays(n_pool, d, k):
     ``HALF_COLUMNS`` are shorter than float32 ones (more than 8 columns), it fits
     ``_IMAGE_BYTES``, and the job is large enough (``_HALF_MIN_PICKS``,
     ``_HALF_MIN_WORK``)."""
-    width = -(-d // _scan.HALF_COLUMNS) * _scan.HALF_COLUMNS
+    width = _scan.half_width(d)
     return (k >= _HALF_MIN_PICKS and n_pool * k * d >= _HALF_MIN_WORK and width < 2 * d
             and 2 * n_pool * width <= _IMAGE_BYTES)
 
