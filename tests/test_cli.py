@@ -78,6 +78,8 @@ def test_methods_and_demo(capsys):
     for name in fastal.UNCERTAINTY_METHODS:
         assert name in out
     assert "rows/s" in out
+    # compile (or cache load) time is reported apart, before the scoring rates
+    assert out.index("kernels compiled or loaded from the cache in") < out.index("rows/s")
 
 
 def test_demo_simulation_on_digits(tmp_path, capsys):
