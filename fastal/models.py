@@ -119,12 +119,13 @@ class LinearHead:
         return cls(coef.T, b, classes=classes)
 
     def _weights(self, dtype):
-        """W and b (zeros without a bias) in the dtype of the embeddings, cast once, cached."""
+        """W and b (zeros without a bias) in the dtype of the embeddings, cast and padded to a
+        multiple of 4 classes once (``padded_weights``), cached."""
         if dtype not in self._cast:
             W = np.ascontiguousarray(self.W, dtype=dtype)
             b = (np.zeros(self.n_classes, dtype=dtype) if self.b is None
                  else self.b.astype(dtype))
-            self._cast[dtype] = (W, b)
+            self._cast[dtype] = _kl.padded_weights(W, b)
         return self._cast[dtype]
 
     def logits(self, X_chunk, out=None):

@@ -58,3 +58,25 @@ def test_non_finite_inputs_propagate():
     got = _run(X, np.ones((3, 2)), np.zeros(2))
     assert np.isnan(got[5]).all() and np.isinf(got[39]).all()
     assert np.isfinite(np.delete(got, [5, 39], axis=0)).all()
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5, 8, 10])
+def test_weights_padded_to_four_classes_once_give_the_same_bits(c):
+    # LinearHead pads W and b to a multiple of 4 classes once (the kernel accumulates four
+    # at a time); linear_logits pads unpadded ones itself. The padding classes are never
+    # written: same bits either way, out keeps its C columns.
+    from fastal._kernels.linear import padded_weights
+    rng = np.random.default_rng(c)
+    X = rng.standard_normal((70, 9)).astype(np.float32)
+    W = rng.standard_normal((9, c)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    Wp, bp = padded_weights(W, b)
+    assert Wp.shape == (9, -(-c // 4) * 4) and bp.shape == (Wp.shape[1],)
+    assert Wp.flags.c_contiguous and not Wp[:, c:].any() and not bp[c:].any()
+    assert (Wp is W) == (c % 4 == 0)
+    out = np.full((70, c), 7.0, dtype=np.float32)
+    linear_logits(X, Wp, bp, out)
+    np.testing.assert_array_equal(out, ref.linear_logits_in_order(X, W, b))
+    np.testing.assert_array_equal(out, _run(X, W, b))
+    strided = np.asfortranarray(W)  # not C-contiguous: padded by linear_logits
+    np.testing.assert_array_equal(_run(X, strided, b), out)
