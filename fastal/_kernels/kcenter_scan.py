@@ -204,12 +204,12 @@ def _nearest_pick32(X, i, scale, inv_norm, cosine, picked, first, last, rel, sla
     float64 sum (``_nearest_sq``). (Callers choose the path by None types, which Numba
     resolves before typing: a float32 l2 call compiles no image code, and no
     ``_nearest_sq``.)"""
-    if last - first == 1:
-        p = picked[first]
-        return _sq_rows(X, i, scale, X, p, inv_norm[p] if cosine is not None else 1.0)
     # int64 indices whatever the caller's (int32 heap rows, a literal 0): one compiled
     # bounds function for every caller (0.2-0.3 s of compilation each)
-    if P is None:
+    if last - first == 1:  # one pick (the newest, most often): its sum alone, in the loop
+        low[0] = 0.0      # below (one float64 sum inlined per caller, not two)
+        least = np.inf
+    elif P is None:
         least = _pick_bounds32(X, np.int64(i), picked, np.int64(first), np.int64(last), rel,
                                slack, low)
     else:
