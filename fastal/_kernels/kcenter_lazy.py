@@ -326,19 +326,20 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
                     evaluated[1] += 1
                 hkey[0] = dist
             hdone[0] = t
-            _sift_down(hkey, hrow, hdone, n_heap, 0)
-            continue
-        if hkey[0] < theta:
-            break
-        picked[t] = hrow[0]
-        scores[t] = hkey[0]
-        t += 1
-        n_heap -= 1
-        if n_heap > 0:
+        else:
+            if hkey[0] < theta:
+                break
+            picked[t] = hrow[0]
+            scores[t] = hkey[0]
+            t += 1
+            n_heap -= 1
+            if n_heap == 0:
+                continue
             hkey[0] = hkey[n_heap]
             hrow[0] = hrow[n_heap]
             hdone[0] = hdone[n_heap]
-            _sift_down(hkey, hrow, hdone, n_heap, 0)
+        # the top was updated or replaced: let it sink (one inlined sift, not two)
+        _sift_down(hkey, hrow, hdone, n_heap, 0)
     if P is not None:  # every pick's image, for the band's next rows (rows_picked_mindist)
         fill_images(X, inv_norm, cosine, picked, min(t, P.shape[0]), P, r_P, n_img)
     return t, n_heap
