@@ -80,3 +80,6 @@ def test_weights_padded_to_four_classes_once_give_the_same_bits(c):
     np.testing.assert_array_equal(out, _run(X, W, b))
     strided = np.asfortranarray(W)  # not C-contiguous: padded by linear_logits
     np.testing.assert_array_equal(_run(X, strided, b), out)
+    wide = Wp.shape[1] + 1  # (internal) W with fewer classes than out: refused
+    with pytest.raises(ValueError, match=f"for {wide} classes"):
+        linear_logits(X, Wp, bp, np.empty((70, wide), dtype=np.float32))

@@ -108,9 +108,11 @@ def linear_logits(X, W, b, out):
     (n, C) of that dtype. Non-finite inputs propagate as they would in the formula. W and
     b may be ``padded_weights`` already (callers that score many chunks pad them once).
     """
-    if (W.shape[1] % 4 or W.shape[1] < out.shape[1] or not W.flags.c_contiguous
-            or not b.flags.c_contiguous):
-        W, b = padded_weights(W[:, :out.shape[1]], b[:out.shape[1]])
+    c = out.shape[1]
+    if W.shape[1] < c or b.shape[0] < W.shape[1]:  # the kernel reads W[:, :c] and b[:c]
+        raise ValueError(f"linear_logits: W {W.shape} and b {b.shape} for {c} classes")
+    if W.shape[1] % 4 or not W.flags.c_contiguous or not b.flags.c_contiguous:
+        W, b = padded_weights(W[:, :c], b[:c])
     n_blocks = (X.shape[0] + _ROWS - 1) // _ROWS
     d = X.shape[1]
     dtype = X.dtype
