@@ -207,13 +207,11 @@ def _certified_nearest(X, i, scale, cosine, L, lab_rows, lab_inv, cand_r, cand_s
     best = np.inf
     best_t = 0
     fell_back = 0
-    # One loop for the candidates, then (on a fall-back) every point of the chunk: one
+    # One loop over the candidates, then (on a fall-back) every point of the chunk: one
     # float64 sum inlined per caller instead of two (compilation in a fresh process).
-    n = kk
-    t = 0
-    while True:
-        if t == n:
-            if fell_back or kk >= n_chunk:
+    for t in range(kk + n_chunk):
+        if t == kk:
+            if kk >= n_chunk:
                 break
             norm_sq = 0.0
             for j in range(X.shape[1]):
@@ -223,10 +221,7 @@ def _certified_nearest(X, i, scale, cosine, L, lab_rows, lab_inv, cand_r, cand_s
             if cand_sq_r[kk - 1] > best + err_coef * bound * bound:
                 break
             fell_back = 1
-            n = n_chunk
-            t = 0
-        c = cand_r[t] if fell_back == 0 else t
-        t += 1
+        c = cand_r[t] if t < kk else t - kk
         if c < 0:
             continue
         row = lab_rows[c]

@@ -714,6 +714,8 @@ HALF_COLUMNS = 16
 def half_width(d):
     """Columns of the half image of a ``d``-column pool (``HALF_COLUMNS``)."""
     return -(-d // HALF_COLUMNS) * HALF_COLUMNS
+
+
 #: A half image scales the points by ``2^e``, |e| at most this (pools whose largest
 #: coordinate is within ~2^-100 to 2^100 of 1; others keep the float32 image).
 HALF_MAX_EXPONENT = 100

@@ -843,8 +843,9 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
     each row's distance to its image, which widens its bounds), half the bytes of float32,
     when it pays (``_half_pays``); else, or when its candidates outgrow
     ``_SCAN32_MAX_CANDIDATES`` (images too coarse for the pool's distances), the pool
-    itself (float32 l2) or a float32 image (``_scan.float32_image``). None when those candidates outgrow it too (near-duplicate
-    pools: the groups then, or the float64 scans for an explicit ``path="scan"``)."""
+    itself (float32 l2) or a float32 image (``_scan.float32_image``). None when those
+    candidates outgrow it too (near-duplicate pools: the groups then, or the float64
+    scans for an explicit ``path="scan"``)."""
     n_pool, d = pool.shape
     e = None
     if _half_pays(n_pool, d, k):
