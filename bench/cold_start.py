@@ -48,16 +48,26 @@ CALLS = {
     "kcenter (small job: full scans)": "fastal.kcenter(x, 10)",
     "kcenter, 500 labeled rows (small job)": "fastal.kcenter(x, 10, labeled=np.arange(500))",
     "weighted kcenter (small job)": "fastal.kcenter(x, 10, weights=u)",
-    # 40,000 x 16: the paths of larger jobs
-    "kcenter, 500 labeled rows, 40,000-row pool (lazy path)":
+    # 40,000 x 16, past the small-job limit: in a fresh process whose cache lacks the lazy
+    # path's, the groups' or the float32 scans' kernels, jobs of up to 2**31 coordinate
+    # visits (kcenter._COLD_JOB_WORK) run as full scans too
+    "kcenter, 500 labeled rows, 40,000-row pool (cold: full scans)":
         "fastal.kcenter(xr, 100, labeled=np.arange(500))",
-    "weighted kcenter, 40,000-row pool (groups)": "fastal.kcenter(xr, 100, weights=ur)",
-    # no labels, N k d <= 2**28 (kcenter._SCAN_FIRST_WORK): straight to the float32 scans
-    "kcenter, clustered 40,000-row pool, no labels (float32 scans)":
+    "weighted kcenter, 40,000-row pool (cold: full scans)": "fastal.kcenter(xr, 100, weights=ur)",
+    "kcenter, clustered 40,000-row pool, no labels (cold: full scans)":
         "fastal.kcenter(xc, 300)",
-    # past it: the lazy path first, which gives up on clustered data, then the scans
-    "kcenter, clustered 40,000-row pool, k = 1,000 (lazy gives up: float32 scans)":
+    "kcenter, clustered 40,000-row pool, k = 1,000 (cold: full scans)":
         "fastal.kcenter(xc, 1000)",
+    # the paths of jobs past that limit (or of any job once they are cached), forced on the
+    # same pools (small_jobs=False, as fastal warmup calls them): what such a job compiles
+    "large-job path: lazy (500 labeled rows, 40,000-row pool)":
+        "_kcenter(xr, 100, labeled=np.arange(500), small_jobs=False)",
+    "large-job path: groups (weighted, 40,000-row pool)":
+        "_kcenter(xr, 100, weights=ur, small_jobs=False)",
+    "large-job path: float32 scans (clustered 40,000-row pool, k = 300)":
+        "_kcenter(xc, 300, path='scan')",
+    "large-job path: lazy, gives up, float32 scans (clustered, k = 1,000)":
+        "_kcenter(xc, 1000, small_jobs=False)",
     "badge": "fastal.select(x, 10, 'badge', probs=p)",
 }
 
@@ -66,6 +76,7 @@ import time
 t0 = time.perf_counter()
 import numpy as np
 import fastal, fastal.models
+from fastal.diversity.kcenter import _kcenter
 t1 = time.perf_counter()
 rng = np.random.default_rng(0)
 p = rng.dirichlet(np.ones(10), 2000).astype(np.float32)

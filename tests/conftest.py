@@ -10,10 +10,11 @@ def _no_small_kcenter_jobs(monkeypatch):
     """Every test pool would be a "small job" for k-center (full scans,
     ``_SMALL_JOB_WORK``): tests keep the default paths they were written for (the lazy
     path, the groups). The small path is tested through ``path="small"`` and by the tests
-    that set the limit back."""
+    that set the limits back."""
     module = importlib.import_module("fastal.diversity.kcenter")
     monkeypatch.setattr(module, "_SMALL_JOB_WORK", 0)
     monkeypatch.setattr(module, "_SCAN_FIRST_WORK", 0)  # likewise the scans without labels
+    monkeypatch.setattr(module, "_COLD_JOB_WORK", 0)  # and the full scans of cold processes
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

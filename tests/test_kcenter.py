@@ -1,6 +1,9 @@
 """fastal.diversity.kcenter against the plain NumPy greedy loop in reference_diversity.py."""
 
 import importlib
+import os
+import subprocess
+import sys
 from fractions import Fraction
 
 import numba
@@ -236,16 +239,101 @@ def test_jobs_without_labels_up_to_the_limit_go_straight_to_the_scans(metric, dt
         assert stats["path"] != "scan"
 
 
-def test_small_jobs_same_bits_as_the_other_paths():
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_cold_processes_run_jobs_up_to_the_limit_as_full_scans(metric, monkeypatch):
+    # a job past _SMALL_JOB_WORK whose path's kernels are not compiled (nor cached) runs as
+    # full scans up to _COLD_JOB_WORK visits, until such runs have taken
+    # _COLD_SCAN_SECONDS in this process; the same bits either way
+    module = importlib.import_module("fastal.diversity.kcenter")
+    rng = np.random.default_rng(24)
+    X = rng.normal(size=(2000, 16)).astype(np.float32)
+    w = rng.random(2000)
+    k = 30
+    asked = []
+    ready = {}
+    monkeypatch.setattr(module, "compiled",
+                        lambda kernel, dtype: asked.append((kernel, dtype)) or ready[kernel])
+    for labeled, weights, n_labeled, kernel in (
+            ([3, 5], None, 2, module._lazy._lazy_picks),
+            (None, w, 0, module._k._update_groups_tasks),
+            (None, None, 0, module._scan._scan32_tasks)):
+        work = 2000 * (k + n_labeled) * 16
+        monkeypatch.setattr(module, "_SCAN_FIRST_WORK", work if labeled is None else 0)
+        expected = _kcenter(X, k, labeled=labeled, weights=weights, metric=metric, seed=2,
+                            path="small")
+        for limit, spent, is_ready, cold in ((work, 0.0, False, True),
+                                             (work - 1, 0.0, False, False),
+                                             (work, 0.0, True, False),
+                                             (work, module._COLD_SCAN_SECONDS, False, False)):
+            monkeypatch.setattr(module, "_COLD_JOB_WORK", limit)
+            monkeypatch.setattr(module, "_cold_scans", [spent])
+            ready[kernel] = is_ready
+            asked.clear()
+            stats = {}
+            sel = _kcenter(X, k, labeled=labeled, weights=weights, metric=metric, seed=2,
+                           stats=stats)
+            assert (stats["path"] == "small") == cold and stats.get("cold", False) == cold
+            assert asked == ([(kernel, np.float32)] if limit == work and not spent else [])
+            assert (module._cold_scans[0] > spent) == cold
+            for name in ("indices", "scores"):
+                np.testing.assert_array_equal(getattr(sel, name), getattr(expected, name))
+            np.testing.assert_array_equal(sel.extra["covering_radius"],
+                                          expected.extra["covering_radius"])
+        # explicit paths and groups, and fastal warmup's calls, never
+        for kwargs in ({"path": "grouped"}, {"n_groups": 3}, {"small_jobs": False}):
+            stats = {}
+            _kcenter(X, k, labeled=labeled, weights=weights, metric=metric, stats=stats,
+                     **kwargs)
+            assert stats["path"] != "small"
+
+
+def test_cold_rule_compiles_nothing_in_a_fresh_process(tmp_path):
+    # the real check, in a fresh process with an empty Numba cache: the first call of a
+    # job the lazy path would take runs as full scans and compiles none of the lazy
+    # kernels; once they are compiled (here by an explicit path), the same job takes them
+    script = """
+import numpy as np
+from fastal._kernels import kcenter_lazy
+import importlib
+module = importlib.import_module("fastal.diversity.kcenter")
+x = np.random.default_rng(0).standard_normal((40000, 16)).astype(np.float32)
+lab = np.arange(500)
+stats = {}
+a = module._kcenter(x, 100, labeled=lab, stats=stats)
+assert stats["path"] == "small" and stats["cold"], stats
+assert not kcenter_lazy._lazy_picks.overloads
+module._kcenter(x[:3000], 5, labeled=lab, path="lazy")
+stats = {}
+b = module._kcenter(x, 100, labeled=lab, stats=stats)
+assert stats["path"] == "lazy", stats
+assert (a.indices == b.indices).all() and (a.scores == b.scores).all()
+print("ok")
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_jobs_same_bits_as_the_other_paths(dtype, metric):
     # the small path's distances are the other paths' float64 sums: same scores and radii
+    # (which path runs depends on the job's size and on what this process has compiled:
+    # the answer must not)
     rng = np.random.default_rng(22)
-    X = rng.normal(size=(3000, 24)).astype(np.float32)
+    X = rng.normal(size=(3000, 24)).astype(dtype)
     labeled = rng.choice(3000, 80, replace=False)
     w = rng.random(3000).astype(np.float32)
-    for weights, others in ((None, ("lazy", "grouped")), (w, ("grouped",))):
-        small = _kcenter(X, 200, labeled=labeled, weights=weights, path="small")
+    for labels, weights, others in ((labeled, None, ("lazy", "grouped")),
+                                    (labeled, w, ("grouped",)),
+                                    (None, None, ("lazy", "grouped", "scan")),
+                                    (None, w, ("grouped",))):
+        small = _kcenter(X, 200, labeled=labels, weights=weights, metric=metric,
+                         path="small")
         for path in others:
-            other = _kcenter(X, 200, labeled=labeled, weights=weights, path=path)
+            other = _kcenter(X, 200, labeled=labels, weights=weights, metric=metric,
+                             path=path)
             np.testing.assert_array_equal(small.indices, other.indices)
             np.testing.assert_array_equal(small.scores, other.scores)
             np.testing.assert_array_equal(small.extra["covering_radius"],

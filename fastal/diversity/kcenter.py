@@ -9,6 +9,7 @@ import numpy as np
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import ArgumentError, DataError
 from .._kernels import kcenter as _k
+from .._kernels._compiled import compiled
 from .._kernels import kcenter_lazy as _lazy
 from .._kernels import kcenter_scan as _scan
 from .._selection import Selection
@@ -56,6 +57,18 @@ _SMALL_JOB_WORK = 1 << 25
 # 8 ms lazy, 28 ms scans; clustered 40,000 x 16, k = 300: 28 ms with the lazy attempt,
 # 33 ms without).
 _SCAN_FIRST_WORK = 1 << 28
+# Cold processes: when the kernels of the path a job would take are neither compiled in this
+# process nor in Numba's cache (a fresh process with an empty cache: 2.5-4.5 s of compiling
+# for the lazy path, the groups or the float32 scans, ~1 s for the full scans), jobs of at
+# most this many coordinate visits N (k + L) d (0.6-1.5 s of float64 full scans on 2 threads)
+# run as full scans instead: the same picks, scores and radii (every path computes the same
+# float64 distances). Within a process, once such runs have taken _COLD_SCAN_SECONDS in all,
+# the path's kernels are compiled instead, so a process making many calls pays at most about
+# twice what the better choice would have cost it (the ski-rental rule); ``fastal warmup``
+# fills the cache beforehand.
+_COLD_JOB_WORK = 1 << 31
+_COLD_SCAN_SECONDS = 2.0
+_cold_scans = [0.0]  # seconds of full scans run by the cold rule in this process
 # Scan path (see _scan_kcenter): without a labeled set, when the groups have skipped under
 # 1 - _SCAN_EVAL_SHARE of the row distances over their first _SCAN_PROBE_PICKS picks, the
 # groups are dropped for full scans (same picks: both are exact).
@@ -172,7 +185,11 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     at a time), then one pass per pick (labeled sets and weights alike; tens of ms at
     most, up to ~20 ms more than the paths below would take warm), and a first call in a
     fresh process compiles one small kernel instead of their ten (about 1 s instead of
-    2.5-6 s). Larger jobs: three exact algorithms, chosen per call from measured pruning:
+    2.5-6 s). Jobs of up to 2^31 visits (0.4-1 s of full scans on 2 threads) run the same
+    full scans while the kernels of the path they would take are neither compiled in this
+    process nor in Numba's cache, until such runs have taken 2 s in the process (compiling
+    costs 2.5-4.5 s; ``fastal warmup`` fills the cache ahead of time). Larger jobs: three
+    exact algorithms, chosen per call from measured pruning:
 
     **Lazy evaluation** (unweighted calls; tried first). The pick is ``argmax D``, and an
     *upper* bound ``U(i) >= D(i)`` is cheap: the distance to any one centre, and it stays
@@ -565,17 +582,30 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
 
     clock = _Clock()
-    if path is None and grouping is None and n_groups is None and small_jobs and (
-            n_pool * (k + n_labeled) * d <= _SMALL_JOB_WORK):
-        path = "small"
-    if path == "small":
-        return _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
-                              w, first_row, clock, stats)
     auto = path is None and grouping is None and n_groups is None and w is None
     # without labels, pools go to the float32 scans when the lazy path gives up (float64
     # and cosine pools through a float32 image, when it fits _IMAGE_BYTES)
     scan32 = auto and not n_labeled and _scan32_fits(pool, cosine)
     scans_first = scan32 and small_jobs and n_pool * k * d <= _SCAN_FIRST_WORK
+    cold = False
+    if path is None and grouping is None and n_groups is None and small_jobs:
+        work = n_pool * (k + n_labeled) * d
+        if work <= _SMALL_JOB_WORK:
+            path = "small"
+        elif work <= _COLD_JOB_WORK and _cold_scans[0] < _COLD_SCAN_SECONDS:
+            kernel = (_k._update_groups_tasks if w is not None else
+                      _scan._scan32_tasks if scans_first else _lazy._lazy_picks)
+            cold = not compiled(kernel, pool.dtype)
+            path = "small" if cold else None
+    if path == "small":
+        started = time.perf_counter()
+        sel = _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
+                             w, first_row, clock, stats)
+        if cold:
+            _cold_scans[0] += time.perf_counter() - started
+            if stats is not None:
+                stats.update(cold=True)
+        return sel
     if scans_first:
         sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
         if sel is not None:

@@ -1,0 +1,51 @@
+"""Whether a kernel is ready to run without compiling (``fastal.diversity.kcenter``'s
+choice of path in a fresh process).
+
+A Numba kernel runs at once when this process has compiled (or loaded) a specialisation for
+the arguments, or when Numba's on-disk cache holds one for this CPU: loading it takes
+milliseconds, compiling it seconds. Numba has no public call that asks its cache without
+loading from it, so :func:`compiled` reads the index Numba keeps beside each cached
+function (``numba.core.caching``, Numba 0.59-0.68). If that ever changes, the answer is
+"ready", which keeps the choices made before this check existed.
+"""
+
+import numpy as np
+from numba.core.caching import NullCache
+
+
+def compiled(kernel, dtype):
+    """Whether ``kernel`` (a Numba dispatcher) has a specialisation whose first argument is
+    an array of ``dtype``, compiled in this process or in Numba's cache for this CPU.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        A kernel compiled with ``cache=True`` (without, only this process counts). A plain
+        function (``NUMBA_DISABLE_JIT``) is always ready.
+    dtype : numpy dtype
+        The dtype of the array passed as the kernel's first argument.
+
+    Returns
+    -------
+    bool
+    """
+    overloads = getattr(kernel, "overloads", None)
+    if overloads is None:
+        return True
+    want = np.dtype(dtype)
+
+    def first_is(signature):
+        first = signature[0] if len(signature) else None
+        return getattr(getattr(first, "dtype", None), "name", None) == want.name
+
+    if any(first_is(signature) for signature in overloads):
+        return True
+    cache = getattr(kernel, "_cache", None)
+    if isinstance(cache, NullCache):
+        return False
+    try:
+        index = cache._cache_file._load_index()
+        magic = kernel.targetctx.codegen().magic_tuple()
+        return any(key[1] == magic and first_is(key[0]) for key in index)
+    except Exception:  # Numba's cache internals changed, or an unreadable index
+        return True
