@@ -112,18 +112,16 @@ def add_center(X, inv_norm, cosine, center, mindist, best, weights=None):
     (``n_tasks(N)``, 3) float64 scratch."""
     mindist[center] = -1.0
     return _lower(X, inv_norm, cosine, X, inv_norm, np.array([center], dtype=np.int64),
-                  mindist, best, weights, ROWS_PER_TASK)
+                  mindist, best, weights, _rows_per_task(X.shape[0]))
 
 
 def lower_to(X, inv_norm, cosine, C, c_inv, c_rows, mindist, weights=None):
     """Lower every row's ``mindist`` to the points ``C[c_rows]`` (labeled points, which need
     not be pool rows; nothing becomes a centre; ``c_inv``: their inverse norms for cosine)
-    and return ``add_center``'s triple. Rows go in tasks of at most ``ROWS_PER_TASK`` and
-    at least eight tasks, so that small pools use every thread."""
-    rows_per_task = max(1, min(ROWS_PER_TASK, -(-X.shape[0] // 8)))
-    best = np.empty((-(-X.shape[0] // rows_per_task), 3), dtype=np.float64)
+    and return ``add_center``'s triple."""
+    best = np.empty((n_tasks(X.shape[0]), 3), dtype=np.float64)
     return _lower(X, inv_norm, cosine, C, c_inv, np.ascontiguousarray(c_rows, np.int64),
-                  mindist, best, weights, rows_per_task)
+                  mindist, best, weights, _rows_per_task(X.shape[0]))
 
 
 def _lower(X, inv_norm, cosine, C, c_inv, c_rows, mindist, best, weights, rows_per_task):
@@ -133,8 +131,15 @@ def _lower(X, inv_norm, cosine, C, c_inv, c_rows, mindist, best, weights, rows_p
     return float(best[task, 0]), int(best[task, 1]), float(best[:, 2].max())
 
 
+def _rows_per_task(n_rows):
+    """Tasks of at most ``ROWS_PER_TASK`` rows and at least eight tasks, so that small pools
+    use every thread evenly (5 tasks of 8,192 rows on 2 threads ran 3 against 2)."""
+    return max(1, min(ROWS_PER_TASK, -(-n_rows // 8)))
+
+
 def n_tasks(n_rows):
-    return -(-n_rows // ROWS_PER_TASK)
+    """The tasks of ``add_center`` and ``lower_to`` on ``n_rows`` rows (rows of ``best``)."""
+    return -(-n_rows // _rows_per_task(n_rows))
 
 
 # --------------------------------------------------------------------------- float32 scans
