@@ -444,6 +444,7 @@ def test_property_matches_reference(n, d, k_frac, n_labeled, labeled_as, metric,
         path = "grouped"
     with mock.patch.object(module, "_LEVEL_ROW_BYTES", level_bytes), \
             mock.patch.object(module, "_LABELED_INDEX_BYTES", index_bytes), \
+            mock.patch.object(module, "_BAND_LABELED_BYTES", index_bytes), \
             mock.patch.object(module, "_LABELED_INDEX_ROW_BYTES",
                               module._LABELED_INDEX_ROW_BYTES if labeled_chunk is None else 0), \
             mock.patch.object(module, "_LAZY_BAND_MIN", band_min), \
@@ -567,6 +568,7 @@ def test_labeled_index_in_chunks(grouping, metric, case, monkeypatch):
         labeled = np.concatenate([X[rng.choice(1000, 35)]] * 2)
     d = X.shape[1]
     monkeypatch.setattr(module, "_LABELED_INDEX_BYTES", 7 * 4 * d)
+    monkeypatch.setattr(module, "_BAND_LABELED_BYTES", 7 * 4 * d)  # the lazy path's band
     monkeypatch.setattr(module, "_LABELED_INDEX_ROW_BYTES", 0)
     assert module._labeled_chunk_rows(len(labeled), X.shape[0], d) < len(labeled) // 3
     stats = {}

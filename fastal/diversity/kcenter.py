@@ -38,6 +38,10 @@ _SEARCH_VALUES = 1 << 17  # at least this many values per FAISS search call
 _CONVERT_VALUES = 1 << 13  # float64 values per conversion step of non-float32 rows
 _LABELED_INDEX_BYTES = 1 << 19  # labeled points per FAISS index: at least this many bytes,
 _LABELED_INDEX_ROW_BYTES = 3  # or this many per pool row
+# The lazy path's band rows meet the labeled points in chunks of up to this many bytes: each
+# chunk is one more pass over the band (gathered, searched, recomputed), and the band is
+# small (Rotten Tomatoes, 1,000 labeled 256-d points: one chunk instead of two, 10 % faster)
+_BAND_LABELED_BYTES = CHUNK_BYTES
 _UINT16_LABELS = 65535  # at most this many groups: group labels fit the uint16 rowdist
 _LEVEL_ROW_BYTES = 3  # int16 group centres while they take at most this many bytes per row
 _NO_GRID = np.empty((2, 0), dtype=np.float64)
@@ -429,16 +433,19 @@ def _super_block_rows(n_pool, search_rows):
     return search_rows * max(1, min(_KERNEL_ROWS, n_pool // 32) // search_rows)
 
 
-def _labeled_chunk_rows(n_labeled, n_pool, d):
+def _labeled_chunk_rows(n_labeled, n_pool, d, least_bytes=None):
     """Labeled points (or cell centres) per FAISS search pass: at most
-    ``max(512 KiB, 3 bytes per pool row)`` of float32, in equal chunks.
+    ``max(least_bytes, 3 bytes per pool row)`` of float32 (``_LABELED_INDEX_BYTES``,
+    512 KiB, by default), in equal chunks.
 
     Each chunk costs one more pass over the pool (7 % more search time for two chunks of
     500 instead of one of 1000 at 250k x 384, 30 % for three), so the labeled set is split
     only when it would be large next to the pool: L = 1000 at d = 384 is 1.5 MB, 6 bytes
     per row of a 250k pool.
     """
-    budget = max(_LABELED_INDEX_BYTES, _LABELED_INDEX_ROW_BYTES * n_pool)
+    if least_bytes is None:
+        least_bytes = _LABELED_INDEX_BYTES
+    budget = max(least_bytes, _LABELED_INDEX_ROW_BYTES * n_pool)
     most = max(_N_CANDIDATES + 1, budget // (4 * d))
     n_chunks = -(-n_labeled // most)
     return int(-(-n_labeled // n_chunks))
@@ -1387,7 +1394,7 @@ def _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src, lab_rows, la
         _lazy.rows_labeled_exact(pool, rows, inv_norm, cosine, lab_src, lab_rows, lab_inv, key)
         return 0
     err_coef = 2.0 * (d + 8) * _U32
-    lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d)
+    lab_chunk = _labeled_chunk_rows(n_labeled, n_pool, d, _BAND_LABELED_BYTES)
     search_rows = _search_rows(chunk, d, n_pool)
     block_rows = min(n_rows, search_rows * max(1, _KERNEL_ROWS // search_rows))
     buf = np.empty((min(search_rows, n_rows), d), dtype=np.float32)
