@@ -25,9 +25,9 @@ def query_block(n_rows):
 
 
 @contextlib.contextmanager
-def small_search_blocks(query_rows=QUERY_BLOCK):
-    """Run FAISS flat searches with a small distance table (``query_rows`` x 256 float32:
-    256 KiB by default), then restore FAISS's block sizes.
+def small_search_blocks(query_rows=QUERY_BLOCK, database_rows=DATABASE_BLOCK):
+    """Run FAISS flat searches with a small distance table (``query_rows`` x
+    ``database_rows`` float32: 256 KiB by default), then restore FAISS's block sizes.
 
     FAISS keeps these block sizes in process-wide variables: a FAISS search in another
     thread at the same time runs with the small blocks too (same results, less memory).
@@ -37,7 +37,7 @@ def small_search_blocks(query_rows=QUERY_BLOCK):
     cvar = faiss.cvar
     before = cvar.distance_compute_blas_query_bs, cvar.distance_compute_blas_database_bs
     cvar.distance_compute_blas_query_bs = int(query_rows)
-    cvar.distance_compute_blas_database_bs = DATABASE_BLOCK
+    cvar.distance_compute_blas_database_bs = int(database_rows)
     try:
         yield
     finally:
