@@ -9,7 +9,7 @@ import numpy as np
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import ArgumentError, DataError
 from .._kernels import kcenter as _k
-from .._kernels._compiled import compiled
+from .._compiled import compiled
 from .._kernels import kcenter_lazy as _lazy
 from .._kernels import kcenter_scan as _scan
 from .._selection import Selection

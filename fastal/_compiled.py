@@ -1,5 +1,5 @@
 """Whether a kernel is ready to run without compiling (``fastal.diversity.kcenter``'s
-choice of path in a fresh process).
+choice of path in a fresh process). Outside ``_kernels``: it reads files, Numba's cache.
 
 A Numba kernel runs at once when this process has compiled (or loaded) a specialisation for
 the arguments, or when Numba's on-disk cache holds one for this CPU: loading it takes

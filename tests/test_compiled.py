@@ -1,4 +1,4 @@
-"""fastal._kernels._compiled: what this process compiled, what Numba's cache holds."""
+"""fastal._compiled: what this process compiled, what Numba's cache holds."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 from numba import njit
 
-from fastal._kernels._compiled import compiled
+from fastal._compiled import compiled
 
 _MODULE = """
 from numba import njit
@@ -22,7 +22,7 @@ _CHILD = """
 import sys
 import numpy as np
 sys.path.insert(0, {path!r})
-from fastal._kernels._compiled import compiled
+from fastal._compiled import compiled
 from cached_kernel import first
 before = compiled(first, np.float32), compiled(first, np.float64)
 if {call}:
