@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 
+from .._compiled import compiled
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS
 from .._errors import ArgumentError, DataError
 from .._kernels import kcenter as _k
-from .._compiled import compiled
 from .._kernels import kcenter_lazy as _lazy
 from .._kernels import kcenter_scan as _scan
 from .._selection import Selection
@@ -67,8 +67,8 @@ _SCAN_FIRST_WORK = 1 << 28
 # Cold processes: when the kernels of the path a job would take are neither compiled in this
 # process nor in Numba's cache (a fresh process with an empty cache: 2.5-4.5 s of compiling
 # for the lazy path, the groups or the float32 scans, ~1 s for the full scans), jobs of at
-# most this many coordinate visits N (k + L) d (0.6-1.5 s of float64 full scans on 2 threads)
-# run as full scans instead: the same picks, scores and radii (every path computes the same
+# most this many coordinate visits N (k + L) d (0.4-1 s of float64 full scans on 2 threads,
+# measured from 1M x 16 to 20,000 x 768) run as full scans instead: the same picks, scores and radii (every path computes the same
 # float64 distances). Within a process, once such runs have taken _COLD_SCAN_SECONDS in all,
 # the path's kernels are compiled instead, so a process making many calls pays at most about
 # twice what the better choice would have cost it (the ski-rental rule); ``fastal warmup``
