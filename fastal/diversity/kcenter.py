@@ -946,10 +946,8 @@ def _assign_cells(pool, inv_norm, cosine, shift, cell_rows, labels, mindist, scr
     found_sq = scratch.take((search_rows, 1), np.float32)
     n_cells = cell_rows.shape[0]
     cell_chunk = _labeled_chunk_rows(n_cells, n_pool, d)
-    for first in range(0, n_cells, cell_chunk):
-        last = min(first + cell_chunk, n_cells)
-        points = np.empty((last - first, d), dtype=np.float32)
-        _shifted_points(pool, cell_rows[first:last], inv_norm, cosine, shift, points)
+    for first, _, points, _ in _point_chunks(pool, cell_rows, inv_norm, cosine, shift,
+                                             cell_chunk):
         for begin in range(0, n_pool, search_rows):
             stop = min(begin + search_rows, n_pool)
             block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
@@ -980,22 +978,15 @@ def _search_labeled(pool, inv_norm, cosine, shift, lab_src, lab_rows, lab_inv, m
     cand_sq_buf = scratch.take(block_rows * _N_CANDIDATES, np.float32)
     fallback = scratch.take(block_rows, np.int32)
     n_fallback = 0
-    for first in range(0, n_labeled, lab_chunk):
-        last = min(first + lab_chunk, n_labeled)
-        points = np.empty((last - first, d), dtype=np.float32)
-        norm_max = _shifted_points(lab_src, lab_rows[first:last], lab_inv, cosine, shift,
-                                   points)
-        n_cand = min(_N_CANDIDATES, last - first)
+    for first, last, points, norm_max in _point_chunks(lab_src, lab_rows, lab_inv, cosine,
+                                                       shift, lab_chunk):
         for outer in range(0, n_pool, block_rows):
             outer_stop = min(outer + block_rows, n_pool)
             rows = outer_stop - outer
-            cand = cand_buf[:rows * n_cand].reshape(rows, n_cand)
-            cand_sq = cand_sq_buf[:rows * n_cand].reshape(rows, n_cand)
-            for begin in range(outer, outer_stop, search_rows):
-                stop = min(begin + search_rows, outer_stop)
-                block = _search_block(pool, begin, stop, inv_norm, cosine, shift, buf)
-                knn_l2(block, points, n_cand, cand_sq[begin - outer:stop - outer],
-                       cand[begin - outer:stop - outer])
+            cand, cand_sq = _candidates(
+                points, cand_buf, cand_sq_buf, outer, outer_stop, search_rows,
+                lambda begin, stop: _search_block(pool, begin, stop, inv_norm, cosine, shift,
+                                                  buf))
             clock.lap("search")
             fallback[:rows] = 0
             _k.labeled_mindist(pool, outer, inv_norm, cosine, lab_src, lab_rows[first:last],
@@ -1405,32 +1396,57 @@ def _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src, lab_rows, la
     cand_sq_buf = np.empty(block_rows * _N_CANDIDATES, dtype=np.float32)
     fallback = np.zeros(block_rows, dtype=np.int32)
     n_fallback = 0
+
+    def gathered(begin, stop):  # band rows begin:stop, shifted, in float32
+        block = buf[:stop - begin]
+        _shifted_points(pool, rows[begin:stop], inv_norm, cosine, shift, block)
+        return block
+
     with small_search_blocks(_BAND_SEARCH_BLOCK, _BAND_SEARCH_BLOCK):
-        for first in range(0, n_labeled, lab_chunk):
-            last = min(first + lab_chunk, n_labeled)
-            points = np.empty((last - first, d), dtype=np.float32)
-            norm_max = _shifted_points(lab_src, lab_rows[first:last], lab_inv, cosine, shift,
-                                       points)
-            n_cand = min(_N_CANDIDATES, last - first)
+        for first, last, points, norm_max in _point_chunks(lab_src, lab_rows, lab_inv, cosine,
+                                                           shift, lab_chunk):
             for outer in range(0, n_rows, block_rows):
                 outer_stop = min(outer + block_rows, n_rows)
                 size = outer_stop - outer
-                cand = cand_buf[:size * n_cand].reshape(size, n_cand)
-                cand_sq = cand_sq_buf[:size * n_cand].reshape(size, n_cand)
-                for begin in range(outer, outer_stop, search_rows):
-                    stop = min(begin + search_rows, outer_stop)
-                    block = buf[:stop - begin]
-                    _shifted_points(pool, rows[begin:stop], inv_norm, cosine, shift, block)
-                    knn_l2(block, points, n_cand, cand_sq[begin - outer:stop - outer],
-                           cand[begin - outer:stop - outer])
+                cand, cand_sq = _candidates(points, cand_buf, cand_sq_buf, outer, outer_stop,
+                                            search_rows, gathered)
                 fallback[:size] = 0
                 _lazy.rows_labeled_mindist(pool, rows[outer:outer_stop], inv_norm, cosine,
                                            lab_src, lab_rows[first:last], lab_inv, cand,
                                            cand_sq, shift, norm_max, err_coef,
                                            key[outer:outer_stop], fallback[:size])
                 n_fallback += int(fallback[:size].sum())
-            del points
+            del points  # before the next chunk's array exists
     return n_fallback
+
+
+def _candidates(points, cand_buf, cand_sq_buf, outer, outer_stop, search_rows, block_of):
+    """FAISS's ``_N_CANDIDATES`` nearest ``points`` (fewer if there are fewer; squared
+    float32 distances) of the rows ``outer:outer_stop``, searched ``search_rows`` at a time
+    (``block_of(begin, stop)``: those rows, shifted, in float32): ``(cand, cand_sq)``, views
+    of the two buffers."""
+    n_cand = min(_N_CANDIDATES, points.shape[0])
+    size = outer_stop - outer
+    cand = cand_buf[:size * n_cand].reshape(size, n_cand)
+    cand_sq = cand_sq_buf[:size * n_cand].reshape(size, n_cand)
+    for begin in range(outer, outer_stop, search_rows):
+        stop = min(begin + search_rows, outer_stop)
+        knn_l2(block_of(begin, stop), points, n_cand, cand_sq[begin - outer:stop - outer],
+               cand[begin - outer:stop - outer])
+    return cand, cand_sq
+
+
+def _point_chunks(src, rows, inv, cosine, shift, chunk_rows):
+    """``(first, last, points, norm_max)`` for each run of ``chunk_rows`` of ``rows``:
+    ``src[rows[first:last]]`` shifted in float32 (``_shifted_points``) and its largest
+    norm. The caller drops ``points`` before asking for the next chunk."""
+    n, d = rows.shape[0], src.shape[1]
+    for first in range(0, n, chunk_rows):
+        last = min(first + chunk_rows, n)
+        points = np.empty((last - first, d), dtype=np.float32)
+        norm_max = _shifted_points(src, rows[first:last], inv, cosine, shift, points)
+        yield first, last, points, norm_max
+        del points
 
 
 class _Scratch:
