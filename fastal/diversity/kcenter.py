@@ -68,11 +68,11 @@ _SCAN_FIRST_WORK = 1 << 28
 # process nor in Numba's cache (a fresh process with an empty cache: 2.5-4.5 s of compiling
 # for the lazy path, the groups or the float32 scans, ~1 s for the full scans), jobs of at
 # most this many coordinate visits N (k + L) d (0.4-1 s of float64 full scans on 2 threads,
-# measured from 1M x 16 to 20,000 x 768) run as full scans instead: the same picks, scores and radii (every path computes the same
-# float64 distances). Within a process, once such runs have taken _COLD_SCAN_SECONDS in all,
-# the path's kernels are compiled instead, so a process making many calls pays at most about
-# twice what the better choice would have cost it (the ski-rental rule); ``fastal warmup``
-# fills the cache beforehand.
+# measured from 1M x 16 to 20,000 x 768) run as full scans instead: the same picks, scores
+# and radii (every path computes the same float64 distances). Within a process, once such
+# runs have taken _COLD_SCAN_SECONDS in all, the path's kernels are compiled instead, so a
+# process making many calls pays at most about twice what the better choice would have cost
+# it (the ski-rental rule); ``fastal warmup`` fills the cache beforehand.
 _COLD_JOB_WORK = 1 << 31
 _COLD_SCAN_SECONDS = 2.0
 _cold_scans = [0.0]  # seconds of full scans run by the cold rule in this process
