@@ -140,9 +140,7 @@ def _scan_float64(x):
     float32 scans give up: near-duplicate pools)."""
     from ._kernels import kcenter_scan
 
-    mindist = np.full(x.shape[0], np.inf)
-    best = np.empty((kcenter_scan.n_tasks(x.shape[0]), 3))
-    return kcenter_scan.add_center(x, np.empty(0), False, 0, mindist, best)
+    return kcenter_scan.picks(x, np.empty(0), False, 0, np.inf, np.full(x.shape[0], np.inf), 2)
 
 
 def warmup(methods=None, *, n_classes: int = 10, dtypes=("float32",), out=None) -> list:

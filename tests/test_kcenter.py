@@ -340,6 +340,56 @@ def test_small_jobs_same_bits_as_the_other_paths(dtype, metric):
                                           other.extra["covering_radius"])
 
 
+def _picks_one_by_one(X, inv_norm, cosine, row, score, mindist, k, weights):
+    """The greedy as k one-centre passes of ``lower_to`` (the picks' kernel before it ran
+    the whole greedy in one call): the reference for ``kcenter_scan.picks``."""
+    indices, scores, cover = np.empty(k, np.int64), np.empty(k), np.empty(k)
+    for t in range(k):
+        indices[t], scores[t] = row, score
+        mindist[row] = -1.0
+        score, row, cover[t] = _scan.lower_to(X, inv_norm, cosine, X, inv_norm, [row],
+                                              mindist, weights)
+    return indices, scores, cover
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", ["random", "duplicates", "weighted", "cosine", "labeled",
+                                  "every row"])
+def test_picks_in_one_call_same_bits_as_one_pass_per_pick(case, threads, monkeypatch):
+    # The threads' rows meet at a barrier per pick; the winner is the lowest row of equal
+    # scores across the threads too (duplicates: ties everywhere), with 1 or 2 threads of
+    # at least 7 rows.
+    monkeypatch.setattr(_scan, "MIN_ROWS_PER_THREAD", 7)
+    rng = np.random.default_rng(len(case))
+    n = 301
+    X = rng.normal(size=(n, 6)).astype(np.float32)
+    if case == "duplicates":
+        X = X[rng.integers(5, size=n)]
+    cosine = case == "cosine"
+    inv_norm = (1.0 / np.linalg.norm(X.astype(np.float64), axis=1) if cosine
+                else np.empty(0))
+    weights = None
+    if case == "weighted":
+        weights = rng.random(n)
+        weights[::5] = 0.0
+    mindist = np.full(n, np.inf)
+    row, score = 17, np.inf
+    if case == "labeled":
+        score, row, _ = _scan.lower_to(X, inv_norm, False, X, inv_norm, [3, 99, 250], mindist)
+        mindist[[3, 99, 250]] = -1.0
+    k = n - 3 if case in ("labeled", "every row") else 60
+    want = _picks_one_by_one(X, inv_norm, cosine, row, score, mindist.copy(), k, weights)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        got = _scan.picks(X, inv_norm, cosine, row, score, mindist, k, weights)
+    finally:
+        numba.set_num_threads(previous)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    assert (mindist[got[0]] == -1.0).all()
+
+
 def test_first_pick_is_documented_random_draw():
     X = np.random.default_rng(10).normal(size=(100, 3))
     for seed in (0, 1, 123):

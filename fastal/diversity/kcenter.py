@@ -818,15 +818,7 @@ def _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, try
             return sel
     n_pool = pool.shape[0]
     mindist = np.full(n_pool, np.inf)
-    best = np.empty((_scan.n_tasks(n_pool), 3), dtype=np.float64)
-    indices = np.empty(k, dtype=np.int64)
-    scores = np.empty(k, dtype=np.float64)
-    cover = np.empty(k, dtype=np.float64)
-    row, score = first_row, np.inf
-    for t in range(k):
-        indices[t] = row
-        scores[t] = score
-        score, row, cover[t] = _scan.add_center(pool, inv_norm, cosine, row, mindist, best)
+    indices, scores, cover = _scan.picks(pool, inv_norm, cosine, first_row, np.inf, mindist, k)
     clock.lap("scan")
     if stats is not None:
         stats.update(path="scan", row_evaluations=k * n_pool, seconds=clock.laps)
@@ -848,14 +840,7 @@ def _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_
     if lab_rows.shape[0]:
         score, row, _ = _scan.lower_to(pool, inv_norm, cosine, lab_src, lab_inv, lab_rows,
                                        mindist, w)
-    best = np.empty((_scan.n_tasks(n_pool), 3), dtype=np.float64)
-    indices = np.empty(k, dtype=np.int64)
-    scores = np.empty(k, dtype=np.float64)
-    cover = np.empty(k, dtype=np.float64)
-    for t in range(k):
-        indices[t] = row
-        scores[t] = score
-        score, row, cover[t] = _scan.add_center(pool, inv_norm, cosine, row, mindist, best, w)
+    indices, scores, cover = _scan.picks(pool, inv_norm, cosine, row, score, mindist, k, w)
     clock.lap("scan")
     if stats is not None:
         stats.update(path="small", row_evaluations=(k + lab_rows.shape[0]) * n_pool,
