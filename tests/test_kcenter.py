@@ -352,16 +352,19 @@ def _picks_one_by_one(X, inv_norm, cosine, row, score, mindist, k, weights):
     return indices, scores, cover
 
 
+@pytest.mark.parametrize("calls", ["one", "several"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", ["random", "duplicates", "weighted", "cosine", "labeled",
                                   "every row"])
-def test_picks_in_one_call_same_bits_as_one_pass_per_pick(case, threads, monkeypatch):
+def test_picks_in_one_call_same_bits_as_one_pass_per_pick(case, threads, calls, monkeypatch):
     # The threads' rows meet at a barrier per pick; the winner is the lowest row of equal
     # scores across the threads too (duplicates: ties everywhere), with 1 or 2 threads of
-    # at least 7 rows.
+    # at least 7 rows, in one kernel call or in calls of 7 picks.
     monkeypatch.setattr(_scan, "MIN_ROWS_PER_THREAD", 7)
     rng = np.random.default_rng(len(case))
     n = 301
+    if calls == "several":
+        monkeypatch.setattr(_scan, "PICKS_WORK", 7 * n * 6)
     X = rng.normal(size=(n, 6)).astype(np.float32)
     if case == "duplicates":
         X = X[rng.integers(5, size=n)]

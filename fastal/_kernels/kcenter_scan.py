@@ -107,13 +107,14 @@ def _add_center_tasks(X, inv_norm, cosine, C, c_inv, c_rows, weights, mindist, b
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, scores, cover,
-                 shared, sync, n_threads, lo, hi):
+                 shared, sync, n_threads, after, lo, hi):
     """``picks`` as thread ``lo`` of ``n_threads``, all running at once
     (``_parallel.run_gang``): thread ``tid`` owns rows [N tid / T, N (tid + 1) / T). Each
     pick is ``_add_center_tasks``'s one-centre pass over the thread's rows; the threads'
     (largest score, its row, largest ``D``) meet in ``shared`` (two slots, alternating per
     pick, so one barrier per pick suffices) and every thread reduces them alike, threads
-    in row order and the first of equal scores kept: the lowest row."""
+    in row order and the first of equal scores kept: the lowest row. ``after`` gets the
+    next pick's (score, row)."""
     tid = lo
     n = X.shape[0]
     start = n * tid // n_threads
@@ -159,7 +160,15 @@ def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, 
                 largest = shared[slot, u, 2]
         if tid == 0:
             cover[t] = largest
+    if tid == 0:
+        after[0] = score
+        after[1] = row
     return 0
+
+
+#: Coordinate visits per call of ``_picks_tasks`` (~0.05-0.1 s on 2 threads): a long job is
+#: several calls, so that an interrupt (Ctrl-C) is seen between them.
+PICKS_WORK = 1 << 27
 
 
 def picks(X, inv_norm, cosine, row, score, mindist, k, weights=None):
@@ -168,17 +177,23 @@ def picks(X, inv_norm, cosine, row, score, mindist, k, weights=None):
     row's ``mindist`` is lowered to it (``_add_center_tasks``'s one-centre pass, the same
     bits), ``scores[t]`` is its score when picked and ``cover[t]`` the largest ``D`` after
     it; the next pick is the largest ``weights[i] * D_i`` (``D_i`` without weights), the
-    lowest row of equal ones. One kernel call: the threads meet at a barrier per pick
-    instead of a Python round trip per pick (~0.2 ms on 2 threads: k = 1,000 picks on a
-    40,000 x 16 pool took 0.55-0.6 s that way, 0.27-0.38 s this way)."""
-    n = X.shape[0]
+    lowest row of equal ones. One kernel call per ``PICKS_WORK`` coordinate visits: the
+    threads meet at a barrier per pick instead of a Python round trip per pick (~0.2 ms on
+    2 threads: k = 1,000 picks on a 40,000 x 16 pool took 0.48-0.55 s that way, 0.31 s
+    this way)."""
+    n, d = X.shape
     threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
     indices = np.empty(k, dtype=np.int64)
     scores = np.empty(k, dtype=np.float64)
     cover = np.empty(k, dtype=np.float64)
-    run_gang(_picks_tasks, threads, X, inv_norm, metric_flag(cosine), weights, mindist, k,
-             int(row), float(score), indices, scores, cover, np.empty((2, threads, 3)),
-             np.zeros(8, np.int64), threads)
+    shared = np.empty((2, threads, 3))
+    after = np.array([score, row], dtype=np.float64)
+    step = max(1, PICKS_WORK // max(1, n * d))
+    for t in range(0, k, step):
+        stop = min(k, t + step)
+        run_gang(_picks_tasks, threads, X, inv_norm, metric_flag(cosine), weights, mindist,
+                 stop - t, int(after[1]), float(after[0]), indices[t:stop], scores[t:stop],
+                 cover[t:stop], shared, np.zeros(8, np.int64), threads, after)
     return indices, scores, cover
 
 
