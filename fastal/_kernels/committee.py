@@ -518,32 +518,13 @@ def _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy,
                 p = src[k]
                 x = p if p > tiny else one
                 member_terms[k] = x * log32(x)
-        if group == 4:
-            for r in range(rows):
-                h0 = 0.0
-                h1 = 0.0
-                h2 = 0.0
-                h3 = 0.0
+        for r in range(rows):
+            for g in range(group):
+                h = 0.0
                 for j in range(c):
-                    h0 -= np.float64(terms4[0, r * c + j])
-                    h1 -= np.float64(terms4[1, r * c + j])
-                    h2 -= np.float64(terms4[2, r * c + j])
-                    h3 -= np.float64(terms4[3, r * c + j])
-                member_entropy[m, r] = h0
-                member_entropy[m + 1, r] = h1
-                member_entropy[m + 2, r] = h2
-                member_entropy[m + 3, r] = h3
-                entropy_sum[r] += h0
-                entropy_sum[r] += h1
-                entropy_sum[r] += h2
-                entropy_sum[r] += h3
-        else:
-            for r in range(rows):
-                h0 = 0.0
-                for j in range(c):
-                    h0 -= np.float64(terms4[0, r * c + j])
-                member_entropy[m, r] = h0
-                entropy_sum[r] += h0
+                    h -= np.float64(terms4[g, r * c + j])
+                member_entropy[m + g, r] = h
+                entropy_sum[r] += h
         m += group
 
 
