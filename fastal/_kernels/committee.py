@@ -407,94 +407,30 @@ def _sum_and_min(source, bases, n_members, rows, c, low_limit, mean, lowest, bad
 def _check_sums_and_vote(source, bases, n_members, rows, c, atol32, votes, bad, counts):
     """Flag rows whose member rows do not sum to 1 (or hold NaN/inf); count each member's vote.
 
-    Four members per pass: short loops over C do not vectorise, so independent chains per
-    row keep the CPU busy. A vote goes to the lowest class among tied maxima.
+    Row by row, every member's row in turn: short loops over C do not vectorise, and the
+    members' sums are independent chains the CPU overlaps. A vote goes to the lowest class
+    among tied maxima.
     """
     one = np.float32(1.0)
-    zero = np.float32(0.0)
-    m = 0
-    while m < n_members:
-        s0 = source[bases[m]:bases[m] + rows * c]
-        if m + 4 <= n_members:
-            s1 = source[bases[m + 1]:bases[m + 1] + rows * c]
-            s2 = source[bases[m + 2]:bases[m + 2] + rows * c]
-            s3 = source[bases[m + 3]:bases[m + 3] + rows * c]
-            if votes is not None:  # the same pass votes: eight chains per row
-                for r in range(rows):
-                    base = r * c
-                    b0 = s0[base]
-                    b1 = s1[base]
-                    b2 = s2[base]
-                    b3 = s3[base]
-                    t0 = b0
-                    t1 = b1
-                    t2 = b2
-                    t3 = b3
-                    v0 = 0
-                    v1 = 0
-                    v2 = 0
-                    v3 = 0
-                    for j in range(1, c):
-                        p = s0[base + j]
-                        t0 += p
-                        better = p > b0  # strict: the lowest class wins a tie
-                        v0 = j if better else v0  # selects, not branches: the
-                        b0 = p if better else b0  # argmax of noisy rows is random
-                        p = s1[base + j]
-                        t1 += p
-                        better = p > b1
-                        v1 = j if better else v1
-                        b1 = p if better else b1
-                        p = s2[base + j]
-                        t2 += p
-                        better = p > b2
-                        v2 = j if better else v2
-                        b2 = p if better else b2
-                        p = s3[base + j]
-                        t3 += p
-                        better = p > b3
-                        v3 = j if better else v3
-                        b3 = p if better else b3
-                    if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
-                            and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
-                        bad[r] = True
-                    counts[base + v0] += 1
-                    counts[base + v1] += 1
-                    counts[base + v2] += 1
-                    counts[base + v3] += 1
-            else:
-                for r in range(rows):
-                    t0 = zero
-                    t1 = zero
-                    t2 = zero
-                    t3 = zero
-                    for j in range(c):
-                        t0 += s0[r * c + j]
-                        t1 += s1[r * c + j]
-                        t2 += s2[r * c + j]
-                        t3 += s3[r * c + j]
-                    # false for NaN, and for inf (the sum is then inf or NaN)
-                    if not (abs(t0 - one) <= atol32 and abs(t1 - one) <= atol32
-                            and abs(t2 - one) <= atol32 and abs(t3 - one) <= atol32):
-                        bad[r] = True
-            m += 4
-        else:
-            for r in range(rows):
-                base = r * c
-                b0 = s0[base]
-                t0 = b0
-                v0 = 0
-                for j in range(1, c):
-                    p = s0[base + j]
-                    t0 += p
-                    better = p > b0
-                    v0 = j if better else v0
-                    b0 = p if better else b0
-                if not (abs(t0 - one) <= atol32):
-                    bad[r] = True
+    for r in range(rows):
+        base = r * c
+        for m in range(n_members):
+            first = bases[m] + base
+            b = source[first]
+            t = b
+            v = 0
+            for j in range(1, c):
+                p = source[first + j]
+                t += p
                 if votes is not None:
-                    counts[base + v0] += 1
-            m += 1
+                    better = p > b  # strict: the lowest class wins a tie
+                    v = j if better else v  # selects, not branches: the argmax of
+                    b = p if better else b  # noisy rows is random
+            # false for NaN, and for inf (the sum is then inf or NaN)
+            if not (abs(t - one) <= atol32):
+                bad[r] = True
+            if votes is not None:
+                counts[base + v] += 1
 
 
 @njit(**HELPER)
