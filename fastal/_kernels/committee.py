@@ -737,26 +737,11 @@ def block_rows_logits32(n_classes):
 
 @njit(**HELPER)
 def _member_tile(flat, base, row_stride, rows, c, z):
-    """z[j, r] = flat[base + r * row_stride + j]: one member's block of logits as (C, rows).
-
-    Four rows at a time: the class loop's set-up is paid once per four rows."""
-    r = 0
-    while r + 4 <= rows:
-        a = flat[base + r * row_stride:base + r * row_stride + c]
-        b = flat[base + (r + 1) * row_stride:base + (r + 1) * row_stride + c]
-        d = flat[base + (r + 2) * row_stride:base + (r + 2) * row_stride + c]
-        e = flat[base + (r + 3) * row_stride:base + (r + 3) * row_stride + c]
-        for j in range(c):
-            z[j, r] = a[j]
-            z[j, r + 1] = b[j]
-            z[j, r + 2] = d[j]
-            z[j, r + 3] = e[j]
-        r += 4
-    while r < rows:
+    """z[j, r] = flat[base + r * row_stride + j]: one member's block of logits as (C, rows)."""
+    for r in range(rows):
         row = flat[base + r * row_stride:base + r * row_stride + c]
         for j in range(c):
             z[j, r] = row[j]
-        r += 1
 
 
 @njit(**HELPER)
