@@ -829,26 +829,10 @@ def _member_softmax(z, w, rows, c, lane_max, lane_total, lane_weighted, total, w
     if member_h is not None:
         for k in range(lanes):
             lane_weighted[k] = zero
-    j = 0
-    while j + 1 < c:  # two classes per pass: half the accumulators' loads and stores
-        for k in range(lanes):
-            mx = lane_max[k]
-            t = z[j, k] - mx
-            t = t if t > _EXP_LOWEST else _EXP_LOWEST  # z - max may overflow to -inf
-            u = z[j + 1, k] - mx
-            u = u if u > _EXP_LOWEST else _EXP_LOWEST
-            e = exp32_in_range(t)
-            f = exp32_in_range(u)
-            z[j, k] = e
-            z[j + 1, k] = f
-            lane_total[k] += e + f
-            if member_h is not None:
-                lane_weighted[k] += e * t + f * u
-        j += 2
-    if j < c:
+    for j in range(c):
         for k in range(lanes):
             t = z[j, k] - lane_max[k]
-            t = t if t > _EXP_LOWEST else _EXP_LOWEST
+            t = t if t > _EXP_LOWEST else _EXP_LOWEST  # z - max may overflow to -inf
             e = exp32_in_range(t)
             z[j, k] = e
             lane_total[k] += e
