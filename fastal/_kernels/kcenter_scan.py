@@ -60,6 +60,23 @@ def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
     return best
 
 
+@njit(nogil=True, **HELPER)
+def _lowered(mindist, weights, i, m, new, top, top_row, largest):
+    """Row ``i``'s ``D`` (``m``, not a centre) lowered to ``new`` if that is smaller; returns
+    the running (largest score ``w_i D_i``, its row, largest ``D``) with row ``i`` taken in
+    (strict: the first, lowest row of equal scores stays)."""
+    if new < m:
+        m = new
+        mindist[i] = new
+    s = m * weights[i] if weights is not None else m
+    if s > top:
+        top = s
+        top_row = i
+    if m > largest:
+        largest = m
+    return top, top_row, largest
+
+
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _add_center_tasks(X, inv_norm, cosine, C, c_inv, c_rows, weights, mindist, best,
                       rows_per_task, lo, hi):
@@ -89,16 +106,8 @@ def _add_center_tasks(X, inv_norm, cosine, C, c_inv, c_rows, weights, mindist, b
                 sq = _sq_rows(X, i, scale, C, c, c_inv[c] if cosine is not None else 1.0)
             else:
                 sq = _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows)
-            new = _to_score_units(sq, cosine)
-            if new < m:
-                m = new
-                mindist[i] = new
-            s = m * weights[i] if weights is not None else m
-            if s > top:
-                top = s
-                top_row = i
-            if m > cover:
-                cover = m
+            top, top_row, cover = _lowered(mindist, weights, i, m, _to_score_units(sq, cosine),
+                                           top, top_row, cover)
         best[task, 0] = top
         best[task, 1] = top_row
         best[task, 2] = cover
@@ -135,15 +144,7 @@ def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, 
                 continue
             scale = inv_norm[i] if cosine is not None else 1.0
             new = _to_score_units(_sq_rows(X, i, scale, X, row, c_scale), cosine)
-            if new < m:
-                m = new
-                mindist[i] = new
-            s = m * weights[i] if weights is not None else m
-            if s > top:
-                top = s
-                top_row = i
-            if m > largest:
-                largest = m
+            top, top_row, largest = _lowered(mindist, weights, i, m, new, top, top_row, largest)
         slot = t % 2
         shared[slot, tid, 0] = top
         shared[slot, tid, 1] = top_row
