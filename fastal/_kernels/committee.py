@@ -439,7 +439,8 @@ def _member_entropies(source, bases, n_members, rows, c, terms4, member_entropy,
 
     p log p over the block with the vectorised log32 (log32 needs a normal positive input;
     x = 1 adds 0; rows with NaN/inf are already bad, whatever the log returns), then the
-    row sums in float64, four members per pass (four independent chains per row).
+    row sums in float64: four members' terms per pass over the block, then each row's
+    members in turn (one reduction loop to compile; the CPU overlaps the members' chains).
     """
     tiny = np.float32(1.1754944e-38)
     one = np.float32(1.0)
@@ -596,8 +597,8 @@ def _committee_probs32_tasks(flat, n_members, n_rows, n_classes, member_stride, 
     rows * C floats (copied into one when row_stride != C). Element-wise work (the running
     sum and minimum of p, p log p, log q) runs over that whole run with unit stride and
     vectorises; no transpose is needed. Per-row work (sums, argmax) is a short loop over C
-    that does not vectorise, so it handles four members at once: four independent
-    dependency chains per row. The consensus sum also takes four members per pass, so its
+    that does not vectorise, run for every member's row in turn (independent dependency
+    chains, which the CPU overlaps). The consensus sum takes four members per pass, so its
     buffer is read and written once per four members (measured 1.6x faster when streaming
     from DRAM). Buffers are indexed from 0 by ``range`` loops: an index LLVM cannot prove
     non-negative (``a[lo + r]``) gets Numba's wraparound and turns vector loads into
