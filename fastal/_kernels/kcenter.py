@@ -124,6 +124,24 @@ def _sq_rows4(X, i, scale, Y, r0, r1, r2, r3, y0, y1, y2, y3):
     return a0, a1, a2, a3
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, Y, r, y_scale):
+    """``_sq_rows`` of rows ``i0..i3`` of ``X`` (scales ``s0..s3``) to row ``r`` of ``Y``,
+    the same bits each (every sum in coordinate order), as four independent chains."""
+    a0 = a1 = a2 = a3 = 0.0
+    for j in range(X.shape[1]):
+        y = np.float64(Y[r, j]) * y_scale
+        u0 = X[i0, j] * s0 - y
+        u1 = X[i1, j] * s1 - y
+        u2 = X[i2, j] * s2 - y
+        u3 = X[i3, j] * s3 - y
+        a0 += u0 * u0
+        a1 += u1 * u1
+        a2 += u2 * u2
+        a3 += u3 * u3
+    return a0, a1, a2, a3
+
+
 _Q = 65535.0  # rowdist levels per group radius
 
 
