@@ -1449,3 +1449,139 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, po
             assert 0 <= Fraction(float(lower[i])) <= exact[i]
             assert np.isposinf(upper[i]) or exact[i] <= Fraction(float(upper[i]))
         assert top == max(lower.view(np.int32))
+
+
+def _coordinate_sums(X, rows, scales, c):
+    """float64 ||X[rows] * scales - c||^2, each row's sum in coordinate order (element-wise
+    NumPy: the kernels' bits)."""
+    acc = np.zeros(len(rows))
+    for j in range(X.shape[1]):
+        t = X[rows, j].astype(np.float64) * scales - c[j]
+        acc = acc + t * t
+    return acc
+
+
+def _cells_case(metric):
+    """Three cells of 23, 4 and 41 rows (group order over a shuffled pool of 100 x 7),
+    the last with 6 seeds: groups and seed counts that are not multiples of four."""
+    rng = np.random.default_rng(31)
+    X = (3.0 * rng.normal(size=(6, 7)))[rng.integers(6, size=100)] + rng.normal(size=(100, 7))
+    X = X.astype(np.float32)
+    cosine = metric == "cosine"
+    inv_norm = (1.0 / np.linalg.norm(X.astype(np.float64), axis=1) if cosine
+                else np.empty(0))
+    perm = rng.permutation(100)[:68].astype(np.int64)
+    offsets = np.array([0, 23, 27, 68], dtype=np.int64)
+    return X, cosine, inv_norm, perm, offsets
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_cell_seeds_and_lloyd_steps_match_a_coordinate_order_reference(metric):
+    # seed_cells and lloyd_cells sum four rows (or centroids) at a time; the seeds, the
+    # sub-group labels, counts and the rows nearest each centroid must be those of one
+    # float64 coordinate-order sum at a time, the lowest index winning ties
+    X, cosine, inv_norm, perm, offsets = _cells_case(metric)
+    scale = inv_norm if cosine else np.ones(X.shape[0])
+    rng = np.random.default_rng(5)
+    key = rng.random(perm.shape[0])
+    key[5] = key[9] = key.max()  # a tie for the first seed: the lower position
+    max_seeds = np.array([3, 1, 6], dtype=np.int64)
+    seed_offsets = np.concatenate([[0], np.cumsum(max_seeds)]).astype(np.int64)
+    seed_pos = np.full(seed_offsets[-1], -1, dtype=np.int64)
+    n_seeds = np.empty(3, dtype=np.int64)
+    _kc_kernels.seed_cells(X, inv_norm, cosine, perm, key, offsets, max_seeds, seed_offsets,
+                           0.5, seed_pos, n_seeds)
+    want_pos, want_n = [], []
+    for g in range(3):
+        lo, hi = offsets[g], offsets[g + 1]
+        rows = perm[lo:hi]
+        seeds = [lo + int(np.argmax(key[lo:hi]))]
+        near = np.full(hi - lo, np.inf)
+        while max_seeds[g] > 1:
+            i = perm[seeds[-1]]
+            c = X[i].astype(np.float64) * scale[i]
+            near = np.minimum(near, _coordinate_sums(X, rows, scale[rows], c))
+            far = lo + int(np.argmax(near))
+            if near.max() <= 0.25 or len(seeds) == max_seeds[g]:
+                break
+            seeds.append(far)
+        want_pos += seeds + [-1] * (max_seeds[g] - len(seeds))
+        want_n.append(len(seeds))
+    np.testing.assert_array_equal(n_seeds, want_n)
+    np.testing.assert_array_equal(seed_pos, want_pos)
+    assert n_seeds[2] >= 5  # sub-groups of the last cell: not a multiple of four
+
+    sub_offsets = np.concatenate([[0], np.cumsum(n_seeds)]).astype(np.int64)
+    n_groups = int(sub_offsets[-1])
+    start_perm = perm.copy()
+    mindist = np.arange(perm.shape[0], dtype=np.float32)
+    rep = np.empty(n_groups, dtype=np.int64)
+    sub_counts = np.empty(n_groups, dtype=np.int64)
+    sublabel = np.empty(perm.shape[0], dtype=np.int64)
+    _kc_kernels.lloyd_cells(X, inv_norm, cosine, perm, mindist, offsets, seed_pos,
+                            seed_offsets, sub_offsets, 2, np.empty((0, 7), np.int16),
+                            np.empty((2, 0)), rep, sub_counts, sublabel)
+    for g in range(3):
+        lo, hi = offsets[g], offsets[g + 1]
+        rows = start_perm[lo:hi]
+        s = n_seeds[g]
+        cent = [X[start_perm[seed_pos[seed_offsets[g] + q]]].astype(np.float64)
+                * scale[start_perm[seed_pos[seed_offsets[g] + q]]] for q in range(s)]
+        for it in range(3):
+            dist = np.stack([_coordinate_sums(X, rows, scale[rows], c) for c in cent])
+            label = np.argmin(dist, axis=0) if s > 1 else np.zeros(hi - lo, np.int64)
+            if it == 2:
+                break
+            for q in range(s):
+                if (label == q).any():
+                    total = np.zeros(7)
+                    for i in rows[label == q]:  # the kernel's order: rows in group order
+                        total = total + X[i].astype(np.float64) * scale[i]
+                    cent[q] = total * (1.0 / np.count_nonzero(label == q))
+        counts = np.bincount(label, minlength=s)
+        np.testing.assert_array_equal(sub_counts[sub_offsets[g]:sub_offsets[g + 1]], counts)
+        order = np.argsort(label, kind="stable")
+        np.testing.assert_array_equal(perm[lo:hi], rows[order])
+        np.testing.assert_array_equal(mindist[lo:hi], np.arange(lo, hi)[order])
+        for q in range(s):
+            members = rows[label == q]
+            if members.size:
+                sq = _coordinate_sums(X, members, scale[members], cent[q])
+                assert rep[sub_offsets[g] + q] == members[np.argmin(sq)]
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_group_row_distances_and_exact_mindist_match_a_coordinate_order_reference(metric):
+    # centroid_distances sums four rows at a time and exact_mindist four centres at a time:
+    # the same float64 bits as one coordinate-order sum at a time
+    X, cosine, inv_norm, perm, offsets = _cells_case(metric)
+    scale = inv_norm if cosine else np.ones(X.shape[0])
+    rep = perm[[3, 23, 60]].copy()
+    rowdist = np.empty(perm.shape[0], dtype=np.uint16)
+    radius = np.empty(3)
+    _kc_kernels.centroid_distances(X, inv_norm, cosine, perm, offsets,
+                                   np.empty((0, 7), np.int16), np.empty((2, 0)), rep, rowdist,
+                                   radius)
+    for g in range(3):
+        rows = perm[offsets[g]:offsets[g + 1]]
+        dist = np.sqrt(_coordinate_sums(X, rows, scale[rows],
+                                        X[rep[g]].astype(np.float64) * scale[rep[g]]))
+        up = (np.maximum(dist, 2.0**-126) * (1.0 + 2.0**-22)).astype(np.float32)
+        assert radius[g] == np.float64(up.max())
+    L = np.random.default_rng(2).normal(size=(9, 7))
+    lab_inv = 1.0 / np.linalg.norm(L, axis=1) if cosine else np.empty(0)
+    lab_scale = lab_inv if cosine else np.ones(9)
+    lab_rows = np.array([4, 0, 8, 2, 7, 1, 3], dtype=np.int64)  # seven: four and three
+    picked = perm[:6].copy()
+    for n_picked in (0, 5, 6):
+        for i in perm[::7]:
+            got = _kc_kernels.exact_mindist(X, inv_norm, _kc_kernels.metric_flag(cosine), i,
+                                            L, lab_rows, lab_inv, picked, n_picked)
+            x = X[i:i + 1]
+            sq = [_coordinate_sums(x, [0], scale[i:i + 1], L[r] * lab_scale[r])[0]
+                  for r in lab_rows]
+            sq += [_coordinate_sums(x, [0], scale[i:i + 1],
+                                    X[r].astype(np.float64) * scale[r])[0]
+                   for r in picked[:n_picked]]
+            want = 0.5 * min(sq) if cosine else np.sqrt(min(sq))
+            assert got == want

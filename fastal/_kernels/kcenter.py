@@ -142,6 +142,37 @@ def _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, Y, r, y_scale):
     return a0, a1, a2, a3
 
 
+@njit(nogil=True, fastmath=_FASTMATH, **HELPER)
+def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
+    """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
+    ``c_inv``), four at a time (``_sq_rows4``: the same bits, four independent chains
+    instead of one latency-bound one). Not inlined: compiled once for its callers (the
+    full scans' labeled set, the lazy path's distances to the picks, ``exact_mindist``);
+    float32 l2 pools' lazy kernels never compile it."""
+    best = np.inf
+    n = c_rows.shape[0]
+    s = 0
+    while s + 4 <= n:
+        c0 = c_rows[s]
+        c1 = c_rows[s + 1]
+        c2 = c_rows[s + 2]
+        c3 = c_rows[s + 3]
+        if cosine is not None:
+            y0, y1, y2, y3 = c_inv[c0], c_inv[c1], c_inv[c2], c_inv[c3]
+        else:
+            y0 = y1 = y2 = y3 = 1.0
+        a0, a1, a2, a3 = _sq_rows4(X, i, scale, C, c0, c1, c2, c3, y0, y1, y2, y3)
+        best = min(best, a0, a1, a2, a3)
+        s += 4
+    while s < n:
+        c = c_rows[s]
+        sq = _sq_rows(X, i, scale, C, c, c_inv[c] if cosine is not None else 1.0)
+        if sq < best:
+            best = sq
+        s += 1
+    return best
+
+
 _Q = 65535.0  # rowdist levels per group radius
 
 
@@ -400,21 +431,31 @@ def _centre(X, inv_norm, cosine, cq, grid, rep, g, out):
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
 def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdist,
                               radius, c, dist, lo, hi):
-    """``centroid_distances`` for groups lo <= g < hi (scratch: ``c`` d floats, ``dist`` as
-    many as the largest group's rows); returns 0."""
+    """``centroid_distances`` for groups lo <= g < hi (scratch: ``c`` (1, d) floats,
+    ``dist`` as many as the largest group's rows); returns 0."""
     for g in range(lo, hi):
         if rep.shape[0] > 0:  # rows (the cells' pool rows) or levels: both calls are made
-            _centre(X, inv_norm, cosine, cq, grid, rep, g, c)
+            _centre(X, inv_norm, cosine, cq, grid, rep, g, c[0])
         else:
-            _centre(X, inv_norm, cosine, cq, grid, None, g, c)
+            _centre(X, inv_norm, cosine, cq, grid, None, g, c[0])
         begin = offsets[g]
+        end = offsets[g + 1]
+        last = end - 1
         r_max = 0.0
-        for p in range(begin, offsets[g + 1]):
-            i = perm[p]
-            scale = inv_norm[i] if cosine is not None else 1.0
-            dist[p - begin] = np.sqrt(_sq_to(X, i, scale, c))
-            # inflating before the float32 rounding keeps the radius an upper bound
-            r_max = max(r_max, _up32(dist[p - begin]))
+        for p in range(begin, end, 4):  # four rows at a time (independent chains)
+            i0 = perm[p]
+            i1 = perm[p + 1 if p + 1 < last else last]
+            i2 = perm[p + 2 if p + 2 < last else last]
+            i3 = perm[p + 3 if p + 3 < last else last]
+            if cosine is not None:
+                s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
+            else:
+                s0 = s1 = s2 = s3 = 1.0
+            sums = _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, c, 0, 1.0)
+            for h in range(4 if p + 4 <= end else end - p):
+                dist[p + h - begin] = np.sqrt(sums[h])
+                # inflating before the float32 rounding keeps the radius an upper bound
+                r_max = max(r_max, _up32(dist[p + h - begin]))
         radius[g] = r_max
         for p in range(begin, offsets[g + 1]):
             rowdist[p] = _quantize(dist[p - begin], r_max)
@@ -429,7 +470,8 @@ def centroid_distances(X, inv_norm, cosine, perm, offsets, cq, grid, rep, rowdis
     d, most = X.shape[1], _largest_group(offsets)
     run_tasks(_centroid_distances_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm,
               offsets, cq, grid, rep, rowdist, radius,
-              scratch=(("centroid_distances", d, most), lambda: (np.empty(d), np.empty(most))))
+              scratch=(("centroid_distances", d, most),
+                       lambda: (np.empty((1, d)), np.empty(most))))
 
 
 def _largest_group(offsets):
@@ -544,6 +586,8 @@ def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offset
     function with 20 or more, which piles up over thousands of picks until a full GC.)
     """
     n_eval = 0
+    due = np.empty(4, dtype=np.int64)  # positions of rows the bound does not skip
+    c = center.reshape((1, center.shape[0]))
     for a in range(lo, hi):
         g = active[a]
         dg = dcm[g]
@@ -552,20 +596,37 @@ def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offset
         # whose best row was just taken)
         changed = g == forced_group
         stop = offsets[g + 1]
-        for p in range(offsets[g], stop):
-            ahead = p + _PREFETCH_AHEAD
-            if ahead < stop and not _skip(dg, rowdist[ahead] * level, mindist[ahead], cosine):
-                prefetch(X, perm[ahead])
-            m = mindist[p]
-            if _skip(dg, rowdist[p] * level, m, cosine):
-                continue
-            i = perm[p]
-            scale = inv_norm[i] if cosine is not None else 1.0
-            new = _ceil32(_to_score_units(_sq_to(X, i, scale, center), cosine))
-            n_eval += 1
-            if new < m:
-                mindist[p] = new
-                changed = True
+        n_due = 0
+        for p in range(offsets[g], stop + 1):
+            if p < stop:
+                ahead = p + _PREFETCH_AHEAD
+                if ahead < stop and not _skip(dg, rowdist[ahead] * level, mindist[ahead],
+                                              cosine):
+                    prefetch(X, perm[ahead])
+                if _skip(dg, rowdist[p] * level, mindist[p], cosine):
+                    continue
+                due[n_due] = p
+                n_due += 1
+            if n_due == 4 or (p == stop and n_due):
+                # four rows' sums at once (independent chains, each _sq_to's bits); fewer
+                # at a group's end: the last one summed again, not stored again
+                i0 = perm[due[0]]
+                i1 = perm[due[1 if n_due > 1 else 0]]
+                i2 = perm[due[2 if n_due > 2 else 0]]
+                i3 = perm[due[3 if n_due > 3 else 0]]
+                if cosine is not None:
+                    s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
+                else:
+                    s0 = s1 = s2 = s3 = 1.0
+                sums = _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, c, 0, 1.0)
+                for h in range(n_due):
+                    new = _ceil32(_to_score_units(sums[h], cosine))
+                    m = mindist[due[h]]
+                    if new < m:
+                        mindist[due[h]] = new
+                        changed = True
+                n_eval += n_due
+                n_due = 0
         if changed:
             _scan_group(mindist, weights, perm, offsets[g], stop, g, gstats,
                         gbest_pos)
@@ -607,18 +668,9 @@ def exact_mindist(X, inv_norm, cosine, i, L, lab_rows, lab_inv, picked, n_picked
     points (rows ``lab_rows`` of ``L``, see ``labeled_mindist``) and the first ``n_picked``
     rows of ``picked``, with the same arithmetic as ``labeled_mindist`` and ``add_center``."""
     scale = inv_norm[i] if cosine is not None else 1.0
-    best = np.inf
-    for t in range(lab_rows.shape[0]):
-        row = lab_rows[t]
-        sq = _sq_rows(X, i, scale, L, row, lab_inv[row] if cosine is not None else 1.0)
-        if sq < best:
-            best = sq
-    for t in range(n_picked):
-        r = picked[t]
-        sq = _sq_rows(X, i, scale, X, r, inv_norm[r] if cosine is not None else 1.0)
-        if sq < best:
-            best = sq
-    return _to_score_units(best, cosine)
+    best = _nearest_sq(X, i, scale, L, lab_inv, cosine, lab_rows)
+    to_picks = _nearest_sq(X, i, scale, X, inv_norm, cosine, picked[:n_picked])
+    return _to_score_units(best if best < to_picks else to_picks, cosine)
 
 
 @njit(cache=True, fastmath=_FASTMATH, **KERNEL)
@@ -730,7 +782,7 @@ def exact_cover(X, inv_norm, cosine, L, lab_rows, lab_inv, picked, n_picked, per
 def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offsets,
                       split_radius, seed_pos, n_seeds, near, seed, lo, hi):
     """``seed_cells`` for cells lo <= g < hi (scratch: ``near`` as many floats as the
-    largest cell's rows, ``seed`` d floats); returns 0."""
+    largest cell's rows, ``seed`` (1, d) floats); returns 0."""
     d = X.shape[1]
     limit_sq = split_radius * split_radius
     for g in range(lo, hi):
@@ -754,16 +806,25 @@ def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, se
                 i = perm[seed_pos[base + count - 1]]
                 scale = inv_norm[i] if cosine is not None else 1.0
                 for j in range(d):
-                    seed[j] = X[i, j] * scale
+                    seed[0, j] = X[i, j] * scale
                 far_sq = -1.0
-                for p in range(begin, end):
-                    r = perm[p]
-                    sq = _sq_to(X, r, inv_norm[r] if cosine is not None else 1.0, seed)
-                    if sq < near[p - begin]:
-                        near[p - begin] = sq
-                    if near[p - begin] > far_sq:
-                        far_sq = near[p - begin]
-                        far = p
+                last = end - 1
+                for p in range(begin, end, 4):  # four rows at a time (independent chains)
+                    r0 = perm[p]
+                    r1 = perm[p + 1 if p + 1 < last else last]
+                    r2 = perm[p + 2 if p + 2 < last else last]
+                    r3 = perm[p + 3 if p + 3 < last else last]
+                    if cosine is not None:
+                        s0, s1, s2, s3 = inv_norm[r0], inv_norm[r1], inv_norm[r2], inv_norm[r3]
+                    else:
+                        s0 = s1 = s2 = s3 = 1.0
+                    sums = _sq_4rows(X, r0, r1, r2, r3, s0, s1, s2, s3, seed, 0, 1.0)
+                    for h in range(4 if p + 4 <= end else end - p):
+                        a = near[p + h - begin]
+                        a = sums[h] if sums[h] < a else a
+                        near[p + h - begin] = a
+                        far = p + h if a > far_sq else far  # strict: the first row stays
+                        far_sq = a if a > far_sq else far_sq
                 if far_sq <= limit_sq or count == max_seeds[g]:
                     break
                 seed_pos[base + count] = far
@@ -785,7 +846,7 @@ def seed_cells(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, seed_offs
     d, most = X.shape[1], _largest_group(offsets)
     run_tasks(_seed_cells_tasks, offsets.shape[0] - 1, X, inv_norm, cosine, perm, mindist,
               offsets, max_seeds, seed_offsets, split_radius, seed_pos, n_seeds,
-              scratch=(("seed_cells", d, most), lambda: (np.empty(most), np.empty(d))))
+              scratch=(("seed_cells", d, most), lambda: (np.empty(most), np.empty((1, d)))))
 
 
 @njit(nogil=True, cache=True, fastmath=_FASTMATH, **KERNEL)
@@ -818,11 +879,18 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
                 best = np.inf
                 best_q = 0
                 if s > 1:
-                    for q in range(s):
-                        sq = _sq_to(X, i, scale, centroids[q])
-                        if sq < best:
-                            best = sq
-                            best_q = q
+                    # four centroids at a time (independent chains, the same sums as
+                    # _sq_to's); a last group of fewer repeats the last centroid
+                    for q in range(0, s, 4):
+                        q1 = q + 1 if q + 1 < s else s - 1
+                        q2 = q + 2 if q + 2 < s else s - 1
+                        q3 = q + 3 if q + 3 < s else s - 1
+                        sums = _sq_rows4(X, i, scale, centroids, q, q1, q2, q3, 1.0, 1.0,
+                                         1.0, 1.0)
+                        for h in range(4):
+                            if sums[h] < best:  # strict: the lowest centroid of equal ones
+                                best = sums[h]
+                                best_q = q + h
                 sublabel[p] = best_q
                 counts[best_q] += 1
             if it == n_iter:

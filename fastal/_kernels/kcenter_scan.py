@@ -22,42 +22,11 @@ from ._intrinsics import (as_float32, atomic_add, atomic_load, half_bits, prefet
                           yield_cpu)
 from ._math import HELPER, KERNEL
 from ._parallel import run_gang, run_tasks
-from .kcenter import (_FASTMATH, _sq_4rows, _sq_rows, _sq_rows4, _to_score_units,
+from .kcenter import (_FASTMATH, _nearest_sq, _sq_4rows, _sq_rows, _to_score_units,
                       metric_flag)
 
 #: Rows per task (a Python constant passed in: tests shrink it).
 ROWS_PER_TASK = 8192
-
-
-@njit(nogil=True, fastmath=_FASTMATH, **HELPER)
-def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
-    """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
-    ``c_inv``), four at a time (``_sq_rows4``: the same bits, four independent chains
-    instead of one latency-bound one). Not inlined: compiled once for its callers here and
-    in the lazy path (distances to the picks); float32 l2 pools' lazy kernels never compile
-    it."""
-    best = np.inf
-    n = c_rows.shape[0]
-    s = 0
-    while s + 4 <= n:
-        c0 = c_rows[s]
-        c1 = c_rows[s + 1]
-        c2 = c_rows[s + 2]
-        c3 = c_rows[s + 3]
-        if cosine is not None:
-            y0, y1, y2, y3 = c_inv[c0], c_inv[c1], c_inv[c2], c_inv[c3]
-        else:
-            y0 = y1 = y2 = y3 = 1.0
-        a0, a1, a2, a3 = _sq_rows4(X, i, scale, C, c0, c1, c2, c3, y0, y1, y2, y3)
-        best = min(best, a0, a1, a2, a3)
-        s += 4
-    while s < n:
-        c = c_rows[s]
-        sq = _sq_rows(X, i, scale, C, c, c_inv[c] if cosine is not None else 1.0)
-        if sq < best:
-            best = sq
-        s += 1
-    return best
 
 
 @njit(nogil=True, **HELPER)
