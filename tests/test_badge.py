@@ -220,3 +220,40 @@ def test_property_matches_reference(n, d, c, seed, distinct, data):
     np.testing.assert_array_equal(sel.indices, indices)
     assert len(set(sel.indices.tolist())) == k
     assert not np.isin(sel.indices, labeled).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_distances_match_a_coordinate_order_reference(dtype):
+    """``add_center`` evaluates four surviving rows at a time (independent chains): every
+    row's distance must still be the implicit formula with each sum in coordinate (class)
+    order, bit for bit, pruned or not, in a block whose survivors are not a multiple of 4."""
+    X, probs = make_pool("random", _k.SAMPLING_BLOCK + 301, 7, 4, dtype, seed=12)
+    X[17] = X[3]  # a duplicate row: distance 0 to centre 3
+    probs[17] = probs[3]
+    n = X.shape[0]
+    yhat = np.empty(n, dtype=np.int32)
+    pnorm2, xnorm2 = np.empty(n), np.empty(n)
+    assert _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, np.empty(n, np.uint8)) == 0
+    P = probs.astype(np.float64)
+    P[np.arange(n), yhat] -= 1.0
+    X64 = X.astype(np.float64)
+    mindist = np.full(n, np.inf)
+    want = mindist.copy()
+    for center in (3, 1000, 5, n - 1):
+        _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, 1)
+        pc, xc = P[center], X64[center]
+        pp = dp2 = pdp = dx2 = dxc = np.zeros(n)
+        for j in range(P.shape[1]):
+            diff = P[:, j] - pc[j]
+            pp, dp2, pdp = pp + P[:, j] * pc[j], dp2 + diff * diff, pdp + P[:, j] * diff
+        for j in range(X.shape[1]):
+            diff = X64[:, j] - xc[j]
+            dx2, dxc = dx2 + diff * diff, dxc + diff * xc[j]
+        dist = np.maximum(pnorm2 * dx2 + dp2 * xnorm2[center] + 2.0 * pdp * dxc, 0.0)
+        g = pnorm2 * xnorm2
+        flat = (g == 0.0) | (g[center] == 0.0)
+        dist[flat] = g[flat] + g[center]
+        want = np.where(want == 0.0, 0.0, np.minimum(want, dist))
+        want[center] = 0.0
+        np.testing.assert_array_equal(mindist, want)
+    assert mindist[17] == 0.0
