@@ -142,6 +142,21 @@ def _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, Y, r, y_scale):
     return a0, a1, a2, a3
 
 
+@njit(inline="always", fastmath=_FASTMATH)
+def _sq_4of(X, inv_norm, cosine, rows, p, last, Y, r, y_scale):
+    """``_sq_4rows`` of the rows ``rows[p..p + 3]`` of ``X`` (positions past ``last``
+    repeat ``rows[last]``; cosine: each scaled by its inverse norm) to row ``r`` of ``Y``."""
+    i0 = rows[p]
+    i1 = rows[p + 1 if p + 1 < last else last]
+    i2 = rows[p + 2 if p + 2 < last else last]
+    i3 = rows[p + 3 if p + 3 < last else last]
+    if cosine is not None:
+        s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
+    else:
+        s0 = s1 = s2 = s3 = 1.0
+    return _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, Y, r, y_scale)
+
+
 @njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
     """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
@@ -443,15 +458,7 @@ def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep,
         last = end - 1
         r_max = 0.0
         for p in range(begin, end, 4):  # four rows at a time (independent chains)
-            i0 = perm[p]
-            i1 = perm[p + 1 if p + 1 < last else last]
-            i2 = perm[p + 2 if p + 2 < last else last]
-            i3 = perm[p + 3 if p + 3 < last else last]
-            if cosine is not None:
-                s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
-            else:
-                s0 = s1 = s2 = s3 = 1.0
-            sums = _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, c, 0, 1.0)
+            sums = _sq_4of(X, inv_norm, cosine, perm, p, last, c, 0, 1.0)
             for h in range(4 if p + 4 <= end else end - p):
                 dist[p + h - begin] = np.sqrt(sums[h])
                 # inflating before the float32 rounding keeps the radius an upper bound
@@ -810,15 +817,7 @@ def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, se
                 far_sq = -1.0
                 last = end - 1
                 for p in range(begin, end, 4):  # four rows at a time (independent chains)
-                    r0 = perm[p]
-                    r1 = perm[p + 1 if p + 1 < last else last]
-                    r2 = perm[p + 2 if p + 2 < last else last]
-                    r3 = perm[p + 3 if p + 3 < last else last]
-                    if cosine is not None:
-                        s0, s1, s2, s3 = inv_norm[r0], inv_norm[r1], inv_norm[r2], inv_norm[r3]
-                    else:
-                        s0 = s1 = s2 = s3 = 1.0
-                    sums = _sq_4rows(X, r0, r1, r2, r3, s0, s1, s2, s3, seed, 0, 1.0)
+                    sums = _sq_4of(X, inv_norm, cosine, perm, p, last, seed, 0, 1.0)
                     for h in range(4 if p + 4 <= end else end - p):
                         a = near[p + h - begin]
                         a = sums[h] if sums[h] < a else a
