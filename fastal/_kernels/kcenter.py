@@ -125,9 +125,14 @@ def _sq_rows4(X, i, scale, Y, r0, r1, r2, r3, y0, y1, y2, y3):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, Y, r, y_scale):
-    """``_sq_rows`` of rows ``i0..i3`` of ``X`` (scales ``s0..s3``) to row ``r`` of ``Y``,
-    the same bits each (every sum in coordinate order), as four independent chains."""
+def _sq_4rows(X, inv_norm, cosine, i0, i1, i2, i3, Y, r, y_scale):
+    """``_sq_rows`` of rows ``i0..i3`` of ``X`` (cosine: each scaled by its inverse norm)
+    to row ``r`` of ``Y``, the same bits each (every sum in coordinate order), as four
+    independent chains."""
+    if cosine is not None:
+        s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
+    else:
+        s0 = s1 = s2 = s3 = 1.0
     a0 = a1 = a2 = a3 = 0.0
     for j in range(X.shape[1]):
         y = np.float64(Y[r, j]) * y_scale
@@ -145,16 +150,10 @@ def _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, Y, r, y_scale):
 @njit(inline="always", fastmath=_FASTMATH)
 def _sq_4of(X, inv_norm, cosine, rows, p, last, Y, r, y_scale):
     """``_sq_4rows`` of the rows ``rows[p..p + 3]`` of ``X`` (positions past ``last``
-    repeat ``rows[last]``; cosine: each scaled by its inverse norm) to row ``r`` of ``Y``."""
-    i0 = rows[p]
-    i1 = rows[p + 1 if p + 1 < last else last]
-    i2 = rows[p + 2 if p + 2 < last else last]
-    i3 = rows[p + 3 if p + 3 < last else last]
-    if cosine is not None:
-        s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
-    else:
-        s0 = s1 = s2 = s3 = 1.0
-    return _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, Y, r, y_scale)
+    repeat ``rows[last]``) to row ``r`` of ``Y``."""
+    return _sq_4rows(X, inv_norm, cosine, rows[p], rows[p + 1 if p + 1 < last else last],
+                     rows[p + 2 if p + 2 < last else last],
+                     rows[p + 3 if p + 3 < last else last], Y, r, y_scale)
 
 
 @njit(nogil=True, fastmath=_FASTMATH, **HELPER)
@@ -616,16 +615,11 @@ def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offset
                 n_due += 1
             if n_due == 4 or (p == stop and n_due):
                 # four rows' sums at once (independent chains, each _sq_to's bits); fewer
-                # at a group's end: the last one summed again, not stored again
-                i0 = perm[due[0]]
-                i1 = perm[due[1 if n_due > 1 else 0]]
-                i2 = perm[due[2 if n_due > 2 else 0]]
-                i3 = perm[due[3 if n_due > 3 else 0]]
-                if cosine is not None:
-                    s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
-                else:
-                    s0 = s1 = s2 = s3 = 1.0
-                sums = _sq_4rows(X, i0, i1, i2, i3, s0, s1, s2, s3, c, 0, 1.0)
+                # at a group's end: the first one summed again, not stored again
+                sums = _sq_4rows(X, inv_norm, cosine, perm[due[0]],
+                                 perm[due[1 if n_due > 1 else 0]],
+                                 perm[due[2 if n_due > 2 else 0]],
+                                 perm[due[3 if n_due > 3 else 0]], c, 0, 1.0)
                 for h in range(n_due):
                     new = _ceil32(_to_score_units(sums[h], cosine))
                     m = mindist[due[h]]

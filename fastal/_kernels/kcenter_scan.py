@@ -108,16 +108,11 @@ def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, 
         top = -np.inf
         top_row = -1
         largest = 0.0
+        last = stop - 1  # past it (the last group): rows summed again, not lowered
         for i in range(start, stop, 4):  # four rows at once: independent chains, same bits
-            last = stop - 1  # past it (the last group): rows summed again, not lowered
-            i1 = i + 1 if i + 1 < last else last
-            i2 = i + 2 if i + 2 < last else last
-            i3 = i + 3 if i + 3 < last else last
-            if cosine is not None:
-                s0, s1, s2, s3 = inv_norm[i], inv_norm[i1], inv_norm[i2], inv_norm[i3]
-            else:
-                s0 = s1 = s2 = s3 = 1.0
-            sums = _sq_4rows(X, i, i1, i2, i3, s0, s1, s2, s3, X, row, c_scale)
+            sums = _sq_4rows(X, inv_norm, cosine, i, i + 1 if i + 1 < last else last,
+                             i + 2 if i + 2 < last else last,
+                             i + 3 if i + 3 < last else last, X, row, c_scale)
             for q in range(4 if i + 4 <= stop else stop - i):
                 m = mindist[i + q]
                 if m >= 0.0:  # not a centre
