@@ -15,6 +15,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .._config import FASTMATH
+from ._intrinsics import prefetch
 from ._math import _EXP_LOWEST, HELPER, KERNEL, exp32, exp32_in_range, log32
 from ._parallel import run_tasks
 
@@ -582,6 +583,15 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
     zero = np.float32(0.0)
     one = np.float32(1.0)
+    # The exp pass prefetches the next block's rows, spread over its class pairs (``per``
+    # calls each, rows ``step`` apart so that short rows are not asked for twice per cache
+    # line): the hardware prefetcher runs out during a block's arithmetic, so without this
+    # the next block's load waited for DRAM. Same-process A/B on 2 threads (500,000 x 100,
+    # 5M x 10): 1.08-1.27x at C = 100, 0.85-1.16x (median 1.09x) at C = 10.
+    step = 64 // (u * units.itemsize)
+    step = step if step > 1 else 1
+    pairs = u // 2 if u > 1 else 1
+    per = ((block + step - 1) // step + pairs - 1) // pairs
     n_bad = 0
     for task in range(lo, hi):
         bad = 0
@@ -638,7 +648,11 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
                         weighted[q] += e * t
             elif method != RATIO:
                 j = 0
+                ahead = start + block
                 while j + 1 < u:  # two classes per pass: half the accumulator's traffic
+                    for k in range(per):
+                        prefetch(units, ahead if ahead < n else n - 1)
+                        ahead += step
                     for q in range(lanes):
                         mx = lane_max[q]
                         t = columns[j, q] - mx
