@@ -424,6 +424,32 @@ def test_logits_block_edges(c):
                                        rtol=3e-6, atol=3e-6)
 
 
+@pytest.mark.parametrize("c", [9, 10, 25, 26, 32, 33, 100])
+def test_logits_any_layout(c):
+    # float32 logits in every layout the kernel loads differently (C order moved as units,
+    # rows one, two or four at a time by units per row; column order; strided rows; a
+    # misaligned buffer): the same scores as the reference, and the same bits wherever the
+    # lanes are the same (C order and column order share them).
+    rng = np.random.default_rng(c)
+    logits = (rng.standard_normal((301, c)) * 4).astype(np.float32)
+    logits[7, :2] = 5.0                                       # tied maxima
+    raw = np.empty(logits.nbytes + 4, dtype=np.uint8)
+    shifted = np.frombuffer(raw.data, dtype=np.float32, count=logits.size, offset=4)
+    shifted = shifted.reshape(logits.shape)
+    shifted[...] = logits
+    strided = np.repeat(logits, 2, axis=0)[::2]
+    for method in METHODS:
+        want = fastal.score(logits, method, from_logits=True)
+        np.testing.assert_allclose(want, ref.uncertainty(logits, method, True),
+                                   rtol=3e-6, atol=3e-6)
+        for same in (shifted, np.asfortranarray(logits)):
+            np.testing.assert_array_equal(fastal.score(same, method, from_logits=True), want)
+        for n in (301, 300, 3):
+            np.testing.assert_allclose(fastal.score(strided[:n], method, from_logits=True),
+                                       ref.uncertainty(logits[:n], method, True),
+                                       rtol=3e-6, atol=3e-6)
+
+
 def test_out_buffer():
     probs = np.array([[0.75, 0.25], [0.5, 0.5]], dtype=np.float32)
     buffer = np.full(2, -1.0, dtype=np.float32)
