@@ -605,8 +605,8 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     # (scores unchanged); for lane_view's column units it touches lines it does not need.
     step = 64 // (u * units.itemsize)
     step = step if step > 1 else 1
-    pairs = u // 2 if u > 1 else 1
-    per = ((block + step - 1) // step + pairs - 1) // pairs
+    n_pairs = u // 2 if u > 1 else 1  # loops of the exp pass that prefetch
+    per = ((block + step - 1) // step + n_pairs - 1) // n_pairs
     n_bad = 0
     for task in range(lo, hi):
         bad = 0
