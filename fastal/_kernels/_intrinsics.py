@@ -31,13 +31,43 @@ def prefetch(typingctx, array, index):
             n_bytes = item
         else:
             n_bytes = builder.mul(cgutils.unpack_tuple(builder, arr.shape, 2)[1], item)
-        with cgutils.for_range_slice(builder, zero, n_bytes, ir.Constant(intp, 64)) as (off, _):
+        with cgutils.for_range_slice(builder, zero, n_bytes, ir.Constant(intp, 32)) as (off, _):
             # read access, high temporal locality, data cache
             builder.call(fn, [builder.gep(base, [off]), ir.Constant(i32, 0),
                               ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+@intrinsic
+def prefetch_at(typingctx, array, index, offset):
+    """Hint the CPU to load the cache line ``offset`` bytes past the start of row
+    ``index`` of a 2-D array (``index`` must be a row of it; the byte may lie past the
+    array's end: a prefetch never faults, and the address is formed without LLVM's
+    in-bounds assumption)."""
+    if not isinstance(array, types.Array) or array.ndim != 2:
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type, index_type, offset_type = signature.args
+        arr = context.make_array(array_type)(context, builder, args[0])
+        intp = context.get_value_type(types.intp)
+        row = context.cast(builder, args[1], index_type, types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, array_type, arr,
+                                       [row, ir.Constant(intp, 0)])
+        offset = context.cast(builder, args[2], offset_type, types.intp)
+        address = builder.add(builder.ptrtoint(ptr, intp), offset)
+        byte_ptr_type = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr_type, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(fn, [builder.inttoptr(address, byte_ptr_type), ir.Constant(i32, 0),
+                          ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index, offset), codegen
 
 
 def _int64_pointer(context, builder, signature, args):
