@@ -9,8 +9,14 @@ probabilities, at C = 10 and C = 100. Inputs:
 - the worst case for the exp: Gaussian logits with a per-row temperature (C = 10 and 100);
 - committees: M = 5 members of the same kinds (members = the model plus noise).
 
-Each rate is the best of 5 calls, logits and probabilities alternating, of ``fastal.score`` (all Numba threads) on an in-memory
-array; "NumPy" is the obvious way: ``scipy.special.softmax`` then the score in NumPy.
+Each rate is the best of 9 calls, logits and probabilities alternating, of ``fastal.score``
+(all Numba threads) on an in-memory array; "NumPy" is the obvious way:
+``scipy.special.softmax`` then the score in NumPy. The target is judged on the median of
+the 9 paired ratios (each logits call against the probabilities call right after it):
+this VM's memory speed moves 1.5-2x within minutes, and the two best times can come from
+different phases (session 19, least confidence at C = 100: best rates 32.8 M from logits
+and 56.1 M from probabilities, 58 %, where the paired median was 90 %; the next run 67 %
+and 67 %). The ratio of the best rates is shown beside it.
 
 Usage: ``python bench/logits_vs_probs.py [--rows 5000000] [--out bench/logits_vs_probs.md]``
 """
@@ -71,12 +77,14 @@ def fashion_logits(n):
     return np.ascontiguousarray(np.resize(z, (n, z.shape[1])))
 
 
-def _interleaved(f, g, rounds=5):
-    """Best times of f and g, called alternately (a load spike hits both, not one)."""
+def _interleaved(f, g, rounds=9):
+    """Best times of f and g, called alternately (a load spike hits both, not one), and
+    the median over the rounds of g's time over f's (the ratio of f's rate to g's)."""
     import time
 
     f(), g()
     best_f = best_g = float("inf")
+    ratios = []
     for _ in range(rounds):
         t0 = time.perf_counter()
         f()
@@ -84,11 +92,13 @@ def _interleaved(f, g, rounds=5):
         g()
         t2 = time.perf_counter()
         best_f, best_g = min(best_f, t1 - t0), min(best_g, t2 - t1)
-    return best_f, best_g
+        ratios.append((t2 - t1) / (t1 - t0))
+    return best_f, best_g, float(np.median(ratios))
 
 
 def rates(z, methods, members=None):
-    """{method: (logits rate, probs rate, numpy-from-logits rate or None)} in rows/s."""
+    """{method: (logits rate, probs rate, numpy-from-logits rate or None, paired median
+    ratio)}, rates in rows/s."""
     p = _softmax(z)
     if members is not None:
         noise = np.random.default_rng(1).standard_normal((members,) + z.shape[1:],
@@ -98,12 +108,12 @@ def rates(z, methods, members=None):
     n = z.shape[-2]
     out = {}
     for method in methods:
-        t_z, t_p = _interleaved(lambda: fastal.score(z, method, from_logits=True),
-                                lambda: fastal.score(p, method))
+        t_z, t_p, paired = _interleaved(lambda: fastal.score(z, method, from_logits=True),
+                                        lambda: fastal.score(p, method))
         t_np = None
         if members is None and n <= 5_000_000:
             t_np = best_of(lambda: _numpy_score(z, method), repeat=1)
-        out[method] = (n / t_z, n / t_p, None if t_np is None else n / t_np)
+        out[method] = (n / t_z, n / t_p, None if t_np is None else n / t_np, paired)
     return out
 
 
@@ -128,22 +138,25 @@ def main(argv=None):
         for label, methods, members in ((name, unc, None), (f"{name}, committee M = 5", com, 5)):
             n = z.shape[0] if members is None else z.shape[0] // 10
             got = rates(z[:n], methods, members)
-            for method, (rz, rp, rn) in got.items():
-                worst = min(worst, rz / rp)
+            for method, (rz, rp, rn, paired) in got.items():
+                worst = min(worst, paired)
                 rows.append([label, f"{n:,}", method, fmt_rate(rz), fmt_rate(rp),
-                             f"{rz / rp:.0%}", "-" if rn is None else fmt_rate(rn),
+                             f"{paired:.0%}", f"{rz / rp:.0%}",
+                             "-" if rn is None else fmt_rate(rn),
                              "-" if rn is None else f"{rz / rn:.1f}x",
-                             "met" if rz / rp >= 0.6 else "**missed**"])
+                             "met" if paired >= 0.6 else "**missed**"])
             print(f"done: {label}", file=sys.stderr, flush=True)
     text = "\n".join([
         "## Logits vs probabilities (issue 13, item 2)", "",
         f"Command: `python bench/logits_vs_probs.py --rows {args.rows}`  ",
         f"Machine: {machine()}", "",
-        "Rates in rows/s, best of 5 alternating calls, float32 in memory. Target: logits >= 60 % of the rate "
-        "from probabilities.", "",
+        "Rates in rows/s, best of 9 alternating calls, float32 in memory. Target: logits >= 60 % "
+        "of the rate from probabilities, judged on the median of the 9 paired ratios (each "
+        "logits call against the probabilities call right after it).", "",
         table(["input", "rows", "method", "from logits", "from probabilities",
-               "logits / probs", "NumPy from logits", "fastal / NumPy", "target"], rows),
-        "", f"Lowest logits / probabilities ratio: {worst:.0%}.", ""])
+               "logits / probs (paired median)", "ratio of the best rates",
+               "NumPy from logits", "fastal / NumPy", "target"], rows),
+        "", f"Lowest paired logits / probabilities ratio: {worst:.0%}.", ""])
     print(text)
     if args.out:
         with open(args.out, "w") as f:
