@@ -31,7 +31,7 @@ def prefetch(typingctx, array, index):
             n_bytes = item
         else:
             n_bytes = builder.mul(cgutils.unpack_tuple(builder, arr.shape, 2)[1], item)
-        with cgutils.for_range_slice(builder, zero, n_bytes, ir.Constant(intp, 32)) as (off, _):
+        with cgutils.for_range_slice(builder, zero, n_bytes, ir.Constant(intp, 64)) as (off, _):
             # read access, high temporal locality, data cache
             builder.call(fn, [builder.gep(base, [off]), ir.Constant(i32, 0),
                               ir.Constant(i32, 3), ir.Constant(i32, 1)])
