@@ -5,6 +5,18 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+_BYTE_POINTER = ir.IntType(8).as_pointer()
+
+
+def _prefetch_byte(builder, pointer):
+    """Emit ``llvm.prefetch`` of the byte at ``pointer`` (an i8*): read access, high
+    temporal locality, data cache."""
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [_BYTE_POINTER, i32, i32, i32]),
+        "llvm.prefetch.p0")
+    builder.call(fn, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
 
 @intrinsic
 def prefetch(typingctx, array, index):
@@ -20,21 +32,14 @@ def prefetch(typingctx, array, index):
         zero = ir.Constant(intp, 0)
         indices = [row] if array_type.ndim == 1 else [row, zero]
         ptr = cgutils.get_item_pointer(context, builder, array_type, arr, indices)
-        byte_ptr_type = ir.IntType(8).as_pointer()
-        base = builder.bitcast(ptr, byte_ptr_type)
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr_type, i32, i32, i32]),
-            "llvm.prefetch.p0")
+        base = builder.bitcast(ptr, _BYTE_POINTER)
         item = ir.Constant(intp, array_type.dtype.bitwidth // 8)
         if array_type.ndim == 1:
             n_bytes = item
         else:
             n_bytes = builder.mul(cgutils.unpack_tuple(builder, arr.shape, 2)[1], item)
         with cgutils.for_range_slice(builder, zero, n_bytes, ir.Constant(intp, 64)) as (off, _):
-            # read access, high temporal locality, data cache
-            builder.call(fn, [builder.gep(base, [off]), ir.Constant(i32, 0),
-                              ir.Constant(i32, 3), ir.Constant(i32, 1)])
+            _prefetch_byte(builder, builder.gep(base, [off]))
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
@@ -58,13 +63,7 @@ def prefetch_at(typingctx, array, index, offset):
                                        [row, ir.Constant(intp, 0)])
         offset = context.cast(builder, args[2], offset_type, types.intp)
         address = builder.add(builder.ptrtoint(ptr, intp), offset)
-        byte_ptr_type = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr_type, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        builder.call(fn, [builder.inttoptr(address, byte_ptr_type), ir.Constant(i32, 0),
-                          ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        _prefetch_byte(builder, builder.inttoptr(address, _BYTE_POINTER))
         return context.get_dummy_value()
 
     return types.void(array, index, offset), codegen
