@@ -1064,17 +1064,18 @@ def test_scans_fall_back_from_a_coarse_half_image_to_float32(metric, monkeypatch
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 60, metric=metric, seed=2)[0])
 
 
-def test_half_images_only_for_large_jobs_of_more_than_8_columns(monkeypatch):
+def test_half_images_only_for_large_jobs(monkeypatch):
     module = _lazy_module()
     pays = module._half_pays
     limit = module._HALF_MIN_WORK
     n = -(-limit // (16 * 50))  # the fewest rows of 50 columns for 16 picks
     assert pays(n, 50, 16) and not pays(n - 1, 50, 16)
     assert not pays(10**6, 50, 15)  # too few picks
-    # a half row padded to 16 columns takes as many bytes as a float32 row of 8
-    assert not pays(10**6, 8, 1000) and pays(10**6, 9, 1000)
-    monkeypatch.setattr(module, "_IMAGE_BYTES", 2 * 1000 * 64)
-    assert pays(1000, 50, 10**6) and not pays(1001, 50, 10**6)
+    assert pays(10**6, 2, 1000)
+    # the image's blocks of HALF_BLOCK rows, the last one whole
+    block = importlib.import_module("fastal._kernels.kcenter_scan").HALF_BLOCK
+    monkeypatch.setattr(module, "_IMAGE_BYTES", 2 * 8 * block * 50)
+    assert pays(8 * block, 50, 10**6) and not pays(8 * block + 1, 50, 10**6)
 
 
 def test_scan_path_takes_no_labeled_set_or_weights():
@@ -1323,7 +1324,7 @@ def _half_rows(X, inv_norm, cosine, s, image, radius, first, last):
 def _half_image(X, inv_norm, cosine, e):
     """The scans' half image of ``X`` (scale ``2^e``), its radii and ``1 / s^2``."""
     n, d = X.shape
-    image = np.empty((n, _scan.half_width(d)), np.uint16)
+    image = np.empty((_scan.half_blocks(n), d, _scan.HALF_BLOCK), np.uint16)
     radius = np.empty(n)
     _half_rows(X, np.empty(0) if inv_norm is None else inv_norm,
                _kc_kernels.metric_flag(cosine), 2.0**e, image, radius, 0, n)
@@ -1428,8 +1429,7 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, po
             assert not 2.0**-85 <= np.abs(points).max() < 2.0**112
             return
         image, radius, scale2 = _half_image(X, inv, pool == "cosine", e)
-        assert image.dtype == np.uint16 and image.shape[1] % scan.HALF_COLUMNS == 0
-        assert not image[:, d:].any()
+        _check_half_layout(X, inv, e, image)
     elif pool != "float32":
         image, radius = scan.float32_image(X, inv, pool == "cosine", 5)
     rel, slack0 = scan.bounds32(image.shape[1])
@@ -1440,7 +1440,8 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, po
         lower[center] = upper[center] = -1.0
         top = _pass32(image, center, *scan.factors32(d), radius, scale2, rel, slack0,
                            (d + 8) * 2.0**-52, lower, upper, lower.view(np.int32),
-                           np.empty(5, np.float32), 0, n, center % 2 * 3)
+                           np.empty(scan.HALF_BLOCK if half else 5, np.float32), 0, n,
+                           center % 2 * 3)
         for i in range(n):
             if lower[i] < 0:
                 continue
@@ -1449,6 +1450,53 @@ def test_float32_scan_bounds_bracket_the_exact_distance(d, scale, kind, seed, po
             assert 0 <= Fraction(float(lower[i])) <= exact[i]
             assert np.isposinf(upper[i]) or exact[i] <= Fraction(float(upper[i]))
         assert top == max(lower.view(np.int32))
+
+
+def _check_half_layout(X, inv, e, image):
+    """``image`` is the half image of ``X`` (scale ``2^e``; cosine: rows times ``inv``):
+    blocks of ``HALF_BLOCK`` rows, each column of a block contiguous, the halves of the
+    scaled float64 rows (rounded through float32, as the kernel does), zeros past the
+    pool's end."""
+    n, d = X.shape
+    block = _scan.HALF_BLOCK
+    assert image.dtype == np.uint16 and image.shape == (-(-n // block), d, block)
+    rows = image.transpose(0, 2, 1).reshape(-1, d)
+    assert not rows[n:].any()
+    scale = 2.0**e if inv is None else 2.0**e * inv[:, None]
+    halves = (X.astype(np.float64) * scale).astype(np.float32).astype(np.float16)
+    np.testing.assert_array_equal(rows[:n], halves.view(np.uint16))
+
+
+def test_half_image_blocks_and_a_pass_over_some_of_them():
+    # A half image over three blocks (the last one short), made in the threads' pieces
+    # (whole blocks, the last to the pool's end); a pass over the last two blocks' rows
+    # (as a second thread's) brackets their exact distances and leaves the other rows.
+    scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    block = scan.HALF_BLOCK
+    rng = np.random.default_rng(8)
+    n, d = 2 * block + 44, 13
+    X = (rng.normal(size=(n, d)) * [10.0 ** (j % 5 - 2) for j in range(d)]).astype(np.float32)
+    X[block] = X[block - 1]  # a distance of 0 across a block's edge
+    e = scan.half_scale(X, None, False)
+    image = np.full((scan.half_blocks(n), d, block), 0xFFFF, np.uint16)  # NaN halves
+    radius = np.full(n, np.nan)
+    for first, last in ((block, n), (0, block)):
+        _half_rows(X, np.empty(0), None, 2.0**e, image, radius, first, last)
+    _check_half_layout(X, None, e, image)
+    assert np.isfinite(radius).all()
+    rel, slack0 = scan.bounds32(d)
+    lower = np.full(n, np.inf, np.float32)
+    upper = np.full(n, np.inf, np.float32)
+    for center in (block - 1, n - 1):
+        top = _pass32(image, center, *scan.factors32(d), radius, 2.0**(-2 * e), rel, slack0,
+                      (d + 8) * 2.0**-52, lower, upper, lower.view(np.int32),
+                      np.empty(block, np.float32), block, n, 0)
+        assert top == max(lower[block:].view(np.int32))
+    assert np.isposinf(lower[:block]).all() and np.isposinf(upper[:block]).all()
+    for i in range(block, n):
+        exact = min(_exact_sq(X[i], X[c]) for c in (block - 1, n - 1))
+        assert 0 <= Fraction(float(lower[i])) <= exact <= Fraction(float(upper[i]))
+    assert lower[block] == 0.0
 
 
 def _coordinate_sums(X, rows, scales, c):

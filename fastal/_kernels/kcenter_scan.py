@@ -19,7 +19,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ._intrinsics import (as_float32, atomic_add, atomic_load, half_bits, prefetch,
-                          yield_cpu)
+                          prefetch_at, yield_cpu)
 from ._math import HELPER, KERNEL
 from ._parallel import run_gang, run_tasks
 from .kcenter import (_FASTMATH, _nearest_sq, _sq_4rows, _sq_rows, _to_score_units,
@@ -442,53 +442,88 @@ def _row_sums(X, c, start, m, dist, ahead):
 
 
 def _block_sums(X, c, start, m, dist, ahead):
-    """``_row_sums``, for half images (uint16) of at most ``_ROWS4_COLUMNS`` columns four
-    rows at a time (Numba only: ``_block_sums_impl`` picks by ``X``'s dtype)."""
+    """``_row_sums`` for 2-D pools and images; for half images (``HALF_BLOCK`` rows per
+    block, ``start`` a multiple of it) the sums of the blocks that hold rows [start, start
+    + m) (Numba only: ``_block_sums_impl`` picks by ``X``'s dimensions)."""
     raise NotImplementedError
 
 
 @overload(_block_sums, jit_options={"fastmath": _FAST32, "nogil": True})
 def _block_sums_impl(X, c, start, m, dist, ahead):
-    """At 32-64 columns a row's sum is one or two vectors (LLVM's main loop takes 64): a
-    single chain of dependent adds and a horizontal sum; four rows make four independent
-    chains (one thread, 1M x 32: 3.6 -> 2.4 ms; 60,000 x 64: 0.21 -> 0.17 ms; slower past
-    128 columns). float32 pools and images keep one loop (less to compile)."""
-    if X.dtype != types.uint16:
+    """A half image's block holds each column of its rows contiguously: the sums run over
+    the block's rows in vectors, four columns per sweep, in ``dist`` (L1), with no
+    horizontal sum and no padding of short rows (one thread, 60,000 x 50: 0.25 -> 0.15 ms;
+    60,000 x 32: 0.18 -> 0.09-0.11 ms; 60,000 x 128 and 10,000 x 784 about the same).
+    ``dist`` holds the blocks' rows: m rounded up to a block (the rows past the pool's end
+    sum its zeros)."""
+    if X.ndim == 2:
         return lambda X, c, start, m, dist, ahead: _row_sums(X, c, start, m, dist, ahead)
 
-    def rows4(X, c, start, m, dist, ahead):
-        n = X.shape[0]
+    def blocks(X, c, start, m, dist, ahead):
         d = X.shape[1]
-        r = 0
-        if d <= _ROWS4_COLUMNS:
-            while r + 4 <= m:
-                i = start + r
-                if ahead and i + 3 + ahead < n:
-                    for q in range(4):
-                        prefetch(X, i + q + ahead)
-                a0 = a1 = a2 = a3 = np.float32(0.0)
-                for j in range(d):
-                    cj = c[j]
-                    t0 = as_float32(X[i, j]) - cj
-                    t1 = as_float32(X[i + 1, j]) - cj
-                    t2 = as_float32(X[i + 2, j]) - cj
-                    t3 = as_float32(X[i + 3, j]) - cj
-                    a0 += t0 * t0
-                    a1 += t1 * t1
-                    a2 += t2 * t2
-                    a3 += t3 * t3
-                dist[r] = a0
-                dist[r + 1] = a1
-                dist[r + 2] = a2
-                dist[r + 3] = a3
-                r += 4
-        _row_sums(X, c, start + r, m - r, dist[r:], ahead)
+        first = start // HALF_BLOCK
+        for q in range((m + HALF_BLOCK - 1) // HALF_BLOCK):
+            b = first + q
+            acc = dist[q * HALF_BLOCK:(q + 1) * HALF_BLOCK]
+            nxt = X[min(b + 1, X.shape[0] - 1)]
+            for r in range(HALF_BLOCK):
+                acc[r] = 0.0
+            j = 0
+            while j + 4 <= d:
+                if ahead:  # the next block's same four columns
+                    for line in range(HALF_BLOCK * 8 // 64):
+                        prefetch_at(nxt, j, line * 64)
+                c0 = c[j]
+                c1 = c[j + 1]
+                c2 = c[j + 2]
+                c3 = c[j + 3]
+                for r in range(HALF_BLOCK):
+                    t0 = as_float32(X[b, j, r]) - c0
+                    t1 = as_float32(X[b, j + 1, r]) - c1
+                    t2 = as_float32(X[b, j + 2, r]) - c2
+                    t3 = as_float32(X[b, j + 3, r]) - c3
+                    acc[r] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+                j += 4
+            while j < d:
+                cj = c[j]
+                for r in range(HALF_BLOCK):
+                    t = as_float32(X[b, j, r]) - cj
+                    acc[r] += t * t
+                j += 1
 
-    return rows4
+    return blocks
 
 
-#: Half images of at most this many columns sum four rows at a time (``_block_sums``).
-_ROWS4_COLUMNS = 64
+def _center_row(X, center, c):
+    """Row ``center`` of a pool, an image or a half image (blocks) as float32 into ``c``
+    (Numba only)."""
+    raise NotImplementedError
+
+
+@overload(_center_row, inline="always")
+def _center_row_impl(X, center, c):
+    if X.ndim == 2:
+        def row(X, center, c):
+            for j in range(X.shape[1]):
+                c[j] = as_float32(X[center, j])
+        return row
+
+    def block_row(X, center, c):
+        b = center // HALF_BLOCK
+        r = center - b * HALF_BLOCK
+        for j in range(X.shape[1]):
+            c[j] = as_float32(X[b, j, r])
+    return block_row
+
+
+#: Rows per block of a half image (``half_blocks``); the threads' rows start at multiples.
+HALF_BLOCK = 128
+
+
+def half_blocks(n):
+    """Blocks of a half image of ``n`` rows: its shape is ``(half_blocks(n), d,
+    HALF_BLOCK)``, uint16."""
+    return -(-n // HALF_BLOCK)
 
 
 @njit(nogil=True, fastmath=_FAST32, **HELPER)
@@ -502,16 +537,15 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
 
     ``radius`` (float64, or None for float32 l2 pools): ``X`` is then an image of the
     points (float64 rows rounded, cosine rows normalised): float32, or the bits of IEEE
-    halves (uint16) of the points times ``s`` (a power of two), with ``||x_i / s - p_i||
+    halves (uint16, in blocks: ``half_blocks``) of the points times ``s`` (a power of
+    two), with ``||x_i / s - p_i||
     <= radius[i]``, so the points' distance is within ``radius[i] + radius[center]`` of
     the images' (the triangle inequality): the bounds are widened by it, in float64, by
     ``m64`` relative (the float64 sums of the exact distances) and rounded outwards to
     float32. ``scale2``: ``1 / s^2`` (1 for float32 images), exact in float64. ``c``:
-    scratch of ``X.shape[1]`` float32 (the centre's row)."""
-    n = X.shape[0]
-    d = X.shape[1]
-    for j in range(d):
-        c[j] = as_float32(X[center, j])
+    scratch of ``X.shape[1]`` float32 (the centre's row); ``dist``: of the rows per step,
+    for half images a multiple of ``HALF_BLOCK``, as ``first`` is."""
+    _center_row(X, center, c)
     zero = np.float32(0.0)
     # one square root per row: sqrt(s (1 - rel) - slack) >= sqrt(s) sqrt(1 - rel) -
     # sqrt(slack) and sqrt(s (1 + rel) + slack) <= sqrt(s) sqrt(1 + rel) + sqrt(slack);
@@ -579,7 +613,8 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
                   low, rows_a, sq_a, seen_a, rows_b, sq_b, seen_b, P, r_P, y, n_img, lo, hi):
     """The float32 scans' whole greedy (``scan32``) as thread ``lo`` of ``n_threads``, all
     running at once (``_parallel.run_gang``). Thread ``tid`` owns the rows
-    [N tid / n_threads, N (tid + 1) / n_threads); per pick: its pass (``_pass32``), a
+    [N tid / n_threads, N (tid + 1) / n_threads) (each end rounded down to a block of the
+    half image, if any; the last thread's to N); per pick: its pass (``_pass32``), a
     barrier, the largest lower bound over all threads, its rows whose upper bound reaches
     it (the candidates) and their exact float64 distances to the picks (``_exact_top``,
     kept for the next pick while a row stays a candidate), a barrier, then the best
@@ -600,8 +635,9 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
     n = X.shape[0]
     if n_img is not None:
         n_img[0] = 0  # the picks' images (float64, cosine pools) are this thread's, made anew
-    first = n * tid // n_threads
-    last = n * (tid + 1) // n_threads
+    align = 1 if half_s is None else HALF_BLOCK  # a half image's threads own whole blocks
+    first = n * tid // n_threads // align * align
+    last = n if tid == n_threads - 1 else n * (tid + 1) // n_threads // align * align
     cap = rows_a.shape[0]
     n_cached = 0
     row = first_row
@@ -694,11 +730,11 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
     n, d = X.shape
     half_s, scale2 = None, 1.0
     if half is not None:
-        image = np.empty((n, half_width(d)), dtype=np.uint16)
+        image = np.empty((half_blocks(n), d, HALF_BLOCK), dtype=np.uint16)
         radius = np.empty(n)
         half_s, scale2 = 2.0**half, 2.0**(-2 * half)
     Y = X if image is None else image
-    row_bytes = Y.shape[1] * Y.itemsize
+    row_bytes = d * Y.itemsize
     threads = max(1, min(numba.get_num_threads(), n // MIN_ROWS_PER_THREAD))
     down, up, slack = factors32(d)
     lower = np.full(n, np.inf, dtype=np.float32)
@@ -708,7 +744,8 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
     cover = np.empty(k, dtype=np.float64)
     status = np.zeros(3, dtype=np.int64)
     cap = int(max_candidates)
-    block = BLOCK32
+    block = BLOCK32 if half is None else -(-BLOCK32 // HALF_BLOCK) * HALF_BLOCK
+    # a half image's blocks are one sequential read: the hardware's prefetches suffice
     ahead = 0 if n * row_bytes <= PREFETCH_BYTES else max(8, 4096 // row_bytes)
     if inv_norm is None:
         inv_norm = np.empty(0)
@@ -762,16 +799,6 @@ def float32_image(X, inv_norm, cosine, chunk):
     return image, radius
 
 
-#: Columns of a half image are a multiple of this (zeros after the pool's): whole vectors
-#: of the pass's sums, no scalar tail (60,000 x 50: 0.33 -> 0.21 ms per pass, one thread).
-HALF_COLUMNS = 16
-
-
-def half_width(d):
-    """Columns of the half image of a ``d``-column pool (``HALF_COLUMNS``)."""
-    return -(-d // HALF_COLUMNS) * HALF_COLUMNS
-
-
 #: A half image scales the points by ``2^e``, |e| at most this (pools whose largest
 #: coordinate is within ~2^-100 to 2^100 of 1; others keep the float32 image).
 HALF_MAX_EXPONENT = 100
@@ -793,25 +820,31 @@ def half_scale(X, inv_norm, cosine):
 
 @njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def _half_rows(X, inv_norm, cosine, s, image, radius, first, last):
-    """Rows [first, last) of the half image of scale ``s = 2^e`` (``half_scale``): each
-    row's point (the row, or the row times ``inv_norm`` for cosine, as the exact float64
-    distances scale them) times ``s`` rounded to IEEE halves (their bits, uint16; zeros
-    after the pool's columns), and in ``radius`` a float64 bound of ``||image_i / s -
+    """Rows [first, last) of the half image of scale ``s = 2^e`` (``half_scale``; blocks of
+    ``HALF_BLOCK`` rows, ``half_blocks``): each row's point (the row, or the row times
+    ``inv_norm`` for cosine, as the exact float64 distances scale them) times ``s`` rounded
+    to IEEE halves (their bits, uint16; the last block's rows past the pool's end zeros,
+    written with its last row), and in ``radius`` a float64 bound of ``||image_i / s -
     point_i||``: the norm of the scaled difference, exact in float64 (the half is within a
     factor 2 of the value, or zero), inflated for its own rounding and underflow, divided
     by ``s`` exactly."""
-    d = X.shape[1]
+    n, d = X.shape
     inflate = 1.0 + (d + 8) * 2.0**-52
     inv_s = 1.0 / s
     for i in range(first, last):
         scale = s * inv_norm[i] if cosine is not None else s
+        b = i // HALF_BLOCK
+        r = i - b * HALF_BLOCK
         acc = 0.0
         for j in range(d):
             v = X[i, j] * scale
             h = half_bits(np.float32(v))
-            image[i, j] = h
+            image[b, j, r] = h
             e = v - np.float64(as_float32(h))
             acc += e * e
-        for j in range(d, image.shape[1]):
-            image[i, j] = 0
         radius[i] = (np.sqrt(acc) * inflate + 2.0**-500) * inv_s
+    if last == n:
+        for i in range(n, image.shape[0] * HALF_BLOCK):  # the last block's rows past n
+            b = i // HALF_BLOCK
+            for j in range(d):
+                image[b, j, i - b * HALF_BLOCK] = 0
