@@ -15,7 +15,7 @@ bit for bit with the other paths' exact distances.
 
 import numba
 import numpy as np
-from numba import njit, types
+from numba import njit
 from numba.extending import overload
 
 from ._intrinsics import (as_float32, atomic_add, atomic_load, half_bits, prefetch,
@@ -534,11 +534,10 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
     ``radius`` (float64, or None for float32 l2 pools): ``X`` is then an image of the
     points (float64 rows rounded, cosine rows normalised): float32, or the bits of IEEE
     halves (uint16, in blocks: ``half_blocks``) of the points times ``s`` (a power of
-    two), with ``||x_i / s - p_i||
-    <= radius[i]``, so the points' distance is within ``radius[i] + radius[center]`` of
-    the images' (the triangle inequality): the bounds are widened by it, in float64, by
-    ``m64`` relative (the float64 sums of the exact distances) and rounded outwards to
-    float32. ``scale2``: ``1 / s^2`` (1 for float32 images), exact in float64. ``c``:
+    two), with ``||x_i / s - p_i|| <= radius[i]``, so the points' distance is within
+    ``radius[i] + radius[center]`` of the images' (the triangle inequality): the bounds
+    are widened by it, in float64, by ``m64`` relative (the float64 sums of the exact
+    distances) and rounded outwards to float32. ``scale2``: ``1 / s^2`` (1 for float32 images), exact in float64. ``c``:
     scratch of ``X.shape[1]`` float32 (the centre's row); ``dist``: of the rows per step,
     for half images a multiple of ``HALF_BLOCK``, as ``first`` is."""
     _center_row(X, center, c)
@@ -741,7 +740,6 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
     status = np.zeros(3, dtype=np.int64)
     cap = int(max_candidates)
     block = BLOCK32 if half is None else -(-BLOCK32 // HALF_BLOCK) * HALF_BLOCK
-    # a half image's blocks are one sequential read: the hardware's prefetches suffice
     # a half image's blocks are one sequential read per thread: no software prefetches
     # (Fashion-MNIST raw, 60,000 x 784, and Gaussian 1M x 32: as fast without as with
     # them 4 KiB ahead; one block ahead was 10 % slower on the former)
