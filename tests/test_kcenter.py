@@ -1045,6 +1045,27 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
         np.testing.assert_array_equal(grouped.indices, sel.indices)
 
 
+@pytest.mark.parametrize("n", [129, 200, 256, 300])
+def test_half_image_scans_on_threads_that_own_no_block(n, monkeypatch):
+    # The threads of a half image's scans own whole blocks of HALF_BLOCK (128) rows: with
+    # two threads on 129-255 rows the first owns none and the second all; at 256 one block
+    # each; at 300 the second owns a short last block. Same picks as the reference.
+    module = _lazy_module()
+    scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    monkeypatch.setattr(module, "_half_pays", lambda n, d, k: True)
+    monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
+    X = np.random.default_rng(n).normal(size=(n, 6)).astype(np.float32)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        stats = {}
+        sel = _kcenter(X, 40, seed=3, path="scan", stats=stats)
+    finally:
+        numba.set_num_threads(before)
+    assert stats["precision"] == "float16"
+    np.testing.assert_array_equal(sel.indices, kcenter_greedy(X, 40, seed=3)[0])
+
+
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 def test_scans_fall_back_from_a_coarse_half_image_to_float32(metric, monkeypatch):
     # Rows near 1,000 a few thousandths apart: halves (0.5 apart there) cannot tell them
