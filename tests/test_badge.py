@@ -201,6 +201,23 @@ def test_kernel_block_sums_are_left_to_right():
         assert mindist[center] == 0.0
 
 
+@pytest.mark.parametrize("serial", [0, 16])
+@pytest.mark.parametrize("n_blocks", [1, 3.5, 4, 9.25, 40.5])
+def test_block_sums_four_at_a_time_are_left_to_right(n_blocks, serial, monkeypatch):
+    """Four blocks at a time (four chains), on the calling thread or in tasks of four
+    blocks: every block sum is still its own left-to-right sum, bit for bit. Values over
+    many orders of magnitude, so that any other order rounds differently."""
+    monkeypatch.setattr(_k, "SERIAL_BLOCKS", serial)
+    rng = np.random.default_rng(int(4 * n_blocks) + serial)
+    n = int(n_blocks * _k.SAMPLING_BLOCK)
+    mindist = np.exp(rng.uniform(-30, 30, size=n)) * (rng.random(n) < 0.9)
+    out = np.full(-(-n // _k.SAMPLING_BLOCK), np.nan)
+    _k.block_sums(mindist, out)
+    expected = [np.cumsum(mindist[s:s + _k.SAMPLING_BLOCK])[-1]
+                for s in range(0, n, _k.SAMPLING_BLOCK)]
+    assert out.tolist() == expected
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 60), d=st.integers(1, 5), c=st.integers(1, 4),
        seed=st.integers(0, 2**32 - 1), distinct=st.integers(1, 8), data=st.data())
@@ -222,6 +239,36 @@ def test_property_matches_reference(n, d, c, seed, distinct, data):
     assert not np.isin(sel.indices, labeled).any()
 
 
+def _row_state(X, probs):
+    n = X.shape[0]
+    yhat = np.empty(n, dtype=np.int32)
+    pnorm2, xnorm2 = np.empty(n), np.empty(n)
+    assert _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, np.empty(n, np.uint8)) == 0
+    return yhat, pnorm2, xnorm2
+
+
+def _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center):
+    """Every row's squared gradient distance to ``center`` by the implicit formula, each
+    sum in coordinate (class) order, in float64 (what ``add_center`` must store)."""
+    n = X.shape[0]
+    P = probs.astype(np.float64)
+    P[np.arange(n), yhat] -= 1.0
+    X64 = X.astype(np.float64)
+    pc, xc = P[center], X64[center]
+    dp2 = pdp = dx2 = dxc = np.zeros(n)
+    for j in range(P.shape[1]):
+        diff = P[:, j] - pc[j]
+        dp2, pdp = dp2 + diff * diff, pdp + P[:, j] * diff
+    for j in range(X.shape[1]):
+        diff = X64[:, j] - xc[j]
+        dx2, dxc = dx2 + diff * diff, dxc + diff * xc[j]
+    dist = np.maximum(pnorm2 * dx2 + dp2 * xnorm2[center] + 2.0 * pdp * dxc, 0.0)
+    g = pnorm2 * xnorm2
+    flat = (g == 0.0) | (g[center] == 0.0)
+    dist[flat] = g[flat] + g[center]
+    return dist
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kernel_distances_match_a_coordinate_order_reference(dtype):
     """``add_center`` evaluates four surviving rows at a time (independent chains): every
@@ -231,29 +278,48 @@ def test_kernel_distances_match_a_coordinate_order_reference(dtype):
     X[17] = X[3]  # a duplicate row: distance 0 to centre 3
     probs[17] = probs[3]
     n = X.shape[0]
-    yhat = np.empty(n, dtype=np.int32)
-    pnorm2, xnorm2 = np.empty(n), np.empty(n)
-    assert _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, np.empty(n, np.uint8)) == 0
-    P = probs.astype(np.float64)
-    P[np.arange(n), yhat] -= 1.0
-    X64 = X.astype(np.float64)
+    yhat, pnorm2, xnorm2 = _row_state(X, probs)
     mindist = np.full(n, np.inf)
     want = mindist.copy()
     for center in (3, 1000, 5, n - 1):
         _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, 1)
-        pc, xc = P[center], X64[center]
-        pp = dp2 = pdp = dx2 = dxc = np.zeros(n)
-        for j in range(P.shape[1]):
-            diff = P[:, j] - pc[j]
-            pp, dp2, pdp = pp + P[:, j] * pc[j], dp2 + diff * diff, pdp + P[:, j] * diff
-        for j in range(X.shape[1]):
-            diff = X64[:, j] - xc[j]
-            dx2, dxc = dx2 + diff * diff, dxc + diff * xc[j]
-        dist = np.maximum(pnorm2 * dx2 + dp2 * xnorm2[center] + 2.0 * pdp * dxc, 0.0)
-        g = pnorm2 * xnorm2
-        flat = (g == 0.0) | (g[center] == 0.0)
-        dist[flat] = g[flat] + g[center]
+        dist = _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
         want = np.where(want == 0.0, 0.0, np.minimum(want, dist))
         want[center] = 0.0
         np.testing.assert_array_equal(mindist, want)
     assert mindist[17] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [3, 64, 300])
+def test_filter_never_skips_a_row_its_centre_lowers(dtype, d):
+    """Rows whose current distance is just above (or at, or just below) their exact
+    distance to the new centre, by 1e-13 to 1e-3 of it: the vectorised filter and the
+    Cauchy-Schwarz test may skip only rows the exact pass would leave, so every row ends at
+    min(current, exact), bit for bit. Near-duplicate rows (|x_i - x_c| tiny against |x|),
+    confident rows (p~ tiny) and rows whose <p~_i, dp> <dx, x_c> term cancels most of the
+    others included."""
+    rng = np.random.default_rng(d)
+    n = 3000
+    X = rng.standard_normal((n, d)) * np.exp(rng.uniform(-3, 3, size=(n, 1)))
+    probs = random_probs(rng, n, 5, dtype=np.float64, concentration=0.3)
+    center = 7
+    X[100:400] = X[center] + 1e-4 * rng.standard_normal((300, d)) * np.abs(X[center])
+    probs[400:600] = np.eye(5)[rng.integers(5, size=200)] * (1 - 1e-6) + 2e-7
+    X[600:900] = -0.5 * X[center] + 0.01 * rng.standard_normal((300, d))
+    probs[600:900] = probs[center] + 0.01 * random_probs(rng, 300, 5, dtype=np.float64)
+    probs[600:900] /= probs[600:900].sum(axis=1, keepdims=True)
+    X, probs = X.astype(dtype), probs.astype(dtype)
+    yhat, pnorm2, xnorm2 = _row_state(X, probs)
+    exact = _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
+    step = 10.0 ** rng.uniform(-13, -3, size=n) * rng.choice([-1.0, 0.0, 1.0, 1.0], size=n)
+    current = exact * (1.0 + step)
+    current[current <= 0.0] = np.inf
+    for blocks_per_task in (1, 100):
+        mindist = current.copy()
+        _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
+        want = np.minimum(current, exact)
+        want[center] = 0.0
+        np.testing.assert_array_equal(mindist, want)
+        lowered = int(np.sum(want < current))
+        assert lowered > n // 3  # most rows with current above exact are lowered

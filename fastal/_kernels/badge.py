@@ -28,6 +28,7 @@ from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
+from ._math import HELPER
 from ._parallel import run_tasks
 
 CANDIDATE, LABELED, PICKED = 0, 1, 2
@@ -40,6 +41,9 @@ SAMPLING_BLOCK = 4096
 # distance by far more than that, so skipping never changes a distance that the full
 # computation would have lowered.
 _PRUNE_SLACK = 1e-9
+# The same for the filter's bound (``_dx_sums``): relative to the magnitudes of the
+# formula's terms, it covers the float64 rounding of the exact distance and of the bound.
+_FILTER_SLACK = 2.0**-30
 
 
 # Rows that survive the pruning test are scattered over X; fetching each one on demand costs
@@ -47,15 +51,100 @@ _PRUNE_SLACK = 1e-9
 # the row this many places ahead prefetched.
 _PREFETCH_AHEAD = 6
 
+# Rows that survive the pruning test are first filtered by a vectorised pass in the pool's
+# dtype, summed in any order (``_dx_sums``), with a rigorous bound (``filter_bounds``): only
+# rows whose distance can still fall below their current one get the exact float64 pass.
+_FAST = {"reassoc", "contract"}
+
+
+def filter_bounds(d):
+    """``(rel, slack)`` of ``_dx_sums`` at dimension ``d``: with ``u = 2^-24`` (float32;
+    float64 pools are summed in float64, tighter still) and ``g = (d + 2) u / (1 - (d + 2)
+    u)``, a sum of ``d`` rounded products, each of a rounded difference, in any order (fused
+    or not), is within ``g`` times the sum of the terms' magnitudes of the exact sum, plus
+    ``(d + 2) 2^-149`` for underflow. Returned with a margin of 2x."""
+    u = 2.0**-24
+    g = (d + 2) * u / (1.0 - (d + 2) * u)
+    return 2.0 * g, (d + 2) * 2.0**-124
+
+
+@njit(nogil=True, fastmath=_FAST, **HELPER)
+def _dx_sums4(X, i0, i1, i2, i3, center):
+    """``sum (x_i - x_c)^2`` and ``sum (x_i - x_c) x_c`` of four rows, in the pool's dtype
+    and any order (vectorised). A function of its own, not inlined: its fast-math flags
+    must not reach the caller's float64 sums."""
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = X[i0, 0] - X[i0, 0]
+    for j in range(X.shape[1]):
+        c = X[center, j]
+        t0 = X[i0, j] - c
+        t1 = X[i1, j] - c
+        t2 = X[i2, j] - c
+        t3 = X[i3, j] - c
+        a0 += t0 * t0
+        a1 += t1 * t1
+        a2 += t2 * t2
+        a3 += t3 * t3
+        b0 += t0 * c
+        b1 += t1 * c
+        b2 += t2 * c
+        b3 += t3 * c
+    return a0, a1, a2, a3, b0, b1, b2, b3
+
+
+@njit(inline="always")
+def _ptilde(probs, i, j, yhat):
+    """``p~_ij = p_ij - [j == yhat_i]`` in float64."""
+    v = np.float64(probs[i, j])
+    return v - 1.0 if j == yhat[i] else v
+
+
+@njit(inline="always")
+def _cleared(dx2, dxc, pn, dp2, pdp, current, xc_norm2, xc_norm, rel, slack):
+    """True when the filter's sums (``dx2``, ``dxc``: see ``_dx_sums4``) prove that the
+    exact float64 distance is above ``current`` (so the minimum cannot change)."""
+    hi = np.float64(dx2) * (1.0 + rel) + slack
+    lo = max(0.0, np.float64(dx2) * (1.0 - rel) - slack)
+    # |dxc - exact| <= rel sum |(x_j - c_j) c_j| <= rel |x - c| |c| (Cauchy-Schwarz)
+    err = rel * np.sqrt(hi) * xc_norm * (1.0 + rel) + slack
+    dxc = np.float64(dxc)
+    low = pn * lo + dp2 * xc_norm2 + 2.0 * pdp * dxc - 2.0 * abs(pdp) * err
+    size = pn * hi + dp2 * xc_norm2 + 2.0 * abs(pdp) * (abs(dxc) + err)
+    return low - _FILTER_SLACK * size - 1e-300 > current
+
+
+# Rows per piece of add_center's passes (their survivor lists), and the smallest task: a
+# pool of few sampling blocks is split into tasks of this many rows, so that the threads
+# get about as many rows each.
+_PIECE = 1024
+
+# block_sums of up to this many blocks run on the calling thread (a Python constant read
+# at each call: tests set it to 0)
+SERIAL_BLOCKS = 16
+
 # Rows per task of the per-row kernels (a Python constant passed in, so tests can shrink it).
 ROWS_PER_TASK = 4096
 
 
 @njit(nogil=True, cache=True)
 def _block_sums_tasks(mindist, out, lo, hi):
-    """``block_sums`` for blocks lo <= b < hi; returns 0."""
+    """``block_sums`` for blocks lo <= b < hi, four at a time (four independent chains of
+    additions, each block's still left to right); returns 0."""
     n = mindist.shape[0]
-    for b in range(lo, hi):
+    b = lo
+    while b + 4 <= hi and (b + 4) * SAMPLING_BLOCK <= n:
+        s0 = s1 = s2 = s3 = 0.0
+        first = b * SAMPLING_BLOCK
+        for r in range(SAMPLING_BLOCK):
+            s0 += mindist[first + r]
+            s1 += mindist[first + SAMPLING_BLOCK + r]
+            s2 += mindist[first + 2 * SAMPLING_BLOCK + r]
+            s3 += mindist[first + 3 * SAMPLING_BLOCK + r]
+        out[b] = s0
+        out[b + 1] = s1
+        out[b + 2] = s2
+        out[b + 3] = s3
+        b += 4
+    for b in range(b, hi):
         acc = 0.0
         for i in range(b * SAMPLING_BLOCK, min(n, (b + 1) * SAMPLING_BLOCK)):
             acc += mindist[i]
@@ -67,9 +156,20 @@ def block_sums(mindist, out):
     """out[b] = left-to-right float64 sum of block b of mindist.
 
     Compiled without fastmath (so LLVM cannot reassociate the sum and it matches the
-    reference bit for bit); one task per block.
+    reference bit for bit); up to ``SERIAL_BLOCKS`` blocks on the calling thread (a
+    hand-off costs more than their sums), more split into tasks of 4 blocks.
     """
-    run_tasks(_block_sums_tasks, out.shape[0], mindist, out)
+    n_blocks = out.shape[0]
+    if n_blocks <= SERIAL_BLOCKS:
+        _block_sums_tasks(mindist, out, 0, n_blocks)
+    else:
+        run_tasks(_block_sums_tasks4, -(-n_blocks // 4), mindist, out)
+
+
+@njit(nogil=True, cache=True)
+def _block_sums_tasks4(mindist, out, lo, hi):
+    """``_block_sums_tasks`` over tasks of four blocks, lo <= task < hi; returns 0."""
+    return _block_sums_tasks(mindist, out, 4 * lo, min(out.shape[0], 4 * hi))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
@@ -128,13 +228,13 @@ def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task, lo,
-                      hi):
-    """``add_center`` for tasks lo <= task < hi (``blocks_per_task`` sampling blocks each);
-    ``mindist[center]`` is already 0. Returns 0."""
+def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_task, rel,
+                      slack, lo, hi):
+    """``add_center`` for rows [lo * rows_per_task, hi * rows_per_task) (``rows_per_task`` a
+    multiple of ``_PIECE``), in pieces of ``_PIECE`` rows; ``mindist[center]`` is already
+    0. Returns 0."""
     n, d = X.shape
     c = probs.shape[1]
-    n_blocks = (n + SAMPLING_BLOCK - 1) // SAMPLING_BLOCK
     yc = yhat[center]
     pc_norm2 = pnorm2[center]
     xc_norm2 = xnorm2[center]
@@ -144,88 +244,148 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_pe
     for j in range(c):
         pc[j] = np.float64(probs[center, j])
     pc[yc] -= 1.0
+    # <p_i, p~_c> - p~_c[yhat_i] (pass 2) is within (c + 1) 2^-53 (sum_j |p_ij p~_cj| +
+    # |p~_c[yhat_i]|) of <p~_i, p~_c>, and sum_j |p_ij p~_cj| <= |p_i| |p~_c| with
+    # |p_i| <= |p~_i| + 1 <= (pnorm2_i + 3) / 2: so within pp_err (pnorm2_i + 5), 2x margin
+    pp_err = (c + 2) * 2.0**-52 * np.sqrt(pc_norm2)
     xc = np.empty(d, dtype=np.float64)
     for j in range(d):
         xc[j] = np.float64(X[center, j])
-    todo = np.empty(SAMPLING_BLOCK, dtype=np.int64)
-    todo_dp2 = np.empty(SAMPLING_BLOCK, dtype=np.float64)
-    todo_pdp = np.empty(SAMPLING_BLOCK, dtype=np.float64)
-    for task in range(lo, hi):
-        b_stop = min(n_blocks, (task + 1) * blocks_per_task)
-        for b in range(task * blocks_per_task, b_stop):
-            start = b * SAMPLING_BLOCK
-            stop = min(n, start + SAMPLING_BLOCK)
-            # pass 1, sequential over the block: the O(C) part and the pruning test
-            n_todo = 0
-            for i in range(start, stop):
-                current = mindist[i]
-                if current == 0.0:
-                    continue
-                gi = pnorm2[i] * xnorm2[i]
-                if gi == 0.0 or gc == 0.0:
-                    dist = gi + gc
-                    if dist < current:
+    todo = np.empty(_PIECE, dtype=np.int64)
+    todo_dp2 = np.empty(_PIECE, dtype=np.float64)
+    todo_pdp = np.empty(_PIECE, dtype=np.float64)
+    for start in range(lo * rows_per_task, min(n, hi * rows_per_task), _PIECE):
+        stop = min(n, start + _PIECE)
+        # pass 1, sequential over the piece: rows at distance 0 and zero gradients
+        n_todo = 0
+        for i in range(start, stop):
+            current = mindist[i]
+            if current == 0.0:
+                continue
+            gi = pnorm2[i] * xnorm2[i]
+            if gi == 0.0 or gc == 0.0:
+                dist = gi + gc
+                if dist < current:
+                    mindist[i] = dist
+                continue
+            todo[n_todo] = i
+            n_todo += 1
+        # pass 2, four rows at a time (independent chains, each row's sum in class
+        # order): pp = <p~_i, p~_c> and the Cauchy-Schwarz pruning test
+        kept = 0
+        last = n_todo - 1
+        for t in range(0, n_todo, 4):
+            i0 = todo[t]
+            i1 = todo[t + 1 if t + 1 < last else last]
+            i2 = todo[t + 2 if t + 2 < last else last]
+            i3 = todo[t + 3 if t + 3 < last else last]
+            p0 = p1 = p2 = p3 = 0.0
+            for j in range(c):
+                w = pc[j]
+                p0 += np.float64(probs[i0, j]) * w
+                p1 += np.float64(probs[i1, j]) * w
+                p2 += np.float64(probs[i2, j]) * w
+                p3 += np.float64(probs[i3, j]) * w
+            for h, pp in ((0, p0), (1, p1), (2, p2), (3, p3)):
+                if t + h < n_todo:
+                    i = todo[t + h]
+                    gi = pnorm2[i] * xnorm2[i]
+                    # <p~_i, p~_c> = <p_i, p~_c> - p~_c[yhat_i], within pp_err
+                    pp = abs(pp - pc[yhat[i]]) + pp_err * (pnorm2[i] + 5.0) + 1e-300
+                    bound = gi + gc - 2.0 * pp * np.sqrt(xnorm2[i]) * xc_norm
+                    if bound - _PRUNE_SLACK * (gi + gc) > mindist[i]:
+                        continue
+                    todo[kept] = i
+                    kept += 1
+        n_todo = kept
+        # pass 3, over the surviving rows, four at a time: the rest of the O(C) part
+        # (|p~_i - p~_c|^2 and <p~_i, p~_i - p~_c>, in class order), then the
+        # vectorised sums bound each row's distance from below; a row stays only if
+        # its bound does not clear its current distance
+        for t in range(min(n_todo, _PREFETCH_AHEAD)):
+            prefetch(X, todo[t])
+        kept = 0
+        last = n_todo - 1
+        for t in range(0, n_todo, 4):
+            for h in range(4):
+                if t + h + _PREFETCH_AHEAD < n_todo:
+                    prefetch(X, todo[t + h + _PREFETCH_AHEAD])
+            i0 = todo[t]
+            i1 = todo[t + 1 if t + 1 < last else last]
+            i2 = todo[t + 2 if t + 2 < last else last]
+            i3 = todo[t + 3 if t + 3 < last else last]
+            q0 = q1 = q2 = q3 = 0.0
+            r0 = r1 = r2 = r3 = 0.0
+            for j in range(c):
+                v0 = _ptilde(probs, i0, j, yhat)
+                v1 = _ptilde(probs, i1, j, yhat)
+                v2 = _ptilde(probs, i2, j, yhat)
+                v3 = _ptilde(probs, i3, j, yhat)
+                e0 = v0 - pc[j]
+                e1 = v1 - pc[j]
+                e2 = v2 - pc[j]
+                e3 = v3 - pc[j]
+                q0 += e0 * e0
+                q1 += e1 * e1
+                q2 += e2 * e2
+                q3 += e3 * e3
+                r0 += v0 * e0
+                r1 += v1 * e1
+                r2 += v2 * e2
+                r3 += v3 * e3
+            a0, a1, a2, a3, b0, b1, b2, b3 = _dx_sums4(X, i0, i1, i2, i3, center)
+            for h, dp2, pdp, dx2, dxc in ((0, q0, r0, a0, b0), (1, q1, r1, a1, b1),
+                                          (2, q2, r2, a2, b2), (3, q3, r3, a3, b3)):
+                if t + h < n_todo:
+                    i = todo[t + h]
+                    if _cleared(dx2, dxc, pnorm2[i], dp2, pdp, mindist[i], xc_norm2,
+                                xc_norm, rel, slack):
+                        continue
+                    todo[kept] = i
+                    todo_dp2[kept] = dp2
+                    todo_pdp[kept] = pdp
+                    kept += 1
+        n_todo = kept
+        # pass 4, over the surviving rows only: the exact O(d) part, rows prefetched ahead
+        for t in range(min(n_todo, _PREFETCH_AHEAD)):
+            prefetch(X, todo[t])
+        last = n_todo - 1
+        for t in range(0, n_todo, 4):
+            # four rows at a time: eight independent chains of float64 additions
+            # instead of two, each row's sums still in coordinate order (the same bits);
+            # a last group of fewer repeats its last row, stored once
+            for h in range(4):
+                if t + h + _PREFETCH_AHEAD < n_todo:
+                    prefetch(X, todo[t + h + _PREFETCH_AHEAD])
+            i0 = todo[t]
+            i1 = todo[t + 1 if t + 1 < last else last]
+            i2 = todo[t + 2 if t + 2 < last else last]
+            i3 = todo[t + 3 if t + 3 < last else last]
+            a0 = a1 = a2 = a3 = 0.0
+            b0 = b1 = b2 = b3 = 0.0
+            for j in range(d):
+                x = xc[j]
+                u0 = np.float64(X[i0, j]) - x
+                u1 = np.float64(X[i1, j]) - x
+                u2 = np.float64(X[i2, j]) - x
+                u3 = np.float64(X[i3, j]) - x
+                a0 += u0 * u0
+                a1 += u1 * u1
+                a2 += u2 * u2
+                a3 += u3 * u3
+                b0 += u0 * x
+                b1 += u1 * x
+                b2 += u2 * x
+                b3 += u3 * x
+            for h, dx2, dxc in ((0, a0, b0), (1, a1, b1), (2, a2, b2), (3, a3, b3)):
+                if t + h < n_todo:
+                    i = todo[t + h]
+                    dist = (pnorm2[i] * dx2 + todo_dp2[t + h] * xc_norm2
+                            + 2.0 * todo_pdp[t + h] * dxc)
+                    if dist < 0.0:
+                        dist = 0.0
+                    if dist < mindist[i]:
                         mindist[i] = dist
-                    continue
-                yi = yhat[i]
-                pp = 0.0
-                dp2 = 0.0
-                pdp = 0.0
-                for j in range(c):
-                    pij = np.float64(probs[i, j])
-                    if j == yi:
-                        pij -= 1.0
-                    diff = pij - pc[j]
-                    pp += pij * pc[j]
-                    dp2 += diff * diff
-                    pdp += pij * diff
-                bound = gi + gc - 2.0 * abs(pp) * np.sqrt(xnorm2[i]) * xc_norm
-                if bound - _PRUNE_SLACK * (gi + gc) > current:
-                    continue
-                todo[n_todo] = i
-                todo_dp2[n_todo] = dp2
-                todo_pdp[n_todo] = pdp
-                n_todo += 1
-            # pass 2, over the surviving rows only: the O(d) part, rows prefetched ahead
-            for t in range(min(n_todo, _PREFETCH_AHEAD)):
-                prefetch(X, todo[t])
-            last = n_todo - 1
-            for t in range(0, n_todo, 4):
-                # four rows at a time: eight independent chains of float64 additions
-                # instead of two, each row's sums still in coordinate order (the same bits);
-                # a last group of fewer repeats its last row, stored once
-                for h in range(4):
-                    if t + h + _PREFETCH_AHEAD < n_todo:
-                        prefetch(X, todo[t + h + _PREFETCH_AHEAD])
-                i0 = todo[t]
-                i1 = todo[t + 1 if t + 1 < last else last]
-                i2 = todo[t + 2 if t + 2 < last else last]
-                i3 = todo[t + 3 if t + 3 < last else last]
-                a0 = a1 = a2 = a3 = 0.0
-                b0 = b1 = b2 = b3 = 0.0
-                for j in range(d):
-                    x = xc[j]
-                    u0 = np.float64(X[i0, j]) - x
-                    u1 = np.float64(X[i1, j]) - x
-                    u2 = np.float64(X[i2, j]) - x
-                    u3 = np.float64(X[i3, j]) - x
-                    a0 += u0 * u0
-                    a1 += u1 * u1
-                    a2 += u2 * u2
-                    a3 += u3 * u3
-                    b0 += u0 * x
-                    b1 += u1 * x
-                    b2 += u2 * x
-                    b3 += u3 * x
-                for h, dx2, dxc in ((0, a0, b0), (1, a1, b1), (2, a2, b2), (3, a3, b3)):
-                    if t + h < n_todo:
-                        i = todo[t + h]
-                        dist = (pnorm2[i] * dx2 + todo_dp2[t + h] * xc_norm2
-                                + 2.0 * todo_pdp[t + h] * dxc)
-                        if dist < 0.0:
-                            dist = 0.0
-                        if dist < mindist[i]:
-                            mindist[i] = dist
     return 0
 
 
@@ -246,13 +406,17 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
     ``||g_i - g_c||^2 >= |g_i|^2 + |g_c|^2 - 2 |pp| |x_i| |x_c|``; when that bound exceeds
     ``mindist[i]`` the O(d) pass is skipped (the minimum cannot change).
 
-    Work is split into tasks of ``blocks_per_task`` sampling blocks (each row's result is
-    independent of the split and of the thread count).
+    Work is split into tasks of ``blocks_per_task`` sampling blocks, or of fewer rows (a
+    multiple of ``_PIECE``) when the pool has fewer than 16 such tasks; each row's result is
+    independent of the split and of the thread count.
     """
-    n_blocks = -(-X.shape[0] // SAMPLING_BLOCK)
+    n = X.shape[0]
+    rows_per_task = min(blocks_per_task * SAMPLING_BLOCK,
+                        max(1, -(-n // (16 * _PIECE))) * _PIECE)
     mindist[center] = 0.0
-    run_tasks(_add_center_tasks, -(-n_blocks // blocks_per_task), X, probs, yhat, pnorm2,
-              xnorm2, center, mindist, blocks_per_task)
+    rel, slack = filter_bounds(X.shape[1])
+    run_tasks(_add_center_tasks, -(-n // rows_per_task), X, probs, yhat, pnorm2, xnorm2,
+              center, mindist, rows_per_task, rel, slack)
 
 
 @njit(cache=True)
