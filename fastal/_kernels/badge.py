@@ -51,44 +51,37 @@ _FILTER_SLACK = 2.0**-30
 # the row this many places ahead prefetched.
 _PREFETCH_AHEAD = 6
 
-# Rows that survive the pruning test are first filtered by a vectorised pass in the pool's
-# dtype, summed in any order (``_dx_sums``), with a rigorous bound (``filter_bounds``): only
-# rows whose distance can still fall below their current one get the exact float64 pass.
+# Rows that survive the pruning test are then filtered by their dot product with the centre,
+# summed in the pool's dtype in any order (``_dots4``, vectorised), with a rigorous bound
+# (``filter_bounds``, ``_cleared``): only rows whose distance can still fall below their
+# current one get the exact float64 pass.
 _FAST = {"reassoc", "contract"}
 
 
 def filter_bounds(d):
-    """``(rel, slack)`` of ``_dx_sums`` at dimension ``d``: with ``u = 2^-24`` (float32;
+    """``(rel, slack)`` of ``_dots4`` at dimension ``d``: with ``u = 2^-24`` (float32;
     float64 pools are summed in float64, tighter still) and ``g = (d + 2) u / (1 - (d + 2)
-    u)``, a sum of ``d`` rounded products, each of a rounded difference, in any order (fused
-    or not), is within ``g`` times the sum of the terms' magnitudes of the exact sum, plus
-    ``(d + 2) 2^-149`` for underflow. Returned with a margin of 2x."""
+    u)``, a sum of ``d`` rounded products in any order (fused or not) is within ``g`` times
+    the sum of the terms' magnitudes of the exact sum, plus ``(d + 2) 2^-149`` for
+    underflow. Returned with a margin of 2x."""
     u = 2.0**-24
     g = (d + 2) * u / (1.0 - (d + 2) * u)
     return 2.0 * g, (d + 2) * 2.0**-124
 
 
 @njit(nogil=True, fastmath=_FAST, **HELPER)
-def _dx_sums4(X, i0, i1, i2, i3, center):
-    """``sum (x_i - x_c)^2`` and ``sum (x_i - x_c) x_c`` of four rows, in the pool's dtype
-    and any order (vectorised). A function of its own, not inlined: its fast-math flags
-    must not reach the caller's float64 sums."""
-    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = X[i0, 0] - X[i0, 0]
+def _dots4(X, i0, i1, i2, i3, center):
+    """``<x_i, x_c>`` of four rows in the pool's dtype, summed in any order (vectorised). A
+    function of its own, not inlined: its fast-math flags must not reach the caller's
+    float64 sums."""
+    s0 = s1 = s2 = s3 = X[i0, 0] - X[i0, 0]
     for j in range(X.shape[1]):
         c = X[center, j]
-        t0 = X[i0, j] - c
-        t1 = X[i1, j] - c
-        t2 = X[i2, j] - c
-        t3 = X[i3, j] - c
-        a0 += t0 * t0
-        a1 += t1 * t1
-        a2 += t2 * t2
-        a3 += t3 * t3
-        b0 += t0 * c
-        b1 += t1 * c
-        b2 += t2 * c
-        b3 += t3 * c
-    return a0, a1, a2, a3, b0, b1, b2, b3
+        s0 += X[i0, j] * c
+        s1 += X[i1, j] * c
+        s2 += X[i2, j] * c
+        s3 += X[i3, j] * c
+    return s0, s1, s2, s3
 
 
 @njit(inline="always")
@@ -99,16 +92,21 @@ def _ptilde(probs, i, j, yhat):
 
 
 @njit(inline="always")
-def _cleared(dx2, dxc, pn, dp2, pdp, current, xc_norm2, xc_norm, rel, slack):
-    """True when the filter's sums (``dx2``, ``dxc``: see ``_dx_sums4``) prove that the
-    exact float64 distance is above ``current`` (so the minimum cannot change)."""
-    hi = np.float64(dx2) * (1.0 + rel) + slack
-    lo = max(0.0, np.float64(dx2) * (1.0 - rel) - slack)
-    # |dxc - exact| <= rel sum |(x_j - c_j) c_j| <= rel |x - c| |c| (Cauchy-Schwarz)
-    err = rel * np.sqrt(hi) * xc_norm * (1.0 + rel) + slack
-    dxc = np.float64(dxc)
-    low = pn * lo + dp2 * xc_norm2 + 2.0 * pdp * dxc - 2.0 * abs(pdp) * err
-    size = pn * hi + dp2 * xc_norm2 + 2.0 * abs(pdp) * (abs(dxc) + err)
+def _cleared(dot, pn, xn, pp, pp_e, current, pc2, xc2, rel, slack):
+    """True when ``dot`` (``_dots4``'s ``<x_i, x_c>``) proves that row i's exact float64
+    distance to the centre is above ``current`` (so its minimum cannot change).
+
+    ``||g_i - g_c||^2 = |p~_i|^2 |x_i|^2 + |p~_c|^2 |x_c|^2 - 2 <p~_i, p~_c> <x_i, x_c>``
+    exactly; ``pp`` is ``<p~_i, p~_c>`` within ``pp_e``; ``dot`` is within ``rel |x_i|
+    |x_c| + slack <= rel (|x_i|^2 + |x_c|^2) / 2 + slack`` of ``<x_i, x_c>`` (the norms'
+    own rounding inside the ``1 + rel``). The bound is off by rounding only, relative to
+    ``(|p~_i|^2 + |p~_c|^2) (|x_i|^2 + |x_c|^2)``, which is also at least a tenth of the
+    sum of the magnitudes of the exact formula's terms; ``_FILTER_SLACK`` of it covers
+    both roundings."""
+    err = rel * 0.5 * (xn + xc2) * (1.0 + rel) + slack
+    ppa = abs(pp) + pp_e
+    low = pn * xn + pc2 * xc2 - 2.0 * pp * dot - 2.0 * (ppa * err + pp_e * abs(dot))
+    size = (pn + pc2) * (xn + xc2) + 2.0 * ppa * (abs(dot) + err)
     return low - _FILTER_SLACK * size - 1e-300 > current
 
 
@@ -239,7 +237,6 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
     pc_norm2 = pnorm2[center]
     xc_norm2 = xnorm2[center]
     gc = pc_norm2 * xc_norm2
-    xc_norm = np.sqrt(xc_norm2)
     pc = np.empty(c, dtype=np.float64)
     for j in range(c):
         pc[j] = np.float64(probs[center, j])
@@ -252,8 +249,8 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
     for j in range(d):
         xc[j] = np.float64(X[center, j])
     todo = np.empty(_PIECE, dtype=np.int64)
-    todo_dp2 = np.empty(_PIECE, dtype=np.float64)
-    todo_pdp = np.empty(_PIECE, dtype=np.float64)
+    todo_pp = np.empty(_PIECE, dtype=np.float64)
+    todo_pp_e = np.empty(_PIECE, dtype=np.float64)
     for start in range(lo * rows_per_task, min(n, hi * rows_per_task), _PIECE):
         stop = min(n, start + _PIECE)
         # pass 1, sequential over the piece: rows at distance 0 and zero gradients
@@ -289,19 +286,26 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
             for h, pp in ((0, p0), (1, p1), (2, p2), (3, p3)):
                 if t + h < n_todo:
                     i = todo[t + h]
-                    gi = pnorm2[i] * xnorm2[i]
-                    # <p~_i, p~_c> = <p_i, p~_c> - p~_c[yhat_i], within pp_err
-                    pp = abs(pp - pc[yhat[i]]) + pp_err * (pnorm2[i] + 5.0) + 1e-300
-                    bound = gi + gc - 2.0 * pp * np.sqrt(xnorm2[i]) * xc_norm
-                    if bound - _PRUNE_SLACK * (gi + gc) > mindist[i]:
+                    pn = pnorm2[i]
+                    xn = xnorm2[i]
+                    # <p~_i, p~_c> = <p_i, p~_c> - p~_c[yhat_i], within pp_e
+                    pp -= pc[yhat[i]]
+                    pp_e = pp_err * (pn + 5.0) + 1e-300
+                    # pruned when gi + gc - 2 |pp| |x_i| |x_c| clears the current distance:
+                    # squared, no square root (the 2^-40 covers the squares' rounding)
+                    room = (pn * xn + gc - mindist[i]
+                            - _PRUNE_SLACK * (pn + pc_norm2) * (xn + xc_norm2))
+                    ppa = abs(pp) + pp_e
+                    if room > 0.0 and room * room > (4.0 + 2.0**-40) * ppa * ppa * xn * xc_norm2:
                         continue
                     todo[kept] = i
+                    todo_pp[kept] = pp
+                    todo_pp_e[kept] = pp_e
                     kept += 1
         n_todo = kept
-        # pass 3, over the surviving rows, four at a time: the rest of the O(C) part
-        # (|p~_i - p~_c|^2 and <p~_i, p~_i - p~_c>, in class order), then the
-        # vectorised sums bound each row's distance from below; a row stays only if
-        # its bound does not clear its current distance
+        # pass 3, over the surviving rows, four at a time: <x_i, x_c> by vectorised sums
+        # in the pool's dtype bounds each row's distance from below (``_cleared``); a row
+        # stays only if its bound does not clear its current distance
         for t in range(min(n_todo, _PREFETCH_AHEAD)):
             prefetch(X, todo[t])
         kept = 0
@@ -310,10 +314,35 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
             for h in range(4):
                 if t + h + _PREFETCH_AHEAD < n_todo:
                     prefetch(X, todo[t + h + _PREFETCH_AHEAD])
+            s0, s1, s2, s3 = _dots4(X, todo[t], todo[t + 1 if t + 1 < last else last],
+                                    todo[t + 2 if t + 2 < last else last],
+                                    todo[t + 3 if t + 3 < last else last], center)
+            for h, dot in ((0, s0), (1, s1), (2, s2), (3, s3)):
+                if t + h < n_todo:
+                    i = todo[t + h]
+                    if _cleared(np.float64(dot), pnorm2[i], xnorm2[i], todo_pp[t + h],
+                                todo_pp_e[t + h], mindist[i], pc_norm2, xc_norm2, rel, slack):
+                        continue
+                    todo[kept] = i
+                    kept += 1
+        n_todo = kept
+        # pass 4, over the surviving rows only: the exact O(d) part, rows prefetched ahead
+        for t in range(min(n_todo, _PREFETCH_AHEAD)):
+            prefetch(X, todo[t])
+        last = n_todo - 1
+        for t in range(0, n_todo, 4):
+            # four rows at a time: eight independent chains of float64 additions
+            # instead of two, each row's sums still in coordinate order (the same bits);
+            # a last group of fewer repeats its last row, stored once
+            for h in range(4):
+                if t + h + _PREFETCH_AHEAD < n_todo:
+                    prefetch(X, todo[t + h + _PREFETCH_AHEAD])
             i0 = todo[t]
             i1 = todo[t + 1 if t + 1 < last else last]
             i2 = todo[t + 2 if t + 2 < last else last]
             i3 = todo[t + 3 if t + 3 < last else last]
+            # the rest of the O(C) part: |p~_i - p~_c|^2 and <p~_i, p~_i - p~_c>, in
+            # class order
             q0 = q1 = q2 = q3 = 0.0
             r0 = r1 = r2 = r3 = 0.0
             for j in range(c):
@@ -333,34 +362,6 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
                 r1 += v1 * e1
                 r2 += v2 * e2
                 r3 += v3 * e3
-            a0, a1, a2, a3, b0, b1, b2, b3 = _dx_sums4(X, i0, i1, i2, i3, center)
-            for h, dp2, pdp, dx2, dxc in ((0, q0, r0, a0, b0), (1, q1, r1, a1, b1),
-                                          (2, q2, r2, a2, b2), (3, q3, r3, a3, b3)):
-                if t + h < n_todo:
-                    i = todo[t + h]
-                    if _cleared(dx2, dxc, pnorm2[i], dp2, pdp, mindist[i], xc_norm2,
-                                xc_norm, rel, slack):
-                        continue
-                    todo[kept] = i
-                    todo_dp2[kept] = dp2
-                    todo_pdp[kept] = pdp
-                    kept += 1
-        n_todo = kept
-        # pass 4, over the surviving rows only: the exact O(d) part, rows prefetched ahead
-        for t in range(min(n_todo, _PREFETCH_AHEAD)):
-            prefetch(X, todo[t])
-        last = n_todo - 1
-        for t in range(0, n_todo, 4):
-            # four rows at a time: eight independent chains of float64 additions
-            # instead of two, each row's sums still in coordinate order (the same bits);
-            # a last group of fewer repeats its last row, stored once
-            for h in range(4):
-                if t + h + _PREFETCH_AHEAD < n_todo:
-                    prefetch(X, todo[t + h + _PREFETCH_AHEAD])
-            i0 = todo[t]
-            i1 = todo[t + 1 if t + 1 < last else last]
-            i2 = todo[t + 2 if t + 2 < last else last]
-            i3 = todo[t + 3 if t + 3 < last else last]
             a0 = a1 = a2 = a3 = 0.0
             b0 = b1 = b2 = b3 = 0.0
             for j in range(d):
@@ -377,11 +378,11 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
                 b1 += u1 * x
                 b2 += u2 * x
                 b3 += u3 * x
-            for h, dx2, dxc in ((0, a0, b0), (1, a1, b1), (2, a2, b2), (3, a3, b3)):
+            for h, dp2, pdp, dx2, dxc in ((0, q0, r0, a0, b0), (1, q1, r1, a1, b1),
+                                          (2, q2, r2, a2, b2), (3, q3, r3, a3, b3)):
                 if t + h < n_todo:
                     i = todo[t + h]
-                    dist = (pnorm2[i] * dx2 + todo_dp2[t + h] * xc_norm2
-                            + 2.0 * todo_pdp[t + h] * dxc)
+                    dist = pnorm2[i] * dx2 + dp2 * xc_norm2 + 2.0 * pdp * dxc
                     if dist < 0.0:
                         dist = 0.0
                     if dist < mindist[i]:
