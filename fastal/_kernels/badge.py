@@ -24,7 +24,8 @@ slower); every task writes only its own rows and blocks, so nothing depends on t
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
@@ -70,18 +71,29 @@ def filter_bounds(d):
 
 
 @njit(nogil=True, fastmath=_FAST, **HELPER)
-def _dots4(X, i0, i1, i2, i3, center):
-    """``<x_i, x_c>`` of four rows in the pool's dtype, summed in any order (vectorised). A
-    function of its own, not inlined: its fast-math flags must not reach the caller's
-    float64 sums."""
-    s0 = s1 = s2 = s3 = X[i0, 0] - X[i0, 0]
-    for j in range(X.shape[1]):
-        c = X[center, j]
-        s0 += X[i0, j] * c
-        s1 += X[i1, j] * c
-        s2 += X[i2, j] * c
-        s3 += X[i3, j] * c
+def _dots4(A, i0, i1, i2, i3, v):
+    """``<A[i], v>`` of four rows in ``A``'s dtype, summed in any order (vectorised);
+    ``v`` a row of ``A`` (an index) or a vector. A function of its own, not inlined: its
+    fast-math flags must not reach the caller's float64 sums."""
+    s0 = s1 = s2 = s3 = A[i0, 0] - A[i0, 0]
+    for j in range(A.shape[1]):
+        c = _entry(A, v, j)
+        s0 += A[i0, j] * c
+        s1 += A[i1, j] * c
+        s2 += A[i2, j] * c
+        s3 += A[i3, j] * c
     return s0, s1, s2, s3
+
+
+def _entry(A, v, j):
+    """``A[v, j]`` for a row index ``v``, ``v[j]`` for a vector (Numba only)."""
+
+
+@overload(_entry, inline="always")
+def _entry_impl(A, v, j):
+    if isinstance(v, types.Integer):
+        return lambda A, v, j: A[v, j]
+    return lambda A, v, j: v[j]
 
 
 @njit(inline="always")
@@ -241,10 +253,15 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
     for j in range(c):
         pc[j] = np.float64(probs[center, j])
     pc[yc] -= 1.0
-    # <p_i, p~_c> - p~_c[yhat_i] (pass 2) is within (c + 1) 2^-53 (sum_j |p_ij p~_cj| +
-    # |p~_c[yhat_i]|) of <p~_i, p~_c>, and sum_j |p_ij p~_cj| <= |p_i| |p~_c| with
-    # |p_i| <= |p~_i| + 1 <= (pnorm2_i + 3) / 2: so within pp_err (pnorm2_i + 5), 2x margin
-    pp_err = (c + 2) * 2.0**-52 * np.sqrt(pc_norm2)
+    # pass 2: <p_i, p~_c> summed in the probabilities' dtype in any order against p~_c
+    # rounded to it (pcs), minus p~_c[yhat_i] in float64, is within (c + 3) 2^-24
+    # sum_j |p_ij p~_cj| (+ (c + 2) 2^-149 for underflow) of <p~_i, p~_c>, and
+    # sum_j |p_ij p~_cj| <= |p_i| |p~_c| with |p_i| <= |p~_i| + 1 <= (pnorm2_i + 3) / 2:
+    # so within pp_err (pnorm2_i + 5) + pp_slack, a margin of 2x
+    pcs = probs[center].copy()
+    pcs[yc] -= 1.0
+    pp_err = (c + 4) * 2.0**-24 * np.sqrt(pc_norm2)
+    pp_slack = (c + 2) * 2.0**-148
     xc = np.empty(d, dtype=np.float64)
     for j in range(d):
         xc[j] = np.float64(X[center, j])
@@ -253,22 +270,29 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
     todo_pp_e = np.empty(_PIECE, dtype=np.float64)
     for start in range(lo * rows_per_task, min(n, hi * rows_per_task), _PIECE):
         stop = min(n, start + _PIECE)
-        # pass 1, sequential over the piece: rows at distance 0 and zero gradients
+        # pass 1, sequential over the piece: rows at distance 0, zero gradients, and the
+        # Cauchy-Schwarz test of pass 2 with |pp| <= |p~_i| |p~_c| (no O(C) work: the
+        # rows whose gradient norm is far from the centre's)
         n_todo = 0
         for i in range(start, stop):
             current = mindist[i]
             if current == 0.0:
                 continue
-            gi = pnorm2[i] * xnorm2[i]
+            pn = pnorm2[i]
+            xn = xnorm2[i]
+            gi = pn * xn
             if gi == 0.0 or gc == 0.0:
                 dist = gi + gc
                 if dist < current:
                     mindist[i] = dist
                 continue
+            room = gi + gc - current - _PRUNE_SLACK * (pn + pc_norm2) * (xn + xc_norm2)
+            # branch-free: the test's outcome is data-dependent (a mispredicted branch
+            # costs more than writing the row and not counting it)
             todo[n_todo] = i
-            n_todo += 1
-        # pass 2, four rows at a time (independent chains, each row's sum in class
-        # order): pp = <p~_i, p~_c> and the Cauchy-Schwarz pruning test
+            n_todo += not (room > 0.0 and room * room > (4.0 + 2.0**-40) * gi * gc)
+        # pass 2, four rows at a time: pp = <p~_i, p~_c> (vectorised, bounded) and the
+        # Cauchy-Schwarz pruning test
         kept = 0
         last = n_todo - 1
         for t in range(0, n_todo, 4):
@@ -276,32 +300,25 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
             i1 = todo[t + 1 if t + 1 < last else last]
             i2 = todo[t + 2 if t + 2 < last else last]
             i3 = todo[t + 3 if t + 3 < last else last]
-            p0 = p1 = p2 = p3 = 0.0
-            for j in range(c):
-                w = pc[j]
-                p0 += np.float64(probs[i0, j]) * w
-                p1 += np.float64(probs[i1, j]) * w
-                p2 += np.float64(probs[i2, j]) * w
-                p3 += np.float64(probs[i3, j]) * w
+            p0, p1, p2, p3 = _dots4(probs, i0, i1, i2, i3, pcs)
             for h, pp in ((0, p0), (1, p1), (2, p2), (3, p3)):
                 if t + h < n_todo:
                     i = todo[t + h]
                     pn = pnorm2[i]
                     xn = xnorm2[i]
                     # <p~_i, p~_c> = <p_i, p~_c> - p~_c[yhat_i], within pp_e
-                    pp -= pc[yhat[i]]
-                    pp_e = pp_err * (pn + 5.0) + 1e-300
+                    pp = np.float64(pp) - pc[yhat[i]]
+                    pp_e = pp_err * (pn + 5.0) + pp_slack
                     # pruned when gi + gc - 2 |pp| |x_i| |x_c| clears the current distance:
                     # squared, no square root (the 2^-40 covers the squares' rounding)
                     room = (pn * xn + gc - mindist[i]
                             - _PRUNE_SLACK * (pn + pc_norm2) * (xn + xc_norm2))
                     ppa = abs(pp) + pp_e
-                    if room > 0.0 and room * room > (4.0 + 2.0**-40) * ppa * ppa * xn * xc_norm2:
-                        continue
-                    todo[kept] = i
+                    todo[kept] = i  # branch-free, as in pass 1
                     todo_pp[kept] = pp
                     todo_pp_e[kept] = pp_e
-                    kept += 1
+                    kept += not (room > 0.0 and
+                                 room * room > (4.0 + 2.0**-40) * ppa * ppa * xn * xc_norm2)
         n_todo = kept
         # pass 3, over the surviving rows, four at a time: <x_i, x_c> by vectorised sums
         # in the pool's dtype bounds each row's distance from below (``_cleared``); a row
@@ -320,11 +337,13 @@ def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_
             for h, dot in ((0, s0), (1, s1), (2, s2), (3, s3)):
                 if t + h < n_todo:
                     i = todo[t + h]
-                    if _cleared(np.float64(dot), pnorm2[i], xnorm2[i], todo_pp[t + h],
-                                todo_pp_e[t + h], mindist[i], pc_norm2, xc_norm2, rel, slack):
-                        continue
-                    todo[kept] = i
-                    kept += 1
+                    pp = todo_pp[t + h]
+                    pp_e = todo_pp_e[t + h]
+                    todo[kept] = i  # branch-free, as in pass 1
+                    todo_pp[kept] = pp
+                    todo_pp_e[kept] = pp_e
+                    kept += not _cleared(np.float64(dot), pnorm2[i], xnorm2[i], pp, pp_e,
+                                         mindist[i], pc_norm2, xc_norm2, rel, slack)
         n_todo = kept
         # pass 4, over the surviving rows only: the exact O(d) part, rows prefetched ahead
         for t in range(min(n_todo, _PREFETCH_AHEAD)):
@@ -403,9 +422,17 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
     (one-hot p or zero x) on either side gives ``|g_i|^2 + |g_c|^2`` directly. Tiny negative
     values from rounding are clamped at 0.
 
-    Pruning: with ``pp = <p~_i, p~_c>`` (O(C)) and Cauchy-Schwarz on ``<x_i, x_c>``,
-    ``||g_i - g_c||^2 >= |g_i|^2 + |g_c|^2 - 2 |pp| |x_i| |x_c|``; when that bound exceeds
-    ``mindist[i]`` the O(d) pass is skipped (the minimum cannot change).
+    Pruning, in two steps, each skipping only rows whose minimum cannot change (their
+    exact distance is above ``mindist[i]``, with margins for every rounding):
+
+    1. with ``pp = <p~_i, p~_c>`` (O(C)) and Cauchy-Schwarz on ``<x_i, x_c>``,
+       ``||g_i - g_c||^2 >= |g_i|^2 + |g_c|^2 - 2 |pp| |x_i| |x_c|``;
+    2. for the rows left, ``||g_i - g_c||^2 = |g_i|^2 + |g_c|^2 - 2 pp <x_i, x_c>`` with
+       ``<x_i, x_c>`` summed in the pool's dtype in any order (vectorised: one multiply-add
+       per coordinate against the exact pass's four float64 operations) and bounded
+       (``filter_bounds``, ``_cleared``).
+
+    The exact float64 pass above runs only on the rows left after both.
 
     Work is split into tasks of ``blocks_per_task`` sampling blocks, or of fewer rows (a
     multiple of ``_PIECE``) when the pool has fewer than 16 such tasks; each row's result is

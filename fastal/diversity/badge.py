@@ -72,8 +72,10 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
     ``||p~_i||^2 ||x_i - x_c||^2 + ||p~_i - p~_c||^2 ||x_c||^2
     + 2 <p~_i, p~_i - p~_c> <x_i - x_c, x_c>`` in float64, so exact duplicates are at
     distance exactly 0; negative rounding residue is clamped at 0. Each pick costs one
-    parallel pass over ``X`` and ``probs`` (O(N (d + C))), minus the rows whose distance
-    provably cannot drop (a Cauchy-Schwarz bound computed in O(C)). Extra memory is
+    parallel pass over ``probs`` (O(N C)) and over the rows of ``X`` whose distance is not
+    ruled out by a Cauchy-Schwarz bound: first their dot product with the centre in the
+    pool's dtype (vectorised, with a rigorous error bound), then the exact float64 formula
+    only for the rows whose distance can still drop. Extra memory is
     O(N): about 34 bytes per row (float64 ``D^2``, ``||p~||^2``, ``||x||^2``, int32 class,
     uint8 status), 8 more while the first centre is chosen; nothing of size N x (C d) or
     N x k is formed. Inputs are not copied when float32/float64 and C-contiguous.
