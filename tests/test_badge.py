@@ -298,7 +298,7 @@ def test_filter_never_skips_a_row_its_centre_lowers(dtype, d):
     Cauchy-Schwarz test may skip only rows the exact pass would leave, so every row ends at
     min(current, exact), bit for bit. Near-duplicate rows (|x_i - x_c| tiny against |x|),
     confident rows (p~ tiny) and rows whose <p~_i, dp> <dx, x_c> term cancels most of the
-    others included."""
+    others, and near-duplicate gradients, included."""
     rng = np.random.default_rng(d)
     n = 3000
     X = rng.standard_normal((n, d)) * np.exp(rng.uniform(-3, 3, size=(n, 1)))
@@ -309,6 +309,12 @@ def test_filter_never_skips_a_row_its_centre_lowers(dtype, d):
     X[600:900] = -0.5 * X[center] + 0.01 * rng.standard_normal((300, d))
     probs[600:900] = probs[center] + 0.01 * random_probs(rng, 300, 5, dtype=np.float64)
     probs[600:900] /= probs[600:900].sum(axis=1, keepdims=True)
+    # near-duplicate gradients: the distance a millionth of |g|^2, the terms of
+    # |g_i|^2 + |g_c|^2 - 2 <p~_i, p~_c> <x_i, x_c> cancel to within float32 rounding
+    scale = 10.0 ** rng.uniform(-4, -2, size=(300, 1))
+    X[900:1200] = X[center] * (1.0 + scale * rng.standard_normal((300, d)))
+    probs[900:1200] = (1.0 - scale) * probs[center] + scale * random_probs(
+        rng, 300, 5, dtype=np.float64)
     X, probs = X.astype(dtype), probs.astype(dtype)
     yhat, pnorm2, xnorm2 = _row_state(X, probs)
     exact = _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
@@ -323,3 +329,39 @@ def test_filter_never_skips_a_row_its_centre_lowers(dtype, d):
         np.testing.assert_array_equal(mindist, want)
         lowered = int(np.sum(want < current))
         assert lowered > n // 3  # most rows with current above exact are lowered
+
+
+@pytest.mark.parametrize("d", [2, 50, 784])
+def test_filter_bound_covers_the_worst_rounding(d):
+    """``_cleared`` against its own error model, at the model's worst case: <x_i, x_c> off by
+    the whole ``g |x_i| |x_c|`` that a float32 sum of d products may be off by (``rel`` is
+    2 g), in the direction that raises the distance, and <p~_i, p~_c> off by half its
+    claimed bound the same way. A row whose exact distance is below its current one must
+    never be cleared; rows whose current distance is well below theirs must be (the test is
+    not vacuous)."""
+    rng = np.random.default_rng(d)
+    n = 20000
+    rel, slack = _k.filter_bounds(d)
+    u = 2.0**-24  # float32's unit roundoff: a sum of d products is within g of exact
+    g = (d + 2) * u / (1.0 - (d + 2) * u)
+    pn, pc2 = rng.uniform(1e-6, 2.0, n), rng.uniform(1e-6, 2.0, n)
+    xn, xc2 = 10.0 ** rng.uniform(-6, 6, n), 10.0 ** rng.uniform(-6, 6, n)
+    # near-duplicate gradients (cosines near 1) as well as any angle
+    cos_x = np.where(rng.random(n) < 0.5, 1.0 - 10.0 ** rng.uniform(-12, -1, n),
+                     rng.uniform(-1, 1, n))
+    cos_p = np.where(rng.random(n) < 0.5, 1.0 - 10.0 ** rng.uniform(-12, -1, n),
+                     rng.uniform(-1, 1, n))
+    s = cos_x * np.sqrt(xn * xc2)
+    pp = cos_p * np.sqrt(pn * pc2)
+    dist = pn * xn + pc2 * xc2 - 2.0 * pp * s
+    pp_err = (5 + 4) * 2.0**-24 * np.sqrt(pc2)  # the kernel's, at c = 5
+    pp_e = pp_err * (pn + 5.0)
+    dot = s - np.sign(pp) * g * np.sqrt(xn * xc2)
+    pp_seen = pp + np.sign(s) * pp_e / 2.0
+    cleared = np.array([_k._cleared(dot[i], pn[i], xn[i], pp_seen[i], pp_e[i], cur, pc2[i],
+                                    xc2[i], rel, slack)
+                        for i in range(n) for cur in [dist[i] * (1.0 + 1e-12) + 1e-300]])
+    assert not cleared[dist > 0.0].any()
+    far = np.array([_k._cleared(dot[i], pn[i], xn[i], pp_seen[i], pp_e[i], dist[i] * 0.5,
+                                pc2[i], xc2[i], rel, slack) for i in range(n)])
+    assert far.mean() > 0.5
