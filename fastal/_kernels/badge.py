@@ -24,8 +24,7 @@ slower); every task writes only its own rows and blocks, so nothing depends on t
 """
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
@@ -72,35 +71,17 @@ def filter_bounds(d):
 
 @njit(nogil=True, fastmath=_FAST, **HELPER)
 def _dots4(A, i0, i1, i2, i3, v):
-    """``<A[i], v>`` of four rows in ``A``'s dtype, summed in any order (vectorised);
-    ``v`` a row of ``A`` (an index) or a vector. A function of its own, not inlined: its
-    fast-math flags must not reach the caller's float64 sums."""
+    """``<A[i], v>`` of four rows in ``A``'s dtype, summed in any order (vectorised). A
+    function of its own, not inlined: its fast-math flags must not reach the caller's
+    float64 sums."""
     s0 = s1 = s2 = s3 = A[i0, 0] - A[i0, 0]
     for j in range(A.shape[1]):
-        c = _entry(A, v, j)
+        c = v[j]
         s0 += A[i0, j] * c
         s1 += A[i1, j] * c
         s2 += A[i2, j] * c
         s3 += A[i3, j] * c
     return s0, s1, s2, s3
-
-
-def _entry(A, v, j):
-    """``A[v, j]`` for a row index ``v``, ``v[j]`` for a vector (Numba only)."""
-
-
-@overload(_entry, inline="always")
-def _entry_impl(A, v, j):
-    if isinstance(v, types.Integer):
-        return lambda A, v, j: A[v, j]
-    return lambda A, v, j: v[j]
-
-
-@njit(inline="always")
-def _ptilde(probs, i, j, yhat):
-    """``p~_ij = p_ij - [j == yhat_i]`` in float64."""
-    v = np.float64(probs[i, j])
-    return v - 1.0 if j == yhat[i] else v
 
 
 @njit(inline="always")
@@ -237,175 +218,191 @@ def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
                      ROWS_PER_TASK)
 
 
+@njit(nogil=True, **HELPER)
+def _norms_pass(start, stop, mindist, pnorm2, xnorm2, pc2, xc2, todo):
+    """Pass 1, over rows [start, stop): rows at distance 0 are left; a zero gradient on
+    either side gives ``|g_i|^2 + |g_c|^2`` directly; the rest are kept in ``todo`` unless
+    the Cauchy-Schwarz test of ``_dots_pass`` with ``|pp| <= |p~_i| |p~_c|`` prunes them
+    (no O(C) work: rows whose gradient norm is far from the centre's). Returns how many
+    were kept."""
+    gc = pc2 * xc2
+    n_todo = 0
+    for i in range(start, stop):
+        current = mindist[i]
+        if current == 0.0:
+            continue
+        pn = pnorm2[i]
+        xn = xnorm2[i]
+        gi = pn * xn
+        if gi == 0.0 or gc == 0.0:
+            dist = gi + gc
+            if dist < current:
+                mindist[i] = dist
+            continue
+        room = gi + gc - current - _PRUNE_SLACK * (pn + pc2) * (xn + xc2)
+        # branch-free: the test's outcome is data-dependent (a mispredicted branch costs
+        # more than writing the row and not counting it)
+        todo[n_todo] = i
+        n_todo += not (room > 0.0 and room * room > (4.0 + 2.0**-40) * gi * gc)
+    return n_todo
+
+
+@njit(nogil=True, **HELPER)
+def _dots_pass(probs, yhat, pnorm2, xnorm2, mindist, pcs, pc, pc2, xc2, todo, n_todo,
+               todo_pp, todo_pp_e, four):
+    """Pass 2, four rows at a time: ``pp = <p~_i, p~_c>`` from ``<p_i, p~_c>`` summed in
+    the probabilities' dtype in any order against ``pcs`` (p~_c rounded to it), minus
+    ``p~_c[yhat_i]`` in float64; the Cauchy-Schwarz test ``|g_i|^2 + |g_c|^2 - 2 |pp| |x_i|
+    |x_c| > mindist[i]`` (squared: no square root) prunes. Keeps the rest in ``todo`` with
+    ``pp`` and its error bound; returns how many.
+
+    The error: within ``(c + 3) 2^-24 sum_j |p_ij p~_cj|`` (+ ``(c + 2) 2^-149`` for
+    underflow), and ``sum_j |p_ij p~_cj| <= |p_i| |p~_c|`` with ``|p_i| <= |p~_i| + 1 <=
+    (|p~_i|^2 + 3) / 2``: so within ``pp_err (|p~_i|^2 + 5) + pp_slack``, a margin of 2x.
+    """
+    c = pcs.shape[0]
+    gc = pc2 * xc2
+    pp_err = (c + 4) * 2.0**-24 * np.sqrt(pc2)
+    pp_slack = (c + 2) * 2.0**-148
+    kept = 0
+    last = n_todo - 1
+    for t in range(0, n_todo, 4):
+        four[0], four[1], four[2], four[3] = _dots4(
+            probs, todo[t], todo[t + 1 if t + 1 < last else last],
+            todo[t + 2 if t + 2 < last else last], todo[t + 3 if t + 3 < last else last], pcs)
+        for h in range(min(4, n_todo - t)):
+            i = todo[t + h]
+            pn = pnorm2[i]
+            xn = xnorm2[i]
+            pp = np.float64(four[h]) - pc[yhat[i]]
+            pp_e = pp_err * (pn + 5.0) + pp_slack
+            room = pn * xn + gc - mindist[i] - _PRUNE_SLACK * (pn + pc2) * (xn + xc2)
+            ppa = abs(pp) + pp_e
+            todo[kept] = i  # branch-free, as in _norms_pass
+            todo_pp[kept] = pp
+            todo_pp_e[kept] = pp_e
+            kept += not (room > 0.0 and room * room > (4.0 + 2.0**-40) * ppa * ppa * xn * xc2)
+    return kept
+
+
+@njit(nogil=True, **HELPER)
+def _filter_pass(X, pnorm2, xnorm2, mindist, x_c, pc2, xc2, rel, slack, todo, n_todo,
+                 todo_pp, todo_pp_e, four):
+    """Pass 3, four rows at a time: ``<x_i, x_c>`` summed in the pool's dtype (vectorised)
+    bounds each row's distance from below (``_cleared``); keeps in ``todo`` the rows whose
+    bound does not clear their current distance; returns how many."""
+    for t in range(min(n_todo, _PREFETCH_AHEAD)):
+        prefetch(X, todo[t])
+    kept = 0
+    last = n_todo - 1
+    for t in range(0, n_todo, 4):
+        for h in range(4):
+            if t + h + _PREFETCH_AHEAD < n_todo:
+                prefetch(X, todo[t + h + _PREFETCH_AHEAD])
+        four[0], four[1], four[2], four[3] = _dots4(
+            X, todo[t], todo[t + 1 if t + 1 < last else last],
+            todo[t + 2 if t + 2 < last else last], todo[t + 3 if t + 3 < last else last], x_c)
+        for h in range(min(4, n_todo - t)):
+            i = todo[t + h]
+            pp = todo_pp[t + h]
+            pp_e = todo_pp_e[t + h]
+            todo[kept] = i  # branch-free, as in _norms_pass
+            kept += not _cleared(np.float64(four[h]), pnorm2[i], xnorm2[i], pp, pp_e,
+                                 mindist[i], pc2, xc2, rel, slack)
+    return kept
+
+
+@njit(nogil=True, **HELPER)
+def _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, four, dxcs):
+    """Pass 4, over the rows left: the exact distance (the formula of ``add_center``, every
+    sum in coordinate or class order, in float64), four rows at a time in the O(d) part
+    (eight independent chains of additions instead of two, each row's sums still in
+    coordinate order: the same bits; a last group of fewer repeats its last row, stored
+    once); rows prefetched ahead."""
+    c = probs.shape[1]
+    d = X.shape[1]
+    for t in range(min(n_todo, _PREFETCH_AHEAD)):
+        prefetch(X, todo[t])
+    last = n_todo - 1
+    for t in range(0, n_todo, 4):
+        for h in range(4):
+            if t + h + _PREFETCH_AHEAD < n_todo:
+                prefetch(X, todo[t + h + _PREFETCH_AHEAD])
+        i0 = todo[t]
+        i1 = todo[t + 1 if t + 1 < last else last]
+        i2 = todo[t + 2 if t + 2 < last else last]
+        i3 = todo[t + 3 if t + 3 < last else last]
+        a0 = a1 = a2 = a3 = 0.0
+        b0 = b1 = b2 = b3 = 0.0
+        for j in range(d):
+            x = xc[j]
+            u0 = np.float64(X[i0, j]) - x
+            u1 = np.float64(X[i1, j]) - x
+            u2 = np.float64(X[i2, j]) - x
+            u3 = np.float64(X[i3, j]) - x
+            a0 += u0 * u0
+            a1 += u1 * u1
+            a2 += u2 * u2
+            a3 += u3 * u3
+            b0 += u0 * x
+            b1 += u1 * x
+            b2 += u2 * x
+            b3 += u3 * x
+        four[0], four[1], four[2], four[3] = a0, a1, a2, a3
+        dxcs[0], dxcs[1], dxcs[2], dxcs[3] = b0, b1, b2, b3
+        for h in range(min(4, n_todo - t)):
+            i = todo[t + h]
+            # the O(C) part, in class order: |p~_i - p~_c|^2 and <p~_i, p~_i - p~_c>
+            yi = yhat[i]
+            dp2 = 0.0
+            pdp = 0.0
+            for j in range(c):
+                v = np.float64(probs[i, j])
+                if j == yi:
+                    v -= 1.0
+                e = v - pc[j]
+                dp2 += e * e
+                pdp += v * e
+            dist = pnorm2[i] * four[h] + dp2 * xc2 + 2.0 * pdp * dxcs[h]
+            if dist < 0.0:
+                dist = 0.0
+            if dist < mindist[i]:
+                mindist[i] = dist
+
+
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
 def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_task, rel,
                       slack, lo, hi):
     """``add_center`` for rows [lo * rows_per_task, hi * rows_per_task) (``rows_per_task`` a
-    multiple of ``_PIECE``), in pieces of ``_PIECE`` rows; ``mindist[center]`` is already
-    0. Returns 0."""
+    multiple of ``_PIECE``), in pieces of ``_PIECE`` rows through the four passes;
+    ``mindist[center]`` is already 0. Returns 0."""
     n, d = X.shape
     c = probs.shape[1]
     yc = yhat[center]
-    pc_norm2 = pnorm2[center]
-    xc_norm2 = xnorm2[center]
-    gc = pc_norm2 * xc_norm2
+    pc2 = pnorm2[center]
+    xc2 = xnorm2[center]
     pc = np.empty(c, dtype=np.float64)
     for j in range(c):
         pc[j] = np.float64(probs[center, j])
     pc[yc] -= 1.0
-    # pass 2: <p_i, p~_c> summed in the probabilities' dtype in any order against p~_c
-    # rounded to it (pcs), minus p~_c[yhat_i] in float64, is within (c + 3) 2^-24
-    # sum_j |p_ij p~_cj| (+ (c + 2) 2^-149 for underflow) of <p~_i, p~_c>, and
-    # sum_j |p_ij p~_cj| <= |p_i| |p~_c| with |p_i| <= |p~_i| + 1 <= (pnorm2_i + 3) / 2:
-    # so within pp_err (pnorm2_i + 5) + pp_slack, a margin of 2x
     pcs = probs[center].copy()
     pcs[yc] -= 1.0
-    pp_err = (c + 4) * 2.0**-24 * np.sqrt(pc_norm2)
-    pp_slack = (c + 2) * 2.0**-148
     xc = np.empty(d, dtype=np.float64)
     for j in range(d):
         xc[j] = np.float64(X[center, j])
     todo = np.empty(_PIECE, dtype=np.int64)
     todo_pp = np.empty(_PIECE, dtype=np.float64)
     todo_pp_e = np.empty(_PIECE, dtype=np.float64)
+    four = np.empty(4, dtype=np.float64)  # four rows' results: one loop body for them
+    dxcs = np.empty(4, dtype=np.float64)
     for start in range(lo * rows_per_task, min(n, hi * rows_per_task), _PIECE):
         stop = min(n, start + _PIECE)
-        # pass 1, sequential over the piece: rows at distance 0, zero gradients, and the
-        # Cauchy-Schwarz test of pass 2 with |pp| <= |p~_i| |p~_c| (no O(C) work: the
-        # rows whose gradient norm is far from the centre's)
-        n_todo = 0
-        for i in range(start, stop):
-            current = mindist[i]
-            if current == 0.0:
-                continue
-            pn = pnorm2[i]
-            xn = xnorm2[i]
-            gi = pn * xn
-            if gi == 0.0 or gc == 0.0:
-                dist = gi + gc
-                if dist < current:
-                    mindist[i] = dist
-                continue
-            room = gi + gc - current - _PRUNE_SLACK * (pn + pc_norm2) * (xn + xc_norm2)
-            # branch-free: the test's outcome is data-dependent (a mispredicted branch
-            # costs more than writing the row and not counting it)
-            todo[n_todo] = i
-            n_todo += not (room > 0.0 and room * room > (4.0 + 2.0**-40) * gi * gc)
-        # pass 2, four rows at a time: pp = <p~_i, p~_c> (vectorised, bounded) and the
-        # Cauchy-Schwarz pruning test
-        kept = 0
-        last = n_todo - 1
-        for t in range(0, n_todo, 4):
-            i0 = todo[t]
-            i1 = todo[t + 1 if t + 1 < last else last]
-            i2 = todo[t + 2 if t + 2 < last else last]
-            i3 = todo[t + 3 if t + 3 < last else last]
-            p0, p1, p2, p3 = _dots4(probs, i0, i1, i2, i3, pcs)
-            for h, pp in ((0, p0), (1, p1), (2, p2), (3, p3)):
-                if t + h < n_todo:
-                    i = todo[t + h]
-                    pn = pnorm2[i]
-                    xn = xnorm2[i]
-                    # <p~_i, p~_c> = <p_i, p~_c> - p~_c[yhat_i], within pp_e
-                    pp = np.float64(pp) - pc[yhat[i]]
-                    pp_e = pp_err * (pn + 5.0) + pp_slack
-                    # pruned when gi + gc - 2 |pp| |x_i| |x_c| clears the current distance:
-                    # squared, no square root (the 2^-40 covers the squares' rounding)
-                    room = (pn * xn + gc - mindist[i]
-                            - _PRUNE_SLACK * (pn + pc_norm2) * (xn + xc_norm2))
-                    ppa = abs(pp) + pp_e
-                    todo[kept] = i  # branch-free, as in pass 1
-                    todo_pp[kept] = pp
-                    todo_pp_e[kept] = pp_e
-                    kept += not (room > 0.0 and
-                                 room * room > (4.0 + 2.0**-40) * ppa * ppa * xn * xc_norm2)
-        n_todo = kept
-        # pass 3, over the surviving rows, four at a time: <x_i, x_c> by vectorised sums
-        # in the pool's dtype bounds each row's distance from below (``_cleared``); a row
-        # stays only if its bound does not clear its current distance
-        for t in range(min(n_todo, _PREFETCH_AHEAD)):
-            prefetch(X, todo[t])
-        kept = 0
-        last = n_todo - 1
-        for t in range(0, n_todo, 4):
-            for h in range(4):
-                if t + h + _PREFETCH_AHEAD < n_todo:
-                    prefetch(X, todo[t + h + _PREFETCH_AHEAD])
-            s0, s1, s2, s3 = _dots4(X, todo[t], todo[t + 1 if t + 1 < last else last],
-                                    todo[t + 2 if t + 2 < last else last],
-                                    todo[t + 3 if t + 3 < last else last], center)
-            for h, dot in ((0, s0), (1, s1), (2, s2), (3, s3)):
-                if t + h < n_todo:
-                    i = todo[t + h]
-                    pp = todo_pp[t + h]
-                    pp_e = todo_pp_e[t + h]
-                    todo[kept] = i  # branch-free, as in pass 1
-                    todo_pp[kept] = pp
-                    todo_pp_e[kept] = pp_e
-                    kept += not _cleared(np.float64(dot), pnorm2[i], xnorm2[i], pp, pp_e,
-                                         mindist[i], pc_norm2, xc_norm2, rel, slack)
-        n_todo = kept
-        # pass 4, over the surviving rows only: the exact O(d) part, rows prefetched ahead
-        for t in range(min(n_todo, _PREFETCH_AHEAD)):
-            prefetch(X, todo[t])
-        last = n_todo - 1
-        for t in range(0, n_todo, 4):
-            # four rows at a time: eight independent chains of float64 additions
-            # instead of two, each row's sums still in coordinate order (the same bits);
-            # a last group of fewer repeats its last row, stored once
-            for h in range(4):
-                if t + h + _PREFETCH_AHEAD < n_todo:
-                    prefetch(X, todo[t + h + _PREFETCH_AHEAD])
-            i0 = todo[t]
-            i1 = todo[t + 1 if t + 1 < last else last]
-            i2 = todo[t + 2 if t + 2 < last else last]
-            i3 = todo[t + 3 if t + 3 < last else last]
-            # the rest of the O(C) part: |p~_i - p~_c|^2 and <p~_i, p~_i - p~_c>, in
-            # class order
-            q0 = q1 = q2 = q3 = 0.0
-            r0 = r1 = r2 = r3 = 0.0
-            for j in range(c):
-                v0 = _ptilde(probs, i0, j, yhat)
-                v1 = _ptilde(probs, i1, j, yhat)
-                v2 = _ptilde(probs, i2, j, yhat)
-                v3 = _ptilde(probs, i3, j, yhat)
-                e0 = v0 - pc[j]
-                e1 = v1 - pc[j]
-                e2 = v2 - pc[j]
-                e3 = v3 - pc[j]
-                q0 += e0 * e0
-                q1 += e1 * e1
-                q2 += e2 * e2
-                q3 += e3 * e3
-                r0 += v0 * e0
-                r1 += v1 * e1
-                r2 += v2 * e2
-                r3 += v3 * e3
-            a0 = a1 = a2 = a3 = 0.0
-            b0 = b1 = b2 = b3 = 0.0
-            for j in range(d):
-                x = xc[j]
-                u0 = np.float64(X[i0, j]) - x
-                u1 = np.float64(X[i1, j]) - x
-                u2 = np.float64(X[i2, j]) - x
-                u3 = np.float64(X[i3, j]) - x
-                a0 += u0 * u0
-                a1 += u1 * u1
-                a2 += u2 * u2
-                a3 += u3 * u3
-                b0 += u0 * x
-                b1 += u1 * x
-                b2 += u2 * x
-                b3 += u3 * x
-            for h, dp2, pdp, dx2, dxc in ((0, q0, r0, a0, b0), (1, q1, r1, a1, b1),
-                                          (2, q2, r2, a2, b2), (3, q3, r3, a3, b3)):
-                if t + h < n_todo:
-                    i = todo[t + h]
-                    dist = pnorm2[i] * dx2 + dp2 * xc_norm2 + 2.0 * pdp * dxc
-                    if dist < 0.0:
-                        dist = 0.0
-                    if dist < mindist[i]:
-                        mindist[i] = dist
+        n_todo = _norms_pass(start, stop, mindist, pnorm2, xnorm2, pc2, xc2, todo)
+        n_todo = _dots_pass(probs, yhat, pnorm2, xnorm2, mindist, pcs, pc, pc2, xc2, todo,
+                            n_todo, todo_pp, todo_pp_e, four)
+        n_todo = _filter_pass(X, pnorm2, xnorm2, mindist, X[center], pc2, xc2, rel, slack,
+                              todo, n_todo, todo_pp, todo_pp_e, four)
+        _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, four, dxcs)
     return 0
 
 
