@@ -39,8 +39,9 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
     seed : int, numpy.random.Generator or None
         Source of the k-means++ draws, through ``numpy.random.default_rng(seed)``.
     chunk_rows : int, optional
-        Rows per parallel task of the per-pick pass (rounded up to a multiple of 4096).
-        Only affects speed; the picks do not depend on it or on the thread count.
+        Rows per parallel task of the per-pick pass (rounded up to a multiple of 4096; a
+        pool of fewer than 16 such tasks is split into smaller ones, multiples of 1,024
+        rows). Only affects speed; the picks do not depend on it or on the thread count.
 
     Returns
     -------
