@@ -36,22 +36,22 @@ CANDIDATE, LABELED, PICKED = 0, 1, 2
 #: Rows per sampling block (a definition, not a tuning knob: changing it changes the picks).
 SAMPLING_BLOCK = 4096
 
-# Relative slack on the pruning test: the bound is evaluated with rounding error of order
-# 1e-16 * (|g_i|^2 + |g_c|^2); a row is skipped only when the bound clears its current
-# distance by far more than that, so skipping never changes a distance that the full
-# computation would have lowered.
+# Relative slack on the Cauchy-Schwarz tests: the bound and the exact distance are evaluated
+# with rounding errors of order 1e-16 * (|p~_i|^2 + |p~_c|^2)(|x_i|^2 + |x_c|^2) (which
+# bounds every term of the exact formula); a row is skipped only when the bound clears its
+# current distance by far more than that, so skipping never changes a distance that the
+# full computation would have lowered.
 _PRUNE_SLACK = 1e-9
-# The same for the filter's bound (``_dx_sums``): relative to the magnitudes of the
-# formula's terms, it covers the float64 rounding of the exact distance and of the bound.
+# The same for the filter's bound (``_cleared``), relative to the same quantity.
 _FILTER_SLACK = 2.0**-30
 
 
-# Rows that survive the pruning test are scattered over X; fetching each one on demand costs
-# a full memory (and TLB) latency. They are first collected per block, then evaluated with
+# Rows that survive the pruning tests are scattered over X; fetching each one on demand costs
+# a full memory (and TLB) latency. They are first collected per piece, then evaluated with
 # the row this many places ahead prefetched.
 _PREFETCH_AHEAD = 6
 
-# Rows that survive the pruning test are then filtered by their dot product with the centre,
+# Rows that survive the pruning tests are then filtered by their dot product with the centre,
 # summed in the pool's dtype in any order (``_dots4``, vectorised), with a rigorous bound
 # (``filter_bounds``, ``_cleared``): only rows whose distance can still fall below their
 # current one get the exact float64 pass.
