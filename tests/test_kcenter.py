@@ -1654,3 +1654,30 @@ def test_group_row_distances_and_exact_mindist_match_a_coordinate_order_referenc
                    for r in picked[:n_picked]]
             want = 0.5 * min(sq) if cosine else np.sqrt(min(sq))
             assert got == want
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(d=st.integers(1, 60), scale=st.sampled_from([1e-30, 1e-21, 1e-3, 1.0, 1e4, 3e17, 1e30]),
+       kind=st.sampled_from(["normal", "offset", "integers", "mixed"]), seed=st.integers(0, 99))
+def test_first_pick_upper_bounds_cover_the_exact_distance(d, scale, kind, seed):
+    # The lazy path without labels bounds every row's distance to the first pick of a
+    # float32 l2 pool from a vectorised float32 sum (distance_to_row): each bound at least
+    # the distance the exact keys are (the float64 coordinate-order sum, replayed here in
+    # Python's float64, then its square root), and within 1e-4 of it unless the sums are
+    # tiny; tiny, huge, offset, integer and mixed-magnitude rows, a row equal to the pick.
+    from fastal._kernels import kcenter_lazy as kl
+
+    X = _bracket_rows(d, scale, kind, seed).astype(np.float32)
+    center = 3
+    X[5] = X[center]
+    upper = np.full(X.shape[0], np.nan, dtype=np.float32)
+    kl.distance_to_row(X, np.empty(0), False, center, 1.0, upper)
+    for i in range(X.shape[0]):
+        sq = 0.0
+        for j in range(d):
+            t = float(X[i, j]) - float(X[center, j])
+            sq += t * t
+        exact = np.sqrt(sq)
+        assert float(upper[i]) >= exact
+        if sq > 1e-30:
+            assert float(upper[i]) <= exact * (1.0 + 1e-4)

@@ -124,7 +124,8 @@ def test_lazy_kcenter_kernels(metric, n_labeled, monkeypatch):
     rng = np.random.default_rng(n_labeled)
     X = rng.normal(size=(3000, 12)).astype(np.float32)
     labeled = rng.choice(3000, n_labeled, replace=False) if n_labeled else None
-    expected = {0: ["_distance_to_row_tasks", "_rows_picked_mindist_tasks"],
+    first = "_upper_to_row32_tasks" if metric == "l2" else "_distance_to_row_tasks"
+    expected = {0: [first, "_rows_picked_mindist_tasks"],
                 20: ["_probe_upper_tasks", "_rows_labeled_exact_tasks",
                      "_rows_picked_mindist_tasks"],
                 300: ["_assign_lists_tasks", "_probe_upper_tasks", "_rows_labeled_mindist_tasks",

@@ -154,10 +154,38 @@ def _distance_to_row_tasks(X, inv_norm, cosine, center, inflate, upper, rows_per
     return 0
 
 
+@njit(nogil=True, fastmath=_FAST32, **HELPER)
+def _sq_to_row32(X, i, center):
+    """``||X[i] - X[center]||^2`` of a float32 pool in float32, summed in any order. A
+    function of its own, not inlined by Numba: its fast-math flags must not reach the
+    caller's float64 arithmetic."""
+    return _sq32(X[i], X, center)
+
+
+@njit(nogil=True, cache=True, **KERNEL)
+def _upper_to_row32_tasks(X, center, rel, slack, upper, rows_per_task, lo, hi):
+    """``distance_to_row`` of a float32 l2 pool for rows [lo * rows_per_task, hi *
+    rows_per_task): the float32 sum ``s`` bounds the exact squared distance by ``s (1 +
+    rel) + slack`` (``bounds32``: any summation order, and the float64 coordinate-order
+    sum of the exact distances inside the margin); its square root, 2^-50 up for its own
+    rounding, rounded up to float32. Returns 0."""
+    for i in range(lo * rows_per_task, min(X.shape[0], hi * rows_per_task)):
+        sq = np.float64(_sq_to_row32(X, i, center)) * (1.0 + rel) + slack
+        upper[i] = _ceil32(np.sqrt(sq) * (1.0 + 2.0**-50))
+    return 0
+
+
 def distance_to_row(X, inv_norm, cosine, center, inflate, upper):
-    """``upper[i]``: row ``i``'s distance to pool row ``center`` (the first, random pick
-    when there is no labeled set), inflated and rounded up to float32 (see ``exact_upper``)."""
+    """``upper[i]``: an upper bound of row ``i``'s distance to pool row ``center`` (the
+    first, random pick when there is no labeled set) as a float32: the exact distance,
+    inflated and rounded up (see ``exact_upper``), or for float32 l2 pools a bound from a
+    vectorised float32 sum (``_upper_to_row32_tasks``; 5-10x faster, and only the band's
+    rows, whose exact distances are computed, need more)."""
     cosine = metric_flag(cosine)
+    if cosine is None and X.dtype == np.float32:
+        run_tasks(_upper_to_row32_tasks, _tasks(X.shape[0]), X, center,
+                  *bounds32(X.shape[1]), upper, ROWS_PER_TASK)
+        return
     run_tasks(_distance_to_row_tasks, _tasks(X.shape[0]), X, inv_norm, cosine, center, inflate,
               upper, ROWS_PER_TASK)
 

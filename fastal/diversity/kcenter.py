@@ -1065,7 +1065,8 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     1. Every row gets an upper bound of its distance to the labeled set: the nearest of a few
        candidates (the labeled points in the list of its nearest probe, about ``sqrt(L)``
        probes), O(sqrt(L) d) per row instead of O(L d) (``_labeled_upper``). Without a
-       labeled set, the distance to the first (random) pick, which is exact.
+       labeled set, the distance to the first (random) pick (from a float32 sum with its
+       error bound for float32 l2 pools).
     2. The rows with the largest bounds form the band: their exact distance to the labeled set
        (FAISS candidates with the error certificate of ``_search_labeled``) and to the picks
        so far is computed, and they enter a heap.
