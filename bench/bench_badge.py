@@ -166,6 +166,8 @@ def run_method(method, data, probs, n, k, timeout):
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timeout > {timeout:.0f} s"}
+    except OSError as exc:  # e.g. no peers virtualenv: a row saying so, not a traceback
+        return {"error": f"cannot run {cmd[0]}: {exc.strerror}"}
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:80]}
     return json.loads(out.stdout.strip().splitlines()[-1])
