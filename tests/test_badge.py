@@ -341,7 +341,7 @@ def test_filter_bound_covers_the_worst_rounding(d):
     not vacuous)."""
     rng = np.random.default_rng(d)
     n = 20000
-    rel, slack = _k.filter_bounds(d)
+    rel, slack = _k.bounds32(d)
     u = 2.0**-24  # float32's unit roundoff: a sum of d products is within g of exact
     g = (d + 2) * u / (1.0 - (d + 2) * u)
     pn, pc2 = rng.uniform(1e-6, 2.0, n), rng.uniform(1e-6, 2.0, n)

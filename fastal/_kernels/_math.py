@@ -30,6 +30,24 @@ HELPER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 # Options of the kernels drivers call: the CPython wrapper only.
 KERNEL = {"no_cfunc_wrapper": True}
 
+# Fast-math flags of the helpers whose float32 sums only bound or compare (never define a
+# result): any summation order, contracted or not. Bound: s = fl(sum_j t_j) over d terms,
+# each a product (or square) rounded once and of at most one difference rounded once (or
+# fused), summed in any order: |s - S| <= g sum_j |t_j| (g S for non-negative terms) with
+# g = (d + 2) u / (1 - (d + 2) u), u = 2^-24, S the exact sum, as long as nothing
+# underflows; a flushed or subnormal term adds at most 2^-126 (the absolute slack). Callers
+# keep values within the l2 range check, so nothing overflows; float64 operands summed in
+# float64 are bounded tighter still.
+FAST32 = {"reassoc", "contract"}
+
+
+def bounds32(d):
+    """``(rel, slack)`` of a float32 sum of ``d`` terms in any order (see ``FAST32``), with a
+    margin of 2x: ``|s - S| <= rel sum |t_j| + slack``."""
+    u = 2.0**-24
+    g = (d + 2) * u / (1.0 - (d + 2) * u)
+    return 2.0 * g, (d + 2) * 2.0**-124
+
 
 @intrinsic
 def fma(typingctx, a, b, c):

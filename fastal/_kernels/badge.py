@@ -28,7 +28,7 @@ from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
-from ._math import HELPER
+from ._math import FAST32, HELPER, bounds32
 from ._parallel import run_tasks
 
 CANDIDATE, LABELED, PICKED = 0, 1, 2
@@ -53,23 +53,11 @@ _PREFETCH_AHEAD = 6
 
 # Rows that survive the pruning tests are then filtered by their dot product with the centre,
 # summed in the pool's dtype in any order (``_dots4``, vectorised), with a rigorous bound
-# (``filter_bounds``, ``_cleared``): only rows whose distance can still fall below their
+# (``_math.bounds32``, ``_cleared``): only rows whose distance can still fall below their
 # current one get the exact float64 pass.
-_FAST = {"reassoc", "contract"}
 
 
-def filter_bounds(d):
-    """``(rel, slack)`` of ``_dots4`` at dimension ``d``: with ``u = 2^-24`` (float32;
-    float64 pools are summed in float64, tighter still) and ``g = (d + 2) u / (1 - (d + 2)
-    u)``, a sum of ``d`` rounded products in any order (fused or not) is within ``g`` times
-    the sum of the terms' magnitudes of the exact sum, plus ``(d + 2) 2^-149`` for
-    underflow. Returned with a margin of 2x."""
-    u = 2.0**-24
-    g = (d + 2) * u / (1.0 - (d + 2) * u)
-    return 2.0 * g, (d + 2) * 2.0**-124
-
-
-@njit(nogil=True, fastmath=_FAST, **HELPER)
+@njit(nogil=True, fastmath=FAST32, **HELPER)
 def _dots4(A, i0, i1, i2, i3, v):
     """``<A[i], v>`` of four rows in ``A``'s dtype, summed in any order (vectorised). A
     function of its own, not inlined: its fast-math flags must not reach the caller's
@@ -148,19 +136,14 @@ def block_sums(mindist, out):
 
     Compiled without fastmath (so LLVM cannot reassociate the sum and it matches the
     reference bit for bit); up to ``SERIAL_BLOCKS`` blocks on the calling thread (a
-    hand-off costs more than their sums), more split into tasks of 4 blocks.
+    hand-off costs more than their sums), more in one contiguous range of blocks per
+    thread.
     """
     n_blocks = out.shape[0]
     if n_blocks <= SERIAL_BLOCKS:
         _block_sums_tasks(mindist, out, 0, n_blocks)
     else:
-        run_tasks(_block_sums_tasks4, -(-n_blocks // 4), mindist, out)
-
-
-@njit(nogil=True, cache=True)
-def _block_sums_tasks4(mindist, out, lo, hi):
-    """``_block_sums_tasks`` over tasks of four blocks, lo <= task < hi; returns 0."""
-    return _block_sums_tasks(mindist, out, 4 * lo, min(out.shape[0], 4 * hi))
+        run_tasks(_block_sums_tasks, n_blocks, mindist, out)
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
@@ -427,7 +410,7 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
     2. for the rows left, ``||g_i - g_c||^2 = |g_i|^2 + |g_c|^2 - 2 pp <x_i, x_c>`` with
        ``<x_i, x_c>`` summed in the pool's dtype in any order (vectorised: one multiply-add
        per coordinate against the exact pass's four float64 operations) and bounded
-       (``filter_bounds``, ``_cleared``).
+       (``_math.bounds32``, ``_cleared``).
 
     The exact float64 pass above runs only on the rows left after both.
 
@@ -439,7 +422,7 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
     rows_per_task = min(blocks_per_task * SAMPLING_BLOCK,
                         max(1, -(-n // (16 * _PIECE))) * _PIECE)
     mindist[center] = 0.0
-    rel, slack = filter_bounds(X.shape[1])
+    rel, slack = bounds32(X.shape[1])
     run_tasks(_add_center_tasks, -(-n // rows_per_task), X, probs, yhat, pnorm2, xnorm2,
               center, mindist, rows_per_task, rel, slack)
 

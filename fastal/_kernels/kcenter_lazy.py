@@ -31,10 +31,9 @@ task writes only its own rows.
 import numpy as np
 from numba import njit
 
-from ._math import HELPER, KERNEL
+from ._math import FAST32, HELPER, KERNEL, bounds32
 from ._parallel import run_tasks
-from .kcenter_scan import (_FAST32, _nearest_pick32, _row_sums, _sq32, bounds32,
-                           fill_images, pick_images_rows)
+from .kcenter_scan import _nearest_pick32, _row_sums, _sq32, fill_images, pick_images_rows
 from .kcenter import (_FASTMATH, _ceil32, _certified_nearest, _scan_labeled,
                       _sq_rows, _to_score_units, metric_flag)
 
@@ -393,7 +392,7 @@ def lazy_picks(X, inv_norm, cosine, images, keys, rows, hkey, hrow, hdone, n_hea
                        np.empty(k))
 
 
-@njit(nogil=True, fastmath=_FAST32, **HELPER)
+@njit(nogil=True, fastmath=FAST32, **HELPER)
 def _candidate32(x, probes, probe_pts, members, list_offsets, member_pts):
     """The nearest (float32, any summation order) of the probes and of the list of the
     nearest probe to the shifted row ``x``: a position into the labeled set.

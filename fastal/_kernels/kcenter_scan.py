@@ -20,7 +20,7 @@ from numba.extending import overload
 
 from ._intrinsics import (as_float32, atomic_add, atomic_load, half_bits, prefetch,
                           yield_cpu)
-from ._math import HELPER, KERNEL
+from ._math import FAST32, HELPER, KERNEL, bounds32
 from ._parallel import run_gang, run_tasks
 from .kcenter import (_FASTMATH, _nearest_sq, _sq_4rows, _sq_rows, _to_score_units,
                       metric_flag)
@@ -200,25 +200,12 @@ def _rows_per_task(n_rows):
 # of float32 bounds, and the exact float64 distance recomputed only for the rows whose
 # interval can still reach the top.
 #
-# Bound: s = fl(sum_j (x_j - c_j)^2) over d non-negative terms, each a difference rounded
-# once and a square rounded once (or fused), summed in any order: |s - S| <= g S with
-# g = (d + 2) u / (1 - (d + 2) u), u = 2^-24, S the exact sum, as long as nothing
-# underflows; a flushed or subnormal term adds at most 2^-126 (the absolute slack). The
-# pool's values are within the l2 range check, so nothing overflows. (A BLAS ``X @ c`` and
-# ``|x|^2 + |c|^2 - 2 x.c`` was measured no faster: its bounds need the norms and a square
-# root per row, and its error is relative to the norms, not to the distance.)
-
-_FAST32 = {"reassoc", "contract"}  # any summation order: the bound holds for all of them
+# The float32 passes bound their sums by ``_math.bounds32`` (any order). (A BLAS ``X @ c``
+# and ``|x|^2 + |c|^2 - 2 x.c`` was measured no faster: its bounds need the norms and a
+# square root per row, and its error is relative to the norms, not to the distance.)
 
 
-def bounds32(d):
-    """``(rel, slack)`` of the float32 pass at dimension ``d`` (see above), with margin."""
-    u = 2.0**-24
-    g = (d + 2) * u / (1.0 - (d + 2) * u)
-    return 2.0 * g, (d + 2) * 2.0**-124
-
-
-@njit(inline="always", fastmath=_FAST32)
+@njit(inline="always", fastmath=FAST32)
 def _sq32(x, P, r):
     """||x - P[r]||^2 in float32, summed in any order (callers bound or only
     compare it)."""
@@ -229,7 +216,7 @@ def _sq32(x, P, r):
     return acc
 
 
-@njit(nogil=True, fastmath=_FAST32, **HELPER)
+@njit(nogil=True, fastmath=FAST32, **HELPER)
 def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
     """float32 pass (float32 l2 pools): ``low[s - first]``, a lower bound of the squared
     distance of row ``i`` to pick ``s`` for ``first <= s < last``; returns the smallest
@@ -313,7 +300,7 @@ def fill_images(X, inv_norm, cosine, picked, n_picked, P, r_P, n_img):
         n_img[0] += 1
 
 
-@njit(nogil=True, fastmath=_FAST32, **HELPER)
+@njit(nogil=True, fastmath=FAST32, **HELPER)
 def _image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low):
     """``_pick_bounds32`` through images (float64 and cosine pools): ``low[s - first]`` a
     lower bound of the float64 squared distance of the row (image ``y``, radius ``r_y``) to
@@ -426,7 +413,7 @@ def _down32(x):
     return np.float32(max(0.0, x * (1.0 - 2.0**-22) - 2.0**-148))
 
 
-@njit(nogil=True, fastmath=_FAST32, **HELPER)
+@njit(nogil=True, fastmath=FAST32, **HELPER)
 def _row_sums(X, c, start, m, dist, ahead):
     """``dist[r]``: the float32 sum of ``(X[start + r] - c)^2`` for ``r < m``, in any
     order, one row at a time; ``ahead`` > 0: prefetch the row that many rows ahead."""
@@ -448,7 +435,7 @@ def _block_sums(X, c, start, m, dist, ahead):
     raise NotImplementedError
 
 
-@overload(_block_sums, jit_options={"fastmath": _FAST32, "nogil": True})
+@overload(_block_sums, jit_options={"fastmath": FAST32, "nogil": True})
 def _block_sums_impl(X, c, start, m, dist, ahead):
     """A half image's block holds each column of its rows contiguously: the sums run over
     the block's rows in vectors, four columns per sweep, in ``dist`` (L1), with no
@@ -522,7 +509,7 @@ def half_blocks(n):
     return -(-n // HALF_BLOCK)
 
 
-@njit(nogil=True, fastmath=_FAST32, **HELPER)
+@njit(nogil=True, fastmath=FAST32, **HELPER)
 def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower, upper,
             lower_bits, dist, c, first, last, ahead):
     """Rows [first, last): lower their bounds to row ``center`` (``factors32``); returns
@@ -537,9 +524,10 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
     two), with ``||x_i / s - p_i|| <= radius[i]``, so the points' distance is within
     ``radius[i] + radius[center]`` of the images' (the triangle inequality): the bounds
     are widened by it, in float64, by ``m64`` relative (the float64 sums of the exact
-    distances) and rounded outwards to float32. ``scale2``: ``1 / s^2`` (1 for float32 images), exact in float64. ``c``:
-    scratch of ``X.shape[1]`` float32 (the centre's row); ``dist``: of the rows per step,
-    for half images a multiple of ``HALF_BLOCK``, as ``first`` is."""
+    distances) and rounded outwards to float32. ``scale2``: ``1 / s^2`` (1 for float32
+    images), exact in float64. ``c``: scratch of ``X.shape[1]`` float32 (the centre's
+    row); ``dist``: of the rows per step, for half images a multiple of ``HALF_BLOCK``, as
+    ``first`` is."""
     _center_row(X, center, c)
     zero = np.float32(0.0)
     # one square root per row: sqrt(s (1 - rel) - slack) >= sqrt(s) sqrt(1 - rel) -
@@ -601,7 +589,7 @@ def _barrier(sync, n_threads, generation):
             spins = 0
 
 
-@njit(nogil=True, cache=True, fastmath=_FAST32, **KERNEL)
+@njit(nogil=True, cache=True, fastmath=FAST32, **KERNEL)
 def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, down, up,
                   slack, rel, slack0, m64, lower, upper, lower_bits, upper_bits, indices,
                   scores, cover, shared_i, shared_f, sync, status, n_threads, ahead, dist, c,
