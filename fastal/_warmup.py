@@ -64,6 +64,7 @@ def cache_dir() -> str:
 def _calls(target: str, n_classes: int, dtypes, rng):
     """(label, thunk) pairs that compile ``target``'s kernels for each dtype."""
     from . import kcenter, score, select
+    from .diversity.badge import _badge
     from .diversity.kcenter import _kcenter
     from .scoring import COMMITTEE_METHODS, UNCERTAINTY_METHODS
 
@@ -122,7 +123,9 @@ def _calls(target: str, n_classes: int, dtypes, rng):
                 large(x, 4, labeled=many, metric="cosine"),
                 large(x2, 4, labeled=np.arange(2000), metric="cosine"))
         elif target == "badge":
-            yield f"{name} embeddings", lambda x=emb, p=probs[0]: select(x, 4, "badge", probs=p)
+            # the step-by-step picks of cold processes, then the gang kernel
+            yield f"{name} embeddings", lambda x=emb, p=probs[0]: (
+                select(x, 4, "badge", probs=p), _badge(x, p, 4, gang=True))
 
 
 def _scan_half(x, cosine):

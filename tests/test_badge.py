@@ -1,5 +1,7 @@
 """BADGE (fastal.diversity.badge) against the explicit-gradient NumPy reference."""
 
+import importlib
+
 import numba
 import numpy as np
 import pytest
@@ -8,10 +10,13 @@ from hypothesis import strategies as st
 
 from fastal._errors import FastalError
 from fastal._kernels import badge as _k
-from fastal.diversity.badge import badge
+from fastal.diversity.badge import _badge, badge
 
 from tests import reference_badge as ref
 from tests.conftest import random_probs
+
+# the module (``fastal.diversity.badge`` the attribute is the function)
+driver = importlib.import_module("fastal.diversity.badge")
 
 
 def make_pool(kind, n, d, c, dtype, seed):
@@ -216,6 +221,99 @@ def test_block_sums_four_at_a_time_are_left_to_right(n_blocks, serial, monkeypat
     expected = [np.cumsum(mindist[s:s + _k.SAMPLING_BLOCK])[-1]
                 for s in range(0, n, _k.SAMPLING_BLOCK)]
     assert out.tolist() == expected
+
+
+def _stepwise(X, probs, k, labeled, seed):
+    """BADGE's picks one Python step at a time: ``add_center``, ``block_sums``, a fresh
+    ``rng.random()`` and ``sample_row`` (else the uniform rule) per pick, as the driver ran
+    them before ``picks`` moved the loop into one gang of threads."""
+    n = X.shape[0]
+    yhat, pnorm2, xnorm2 = np.empty(n, np.int32), np.empty(n), np.empty(n)
+    assert _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, np.empty(n, np.uint8)) == 0
+    status = np.full(n, _k.CANDIDATE, np.uint8)
+    mindist = np.full(n, np.inf)
+    status[labeled] = _k.LABELED
+    mindist[labeled] = 0.0
+    n_unlabeled = n - len(labeled)
+    sums = np.empty(-(-n // _k.SAMPLING_BLOCK))
+    rng = np.random.default_rng(seed)
+    gnorm2 = np.where(status == _k.CANDIDATE, pnorm2 * xnorm2, -1.0)
+    row = int(np.argmax(gnorm2))
+    out = [(row, gnorm2[row], 1.0)]
+    status[row] = _k.PICKED
+    for t in range(1, k):
+        _k.add_center(X, probs, yhat, pnorm2, xnorm2, row, mindist, 1)
+        _k.block_sums(mindist, sums)
+        total = 0.0
+        for v in sums.tolist():
+            total += v
+        u = rng.random()
+        row = int(_k.sample_row(mindist, sums, u))
+        if row >= 0:
+            out.append((row, mindist[row], mindist[row] / total))
+        else:
+            remaining = n_unlabeled - t
+            row = int(_k.nth_candidate(status, min(int(u * remaining), remaining - 1)))
+            out.append((row, 0.0, 1.0 / remaining))
+        status[row] = _k.PICKED
+    return out
+
+
+@pytest.mark.parametrize("gang", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("kind, n, work", [
+    ("clustered", 3 * _k.SAMPLING_BLOCK + 77, 1),  # one pick per gang call
+    ("random", 2 * _k.SAMPLING_BLOCK + 1500, 1 << 27),
+    ("duplicates", 5000, 1 << 16),  # the uniform fallback inside the gang
+    ("random", 700, 1 << 27),  # fewer rows than one piece: one thread
+])
+def test_gang_picks_equal_the_stepwise_loop(kind, n, work, threads, gang, monkeypatch):
+    """``picks`` (every later pick in one gang of threads meeting at barriers, several calls
+    when ``PICKS_WORK`` is small) and the driver's step-by-step picks of cold processes
+    give this step-by-step loop's picks, scores and probabilities bit for bit, uniform
+    picks included."""
+    monkeypatch.setattr(_k, "PICKS_WORK", work)
+    X, probs = make_pool(kind, n, 9, 3, np.float32, seed=n)
+    labeled = np.arange(0, n, 13)
+    k = 60
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        sel = _badge(X, probs, k, labeled=labeled, seed=4, gang=gang)
+    finally:
+        numba.set_num_threads(before)
+    expected = _stepwise(X, probs, k, labeled, seed=4)
+    assert sel.indices.tolist() == [r for r, _, _ in expected]
+    assert sel.scores.tolist() == np.array([s for _, s, _ in expected], np.float32).tolist()
+    assert sel.extra["probability"].tolist() == [p for _, _, p in expected]
+    if kind == "duplicates":
+        assert sel.extra["n_uniform"] > 0
+
+
+def test_cold_processes_pick_step_by_step_until_the_gang_pays(monkeypatch):
+    """Without the gang kernel compiled (or cached), picks go step by step until
+    ``_COLD_PICKS`` have been made so in the process; then, and whenever it is compiled,
+    through the gang. The same picks either way."""
+    calls = []
+    real_picks = _k.picks
+    monkeypatch.setattr(_k, "picks", lambda *a: calls.append("gang") or real_picks(*a))
+    monkeypatch.setattr(driver, "_COLD_PICKS", 25)
+    monkeypatch.setattr(driver, "_cold_picks", [0])
+    ready = [False]
+    monkeypatch.setattr(driver, "compiled", lambda kernel, dtype: ready[0])
+    X, probs = make_pool("clustered", 2000, 5, 3, np.float32, seed=3)
+    first = badge(X, probs, 10)
+    assert calls == [] and driver._cold_picks == [10]
+    assert badge(X, probs, 10).indices.tolist() == first.indices.tolist()
+    assert calls == [] and driver._cold_picks == [20]
+    assert badge(X, probs, 10).indices.tolist() == first.indices.tolist()  # 30 > 25
+    assert calls == ["gang"] and driver._cold_picks == [20]
+    driver._cold_picks[0] = 0
+    ready[0] = True
+    badge(X, probs, 3)
+    assert calls == ["gang", "gang"]
+    badge(X, probs, 1)  # one pick: no later picks to make
+    assert calls == ["gang", "gang"] and driver._cold_picks == [0]
 
 
 @settings(max_examples=40, deadline=None)

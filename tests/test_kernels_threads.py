@@ -25,7 +25,7 @@ from fastal._kernels import farthest as _kf
 from fastal._kernels import kcenter as _kc
 from fastal._kernels import kcenter_lazy as _kl
 from fastal._kernels import kcenter_scan as _ks
-from fastal.diversity.badge import badge
+from fastal.diversity.badge import _badge, badge
 from fastal.diversity.kcenter import _kcenter
 
 from tests.conftest import random_probs
@@ -51,6 +51,14 @@ def _recorded(run, monkeypatch, n_threads, tiny):
                     [_digest(a) for a in args if isinstance(a, np.ndarray)]))
         return total
 
+    def recording_run_gang(kernel, n_threads, *args, scratch=None):
+        total = _parallel.run_gang(kernel, n_threads, *args, scratch=scratch)
+        # the barrier's counter (8 int64) counts arrivals: it depends on the thread count
+        log.append((kernel.py_func.__name__, int(total),
+                    [_digest(a) for a in args if isinstance(a, np.ndarray)
+                     and not (a.dtype == np.int64 and a.shape == (8,))]))
+        return total
+
     empty = np.empty
 
     def zeroed_empty(*args, **kwargs):
@@ -62,6 +70,8 @@ def _recorded(run, monkeypatch, n_threads, tiny):
         patch.setattr(np, "empty", zeroed_empty)
         for module in _MODULES:
             patch.setattr(module, "run_tasks", recording_run_tasks)
+            if hasattr(module, "run_gang"):
+                patch.setattr(module, "run_gang", recording_run_gang)
         patch.setattr(_kb, "SERIAL_BLOCKS", 0)  # the block sums' tasks, as on large pools
         if tiny:
             patch.setattr(_kb, "ROWS_PER_TASK", 1)
@@ -101,16 +111,19 @@ def _blobs(rng, n, d, n_centres, spread):
             + spread * rng.normal(size=(n, d))).astype(np.float32)
 
 
+@pytest.mark.parametrize("gang", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_badge_kernels(dtype, monkeypatch):
+def test_badge_kernels(dtype, gang, monkeypatch):
     rng = np.random.default_rng(0)
     n = 3 * _kb.SAMPLING_BLOCK + 77  # several sampling blocks, a partial last one
     X = rng.normal(size=(n, 6)).astype(dtype)
     probs = random_probs(rng, n, 4, dtype=dtype, concentration=0.5)
     labeled = rng.choice(n, 40, replace=False)
     _assert_thread_invariant(
-        lambda: badge(X, probs, 25, labeled=labeled, seed=1, chunk_rows=_kb.SAMPLING_BLOCK),
-        monkeypatch, ["_row_stats_tasks", "_add_center_tasks", "_block_sums_tasks"])
+        lambda: _badge(X, probs, 25, labeled=labeled, seed=1, chunk_rows=_kb.SAMPLING_BLOCK,
+                       gang=gang),
+        monkeypatch, ["_row_stats_tasks"] + (["_picks_tasks"] if gang else
+                                             ["_add_center_tasks", "_block_sums_tasks"]))
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])

@@ -20,6 +20,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
+from numba import njit
+
+from ._intrinsics import atomic_add, atomic_load, yield_cpu
+from ._math import HELPER
 
 _lock = threading.Lock()
 _pool = None
@@ -90,6 +94,23 @@ def run_gang(kernel, n_threads: int, *args, scratch=None) -> int:
                          f"numba.get_num_threads() = {numba.get_num_threads()}")
     with _gang_lock:
         return run_tasks(kernel, n_threads, *args, scratch=scratch)
+
+
+@njit(nogil=True, **HELPER)
+def barrier(sync, n_threads, generation):
+    """Wait (spinning) until all ``n_threads`` threads of a gang have reached barrier number
+    ``generation`` (1, 2, ... in every thread): ``sync[0]`` (int64) counts the arrivals.
+    The writes a thread made before its arrival are visible to every thread after it."""
+    if n_threads == 1:
+        return
+    atomic_add(sync, 0)
+    target = generation * n_threads
+    spins = 0
+    while atomic_load(sync, 0) < target:
+        spins += 1
+        if spins == 4096:  # more threads than cores: let the others run
+            yield_cpu()
+            spins = 0
 
 
 _local = threading.local()

@@ -21,15 +21,19 @@ fastmath, so LLVM cannot reassociate them.
 Parallel kernels are serial ``*_tasks(..., lo, hi)`` functions run on Python threads by
 ``_parallel.run_tasks`` (no ``prange``: its lowering made a first call compile 2-4x
 slower); every task writes only its own rows and blocks, so nothing depends on the split.
+``picks`` runs the later picks' whole loop in one gang of threads (``_parallel.run_gang``)
+meeting at barriers: the same steps and bits as ``add_center``, ``block_sums`` and
+``sample_row`` called per pick, without a hand-off to the threads per pick.
 """
 
+import numba
 import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
 from ._intrinsics import prefetch
 from ._math import FAST32, HELPER, bounds32
-from ._parallel import run_tasks
+from ._parallel import barrier, run_gang, run_tasks
 
 CANDIDATE, LABELED, PICKED = 0, 1, 2
 
@@ -353,39 +357,48 @@ def _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, four
                 mindist[i] = dist
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_task, rel,
-                      slack, lo, hi):
-    """``add_center`` for rows [lo * rows_per_task, hi * rows_per_task) (``rows_per_task`` a
-    multiple of ``_PIECE``), in pieces of ``_PIECE`` rows through the four passes;
-    ``mindist[center]`` is already 0. Returns 0."""
-    n, d = X.shape
+@njit(inline="always")
+def _add_center_rows(X, probs, yhat, pnorm2, xnorm2, center, mindist, start, stop, rel, slack,
+                     pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs):
+    """``add_center``'s pass over rows [start, stop), in pieces of ``_PIECE`` rows through
+    the four passes; ``mindist[center]`` is already 0. The other arguments are scratch:
+    ``pc`` (C,) float64, ``pcs`` (C,) in the probabilities' dtype, ``xc`` (d,) float64,
+    ``todo`` (``_PIECE``,) int64, ``todo_pp`` and ``todo_pp_e`` (``_PIECE``,) float64,
+    ``four`` and ``dxcs`` (4,) float64."""
     c = probs.shape[1]
     yc = yhat[center]
     pc2 = pnorm2[center]
     xc2 = xnorm2[center]
-    pc = np.empty(c, dtype=np.float64)
     for j in range(c):
         pc[j] = np.float64(probs[center, j])
+        pcs[j] = probs[center, j]
     pc[yc] -= 1.0
-    pcs = probs[center].copy()
     pcs[yc] -= 1.0
-    xc = np.empty(d, dtype=np.float64)
-    for j in range(d):
+    for j in range(X.shape[1]):
         xc[j] = np.float64(X[center, j])
-    todo = np.empty(_PIECE, dtype=np.int64)
-    todo_pp = np.empty(_PIECE, dtype=np.float64)
-    todo_pp_e = np.empty(_PIECE, dtype=np.float64)
-    four = np.empty(4, dtype=np.float64)  # four rows' results: one loop body for them
-    dxcs = np.empty(4, dtype=np.float64)
-    for start in range(lo * rows_per_task, min(n, hi * rows_per_task), _PIECE):
-        stop = min(n, start + _PIECE)
-        n_todo = _norms_pass(start, stop, mindist, pnorm2, xnorm2, pc2, xc2, todo)
+    for first in range(start, stop, _PIECE):
+        last = min(stop, first + _PIECE)
+        n_todo = _norms_pass(first, last, mindist, pnorm2, xnorm2, pc2, xc2, todo)
         n_todo = _dots_pass(probs, yhat, pnorm2, xnorm2, mindist, pcs, pc, pc2, xc2, todo,
                             n_todo, todo_pp, todo_pp_e, four)
         n_todo = _filter_pass(X, pnorm2, xnorm2, mindist, X[center], pc2, xc2, rel, slack,
                               todo, n_todo, todo_pp, todo_pp_e, four)
         _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, four, dxcs)
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_task, rel,
+                      slack, lo, hi):
+    """``add_center`` for rows [lo * rows_per_task, hi * rows_per_task) (``rows_per_task`` a
+    multiple of ``_PIECE``); ``mindist[center]`` is already 0. Returns 0."""
+    n, d = X.shape
+    c = probs.shape[1]
+    _add_center_rows(X, probs, yhat, pnorm2, xnorm2, center, mindist, lo * rows_per_task,
+                     min(n, hi * rows_per_task), rel, slack, np.empty(c, dtype=np.float64),
+                     np.empty(c, dtype=probs.dtype), np.empty(d, dtype=np.float64),
+                     np.empty(_PIECE, dtype=np.int64), np.empty(_PIECE, dtype=np.float64),
+                     np.empty(_PIECE, dtype=np.float64), np.empty(4, dtype=np.float64),
+                     np.empty(4, dtype=np.float64))
     return 0
 
 
@@ -479,3 +492,101 @@ def nth_candidate(status, rank):
                 return i
             seen += 1
     return -1
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _picks_tasks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us, row,
+                 n_unlabeled, t0, rel, slack, indices, scores, probability, shared, sync,
+                 n_threads, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs, lo, hi):
+    """``picks`` as thread ``lo`` of ``n_threads``, all running at once
+    (``_parallel.run_gang``). Thread ``tid`` owns the pieces of rows
+    [P tid / T, P (tid + 1) / T) (P pieces of ``_PIECE`` rows) for ``add_center``'s pass
+    and the sampling blocks [B tid / T, B (tid + 1) / T) for their sums. Per pick: every
+    thread lowers its rows' ``mindist`` to the last pick (``_add_center_rows``: each row's
+    result does not depend on the split), a barrier, its blocks' sums (``_block_sums_tasks``,
+    each left to right), a barrier; thread 0 draws the next pick as the driver would
+    (``sample_row`` with ``us[t - t0]``, else the uniform fallback), records it, marks it
+    picked (status, ``mindist = 0``) and shares it; a barrier. Returns thread 0's count of
+    uniform picks (0 in the others)."""
+    tid = lo
+    n = X.shape[0]
+    n_pieces = (n + _PIECE - 1) // _PIECE
+    start = n_pieces * tid // n_threads * _PIECE
+    stop = min(n, n_pieces * (tid + 1) // n_threads * _PIECE)
+    n_blocks = block_sums.shape[0]
+    b0 = n_blocks * tid // n_threads
+    b1 = n_blocks * (tid + 1) // n_threads
+    n_uniform = 0
+    generation = 0
+    for t in range(t0, t0 + us.shape[0]):
+        _add_center_rows(X, probs, yhat, pnorm2, xnorm2, row, mindist, start, stop, rel,
+                         slack, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs)
+        generation += 1
+        barrier(sync, n_threads, generation)
+        _block_sums_tasks(mindist, block_sums, b0, b1)
+        generation += 1
+        barrier(sync, n_threads, generation)
+        if tid == 0:
+            u = us[t - t0]
+            row = sample_row(mindist, block_sums, u)
+            if row >= 0:
+                total = 0.0
+                for b in range(n_blocks):
+                    total += block_sums[b]
+                score = mindist[row]
+                prob = score / total
+            else:
+                remaining = n_unlabeled - t
+                rank = int(u * remaining)
+                row = nth_candidate(status, rank if rank < remaining - 1 else remaining - 1)
+                score = 0.0
+                prob = 1.0 / remaining
+                n_uniform += 1
+            indices[t] = row
+            scores[t] = score
+            probability[t] = prob
+            status[row] = PICKED
+            mindist[row] = 0.0
+            shared[0] = row
+        generation += 1
+        barrier(sync, n_threads, generation)
+        row = shared[0]
+    return n_uniform
+
+
+#: Coordinate visits (rows x (d + C)) per call of ``_picks_tasks``: a long job is several
+#: calls, so that an interrupt (Ctrl-C) is seen between them.
+PICKS_WORK = 1 << 27
+
+
+def picks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us, row, n_unlabeled,
+          t0, indices, scores, probability):
+    """Picks ``t0, t0 + 1, ..., t0 + len(us) - 1`` of BADGE's k-means++ after pick ``row``
+    (pick ``t0 - 1``, already recorded and marked): per pick, ``add_center`` of the last
+    pick, ``block_sums`` and the draw with ``u = us[t - t0]`` (``sample_row``, else the
+    ``u``-th remaining candidate uniformly) into ``indices``, ``scores`` (its ``mindist``
+    when drawn, 0 if uniform) and ``probability`` at ``t``; each pick is marked
+    (``status``, ``mindist = 0``). The same picks, bit for bit, as those steps called one by
+    one from Python; the threads meet at barriers instead of a Python round trip per pick
+    (on a pool in the caches that round trip cost as much as the pass itself).
+    Returns the number of uniform picks."""
+    n = X.shape[0]
+    threads = max(1, min(numba.get_num_threads(), -(-n // _PIECE)))
+    rel, slack = bounds32(X.shape[1])
+    step = max(1, PICKS_WORK // max(1, n * (X.shape[1] + probs.shape[1])))
+    c, d = probs.shape[1], X.shape[1]
+
+    def make():  # per thread (np.empty in the kernel costs compile time in a fresh process)
+        return (np.empty(c), np.empty(c, probs.dtype), np.empty(d), np.empty(_PIECE, np.int64),
+                np.empty(_PIECE), np.empty(_PIECE), np.empty(4), np.empty(4))
+    scratch = (("badge", c, d, probs.dtype.str), make)
+    n_uniform = 0
+    for first in range(0, us.shape[0], step):
+        last = min(us.shape[0], first + step)
+        n_uniform += run_gang(_picks_tasks, threads, X, probs, yhat, pnorm2, xnorm2, status,
+                              mindist, block_sums, us[first:last], row, n_unlabeled,
+                              t0 + first, rel, slack, indices, scores, probability,
+                              np.zeros(1, np.int64), np.zeros(8, np.int64), threads,
+                              scratch=scratch)
+        row = int(indices[t0 + last - 1])
+    return n_uniform

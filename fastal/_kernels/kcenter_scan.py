@@ -18,10 +18,9 @@ import numpy as np
 from numba import njit
 from numba.extending import overload
 
-from ._intrinsics import (as_float32, atomic_add, atomic_load, half_bits, prefetch,
-                          yield_cpu)
+from ._intrinsics import as_float32, half_bits, prefetch
 from ._math import FAST32, HELPER, KERNEL, bounds32
-from ._parallel import run_gang, run_tasks
+from ._parallel import barrier, run_gang, run_tasks
 from .kcenter import (_FASTMATH, _nearest_sq, _sq_4rows, _sq_rows, _to_score_units,
                       metric_flag)
 
@@ -123,7 +122,7 @@ def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, 
         shared[slot, tid, 0] = top
         shared[slot, tid, 1] = top_row
         shared[slot, tid, 2] = largest
-        _barrier(sync, n_threads, t + 1)
+        barrier(sync, n_threads, t + 1)
         score = shared[slot, 0, 0]
         row = np.int64(shared[slot, 0, 1])
         largest = shared[slot, 0, 2]
@@ -573,22 +572,6 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
     return top
 
 
-@njit(nogil=True, **HELPER)
-def _barrier(sync, n_threads, generation):
-    """Wait until all ``n_threads`` threads have reached barrier number ``generation``
-    (1, 2, ... in every thread): ``sync[0]`` counts the arrivals."""
-    if n_threads == 1:
-        return
-    atomic_add(sync, 0)
-    target = generation * n_threads
-    spins = 0
-    while atomic_load(sync, 0) < target:
-        spins += 1
-        if spins == 4096:  # more threads than cores: let the others run
-            yield_cpu()
-            spins = 0
-
-
 @njit(nogil=True, cache=True, fastmath=FAST32, **KERNEL)
 def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, down, up,
                   slack, rel, slack0, m64, lower, upper, lower_bits, upper_bits, indices,
@@ -629,7 +612,7 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
     if half_s is not None:
         _half_rows(X, inv_norm, cosine, half_s, Y, radius, first, last)
         generation += 1
-        _barrier(sync, n_threads, generation)
+        barrier(sync, n_threads, generation)
     for t in range(k):
         par = t & 1
         if tid == 0:
@@ -642,7 +625,7 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
                                         slack0, m64, lower, upper, lower_bits, dist, c,
                                         first, last, ahead)
         generation += 1
-        _barrier(sync, n_threads, generation)
+        barrier(sync, n_threads, generation)
         top = shared_i[par, 0, 0]
         for q in range(1, n_threads):
             top = max(top, shared_i[par, 0, q])
@@ -681,7 +664,7 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
         shared_i[par, 2, tid] = best_row
         shared_f[par, tid] = best
         generation += 1
-        _barrier(sync, n_threads, generation)
+        barrier(sync, n_threads, generation)
         total = 0
         for q in range(n_threads):
             total += shared_i[par, 1, q]

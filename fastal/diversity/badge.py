@@ -9,11 +9,21 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import CHUNK_BYTES, MIN_CHUNK_ROWS, PROBABILITY_TOLERANCE
+from .._compiled import compiled
 from .._errors import DataError
 from .._kernels import badge as _k
 from .._selection import Selection
 from .._validation import (as_embeddings, as_probs, check_finite, check_int, check_k,
                            check_l2_range, make_rng, parse_labeled)
+
+# Cold processes: while the gang kernel of the later picks (``_k.picks``, ~1 s to compile
+# beyond the step-by-step kernels) is neither compiled in this process nor in Numba's cache,
+# picks are made one Python step at a time (~0.1 ms more per pick on 2 threads: the
+# threads' hand-off), until this many have been made so in the process (so about the
+# compile time); then the gang is compiled (the ski-rental rule, as k-center's cold rule).
+# The same picks either way; ``fastal warmup`` compiles the gang.
+_COLD_PICKS = 10_000
+_cold_picks = [0]
 
 #: Rows of ``probs`` must sum to 1 within this tolerance, with no entry below its negative.
 
@@ -118,6 +128,12 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
     >>> round(float(sel.scores[0]), 4)  # ||g||^2 = ||(-0.4, 0.4)||^2 * ||(2, 2)||^2
     2.56
     """
+    return _badge(X, probs, k, labeled=labeled, seed=seed, chunk_rows=chunk_rows)
+
+
+def _badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None, gang=None):
+    """``badge``; ``gang`` True / False: the later picks in the gang kernel / step by step
+    (None: by the cold rule, ``_COLD_PICKS``)."""
     pool = as_embeddings(X, "X")
     n_pool, d = pool.shape
     proba = as_probs(probs, n_pool)
@@ -158,40 +174,50 @@ def badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None):
     indices = np.empty(k, dtype=np.int64)
     scores = np.empty(k, dtype=np.float64)
     probability = np.empty(k, dtype=np.float64)
+    # k-means++ from the largest gradient: D^2 to an empty centre set is unbounded.
+    gnorm2 = pnorm2 * xnorm2
+    gnorm2[status != _k.CANDIDATE] = -1.0
+    row = int(np.argmax(gnorm2))
+    indices[0], scores[0], probability[0] = row, gnorm2[row], 1.0
+    del gnorm2
+    status[row] = _k.PICKED
+    mindist[row] = 0.0
     n_uniform = 0
-    for t in range(k):
-        if t == 0:
-            # k-means++ from the largest gradient: D^2 to an empty centre set is unbounded.
-            gnorm2 = pnorm2 * xnorm2
-            gnorm2[status != _k.CANDIDATE] = -1.0
-            row = int(np.argmax(gnorm2))
-            score, prob = gnorm2[row], 1.0
-            del gnorm2
+    if k > 1:  # one u = rng.random() per later pick, drawn up front (the same stream)
+        args = (pool, proba, yhat, pnorm2, xnorm2, status, mindist, block_sums,
+                rng.random(k - 1), row, n_unlabeled, 1, indices, scores, probability)
+        if gang is None:
+            gang = compiled(_k._picks_tasks, pool.dtype) or _cold_picks[0] + k > _COLD_PICKS
+            _cold_picks[0] += 0 if gang else k
+        if gang:
+            n_uniform = _k.picks(*args)
         else:
-            total = _sum_left_to_right(block_sums)
-            u = rng.random()
-            row = int(_k.sample_row(mindist, block_sums, u))
-            if row >= 0:
-                score = mindist[row]
-                prob = score / total
-            else:
-                remaining = n_unlabeled - t
-                row = int(_k.nth_candidate(status, min(int(u * remaining), remaining - 1)))
-                score, prob = 0.0, 1.0 / remaining
-                n_uniform += 1
-        indices[t] = row
-        scores[t] = score
-        probability[t] = prob
-        status[row] = _k.PICKED
-        if t + 1 < k:
-            _k.add_center(pool, proba, yhat, pnorm2, xnorm2, row, mindist, blocks_per_task)
-            _k.block_sums(mindist, block_sums)
+            n_uniform = _stepwise_picks(*args, blocks_per_task)
     return Selection(indices=indices, scores=scores.astype(np.float32), method="badge",
                      n_pool=n_pool, extra={"probability": probability, "n_uniform": n_uniform})
 
 
-def _sum_left_to_right(values):
-    total = 0.0
-    for v in values.tolist():
-        total += v
-    return total
+def _stepwise_picks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us, row,
+                    n_unlabeled, t0, indices, scores, probability, blocks_per_task):
+    """``_k.picks`` one Python step per pick (``add_center``, ``block_sums``, ``sample_row``):
+    the same picks, each pick paying a hand-off to the threads (~0.1 ms), without compiling
+    the gang's kernel (see ``_COLD_PICKS``)."""
+    n_uniform = 0
+    for t in range(t0, t0 + us.shape[0]):
+        _k.add_center(X, probs, yhat, pnorm2, xnorm2, row, mindist, blocks_per_task)
+        _k.block_sums(mindist, block_sums)
+        u = float(us[t - t0])
+        row = int(_k.sample_row(mindist, block_sums, u))
+        if row >= 0:
+            total = 0.0
+            for v in block_sums.tolist():
+                total += v
+            indices[t], scores[t], probability[t] = row, mindist[row], mindist[row] / total
+        else:
+            remaining = n_unlabeled - t
+            row = int(_k.nth_candidate(status, min(int(u * remaining), remaining - 1)))
+            indices[t], scores[t], probability[t] = row, 0.0, 1.0 / remaining
+            n_uniform += 1
+        status[row] = _k.PICKED
+        mindist[row] = 0.0
+    return n_uniform
