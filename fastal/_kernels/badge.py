@@ -568,7 +568,8 @@ def picks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us, row, 
     when drawn, 0 if uniform) and ``probability`` at ``t``; each pick is marked
     (``status``, ``mindist = 0``). The same picks, bit for bit, as those steps called one by
     one from Python; the threads meet at barriers instead of a Python round trip per pick
-    (on a pool in the caches that round trip cost as much as the pass itself).
+    (~0.1 ms on 2 threads: on Rotten Tomatoes' 13 MB pool, in the caches, 0.29-0.38 ms per
+    pass on two threads against 0.48 on one).
     Returns the number of uniform picks."""
     n = X.shape[0]
     threads = max(1, min(numba.get_num_threads(), -(-n // _PIECE)))
