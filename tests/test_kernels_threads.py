@@ -356,6 +356,29 @@ def test_scan32_from_several_python_threads_at_once():
         np.testing.assert_array_equal(indices, expected)
 
 
+def test_badge_gangs_from_several_python_threads_at_once(monkeypatch):
+    # Concurrent BADGE calls (their picks' gangs queue on the gang lock, one gang call per
+    # pick with PICKS_WORK at 1): each gets its seed's picks, as alone.
+    monkeypatch.setattr(_kb, "PICKS_WORK", 1)
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(5000, 8)).astype(np.float32)
+    probs = random_probs(rng, 5000, 3, dtype=np.float32)
+    expected = [_badge(X, probs, 40, seed=s, gang=True).indices for s in range(3)]
+    results = {}
+
+    def call(s):
+        results[s] = _badge(X, probs, 40, seed=s, gang=True).indices
+
+    callers = [threading.Thread(target=call, args=(s,)) for s in range(3)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=120)
+    assert sorted(results) == [0, 1, 2]
+    for s in range(3):
+        np.testing.assert_array_equal(results[s], expected[s])
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
 def test_a_gang_running_at_fork_does_not_lock_the_child():
     # a lock held by another thread when the process forks would stay held in the child
