@@ -187,6 +187,40 @@ def test_non_finite_input(bad):
         badge(X, probs, 2)
 
 
+@pytest.mark.parametrize("rows_per_task", [1, 3, 4096])
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 103])
+def test_row_stats_match_coordinate_order_sums(n, rows_per_task, monkeypatch):
+    """``row_stats``: squared norms, each the float64 sum in coordinate order, bit for bit,
+    whatever the tasks; the class, ``|p~|^2`` and the bad-row codes per row. Values over
+    many orders of magnitude, so that any other order rounds differently."""
+    monkeypatch.setattr(_k, "ROWS_PER_TASK", rows_per_task)
+    rng = np.random.default_rng(n)
+    X = (rng.standard_normal((n, 37)) * np.exp(rng.uniform(-20, 20, (n, 37)))).astype(np.float32)
+    probs = random_probs(rng, n, 4, dtype=np.float32)
+    if n > 4:
+        X[3, 5] = np.nan
+        probs[4] = [0.5, 0.5, 0.5, 0.0]
+    yhat, pnorm2, xnorm2 = np.empty(n, np.int32), np.empty(n), np.empty(n)
+    bad = np.full(n, 9, np.uint8)
+    n_bad = _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, bad)
+    want = np.zeros(n)
+    for j in range(X.shape[1]):
+        want = want + X[:, j].astype(np.float64) ** 2
+    np.testing.assert_array_equal(xnorm2, want)
+    np.testing.assert_array_equal(yhat, probs.argmax(axis=1))
+    P = probs.astype(np.float64)
+    P[np.arange(n), yhat] -= 1.0
+    q = np.zeros(n)
+    for j in range(P.shape[1]):
+        q = q + P[:, j] ** 2
+    np.testing.assert_array_equal(pnorm2, q)
+    expected = np.zeros(n, np.uint8)
+    if n > 4:
+        expected[3], expected[4] = 1, 2
+    np.testing.assert_array_equal(bad, expected)
+    assert n_bad == int((expected > 0).sum())
+
+
 def test_kernel_block_sums_are_left_to_right():
     """The block sums must be the sequential sums the reference uses (no reassociation,
     even after the fastmath add_center was compiled in the same process)."""
