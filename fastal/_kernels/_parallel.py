@@ -11,6 +11,10 @@ one contiguous range per thread. With the GIL released, the threads run in paral
 Results cannot depend on the thread count: every row is computed by the same code whatever
 range it falls in, and the returned counts are summed. The thread count is Numba's
 (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``), so one setting controls every kernel.
+
+Kernels whose threads must meet many times in one call (a greedy's picks) run as a gang
+(:func:`run_gang`: one task per thread, all running at once) and meet at :func:`barrier`,
+a spin barrier, instead of a return to Python per step.
 """
 
 from __future__ import annotations
