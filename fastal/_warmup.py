@@ -66,6 +66,7 @@ def _calls(target: str, n_classes: int, dtypes, rng):
     from . import kcenter, score, select
     from .diversity.badge import _badge
     from .diversity.kcenter import _kcenter
+    from .models import LinearHead
     from .scoring import COMMITTEE_METHODS, UNCERTAINTY_METHODS
 
     rows = 256
@@ -78,6 +79,9 @@ def _calls(target: str, n_classes: int, dtypes, rng):
         if target in UNCERTAINTY_METHODS:
             yield f"{name} probabilities", lambda p=probs[0]: score(p, target)
             yield f"{name} logits", lambda z=logits[0]: score(z, target, from_logits=True)
+            # a linear head on embeddings (float32: its logits made inside the logits kernel)
+            head = LinearHead(rng.standard_normal((8, n_classes)).astype(dtype))
+            yield f"{name} linear head", lambda x=emb, h=head: score(x, target, model=h)
         elif target == "committee":
             methods = [m for m in COMMITTEE_METHODS if m != "committee_std"]
             yield f"{name} probabilities", lambda p=probs: [score(p, m) for m in methods]

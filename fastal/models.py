@@ -447,6 +447,14 @@ def model_chunk_scores(model, X_chunk, methods, out, *, start=0, name="data"):
                                   f"{name} (model output)")
         return
 
+    if (isinstance(model, LinearHead) and X.dtype == np.float32 and len(methods) == 1
+            and methods[0] not in EGL_METHODS):
+        # one uncertainty method from float32 embeddings: the logits scored where they are
+        # made, never stored (the same bits as scoring model.logits(X))
+        if _ku.linear_scores(X, *model._weights(X.dtype), model.n_classes,
+                             _UNCERTAINTY_CODES[methods[0]], out2[0]):
+            _raise_bad_output(X, None, out2[0], True, start, name)
+        return
     if isinstance(model, LinearHead):
         values, from_logits = model.logits(X), True
     else:

@@ -83,3 +83,35 @@ def test_weights_padded_to_four_classes_once_give_the_same_bits(c):
     wide = Wp.shape[1] + 1  # (internal) W with fewer classes than out: refused
     with pytest.raises(ValueError, match=f"for {wide} classes"):
         linear_logits(X, Wp, bp, np.empty((70, wide), dtype=np.float32))
+
+
+@pytest.mark.parametrize("c", [2, 3, 4, 5, 10, 12, 37, 100, 150])
+def test_head_scores_equal_scoring_the_stored_logits(threads, c):
+    """``uncertainty.linear_scores`` (the logits kernel making each block's logits in place,
+    ``_block_logits``) gives bit for bit the scores of ``linear_logits``' stored logits, and
+    the same count of invalid rows: every method, lane count (C divisible by 4, by 2, odd),
+    block size (C = 150: blocks of 16 rows, under the head's 32), rows past a block, a NaN
+    embedding, an overflowing row, confident and tied rows."""
+    from fastal._kernels.linear import padded_weights
+    from fastal._kernels.uncertainty import linear_scores, uncertainty_scores
+
+    rng = np.random.default_rng(c)
+    for n, d in [(1, 1), (45, 7), (700, 64)]:
+        X = (rng.standard_normal((n, d)) * 3).astype(np.float32)
+        W = rng.standard_normal((d, c)).astype(np.float32)
+        b = rng.standard_normal(c).astype(np.float32)
+        if n > 40:
+            X[2, 0] = np.nan
+            X[3] = 3e38  # logits overflow (inf, or NaN from inf - inf)
+            X[4] = 0.0  # every logit b: a tie only if b has one
+            X[5] *= 1e4  # confident
+        Wp, bp = padded_weights(W, b)
+        logits = np.empty((n, c), np.float32)
+        linear_logits(X, Wp, bp, logits)
+        for method in range(4):
+            want = np.full(n, -1.0, np.float32)
+            got = np.full(n, -2.0, np.float32)
+            n_want = uncertainty_scores(logits, method, True, 1e-3, want)
+            assert linear_scores(X, Wp, bp, c, method, got) == n_want
+            np.testing.assert_array_equal(got, want)
+            assert n_want >= (1 if n > 40 else 0)

@@ -21,9 +21,10 @@ def test_warmup_reports_each_step(capsys):
     steps = fastal.warmup(["margin"], n_classes=3, dtypes=("float32", "float64"), out=out)
     assert [(s.target, s.inputs) for s in steps] == [
         ("margin", "float32 probabilities"), ("margin", "float32 logits"),
-        ("margin", "float64 probabilities"), ("margin", "float64 logits")]
+        ("margin", "float32 linear head"), ("margin", "float64 probabilities"),
+        ("margin", "float64 logits"), ("margin", "float64 linear head")]
     assert all(s.seconds >= 0 and s.compiled >= 0 and s.loaded >= 0 for s in steps)
-    assert out.getvalue().count("\n") == 4
+    assert out.getvalue().count("\n") == 6
     # compiled or loaded once: a second call in this process touches no kernel again
     again = fastal.warmup(["margin"], n_classes=3, dtypes=("float32", "float64"))
     assert sum(s.compiled + s.loaded for s in again) == 0

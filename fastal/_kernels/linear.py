@@ -81,6 +81,28 @@ def _linear_logits_tasks(X, W, b, out, XT, acc, lo, hi):
     return 0
 
 
+@njit(**HELPER)
+def _block_logits(X, W, b, XT, acc, start, m, c, w, columns):
+    """The logits of rows [start, start + m) of X (``linear_logits``' arithmetic:
+    ``_classes``, 32 rows at a time) into a transposed block: class ``w j + h`` of row r at
+    ``columns[j, w r + h]``, where ``uncertainty._load_block`` puts the units of w lanes of
+    stored logits (the logits kernel's head mode, ``uncertainty.linear_scores``). ``W``,
+    ``b``: ``padded_weights``; ``XT`` (d, 32) and ``acc`` (4, 32): scratch."""
+    d = X.shape[1]
+    for r0 in range(0, m, _ROWS):
+        mm = _ROWS if r0 + _ROWS < m else m - r0
+        for r in range(mm):
+            for j in range(d):
+                XT[j, r] = X[start + r0 + r, j]
+        for k0 in range(0, c, 4):
+            _classes(XT, W, b, k0, d, acc)
+            for q in range(c - k0 if c - k0 < 4 else 4):
+                unit = (k0 + q) // w
+                lane = w * r0 + k0 + q - unit * w
+                for r in range(mm):
+                    columns[unit, lane + w * r] = acc[q, r]
+
+
 def padded_weights(W, b):
     """``W`` (d, C) and ``b`` (C,) with zero classes appended up to a multiple of 4, as
     ``linear_logits`` reads them (C-contiguous; the arrays themselves when C is a multiple

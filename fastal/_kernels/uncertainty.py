@@ -18,6 +18,8 @@ from .._config import FASTMATH
 from ._intrinsics import prefetch, prefetch_at
 from ._math import _EXP_LOWEST, HELPER, KERNEL, exp32, exp32_in_range, log32
 from ._parallel import run_tasks
+from .linear import _ROWS as _LINEAR_ROWS
+from .linear import _block_logits
 
 ENTROPY, LEAST_CONFIDENCE, MARGIN, RATIO = 0, 1, 2, 3
 
@@ -203,6 +205,8 @@ def _load_columns(units, start, m, buffer):
 
 @overload(_load_block, inline="always")
 def _load_block_impl(units, start, m, buffer, columns, pairs):
+    if isinstance(buffer, types.NoneType):  # a linear head's blocks (never loaded)
+        return lambda units, start, m, buffer, columns, pairs: None
     if units.layout == "C":
         return lambda units, start, m, buffer, columns, pairs: _load_rows(units, start, m,
                                                                           buffer, pairs)
@@ -610,8 +614,8 @@ def _finish_logits(columns, u, rest, weighted, w, m, row_second, row_max, row_ch
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", **KERNEL)
-def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, columns, lanes, lo,
-                                hi):
+def _scores_from_logits32_tasks(units, method, block, out, entropy, head, buffer, columns,
+                                lanes, XT, acc, lo, hi):
     """Score each row of float32 logits (rows, C), C >= 2, through a stable softmax.
 
     ``units`` is the logits or their ``lane_view`` (the same transposed blocks and lanes as
@@ -627,6 +631,13 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     Precision: exp32 and log32 are within 2e-7 relative and the sums are over non-negative
     terms (float32 per lane, float64 across lanes), so scores are within about
     (2 + C / w) * 6e-8 relative of the float64 formula (w lanes), for any confidence.
+
+    ``head``: None, or a linear head's ``(X, W, b)`` (``linear_scores``): then ``units`` is
+    an empty array of the logits' units (its dtype sets the lanes) and each block's logits
+    are computed into ``columns`` (``linear._block_logits``, scratch ``XT`` and ``acc``)
+    instead of loaded (``buffer`` None: ``_load_block`` compiles to nothing); nothing is
+    prefetched. A specialisation of its own: None prunes that code (and ``XT``, ``acc``
+    are None).
     """
     # The six lane and three row buffers are rows of one scratch array, ``lanes``: every
     # array argument adds to the kernel's CPython wrapper (compiled in each fresh process).
@@ -640,6 +651,8 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     row_second = lanes[7]
     row_check = lanes[8]
     n, u = units.shape
+    if head is not None:
+        n = head[0].shape[0]
     w = _lanes(units)
     n_blocks = (n + block - 1) // block
     n_tasks = (n_blocks + _BLOCKS_PER_TASK - 1) // _BLOCKS_PER_TASK
@@ -658,6 +671,8 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
     n_loops = n_loops if n_loops > 0 else 1
     n_pieces, size = _prefetch_plan(units, block)
     per = (n_pieces + n_loops - 1) // n_loops
+    if head is not None:
+        per = 0
     per_max = per if entropy is None and method != RATIO else 0
     n_bad = 0
     for task in range(lo, hi):
@@ -667,7 +682,10 @@ def _scores_from_logits32_tasks(units, method, block, out, entropy, buffer, colu
         for b in range(task * _BLOCKS_PER_TASK, stop if stop < n_blocks else n_blocks):
             start = b * block
             m = block if start + block < n else n - start
-            _load_block(units, start, m, buffer, columns, True)
+            if head is None:
+                _load_block(units, start, m, buffer, columns, True)
+            else:
+                _block_logits(head[0], head[1], head[2], XT, acc, start, m, w * u, w, columns)
             lanes = w * m
             for q in range(lanes):
                 z = columns[0, q]
@@ -749,10 +767,34 @@ def _scores_from_logits32(units, n_lanes, method, block, out):
     key, make_buffers = _block_scratch("logits", units, n_lanes, block, 0, np.float32)
 
     def make():  # the transpose buffer, its float view and the (9, lanes * block) buffers
-        return (*make_buffers(), np.empty((9, n_lanes * block), dtype=np.float32))
+        return (*make_buffers(), np.empty((9, n_lanes * block), dtype=np.float32), None, None)
     return run_tasks(_scores_from_logits32_tasks, _n_tasks(units.shape[0], block), units,
-                     method, block, out, True if method == ENTROPY else None,
+                     method, block, out, True if method == ENTROPY else None, None,
                      scratch=(key, make))
+
+
+def linear_scores(X, W, b, n_classes, method, out):
+    """Uncertainty scores (``method``: a method's code) of float32 embeddings ``X`` through
+    a linear head (``W``, ``b``: ``linear.padded_weights``) into ``out``: bit for bit
+    ``uncertainty_scores(logits, method, True, ...)`` of ``logits = linear.linear_logits(X,
+    W, b)``, the logits made block by block where the kernel would load them (the same
+    units and lanes as their ``lane_view``), never stored. A fresh process then compiles
+    one kernel instead of the linear and the logits kernels. Returns the number of rows
+    with non-finite logits (their score NaN)."""
+    c = n_classes
+    w = 4 if c % 4 == 0 else 2 if c % 2 == 0 else 1
+    units = np.empty((0, c // w), dtype={4: np.complex128, 2: np.int64, 1: np.float32}[w])
+    block = block_rows_logits(c)
+    d = X.shape[1]
+
+    def make():  # no transpose buffer; columns, lanes, the head's XT and acc
+        return (None, np.empty((c // w, w * block), dtype=np.float32),
+                np.empty((9, w * block), dtype=np.float32),
+                np.zeros((d, _LINEAR_ROWS), dtype=X.dtype),
+                np.empty((4, _LINEAR_ROWS), dtype=X.dtype))
+    return run_tasks(_scores_from_logits32_tasks, _n_tasks(X.shape[0], block), units, method,
+                     block, out, True if method == ENTROPY else None, (X, W, b),
+                     scratch=(("linear scores", c, d, block), make))
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, **KERNEL)
