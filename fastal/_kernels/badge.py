@@ -388,18 +388,26 @@ def _add_center_rows(X, probs, yhat, pnorm2, xnorm2, center, mindist, start, sto
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
 def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_task, rel,
-                      slack, lo, hi):
+                      slack, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs, lo, hi):
     """``add_center`` for rows [lo * rows_per_task, hi * rows_per_task) (``rows_per_task`` a
-    multiple of ``_PIECE``); ``mindist[center]`` is already 0. Returns 0."""
-    n, d = X.shape
-    c = probs.shape[1]
+    multiple of ``_PIECE``); ``mindist[center]`` is already 0; ``pc`` ... ``dxcs``: the
+    thread's ``_pass_scratch``. Returns 0."""
     _add_center_rows(X, probs, yhat, pnorm2, xnorm2, center, mindist, lo * rows_per_task,
-                     min(n, hi * rows_per_task), rel, slack, np.empty(c, dtype=np.float64),
-                     np.empty(c, dtype=probs.dtype), np.empty(d, dtype=np.float64),
-                     np.empty(_PIECE, dtype=np.int64), np.empty(_PIECE, dtype=np.float64),
-                     np.empty(_PIECE, dtype=np.float64), np.empty(4, dtype=np.float64),
-                     np.empty(4, dtype=np.float64))
+                     min(X.shape[0], hi * rows_per_task), rel, slack, pc, pcs, xc, todo,
+                     todo_pp, todo_pp_e, four, dxcs)
     return 0
+
+
+def _pass_scratch(X, probs):
+    """``run_tasks``' scratch of ``_add_center_rows`` (``pc``, ``pcs``, ``xc``, ``todo``,
+    ``todo_pp``, ``todo_pp_e``, ``four``, ``dxcs``), made per thread by the drivers
+    (``np.empty`` in a kernel costs compile time in a fresh process)."""
+    c, d = probs.shape[1], X.shape[1]
+
+    def make():
+        return (np.empty(c), np.empty(c, probs.dtype), np.empty(d), np.empty(_PIECE, np.int64),
+                np.empty(_PIECE), np.empty(_PIECE), np.empty(4), np.empty(4))
+    return ("badge", c, d, probs.dtype.str), make
 
 
 def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task):
@@ -437,7 +445,7 @@ def add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
     mindist[center] = 0.0
     rel, slack = bounds32(X.shape[1])
     run_tasks(_add_center_tasks, -(-n // rows_per_task), X, probs, yhat, pnorm2, xnorm2,
-              center, mindist, rows_per_task, rel, slack)
+              center, mindist, rows_per_task, rel, slack, scratch=_pass_scratch(X, probs))
 
 
 @njit(cache=True)
@@ -575,12 +583,7 @@ def picks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us, row, 
     threads = max(1, min(numba.get_num_threads(), -(-n // _PIECE)))
     rel, slack = bounds32(X.shape[1])
     step = max(1, PICKS_WORK // max(1, n * (X.shape[1] + probs.shape[1])))
-    c, d = probs.shape[1], X.shape[1]
-
-    def make():  # per thread (np.empty in the kernel costs compile time in a fresh process)
-        return (np.empty(c), np.empty(c, probs.dtype), np.empty(d), np.empty(_PIECE, np.int64),
-                np.empty(_PIECE), np.empty(_PIECE), np.empty(4), np.empty(4))
-    scratch = (("badge", c, d, probs.dtype.str), make)
+    scratch = _pass_scratch(X, probs)
     n_uniform = 0
     for first in range(0, us.shape[0], step):
         last = min(us.shape[0], first + step)

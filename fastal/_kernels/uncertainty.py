@@ -782,8 +782,8 @@ def linear_scores(X, W, b, n_classes, method, out):
     one kernel instead of the linear and the logits kernels. Returns the number of rows
     with non-finite logits (their score NaN)."""
     c = n_classes
-    w = 4 if c % 4 == 0 else 2 if c % 2 == 0 else 1
-    units = np.empty((0, c // w), dtype={4: np.complex128, 2: np.int64, 1: np.float32}[w])
+    units, w = lane_view(np.empty((1, c), dtype=np.float32))  # the stored logits' units
+    units = units[:0]
     block = block_rows_logits(c)
     d = X.shape[1]
 
