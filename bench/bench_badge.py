@@ -24,7 +24,9 @@ reported as row-picks per second (``N * k / seconds``), comparable across sizes.
 real`` (Fashion-MNIST PCA-50 and raw, Rotten Tomatoes SVD-256, Gaussian 300k x 128, 1M x 32,
 1M x 128) at k = 100 and 1,000, with the probabilities of a logistic regression fitted on
 the 1,000 labeled rows (real data) or a softmax of random logits (Gaussian, C = 10).
-lightly-mundig has no BADGE.
+scikit-activeml runs there too where its explicit float64 gradient embeddings fit in
+``--peer-bytes`` (2 GiB: Rotten Tomatoes and Fashion-MNIST PCA-50), killed after
+``--peer-timeout`` seconds; lightly-mundig has no BADGE.
 """
 
 from __future__ import annotations
@@ -212,9 +214,17 @@ def main_real(args):
             data, probs = os.path.join(tmp, "X.npy"), os.path.join(tmp, "P.npy")
             np.save(data, X)
             np.save(probs, P)
+            explicit = n * P.shape[1] * d * 8  # scikit-activeml's float64 gradient embeddings
             for k in REAL_KS:
                 res = {m: run_method(m, data, probs, n, k, args.timeout)
                        for m in ("fastal", "numpy")}
+                if explicit <= args.peer_bytes:
+                    res["scikit-activeml"] = run_method("scikit-activeml", data, probs, n, k,
+                                                        args.peer_timeout)
+                else:
+                    res["scikit-activeml"] = {
+                        "error": f"not run: N x Cd float64 gradients = {explicit / 2**30:.1f} "
+                                 f"GiB > --peer-bytes"}
                 fa = res["fastal"].get("seconds")
                 for method, r in res.items():
                     if "error" in r:
@@ -249,6 +259,11 @@ def main(argv=None):
                         help="pool sizes for scikit-activeml (it forms N x C*d float64)")
     parser.add_argument("--peer-k", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--peer-bytes", type=float, default=2 * 2**30,
+                        help="--suite real: run scikit-activeml where its explicit gradient "
+                             "embeddings (N x C d float64) take at most this many bytes")
+    parser.add_argument("--peer-timeout", type=float, default=300.0,
+                        help="--suite real: seconds before a scikit-activeml run is killed")
     parser.add_argument("--worker", choices=["fastal", "numpy"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--probs", help=argparse.SUPPRESS)

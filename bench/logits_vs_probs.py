@@ -18,6 +18,11 @@ different phases (session 19, least confidence at C = 100: best rates 32.8 M fro
 and 56.1 M from probabilities, 58 %, where the paired median was 90 %; the next run 67 %
 and 67 %). The ratio of the best rates is shown beside it.
 
+The peers (bench/peers.py, in their own environment: ``--peers-python``, default
+``$FASTAL_PEERS_PYTHON`` or ``/work/peers-venv/bin/python`` when it exists) take
+probabilities, so their rate from logits is NumPy's softmax and then the peer's function,
+on 200,000 rows (small-text and ALiPy, which loop in Python, on 20,000).
+
 Usage: ``python bench/logits_vs_probs.py [--rows 5000000] [--out bench/logits_vs_probs.md]``
 """
 
@@ -96,9 +101,46 @@ def _interleaved(f, g, rounds=9):
     return best_f, best_g, float(np.median(ratios))
 
 
-def rates(z, methods, members=None):
+# Peers take probabilities: from logits, a user runs a softmax first. Their rows/s does not
+# depend on the pool size, so they run on this many rows (those looping over rows in
+# Python on fewer), in the peer environment (bench/peers.py).
+PEER_ROWS = 200_000
+SLOW_PEERS = {"small-text": 20_000, "ALiPy": 20_000}
+
+
+def peer_rates(z, p, methods, python):
+    """{method: (library, rows/s)} of the fastest peer from logits: NumPy's softmax of the
+    logits ``z``, then the peer's own function on the probabilities ``p``."""
+    import peers
+
+    kind = "uncertainty" if p.ndim == 2 else "committee"
+    key = "probs" if p.ndim == 2 else "member_probs"
+    best = {}
+    groups = [([lib for lib in peers.PEERS if lib not in SLOW_PEERS], PEER_ROWS)]
+    groups += [([lib], rows) for lib, rows in SLOW_PEERS.items()]
+    for libraries, rows in groups:
+        sub_p = p[..., :rows, :]
+        sub_z = z[..., :rows, :]
+        n = sub_p.shape[-2]
+        try:
+            results, _ = peers.run_peers(kind, {key: np.ascontiguousarray(sub_p)},
+                                         python=python, methods=methods, libraries=libraries,
+                                         repeat=2, timeout=600)
+        except Exception as exc:  # noqa: BLE001 - a peer environment that cannot run
+            print(f"(peers {libraries} not run: {exc})", file=sys.stderr)
+            continue
+        t_softmax = best_of(lambda: _softmax(sub_z), repeat=3)
+        for (library, method), r in results.items():
+            if r.error is None and r.seconds:
+                rate = n / (t_softmax + min(r.seconds))
+                if rate > best.get(method, ("", 0.0))[1]:
+                    best[method] = (library, rate)
+    return best
+
+
+def rates(z, methods, members=None, peers_python=None):
     """{method: (logits rate, probs rate, numpy-from-logits rate or None, paired median
-    ratio)}, rates in rows/s."""
+    ratio, (fastest peer, its rate from logits) or None)}, rates in rows/s."""
     p = _softmax(z)
     if members is not None:
         noise = np.random.default_rng(1).standard_normal((members,) + z.shape[1:],
@@ -106,6 +148,7 @@ def rates(z, methods, members=None):
         zs = np.stack([z + 0.5 * np.resize(noise[m], z.shape) for m in range(members)])
         z, p = zs, _softmax(zs)
     n = z.shape[-2]
+    by_peer = peer_rates(z, p, methods, peers_python) if peers_python else {}
     out = {}
     for method in methods:
         t_z, t_p, paired = _interleaved(lambda: fastal.score(z, method, from_logits=True),
@@ -113,7 +156,8 @@ def rates(z, methods, members=None):
         t_np = None
         if members is None and n <= 5_000_000:
             t_np = best_of(lambda: _numpy_score(z, method), repeat=1)
-        out[method] = (n / t_z, n / t_p, None if t_np is None else n / t_np, paired)
+        out[method] = (n / t_z, n / t_p, None if t_np is None else n / t_np, paired,
+                       by_peer.get(method))
     return out
 
 
@@ -121,6 +165,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=5_000_000, help="rows at C = 10")
     parser.add_argument("--out", default=None, help="also write the markdown here")
+    default_peers = os.environ.get("FASTAL_PEERS_PYTHON", "/work/peers-venv/bin/python")
+    parser.add_argument("--peers-python", default=default_peers if os.path.exists(
+        default_peers) else "", help="interpreter of the peer environment ('' to skip peers)")
     args = parser.parse_args(argv)
 
     unc = fastal.UNCERTAINTY_METHODS
@@ -137,13 +184,15 @@ def main(argv=None):
     for name, z in cases:
         for label, methods, members in ((name, unc, None), (f"{name}, committee M = 5", com, 5)):
             n = z.shape[0] if members is None else z.shape[0] // 10
-            got = rates(z[:n], methods, members)
-            for method, (rz, rp, rn, paired) in got.items():
+            got = rates(z[:n], methods, members, args.peers_python)
+            for method, (rz, rp, rn, paired, peer) in got.items():
                 worst = min(worst, paired)
                 rows.append([label, f"{n:,}", method, fmt_rate(rz), fmt_rate(rp),
                              f"{paired:.0%}", f"{rz / rp:.0%}",
                              "-" if rn is None else fmt_rate(rn),
                              "-" if rn is None else f"{rz / rn:.1f}x",
+                             "-" if peer is None else f"{peer[0]} {fmt_rate(peer[1])}",
+                             "-" if peer is None else f"{rz / peer[1]:.0f}x",
                              "met" if paired >= 0.6 else "**missed**"])
             print(f"done: {label}", file=sys.stderr, flush=True)
     text = "\n".join([
@@ -155,7 +204,9 @@ def main(argv=None):
         "logits call against the probabilities call right after it).", "",
         table(["input", "rows", "method", "from logits", "from probabilities",
                "logits / probs (paired median)", "ratio of the best rates",
-               "NumPy from logits", "fastal / NumPy", "target"], rows),
+               "NumPy from logits", "fastal / NumPy",
+               f"fastest peer from logits (softmax + peer, up to {PEER_ROWS:,} rows)",
+               "fastal / peer", "target"], rows),
         "", f"Lowest paired logits / probabilities ratio: {worst:.0%}.", ""])
     print(text)
     if args.out:
