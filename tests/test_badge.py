@@ -295,18 +295,21 @@ def _stepwise(X, probs, k, labeled, seed):
 
 @pytest.mark.parametrize("gang", [True, False])
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("kind, n, work", [
-    ("clustered", 3 * _k.SAMPLING_BLOCK + 77, 1),  # one pick per gang call
-    ("random", 2 * _k.SAMPLING_BLOCK + 1500, 1 << 27),
-    ("duplicates", 5000, 1 << 16),  # the uniform fallback inside the gang
-    ("random", 700, 1 << 27),  # fewer rows than one piece: one thread
+@pytest.mark.parametrize("kind, n, work, dense", [
+    ("clustered", 3 * _k.SAMPLING_BLOCK + 77, 1, 0.6),  # one pick per gang call
+    ("random", 2 * _k.SAMPLING_BLOCK + 1500, 1 << 27, 0.6),
+    ("random", 2 * _k.SAMPLING_BLOCK + 1500, 1 << 27, 0.0),  # the filter's dense sweeps
+    ("duplicates", 5000, 1 << 16, 0.6),  # the uniform fallback inside the gang
+    ("random", 700, 1 << 27, 0.6),  # fewer rows than one piece: one thread
 ])
-def test_gang_picks_equal_the_stepwise_loop(kind, n, work, threads, gang, monkeypatch):
+def test_gang_picks_equal_the_stepwise_loop(kind, n, work, dense, threads, gang, monkeypatch):
     """``picks`` (every later pick in one gang of threads meeting at barriers, several calls
     when ``PICKS_WORK`` is small) and the driver's step-by-step picks of cold processes
     give this step-by-step loop's picks, scores and probabilities bit for bit, uniform
-    picks included."""
+    picks included; the gang with every piece's dots swept densely too (``DENSE_SHARE``
+    0; the step-by-step paths gather them)."""
     monkeypatch.setattr(_k, "PICKS_WORK", work)
+    monkeypatch.setattr(_k, "DENSE_SHARE", dense)
     X, probs = make_pool(kind, n, 9, 3, np.float32, seed=n)
     labeled = np.arange(0, n, 13)
     k = 60
@@ -401,11 +404,13 @@ def _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center):
     return dist
 
 
+@pytest.mark.parametrize("dense", [None, 0.0, 0.6])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kernel_distances_match_a_coordinate_order_reference(dtype):
+def test_kernel_distances_match_a_coordinate_order_reference(dtype, dense):
     """``add_center`` evaluates four surviving rows at a time (independent chains): every
     row's distance must still be the implicit formula with each sum in coordinate (class)
-    order, bit for bit, pruned or not, in a block whose survivors are not a multiple of 4."""
+    order, bit for bit, pruned or not, in a block whose survivors are not a multiple of 4;
+    the filter's dots gathered (``dense`` None), swept densely (0) or either by piece."""
     X, probs = make_pool("random", _k.SAMPLING_BLOCK + 301, 7, 4, dtype, seed=12)
     X[17] = X[3]  # a duplicate row: distance 0 to centre 3
     probs[17] = probs[3]
@@ -414,7 +419,7 @@ def test_kernel_distances_match_a_coordinate_order_reference(dtype):
     mindist = np.full(n, np.inf)
     want = mindist.copy()
     for center in (3, 1000, 5, n - 1):
-        _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, 1)
+        _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, 1, dense)
         dist = _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
         want = np.where(want == 0.0, 0.0, np.minimum(want, dist))
         want[center] = 0.0
@@ -422,15 +427,17 @@ def test_kernel_distances_match_a_coordinate_order_reference(dtype):
     assert mindist[17] == 0.0
 
 
+@pytest.mark.parametrize("dense", [None, 0.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("d", [3, 64, 300])
-def test_filter_never_skips_a_row_its_centre_lowers(dtype, d):
+def test_filter_never_skips_a_row_its_centre_lowers(dtype, d, dense):
     """Rows whose current distance is just above (or at, or just below) their exact
     distance to the new centre, by 1e-13 to 1e-3 of it: the vectorised filter and the
     Cauchy-Schwarz test may skip only rows the exact pass would leave, so every row ends at
     min(current, exact), bit for bit. Near-duplicate rows (|x_i - x_c| tiny against |x|),
     confident rows (p~ tiny) and rows whose <p~_i, dp> <dx, x_c> term cancels most of the
-    others, and near-duplicate gradients, included."""
+    others, and near-duplicate gradients, included; the filter's dots gathered row by row
+    (``dense`` None) or swept densely over each piece (0)."""
     rng = np.random.default_rng(d)
     n = 3000
     X = rng.standard_normal((n, d)) * np.exp(rng.uniform(-3, 3, size=(n, 1)))
@@ -455,7 +462,8 @@ def test_filter_never_skips_a_row_its_centre_lowers(dtype, d):
     current[current <= 0.0] = np.inf
     for blocks_per_task in (1, 100):
         mindist = current.copy()
-        _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task)
+        _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, blocks_per_task,
+                      dense)
         want = np.minimum(current, exact)
         want[center] = 0.0
         np.testing.assert_array_equal(mindist, want)
