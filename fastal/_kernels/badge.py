@@ -299,12 +299,12 @@ def _filter_pass(X, pnorm2, xnorm2, mindist, x_c, pc2, xc2, rel, slack, todo, n_
     clear their current distance; returns how many.
 
     The rows in ``todo`` lie in the piece [first, last). When ``dense`` is not None and
-    they are more than ``dense`` of it (the earlier tests pruned little: binary classifiers, whose ``p~`` all
-    lie on one line), every row's dot is computed in one sequential sweep
-    (``_dense_dots`` into ``dots``); else only theirs, four at a time, gathered with
-    prefetches. Either way a dot is within ``rel |x_i| |x_c| + slack`` of the exact one,
-    and only the rows cleared by that bound are left: the same rows reach the exact pass
-    up to the dots' rounding, and every distance is the same."""
+    they are more than ``dense`` of it (the earlier tests pruned little: binary
+    classifiers, whose ``p~`` all lie on one line), every row's dot is computed in one
+    sequential sweep (``_dense_dots`` into ``dots``); else only theirs, four at a time,
+    gathered with prefetches. Either way a dot is within ``rel |x_i| |x_c| + slack`` of
+    the exact one and only the rows that bound clears are dropped: which rows reach the
+    exact pass may differ by the dots' rounding, every distance is the same."""
     if dense is not None:  # None: pruned before compilation (see ``add_center``)
         if n_todo > dense * (last - first):
             _dense_dots(X, first, last, x_c, dots)
@@ -563,8 +563,9 @@ def _picks_tasks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us
     result does not depend on the split), a barrier, its blocks' sums (``_block_sums_tasks``,
     each left to right), a barrier; thread 0 draws the next pick as the driver would
     (``sample_row`` with ``us[t - t0]``, else the uniform fallback), records it, marks it
-    picked (status, ``mindist = 0``) and shares it; a barrier. Returns thread 0's count of
-    uniform picks (0 in the others)."""
+    picked (status, ``mindist = 0``) and shares it; a barrier. ``dense``:
+    ``_filter_pass``'s (``DENSE_SHARE``). Returns thread 0's count of uniform picks (0 in
+    the others)."""
     tid = lo
     n = X.shape[0]
     n_pieces = (n + _PIECE - 1) // _PIECE
@@ -626,7 +627,8 @@ def picks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us, row, 
     (``status``, ``mindist = 0``). The same picks, bit for bit, as those steps called one by
     one from Python; the threads meet at barriers instead of a Python round trip per pick
     (~0.1 ms on 2 threads: on Rotten Tomatoes' 13 MB pool, in the caches, 0.29-0.38 ms per
-    pass on two threads against 0.48 on one).
+    pass on two threads against 0.48 on one). Pieces whose rows the first tests mostly
+    keep get their filter's dots in one sequential sweep (``DENSE_SHARE``, ``_filter_pass``).
     Returns the number of uniform picks."""
     n = X.shape[0]
     threads = max(1, min(numba.get_num_threads(), -(-n // _PIECE)))
