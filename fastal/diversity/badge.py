@@ -16,13 +16,13 @@ from .._selection import Selection
 from .._validation import (as_embeddings, as_probs, check_finite, check_int, check_k,
                            check_l2_range, make_rng, parse_labeled)
 
-# Cold processes: while the gang kernel of the later picks (``_k.picks``, ~1 s to compile
-# beyond the step-by-step kernels) is neither compiled in this process nor in Numba's cache,
-# picks are made one Python step at a time (~0.1 ms more per pick on 2 threads: the
-# threads' hand-off), until this many have been made so in the process (so about the
-# compile time); then the gang is compiled (the ski-rental rule, as k-center's cold rule).
-# The same picks either way; ``fastal warmup`` compiles the gang.
-_COLD_PICKS = 10_000
+# Cold processes: while the gang kernel of the later picks (``_k.picks``, 1.6-1.7 s to
+# compile beyond the step-by-step kernels, its dense sweep included) is neither compiled in
+# this process nor in Numba's cache, picks are made one Python step at a time (~0.1 ms more
+# per pick on 2 threads: the threads' hand-off), until this many have been made so in the
+# process (so about the compile time); then the gang is compiled (the ski-rental rule, as
+# k-center's cold rule). The same picks either way; ``fastal warmup`` compiles the gang.
+_COLD_PICKS = 16_000
 _cold_picks = [0]
 
 #: Rows of ``probs`` must sum to 1 within this tolerance, with no entry below its negative.
