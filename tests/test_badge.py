@@ -187,12 +187,14 @@ def test_non_finite_input(bad):
         badge(X, probs, 2)
 
 
+@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("rows_per_task", [1, 3, 4096])
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 103])
-def test_row_stats_match_coordinate_order_sums(n, rows_per_task, monkeypatch):
+def test_row_stats_match_coordinate_order_sums(n, rows_per_task, fast, monkeypatch):
     """``row_stats``: squared norms, each the float64 sum in coordinate order, bit for bit,
-    whatever the tasks; the class, ``|p~|^2`` and the bad-row codes per row. Values over
-    many orders of magnitude, so that any other order rounds differently."""
+    whatever the tasks, one row at a time or four (``fast``); the class, ``|p~|^2`` and the
+    bad-row codes per row. Values over many orders of magnitude, so that any other order
+    rounds differently."""
     monkeypatch.setattr(_k, "ROWS_PER_TASK", rows_per_task)
     rng = np.random.default_rng(n)
     X = (rng.standard_normal((n, 37)) * np.exp(rng.uniform(-20, 20, (n, 37)))).astype(np.float32)
@@ -202,7 +204,7 @@ def test_row_stats_match_coordinate_order_sums(n, rows_per_task, monkeypatch):
         probs[4] = [0.5, 0.5, 0.5, 0.0]
     yhat, pnorm2, xnorm2 = np.empty(n, np.int32), np.empty(n), np.empty(n)
     bad = np.full(n, 9, np.uint8)
-    n_bad = _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, bad)
+    n_bad = _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, bad, fast)
     want = np.zeros(n)
     for j in range(X.shape[1]):
         want = want + X[:, j].astype(np.float64) ** 2

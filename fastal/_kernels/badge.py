@@ -170,17 +170,43 @@ def block_sums(mindist, out):
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _row_stats_tasks(X, probs, atol, yhat, pnorm2, xnorm2, bad, rows_per_task, lo, hi):
+def _row_stats_tasks(X, probs, atol, yhat, pnorm2, xnorm2, bad, rows_per_task, four, lo, hi):
     """``row_stats`` for rows [lo * rows_per_task, hi * rows_per_task); returns the number
-    of bad rows among them."""
+    of bad rows among them. ``four`` not None: the squared norms four rows at a time (four
+    independent chains of additions, each row's still in coordinate order: the same bits;
+    a latency-bound sum ~2.3x faster), else one row at a time (None prunes that code: a
+    cold process's first call compiles less)."""
     n, d = X.shape
     c = probs.shape[1]
     n_bad = 0
-    for i in range(lo * rows_per_task, min(n, hi * rows_per_task)):
+    first = lo * rows_per_task
+    end = min(n, hi * rows_per_task)
+    split = first
+    if four is not None:
+        split = first + (end - first) // 4 * 4
+        for i in range(first, split, 4):
+            a0 = a1 = a2 = a3 = 0.0
+            for j in range(d):
+                v0 = np.float64(X[i, j])
+                v1 = np.float64(X[i + 1, j])
+                v2 = np.float64(X[i + 2, j])
+                v3 = np.float64(X[i + 3, j])
+                a0 += v0 * v0
+                a1 += v1 * v1
+                a2 += v2 * v2
+                a3 += v3 * v3
+            xnorm2[i] = a0
+            xnorm2[i + 1] = a1
+            xnorm2[i + 2] = a2
+            xnorm2[i + 3] = a3
+    for i in range(first, end):
         acc = 0.0
-        for j in range(d):
-            v = np.float64(X[i, j])
-            acc += v * v
+        if i < split:
+            acc = xnorm2[i]
+        else:
+            for j in range(d):
+                v = np.float64(X[i, j])
+                acc += v * v
         top = probs[i, 0]
         arg = 0
         total = 0.0
@@ -212,16 +238,17 @@ def _row_stats_tasks(X, probs, atol, yhat, pnorm2, xnorm2, bad, rows_per_task, l
     return n_bad
 
 
-def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
+def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad, fast=False):
     """Fill yhat, pnorm2 = ||p - e_yhat||^2 and xnorm2 = ||x||^2 (float64) for every row.
 
     ``bad[i]`` is set to 1 when x_i has a NaN/inf (or its squared norm overflows), 2 when
     p_i is not a probability vector (NaN/inf, an entry below -atol, or a sum off 1 by more
-    than atol), else 0. Returns the number of bad rows.
+    than atol), else 0. Returns the number of bad rows. ``fast``: the norms four rows at a
+    time (the same bits; its code compiled only when asked: warm processes' calls).
     """
     n_tasks = -(-X.shape[0] // ROWS_PER_TASK)
     return run_tasks(_row_stats_tasks, n_tasks, X, probs, atol, yhat, pnorm2, xnorm2, bad,
-                     ROWS_PER_TASK)
+                     ROWS_PER_TASK, True if fast else None)
 
 
 @njit(nogil=True, **HELPER)
