@@ -62,3 +62,21 @@ def linear_logits_in_order(X, W, b):
     for j in range(X.shape[1]):
         acc = acc + X[:, j:j + 1] * W[j]
     return acc
+
+
+def lane_sum(terms, lanes=32):
+    """Each row's sum of ``terms`` (rows, d) in the order ``_intrinsics.lane_sums``
+    defines: term j added to lane j mod ``lanes`` (each lane from +0.0, in coordinate
+    order), then the lanes combined by halving (lane h += lane h + s, s = lanes / 2, ..., 1).
+    Element-wise NumPy additions only, so this is that order exactly."""
+    terms = np.asarray(terms, dtype=np.float64)
+    n, d = terms.shape
+    acc = np.zeros((n, lanes))
+    for j0 in range(0, d, lanes):
+        m = min(lanes, d - j0)
+        acc[:, :m] = acc[:, :m] + terms[:, j0:j0 + m]
+    half = lanes // 2
+    while half:
+        acc[:, :half] = acc[:, :half] + acc[:, half:2 * half]
+        half //= 2
+    return acc[:, 0]

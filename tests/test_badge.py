@@ -14,6 +14,7 @@ from fastal.diversity.badge import _badge, badge
 
 from tests import reference_badge as ref
 from tests.conftest import random_probs
+from tests.reference import lane_sum
 
 # the module (``fastal.diversity.badge`` the attribute is the function)
 driver = importlib.import_module("fastal.diversity.badge")
@@ -187,28 +188,24 @@ def test_non_finite_input(bad):
         badge(X, probs, 2)
 
 
-@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("rows_per_task", [1, 3, 4096])
 @pytest.mark.parametrize("n", [1, 2, 5, 8, 103])
-def test_row_stats_match_coordinate_order_sums(n, rows_per_task, fast, monkeypatch):
-    """``row_stats``: squared norms, each the float64 sum in coordinate order, bit for bit,
-    whatever the tasks, one row at a time or four (``fast``); the class, ``|p~|^2`` and the
-    bad-row codes per row. Values over many orders of magnitude, so that any other order
-    rounds differently."""
+def test_row_stats_match_the_defined_sums(n, rows_per_task, monkeypatch):
+    """``row_stats``: squared norms, each the float64 sum in ``lane_sums``' order
+    (``reference.lane_sum``), bit for bit, whatever the tasks; the class, ``|p~|^2`` (class
+    order) and the bad-row codes per row. Values over many orders of magnitude, so that any
+    other order rounds differently."""
     monkeypatch.setattr(_k, "ROWS_PER_TASK", rows_per_task)
     rng = np.random.default_rng(n)
-    X = (rng.standard_normal((n, 37)) * np.exp(rng.uniform(-20, 20, (n, 37)))).astype(np.float32)
+    X = (rng.standard_normal((n, 77)) * np.exp(rng.uniform(-20, 20, (n, 77)))).astype(np.float32)
     probs = random_probs(rng, n, 4, dtype=np.float32)
     if n > 4:
         X[3, 5] = np.nan
         probs[4] = [0.5, 0.5, 0.5, 0.0]
     yhat, pnorm2, xnorm2 = np.empty(n, np.int32), np.empty(n), np.empty(n)
     bad = np.full(n, 9, np.uint8)
-    n_bad = _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, bad, fast)
-    want = np.zeros(n)
-    for j in range(X.shape[1]):
-        want = want + X[:, j].astype(np.float64) ** 2
-    np.testing.assert_array_equal(xnorm2, want)
+    n_bad = _k.row_stats(X, probs, 1e-3, yhat, pnorm2, xnorm2, bad)
+    np.testing.assert_array_equal(xnorm2, lane_sum(X.astype(np.float64) ** 2))
     np.testing.assert_array_equal(yhat, probs.argmax(axis=1))
     P = probs.astype(np.float64)
     P[np.arange(n), yhat] -= 1.0
@@ -384,21 +381,21 @@ def _row_state(X, probs):
     return yhat, pnorm2, xnorm2
 
 
-def _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center):
-    """Every row's squared gradient distance to ``center`` by the implicit formula, each
-    sum in coordinate (class) order, in float64 (what ``add_center`` must store)."""
+def _defined_order_distances(X, probs, yhat, pnorm2, xnorm2, center):
+    """Every row's squared gradient distance to ``center`` by the implicit formula, in
+    float64, the O(C) sums in class order and the O(d) sums in ``lane_sums``' order
+    (``reference.lane_sum``): what ``add_center`` must store."""
     n = X.shape[0]
     P = probs.astype(np.float64)
     P[np.arange(n), yhat] -= 1.0
     X64 = X.astype(np.float64)
     pc, xc = P[center], X64[center]
-    dp2 = pdp = dx2 = dxc = np.zeros(n)
+    dp2 = pdp = np.zeros(n)
     for j in range(P.shape[1]):
         diff = P[:, j] - pc[j]
         dp2, pdp = dp2 + diff * diff, pdp + P[:, j] * diff
-    for j in range(X.shape[1]):
-        diff = X64[:, j] - xc[j]
-        dx2, dxc = dx2 + diff * diff, dxc + diff * xc[j]
+    diff = X64 - xc
+    dx2, dxc = lane_sum(diff * diff), lane_sum(diff * xc)
     dist = np.maximum(pnorm2 * dx2 + dp2 * xnorm2[center] + 2.0 * pdp * dxc, 0.0)
     g = pnorm2 * xnorm2
     flat = (g == 0.0) | (g[center] == 0.0)
@@ -408,12 +405,12 @@ def _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center):
 
 @pytest.mark.parametrize("dense", [None, 0.0, 0.6])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kernel_distances_match_a_coordinate_order_reference(dtype, dense):
-    """``add_center`` evaluates four surviving rows at a time (independent chains): every
-    row's distance must still be the implicit formula with each sum in coordinate (class)
-    order, bit for bit, pruned or not, in a block whose survivors are not a multiple of 4;
-    the filter's dots gathered (``dense`` None), swept densely (0) or either by piece."""
-    X, probs = make_pool("random", _k.SAMPLING_BLOCK + 301, 7, 4, dtype, seed=12)
+@pytest.mark.parametrize("d", [7, 77])
+def test_kernel_distances_match_the_defined_order(d, dtype, dense):
+    """``add_center``: every row's distance must be the implicit formula with each sum in
+    its defined order (``_defined_order_distances``), bit for bit, pruned or not; the
+    filter's dots gathered (``dense`` None), swept densely (0) or either by piece."""
+    X, probs = make_pool("random", _k.SAMPLING_BLOCK + 301, d, 4, dtype, seed=12)
     X[17] = X[3]  # a duplicate row: distance 0 to centre 3
     probs[17] = probs[3]
     n = X.shape[0]
@@ -422,7 +419,7 @@ def test_kernel_distances_match_a_coordinate_order_reference(dtype, dense):
     want = mindist.copy()
     for center in (3, 1000, 5, n - 1):
         _k.add_center(X, probs, yhat, pnorm2, xnorm2, center, mindist, 1, dense)
-        dist = _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
+        dist = _defined_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
         want = np.where(want == 0.0, 0.0, np.minimum(want, dist))
         want[center] = 0.0
         np.testing.assert_array_equal(mindist, want)
@@ -458,7 +455,7 @@ def test_filter_never_skips_a_row_its_centre_lowers(dtype, d, dense):
         rng, 300, 5, dtype=np.float64)
     X, probs = X.astype(dtype), probs.astype(dtype)
     yhat, pnorm2, xnorm2 = _row_state(X, probs)
-    exact = _coordinate_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
+    exact = _defined_order_distances(X, probs, yhat, pnorm2, xnorm2, center)
     step = 10.0 ** rng.uniform(-13, -3, size=n) * rng.choice([-1.0, 0.0, 1.0, 1.0], size=n)
     current = exact * (1.0 + step)
     current[current <= 0.0] = np.inf

@@ -1,10 +1,13 @@
 """fastal._kernels._intrinsics: the prefetch hints are hints (no load, no fault past an
-array's end) and address the bytes they name."""
+array's end) and address the bytes they name; ``lane_sums`` sums in the order it defines."""
 
 import numpy as np
+import pytest
 from numba import njit
 
-from fastal._kernels._intrinsics import prefetch_at
+from fastal._kernels._intrinsics import LANES, lane_sums, prefetch_at
+
+from tests import reference
 
 
 @njit
@@ -30,3 +33,54 @@ def test_prefetch_at_is_a_prefetch_of_the_row_plus_offset():
     assert "llvm.prefetch" in ir
     # the address is formed as an integer (no in-bounds GEP that could make it poison)
     assert "inttoptr" in ir
+
+
+@njit
+def _lane_sums_rows(X, center, out):
+    a = np.empty(X.shape[0])
+    b = np.empty(X.shape[0])
+    for i in range(X.shape[0]):
+        if center.shape[0]:
+            lane_sums(X, i, center, out)
+            b[i] = out[1]
+        else:
+            lane_sums(X, i, None, out)
+            b[i] = 0.0
+        a[i] = out[0]
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [1, 7, 8, 9, 16, 17, 24, 31, 32, 33, 40, 50, 63, 64, 65, 100,
+                               128, 256, 300, 784])
+def test_lane_sums_are_the_defined_order_bit_for_bit(d, dtype):
+    """``lane_sums``: the squared distance to a centre, the dot of the difference with it,
+    and (no centre) the squared norm, each summed in the order it defines (``reference.
+    lane_sum``), bit for bit, for every tail length (whole vectors, then single lanes).
+    Terms over 40 orders of magnitude and of both signs, so any other order or a fused
+    multiply-add rounds differently."""
+    rng = np.random.default_rng(d)
+    n = 64
+    X = rng.standard_normal((n, d)) * np.exp(rng.uniform(-46, 46, (n, d)))
+    X[0] = 0.0
+    X[1] = -0.0
+    X = X.astype(dtype)
+    center = X[5].astype(np.float64)
+    diff = X.astype(np.float64) - center
+    out = np.full(2, np.nan)
+    a, b = _lane_sums_rows(X, center, out)
+    np.testing.assert_array_equal(a, reference.lane_sum(diff * diff, LANES))
+    np.testing.assert_array_equal(b, reference.lane_sum(diff * center, LANES))
+    assert a[5] == 0.0 and b[5] == 0.0
+    norms, _ = _lane_sums_rows(X, np.empty(0), out)
+    x = X.astype(np.float64)
+    np.testing.assert_array_equal(norms, reference.lane_sum(x * x, LANES))
+
+
+def test_lane_sums_read_only_their_row():
+    """Rows next to the one summed (the vector loads never reach past its end)."""
+    X = np.full((3, 45), np.nan, dtype=np.float32)
+    X[1] = np.arange(45, dtype=np.float32)
+    out = np.empty(2)
+    a, _ = _lane_sums_rows(X[1:2], np.empty(0), out)
+    assert a[0] == float(np.sum(np.arange(45.0) ** 2))

@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
-from ._intrinsics import prefetch
+from ._intrinsics import lane_sums, prefetch
 from ._math import FAST32, HELPER, bounds32
 from ._parallel import barrier, run_gang, run_tasks
 
@@ -170,43 +170,15 @@ def block_sums(mindist, out):
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _row_stats_tasks(X, probs, atol, yhat, pnorm2, xnorm2, bad, rows_per_task, four, lo, hi):
+def _row_stats_tasks(X, probs, atol, yhat, pnorm2, xnorm2, bad, rows_per_task, sums, lo, hi):
     """``row_stats`` for rows [lo * rows_per_task, hi * rows_per_task); returns the number
-    of bad rows among them. ``four`` not None: the squared norms four rows at a time (four
-    independent chains of additions, each row's still in coordinate order: the same bits;
-    a latency-bound sum ~2.3x faster), else one row at a time (None prunes that code: a
-    cold process's first call compiles less)."""
-    n, d = X.shape
+    of bad rows among them. ``sums``: (2,) float64 scratch."""
+    n = X.shape[0]
     c = probs.shape[1]
     n_bad = 0
-    first = lo * rows_per_task
-    end = min(n, hi * rows_per_task)
-    split = first
-    if four is not None:
-        split = first + (end - first) // 4 * 4
-        for i in range(first, split, 4):
-            a0 = a1 = a2 = a3 = 0.0
-            for j in range(d):
-                v0 = np.float64(X[i, j])
-                v1 = np.float64(X[i + 1, j])
-                v2 = np.float64(X[i + 2, j])
-                v3 = np.float64(X[i + 3, j])
-                a0 += v0 * v0
-                a1 += v1 * v1
-                a2 += v2 * v2
-                a3 += v3 * v3
-            xnorm2[i] = a0
-            xnorm2[i + 1] = a1
-            xnorm2[i + 2] = a2
-            xnorm2[i + 3] = a3
-    for i in range(first, end):
-        acc = 0.0
-        if i < split:
-            acc = xnorm2[i]
-        else:
-            for j in range(d):
-                v = np.float64(X[i, j])
-                acc += v * v
+    for i in range(lo * rows_per_task, min(n, hi * rows_per_task)):
+        lane_sums(X, i, None, sums)
+        acc = sums[0]
         top = probs[i, 0]
         arg = 0
         total = 0.0
@@ -238,17 +210,17 @@ def _row_stats_tasks(X, probs, atol, yhat, pnorm2, xnorm2, bad, rows_per_task, f
     return n_bad
 
 
-def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad, fast=False):
-    """Fill yhat, pnorm2 = ||p - e_yhat||^2 and xnorm2 = ||x||^2 (float64) for every row.
+def row_stats(X, probs, atol, yhat, pnorm2, xnorm2, bad):
+    """Fill yhat, pnorm2 = ||p - e_yhat||^2 (class order) and xnorm2 = ||x||^2 (float64,
+    ``lane_sums``) for every row.
 
     ``bad[i]`` is set to 1 when x_i has a NaN/inf (or its squared norm overflows), 2 when
     p_i is not a probability vector (NaN/inf, an entry below -atol, or a sum off 1 by more
-    than atol), else 0. Returns the number of bad rows. ``fast``: the norms four rows at a
-    time (the same bits; its code compiled only when asked: warm processes' calls).
+    than atol), else 0. Returns the number of bad rows.
     """
     n_tasks = -(-X.shape[0] // ROWS_PER_TASK)
     return run_tasks(_row_stats_tasks, n_tasks, X, probs, atol, yhat, pnorm2, xnorm2, bad,
-                     ROWS_PER_TASK, True if fast else None)
+                     ROWS_PER_TASK, scratch=(("badge-row-stats",), lambda: (np.empty(2),)))
 
 
 @njit(nogil=True, **HELPER)
@@ -366,71 +338,44 @@ def _filter_pass(X, pnorm2, xnorm2, mindist, x_c, pc2, xc2, rel, slack, todo, n_
 
 
 @njit(nogil=True, **HELPER)
-def _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, four, dxcs):
-    """Pass 4, over the rows left: the exact distance (the formula of ``add_center``, every
-    sum in coordinate or class order, in float64), four rows at a time in the O(d) part
-    (eight independent chains of additions instead of two, each row's sums still in
-    coordinate order: the same bits; a last group of fewer repeats its last row, stored
-    once); rows prefetched ahead."""
+def _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, sums):
+    """Pass 4, over the rows left: the exact distance (the formula of ``add_center``, in
+    float64: the O(d) sums ``|x_i - x_c|^2`` and ``<x_i - x_c, x_c>`` by ``lane_sums``, the
+    O(C) sums in class order); rows prefetched ahead. ``sums``: (2,) float64 scratch."""
     c = probs.shape[1]
-    d = X.shape[1]
     for t in range(min(n_todo, _PREFETCH_AHEAD)):
         prefetch(X, todo[t])
-    last = n_todo - 1
-    for t in range(0, n_todo, 4):
-        for h in range(4):
-            if t + h + _PREFETCH_AHEAD < n_todo:
-                prefetch(X, todo[t + h + _PREFETCH_AHEAD])
-        i0 = todo[t]
-        i1 = todo[t + 1 if t + 1 < last else last]
-        i2 = todo[t + 2 if t + 2 < last else last]
-        i3 = todo[t + 3 if t + 3 < last else last]
-        a0 = a1 = a2 = a3 = 0.0
-        b0 = b1 = b2 = b3 = 0.0
-        for j in range(d):
-            x = xc[j]
-            u0 = np.float64(X[i0, j]) - x
-            u1 = np.float64(X[i1, j]) - x
-            u2 = np.float64(X[i2, j]) - x
-            u3 = np.float64(X[i3, j]) - x
-            a0 += u0 * u0
-            a1 += u1 * u1
-            a2 += u2 * u2
-            a3 += u3 * u3
-            b0 += u0 * x
-            b1 += u1 * x
-            b2 += u2 * x
-            b3 += u3 * x
-        four[0], four[1], four[2], four[3] = a0, a1, a2, a3
-        dxcs[0], dxcs[1], dxcs[2], dxcs[3] = b0, b1, b2, b3
-        for h in range(min(4, n_todo - t)):
-            i = todo[t + h]
-            # the O(C) part, in class order: |p~_i - p~_c|^2 and <p~_i, p~_i - p~_c>
-            yi = yhat[i]
-            dp2 = 0.0
-            pdp = 0.0
-            for j in range(c):
-                v = np.float64(probs[i, j])
-                if j == yi:
-                    v -= 1.0
-                e = v - pc[j]
-                dp2 += e * e
-                pdp += v * e
-            dist = pnorm2[i] * four[h] + dp2 * xc2 + 2.0 * pdp * dxcs[h]
-            if dist < 0.0:
-                dist = 0.0
-            if dist < mindist[i]:
-                mindist[i] = dist
+    for t in range(n_todo):
+        if t + _PREFETCH_AHEAD < n_todo:
+            prefetch(X, todo[t + _PREFETCH_AHEAD])
+        i = todo[t]
+        lane_sums(X, i, xc, sums)
+        # the O(C) part, in class order: |p~_i - p~_c|^2 and <p~_i, p~_i - p~_c>
+        yi = yhat[i]
+        dp2 = 0.0
+        pdp = 0.0
+        for j in range(c):
+            v = np.float64(probs[i, j])
+            if j == yi:
+                v -= 1.0
+            e = v - pc[j]
+            dp2 += e * e
+            pdp += v * e
+        dist = pnorm2[i] * sums[0] + dp2 * xc2 + 2.0 * pdp * sums[1]
+        if dist < 0.0:
+            dist = 0.0
+        if dist < mindist[i]:
+            mindist[i] = dist
 
 
 @njit(inline="always")
 def _add_center_rows(X, probs, yhat, pnorm2, xnorm2, center, mindist, start, stop, rel, slack,
-                     dense, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs, dots):
+                     dense, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, sums, dots):
     """``add_center``'s pass over rows [start, stop), in pieces of ``_PIECE`` rows through
     the four passes; ``mindist[center]`` is already 0. The other arguments are scratch:
     ``pc`` (C,) float64, ``pcs`` (C,) in the probabilities' dtype, ``xc`` (d,) float64,
     ``todo`` (``_PIECE``,) int64, ``todo_pp`` and ``todo_pp_e`` (``_PIECE``,) float64,
-    ``four`` and ``dxcs`` (4,) float64, ``dots`` (``_PIECE``,) in the pool's dtype;
+    ``four`` (4,) and ``sums`` (2,) float64, ``dots`` (``_PIECE``,) in the pool's dtype;
     ``dense``: ``_filter_pass``'s."""
     c = probs.shape[1]
     yc = yhat[center]
@@ -450,31 +395,31 @@ def _add_center_rows(X, probs, yhat, pnorm2, xnorm2, center, mindist, start, sto
                             n_todo, todo_pp, todo_pp_e, four)
         n_todo = _filter_pass(X, pnorm2, xnorm2, mindist, X[center], pc2, xc2, rel, slack,
                               todo, n_todo, todo_pp, todo_pp_e, four, first, last, dense, dots)
-        _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, four, dxcs)
+        _exact_pass(X, probs, yhat, pnorm2, mindist, xc, pc, xc2, todo, n_todo, sums)
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
 def _add_center_tasks(X, probs, yhat, pnorm2, xnorm2, center, mindist, rows_per_task, rel,
-                      slack, dense, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs, dots, lo,
+                      slack, dense, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, sums, dots, lo,
                       hi):
     """``add_center`` for rows [lo * rows_per_task, hi * rows_per_task) (``rows_per_task`` a
     multiple of ``_PIECE``); ``mindist[center]`` is already 0; ``pc`` ... ``dots``: the
     thread's ``_pass_scratch``. Returns 0."""
     _add_center_rows(X, probs, yhat, pnorm2, xnorm2, center, mindist, lo * rows_per_task,
                      min(X.shape[0], hi * rows_per_task), rel, slack, dense, pc, pcs, xc, todo,
-                     todo_pp, todo_pp_e, four, dxcs, dots)
+                     todo_pp, todo_pp_e, four, sums, dots)
     return 0
 
 
 def _pass_scratch(X, probs):
     """``run_tasks``' scratch of ``_add_center_rows`` (``pc``, ``pcs``, ``xc``, ``todo``,
-    ``todo_pp``, ``todo_pp_e``, ``four``, ``dxcs``, ``dots``), made per thread by the
+    ``todo_pp``, ``todo_pp_e``, ``four``, ``sums``, ``dots``), made per thread by the
     drivers (``np.empty`` in a kernel costs compile time in a fresh process)."""
     c, d = probs.shape[1], X.shape[1]
 
     def make():
         return (np.empty(c), np.empty(c, probs.dtype), np.empty(d), np.empty(_PIECE, np.int64),
-                np.empty(_PIECE), np.empty(_PIECE), np.empty(4), np.empty(4),
+                np.empty(_PIECE), np.empty(_PIECE), np.empty(4), np.empty(2),
                 np.empty(_PIECE, X.dtype))
     return ("badge", c, d, probs.dtype.str, X.dtype.str), make
 
@@ -580,7 +525,7 @@ def nth_candidate(status, rank):
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
 def _picks_tasks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us, row,
                  n_unlabeled, t0, rel, slack, dense, indices, scores, probability, shared,
-                 sync, n_threads, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs, dots, lo,
+                 sync, n_threads, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, sums, dots, lo,
                  hi):
     """``picks`` as thread ``lo`` of ``n_threads``, all running at once
     (``_parallel.run_gang``). Thread ``tid`` owns the pieces of rows
@@ -605,7 +550,7 @@ def _picks_tasks(X, probs, yhat, pnorm2, xnorm2, status, mindist, block_sums, us
     generation = 0
     for t in range(t0, t0 + us.shape[0]):
         _add_center_rows(X, probs, yhat, pnorm2, xnorm2, row, mindist, start, stop, rel,
-                         slack, dense, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, dxcs, dots)
+                         slack, dense, pc, pcs, xc, todo, todo_pp, todo_pp_e, four, sums, dots)
         generation += 1
         barrier(sync, n_threads, generation)
         _block_sums_tasks(mindist, block_sums, b0, b1)

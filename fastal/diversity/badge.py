@@ -158,9 +158,7 @@ def _badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None, gang=None):
     if use_gang is None:
         use_gang = k > 1 and (compiled(_k._picks_tasks, pool.dtype)
                               or _cold_picks[0] + k > _COLD_PICKS)
-    # the gang's processes are warm: their row norms four rows at a time (~1 ms less on
-    # Rotten Tomatoes' 12,808 x 256) without adding that code to a cold first call's compile
-    if _k.row_stats(pool, proba, PROBABILITY_TOLERANCE, yhat, pnorm2, xnorm2, bad, use_gang):
+    if _k.row_stats(pool, proba, PROBABILITY_TOLERANCE, yhat, pnorm2, xnorm2, bad):
         row = int(np.flatnonzero(bad)[0])
         if bad[row] == 1:
             raise DataError(f"X must be finite; row {row} contains NaN or inf "
