@@ -168,8 +168,10 @@ def lane_sums(typingctx, X, row, center, out):
     multiplications and additions, no fast-math flags): the bits are the same at any vector
     width (AVX-512, AVX2 and SSE2 split the vectors, never reorder a sum), and there is no
     loop for LLVM's vectoriser to analyse, which keeps a fresh process's compile short (the
-    same sums as vectorisable Numba loops cost a cold first BADGE call ~0.5 s more).
-    Measured per row (one thread, float32 rows in the caches) against four rows at a time
+    same sums as vectorisable Numba loops cost a cold first BADGE call ~0.5 s more). Call
+    it only from functions compiled without ``reassoc`` or ``contract`` (fastal's
+    ``FASTMATH``, not ``FAST32``): Numba adds a function's fast-math flags to every
+    floating-point instruction of its module, an intrinsic's included. Measured per row (one thread, float32 rows in the caches) against four rows at a time
     in coordinate order: d = 32 9 / 19 ns, 256 41 / 150-195 ns, 784 135 / 555 ns.
     """
     with_center = not isinstance(center, types.NoneType)
