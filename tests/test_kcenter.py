@@ -20,6 +20,7 @@ from fastal._validation import l2_value_limit
 from fastal.diversity import kcenter
 from fastal.diversity.kcenter import _kcenter
 from tests.reference_diversity import kcenter_greedy
+from tests.reference import lane_sum
 
 
 def assert_matches_reference(X, k, *, labeled=None, metric="l2", seed=0, weights=None,
@@ -1203,11 +1204,8 @@ def test_lazy_distances_to_the_picks_are_the_coordinate_order_sums(metric, dtype
         kl.rows_picked_mindist(X, rows, inv, cosine, picked, n_picked, key, images)
         want = np.full(rows.size, np.inf)
         for c in picked:
-            acc = np.zeros(rows.size)
-            for j in range(X.shape[1]):
-                t = X[rows, j] * scale[rows] - np.float64(X[c, j]) * scale[c]
-                acc += t * t
-            want = np.minimum(want, acc)
+            t = X[rows].astype(np.float64) * scale[rows, None] - X[c].astype(np.float64) * scale[c]
+            want = np.minimum(want, lane_sum(t * t))
         want = want / 2 if cosine else np.sqrt(want)
         np.testing.assert_array_equal(key, want)
 
@@ -1394,14 +1392,11 @@ def test_pick_bounds_through_images_bracket_the_float64_sums(d, scale, kind, see
         return  # zero rows (cosine refuses them) or norms out of float64's range
     cosine = pool == "cosine"
 
-    def sums(i, rows):  # _sq_rows, coordinate order, float64, no contraction
+    def sums(i, rows):  # _sq_rows: lane_sums' order, float64, no contraction
         out = []
         for p in rows:
-            acc = 0.0
-            for j in range(d):
-                t = float(X[i, j]) * float(inv[i]) - float(X[p, j]) * float(inv[p])
-                acc += t * t
-            out.append(acc)
+            t = X[i].astype(np.float64) * float(inv[i]) - X[p].astype(np.float64) * float(inv[p])
+            out.append(float(lane_sum((t * t)[None])[0]))
         return out
 
     picks = np.array([4, 0, 7, 9, 6, 2], dtype=np.int64)
@@ -1521,13 +1516,11 @@ def test_half_image_blocks_and_a_pass_over_some_of_them():
 
 
 def _coordinate_sums(X, rows, scales, c):
-    """float64 ||X[rows] * scales - c||^2, each row's sum in coordinate order (element-wise
-    NumPy: the kernels' bits)."""
-    acc = np.zeros(len(rows))
-    for j in range(X.shape[1]):
-        t = X[rows, j].astype(np.float64) * scales - c[j]
-        acc = acc + t * t
-    return acc
+    """float64 ||X[rows] * scales - c||^2, each row's sum in ``lane_sums``' order
+    (element-wise NumPy: the kernels' bits)."""
+    s = np.asarray(scales, dtype=np.float64)
+    t = X[rows].astype(np.float64) * (s[:, None] if s.ndim else s) - np.asarray(c, np.float64)
+    return lane_sum(t * t)
 
 
 def _cells_case(metric):
@@ -1672,11 +1665,10 @@ def test_first_pick_upper_bounds_cover_the_exact_distance(d, scale, kind, seed):
     X[5] = X[center]
     upper = np.full(X.shape[0], np.nan, dtype=np.float32)
     kl.distance_to_row(X, np.empty(0), False, center, 1.0, upper)
+    diff = X.astype(np.float64) - X[center].astype(np.float64)
+    exact_sq = lane_sum(diff * diff)
     for i in range(X.shape[0]):
-        sq = 0.0
-        for j in range(d):
-            t = float(X[i, j]) - float(X[center, j])
-            sq += t * t
+        sq = float(exact_sq[i])
         exact = np.sqrt(sq)
         assert float(upper[i]) >= exact
         if sq > 1e-30:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastal._kernels._intrinsics import LANES, lane_sums, prefetch_at
+from fastal._kernels._intrinsics import LANES, lane_sq, lane_sums, prefetch_at
 
 from tests import reference
 
@@ -84,3 +84,35 @@ def test_lane_sums_read_only_their_row():
     out = np.empty(2)
     a, _ = _lane_sums_rows(X[1:2], np.empty(0), out)
     assert a[0] == float(np.sum(np.arange(45.0) ** 2))
+
+
+@njit
+def _lane_sq_rows(X, s, Y, r, t):
+    out = np.empty(X.shape[0])
+    for i in range(X.shape[0]):
+        out[i] = lane_sq(X, i, s[i], Y, r, t)
+    return out
+
+
+@pytest.mark.parametrize("y_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [1, 9, 31, 32, 33, 50, 77, 128, 300])
+def test_lane_sq_is_the_defined_order_bit_for_bit(d, dtype, y_dtype):
+    """``lane_sq``: ``sum_j (x_j s - y_j t)^2`` (k-center's exact distances, cosine scales
+    and l2's 1.0) in ``lane_sums``' order, bit for bit, to a row of a 2-D array and to a
+    1-D centre; a row's distance to itself at scale 1 is 0."""
+    rng = np.random.default_rng(d)
+    n = 40
+    X = (rng.standard_normal((n, d)) * np.exp(rng.uniform(-40, 40, (n, d)))).astype(dtype)
+    Y = (rng.standard_normal((5, d)) * np.exp(rng.uniform(-40, 40, (5, d)))).astype(y_dtype)
+    s = np.exp(rng.uniform(-3, 3, n))
+    s[:10] = 1.0
+    t = 0.37
+    got = _lane_sq_rows(X, s, Y, 2, t)
+    diff = X.astype(np.float64) * s[:, None] - Y[2].astype(np.float64) * t
+    np.testing.assert_array_equal(got, reference.lane_sum(diff * diff))
+    centre = Y[4].astype(np.float64)
+    got = _lane_sq_rows(X, s, centre, 0, 1.0)
+    diff = X.astype(np.float64) * s[:, None] - centre
+    np.testing.assert_array_equal(got, reference.lane_sum(diff * diff))
+    assert _lane_sq_rows(X[:1], np.ones(1), X, 0, 1.0)[0] == 0.0

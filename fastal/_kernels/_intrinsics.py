@@ -271,3 +271,95 @@ def lane_sums(typingctx, X, row, center, out):
         return context.get_dummy_value()
 
     return types.void(X, row, center, out), codegen
+
+
+@intrinsic
+def lane_sq(typingctx, X, row, scale, Y, y_row, y_scale):
+    """``sum_j (X[row, j] scale - Y[y_row, j] y_scale)^2`` in float64 (each value taken to
+    float64 first; ``Y`` 1-D: ``Y[j]``, ``y_row`` ignored), summed in ``lane_sums``' order
+    over ``LANES`` lanes. ``X``, ``Y``: C-contiguous float32 or float64 arrays with rows of
+    the same length (not checked). Scales of 1.0 (l2) are exact, so l2 distances are the
+    lane sums of ``(x_j - y_j)^2``. The same vector code and rules as ``lane_sums``."""
+    ok = (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
+          and X.dtype in (types.float32, types.float64)
+          and isinstance(Y, types.Array) and Y.ndim in (1, 2) and Y.layout == "C"
+          and Y.dtype in (types.float32, types.float64))
+    if not ok:
+        return None
+
+    def codegen(context, builder, signature, args):
+        x_type, row_type, s_type, y_type, yr_type, t_type = signature.args
+        intp = context.get_value_type(types.intp)
+        f64 = ir.DoubleType()
+        vec = ir.VectorType(f64, _VECTOR)
+        zero = ir.Constant(intp, 0)
+        x_arr = context.make_array(x_type)(context, builder, args[0])
+        y_arr = context.make_array(y_type)(context, builder, args[3])
+        row = context.cast(builder, args[1], row_type, types.intp)
+        d = cgutils.unpack_tuple(builder, x_arr.shape, 2)[1]
+        x_ptr = cgutils.get_item_pointer(context, builder, x_type, x_arr, [row, zero])
+        if y_type.ndim == 2:
+            y_row = context.cast(builder, args[4], yr_type, types.intp)
+            y_ptr = cgutils.get_item_pointer(context, builder, y_type, y_arr, [y_row, zero])
+        else:
+            y_ptr = y_arr.data
+        s = context.cast(builder, args[2], s_type, types.float64)
+        t = context.cast(builder, args[5], t_type, types.float64)
+        undef = ir.Constant(vec, ir.Undefined)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), _VECTOR), [0] * _VECTOR)
+        s_vec = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)), undef, mask)
+        t_vec = builder.shuffle_vector(builder.insert_element(undef, t, ir.Constant(ir.IntType(32), 0)), undef, mask)
+        sums = cgutils.alloca_once(builder, ir.ArrayType(f64, LANES))
+
+        def vector_at(k):
+            first = builder.gep(sums, [zero, ir.Constant(intp, k * _VECTOR)])
+            return builder.bitcast(first, vec.as_pointer())
+
+        def load(ptr, array_type, offset):
+            item = ptr.type.pointee
+            v = builder.load(builder.bitcast(builder.gep(ptr, [offset]),
+                                             ir.VectorType(item, _VECTOR).as_pointer()),
+                             align=array_type.dtype.bitwidth // 8)
+            return v if item == f64 else builder.fpext(v, vec)
+
+        def add_terms(offset, k):
+            u = builder.fsub(builder.fmul(load(x_ptr, x_type, offset), s_vec),
+                             builder.fmul(load(y_ptr, y_type, offset), t_vec))
+            ptr = vector_at(k)
+            builder.store(builder.fadd(builder.load(ptr, align=8), builder.fmul(u, u)), ptr,
+                          align=8)
+
+        for k in range(LANES // _VECTOR):
+            builder.store(ir.Constant(vec, None), vector_at(k), align=8)
+        full = builder.and_(d, ir.Constant(intp, -LANES))
+        with cgutils.for_range_slice(builder, zero, full, ir.Constant(intp, LANES)) as (j0, _):
+            for k in range(LANES // _VECTOR):
+                add_terms(builder.add(j0, ir.Constant(intp, k * _VECTOR)), k)
+        for k in range(LANES // _VECTOR - 1):
+            offset = builder.add(full, ir.Constant(intp, k * _VECTOR))
+            whole = builder.icmp_signed("<=", builder.add(offset, ir.Constant(intp, _VECTOR)),
+                                        d)
+            with builder.if_then(whole):
+                add_terms(offset, k)
+        rest = builder.add(full, builder.and_(builder.sub(d, full),
+                                              ir.Constant(intp, -_VECTOR)))
+        with cgutils.for_range_slice(builder, rest, d, ir.Constant(intp, 1)) as (j, _):
+            x = builder.load(builder.gep(x_ptr, [j]))
+            y = builder.load(builder.gep(y_ptr, [j]))
+            x = x if x.type == f64 else builder.fpext(x, f64)
+            y = y if y.type == f64 else builder.fpext(y, f64)
+            u = builder.fsub(builder.fmul(x, s), builder.fmul(y, t))
+            ptr = builder.gep(sums, [zero, builder.sub(j, full)])
+            builder.store(builder.fadd(builder.load(ptr), builder.fmul(u, u)), ptr)
+        v = [builder.load(vector_at(k), align=8) for k in range(LANES // _VECTOR)]
+        a = builder.fadd(builder.fadd(v[0], v[2]), builder.fadd(v[1], v[3]))
+        width = _VECTOR
+        while width > 1:
+            width //= 2
+            high = builder.shuffle_vector(
+                a, a, ir.Constant(ir.VectorType(ir.IntType(32), _VECTOR),
+                                  [(h + width) % _VECTOR for h in range(_VECTOR)]))
+            a = builder.fadd(a, high)
+        return builder.extract_element(a, ir.Constant(ir.IntType(32), 0))
+
+    return types.float64(X, row, scale, Y, y_row, y_scale), codegen

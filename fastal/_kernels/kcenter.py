@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit
 
 from .._config import FASTMATH
-from ._intrinsics import prefetch
+from ._intrinsics import lane_sq, prefetch
 from ._math import HELPER, KERNEL
 from ._parallel import run_tasks
 
@@ -81,70 +81,39 @@ GROUP_COORDS_PER_TASK = 1 << 15
 _NO_ROWS = np.empty(0, dtype=np.int64)
 
 
-# One loop for both metrics: l2 callers pass scales of 1.0, and x * 1.0 is exact, so l2
-# distances get the same bits as a plain x - c loop, while every inlined call site compiles
-# one loop instead of two (about 10 % of a cold start's compile time).
+# Every exact distance is a float64 sum in ``lane_sums``' order (``_intrinsics.lane_sq``:
+# explicit vectors, the same bits on any CPU): l2 callers pass scales of 1.0, and x * 1.0 is
+# exact, so l2 distances are the lane sums of (x_j - y_j)^2.
 @njit(inline="always", fastmath=_FASTMATH)
 def _sq_to(X, i, scale, c):
     """||x_i * scale - c||^2 in float64 (cosine: ``scale`` the row's inverse norm; l2: 1)."""
-    acc = 0.0
-    for j in range(X.shape[1]):
-        t = X[i, j] * scale - c[j]
-        acc += t * t
-    return acc
+    return lane_sq(X, i, scale, c, 0, 1.0)
 
 
 @njit(inline="always", fastmath=_FASTMATH)
 def _sq_rows(X, i, scale, Y, r, y_scale):
     """||x_i * scale - y_r * y_scale||^2 in float64 (l2: both scales 1): the same arithmetic
     as ``_sq_to`` with the centre ``c = float64(y_r) * y_scale``."""
-    acc = 0.0
-    for j in range(X.shape[1]):
-        t = X[i, j] * scale - np.float64(Y[r, j]) * y_scale
-        acc += t * t
-    return acc
+    return lane_sq(X, i, scale, Y, r, y_scale)
 
 
 @njit(inline="always", fastmath=_FASTMATH)
 def _sq_rows4(X, i, scale, Y, r0, r1, r2, r3, y0, y1, y2, y3):
-    """``_sq_rows`` of row ``i`` to rows ``r0..r3`` of ``Y`` (scales ``y0..y3``), the same
-    bits each (every sum in coordinate order), as four independent chains of float64
-    additions instead of one latency-bound chain."""
-    a0 = a1 = a2 = a3 = 0.0
-    for j in range(X.shape[1]):
-        x = X[i, j] * scale
-        u0 = x - np.float64(Y[r0, j]) * y0
-        u1 = x - np.float64(Y[r1, j]) * y1
-        u2 = x - np.float64(Y[r2, j]) * y2
-        u3 = x - np.float64(Y[r3, j]) * y3
-        a0 += u0 * u0
-        a1 += u1 * u1
-        a2 += u2 * u2
-        a3 += u3 * u3
-    return a0, a1, a2, a3
+    """``_sq_rows`` of row ``i`` to rows ``r0..r3`` of ``Y`` (scales ``y0..y3``)."""
+    return (lane_sq(X, i, scale, Y, r0, y0), lane_sq(X, i, scale, Y, r1, y1),
+            lane_sq(X, i, scale, Y, r2, y2), lane_sq(X, i, scale, Y, r3, y3))
 
 
 @njit(inline="always", fastmath=_FASTMATH)
 def _sq_4rows(X, inv_norm, cosine, i0, i1, i2, i3, Y, r, y_scale):
     """``_sq_rows`` of rows ``i0..i3`` of ``X`` (cosine: each scaled by its inverse norm)
-    to row ``r`` of ``Y``, the same bits each (every sum in coordinate order), as four
-    independent chains."""
+    to row ``r`` of ``Y``."""
     if cosine is not None:
         s0, s1, s2, s3 = inv_norm[i0], inv_norm[i1], inv_norm[i2], inv_norm[i3]
     else:
         s0 = s1 = s2 = s3 = 1.0
-    a0 = a1 = a2 = a3 = 0.0
-    for j in range(X.shape[1]):
-        y = np.float64(Y[r, j]) * y_scale
-        u0 = X[i0, j] * s0 - y
-        u1 = X[i1, j] * s1 - y
-        u2 = X[i2, j] * s2 - y
-        u3 = X[i3, j] * s3 - y
-        a0 += u0 * u0
-        a1 += u1 * u1
-        a2 += u2 * u2
-        a3 += u3 * u3
-    return a0, a1, a2, a3
+    return (lane_sq(X, i0, s0, Y, r, y_scale), lane_sq(X, i1, s1, Y, r, y_scale),
+            lane_sq(X, i2, s2, Y, r, y_scale), lane_sq(X, i3, s3, Y, r, y_scale))
 
 
 @njit(inline="always", fastmath=_FASTMATH)
@@ -159,8 +128,7 @@ def _sq_4of(X, inv_norm, cosine, rows, p, last, Y, r, y_scale):
 @njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
     """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
-    ``c_inv``), four at a time (``_sq_rows4``: the same bits, four independent chains
-    instead of one latency-bound one). Not inlined: compiled once for its callers (the
+    ``c_inv``), four at a time (``_sq_rows4``: the same bits as one at a time). Not inlined: compiled once for its callers (the
     full scans' labeled set, the lazy path's distances to the picks, ``exact_mindist``);
     float32 l2 pools' lazy kernels never compile it."""
     best = np.inf

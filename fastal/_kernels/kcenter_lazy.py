@@ -158,7 +158,7 @@ def _upper_to_row32_tasks(X, center, rel, slack, upper, rows_per_task, lo, hi):
     """``distance_to_row`` of a float32 l2 pool for rows [lo * rows_per_task, hi *
     rows_per_task): the float32 sum ``s`` (``_row_sums``: vectorised, any order, written
     into ``upper`` first) bounds the exact squared distance by ``s (1 + rel) + slack``
-    (``bounds32``: any summation order, and the float64 coordinate-order sum of the exact
+    (``bounds32``: any summation order, and the float64 sum (any order) of the exact
     distances inside the margin); its square root, 2^-50 up for its own rounding, rounded
     up to float32. Returns 0."""
     first = lo * rows_per_task

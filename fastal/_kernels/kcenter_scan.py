@@ -4,8 +4,9 @@ on which neither the lazy bounds nor the triangle-inequality groups prune.
 Each pick costs one sequential pass over X: every row's distance to the newest centre,
 the min-update of its distance ``D`` to the centre set and a running argmax, fused. Rows
 are read in storage order (the groups read them in group order, a cache miss per row when
-nothing is skipped): about 1 ns per coordinate per thread, the float64 sum in coordinate
-order being latency-bound, 3-4x faster per row than the groups' pass.
+nothing is skipped). Each distance is a float64 sum in ``lane_sums``' order
+(``_intrinsics.lane_sq``, explicit vectors: 3-5x faster per row than the coordinate-order
+chains it replaced at d >= 50).
 
 ``mindist`` (N,) float64 holds ``D`` exactly, in score units (l2: the distance; cosine:
 ``||a - b||^2 / 2``), ``-1`` for centres. Distances are accumulated in float64 from
@@ -52,8 +53,7 @@ def _add_center_tasks(X, inv_norm, cosine, C, c_inv, c_rows, weights, mindist, b
     none).
 
     The labeled set's pass (the picks run in ``_picks_tasks``, the same one-centre sums
-    four rows at a time). One centre: one sum per row in coordinate order. Several: four
-    centres per step."""
+    four rows at a time). One centre: one sum per row. Several: four centres per step."""
     n = X.shape[0]
     one = c_rows.shape[0] == 1
     for task in range(lo, hi):
@@ -84,11 +84,9 @@ def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, 
     """``picks`` as thread ``lo`` of ``n_threads``, all running at once
     (``_parallel.run_gang``): thread ``tid`` owns rows [N tid / T, N (tid + 1) / T). Each
     pick is ``_add_center_tasks``'s one-centre pass over the thread's rows, four rows' sums
-    at a time (``_sq_4rows``: four independent chains of float64 additions, each row's in
-    coordinate order, the same bits as one row at a time; with ``_lowered``'s selects
-    instead of branches 1.7-1.8x faster at d = 16-784, where one row's chain of dependent
-    additions bound the pass; a last group of fewer than four rows sums a row again and
-    lowers only its own rows); the threads'
+    at a time (``_sq_4rows``, the same bits as one row at a time; ``_lowered``'s selects
+    instead of branches were 1.7-1.8x faster at d = 16-784 with the coordinate-order sums;
+    a last group of fewer than four rows sums a row again and lowers only its own rows); the threads'
     (largest score, its row, largest ``D``) meet in ``shared`` (two slots, alternating per
     pick, so one barrier per pick suffices) and every thread reduces them alike, threads
     in row order and the first of equal scores kept: the lowest row. ``after`` gets the
@@ -221,7 +219,7 @@ def _pick_bounds32(X, i, picked, first, last, rel, slack, low):
     distance of row ``i`` to pick ``s`` for ``first <= s < last``; returns the smallest
     upper bound. Vectorised sums in any order, bounded as in
     ``bounds32`` (``rel``, ``slack``), whose margin also
-    covers the float64 coordinate-order sum the exact distances are. A function of its own,
+    covers the float64 sum the exact distances are (in any order). A function of its own,
     not inlined: its fast-math flags must not reach the caller's float64 sums."""
     least = np.inf
     for s in range(first, last):
@@ -306,7 +304,7 @@ def _image_bounds32(y, r_y, P, r_P, first, last, rel, slack, low):
     pick ``s`` (image ``P[s]``, radius ``r_P[s]``), for ``first <= s < last``; returns the
     smallest upper bound. The float32 sum bounds the images' distance (``rel``, ``slack``);
     the points' distance is within ``r_y + r_P[s]`` of it (the triangle inequality), and
-    the float64 coordinate-order sum within ``(d + 16) 2^-52`` of its square (margins on
+    the float64 sum (any order) within ``(d + 16) 2^-52`` of its square (margins on
     each float64 step besides)."""
     m = (y.shape[0] + 16) * 2.0**-52
     least = np.inf
