@@ -147,10 +147,90 @@ def half_bits(typingctx, value):
     return types.uint16(value), codegen
 
 
-#: Lanes of ``lane_sums``: four vectors of eight float64 (a definition: its sums' bits
-#: depend on it, never on the CPU).
+#: Lanes of ``lane_sums`` and ``lane_sq``: four vectors of eight float64 (a definition:
+#: their sums' bits depend on it, never on the CPU).
 LANES = 32
 _VECTOR = 8
+
+
+def _lane_loop(builder, intp, d, add_vector, add_single):
+    """Emit the coordinate loop of the lane sums over ``d`` (an intp value): whole groups
+    of ``LANES`` coordinates as vectors (``add_vector(offset, k)``: coordinates offset ..
+    offset + 7 into vector k), then the last d mod ``LANES`` coordinates, whole vectors
+    first, then one at a time (``add_single(j, lane)``, lane = j - (d - d mod LANES))."""
+    zero = ir.Constant(intp, 0)
+    full = builder.and_(d, ir.Constant(intp, -LANES))
+    with cgutils.for_range_slice(builder, zero, full, ir.Constant(intp, LANES)) as (j0, _):
+        for k in range(LANES // _VECTOR):
+            add_vector(builder.add(j0, ir.Constant(intp, k * _VECTOR)), k)
+    for k in range(LANES // _VECTOR - 1):
+        offset = builder.add(full, ir.Constant(intp, k * _VECTOR))
+        with builder.if_then(builder.icmp_signed(
+                "<=", builder.add(offset, ir.Constant(intp, _VECTOR)), d)):
+            add_vector(offset, k)
+    rest = builder.add(full, builder.and_(builder.sub(d, full), ir.Constant(intp, -_VECTOR)))
+    with cgutils.for_range_slice(builder, rest, d, ir.Constant(intp, 1)) as (j, _):
+        add_single(j, builder.sub(j, full))
+
+
+def _combined(builder, vectors):
+    """The lanes (four <8 x double>) combined by halving: lanes 0-15 += 16-31, 0-7 += 8-15,
+    then s = 4, 2, 1 inside the vector (only lanes < s are used); lane 0, a double."""
+    a = builder.fadd(builder.fadd(vectors[0], vectors[2]), builder.fadd(vectors[1], vectors[3]))
+    width = _VECTOR
+    while width > 1:
+        width //= 2
+        high = builder.shuffle_vector(
+            a, a, ir.Constant(ir.VectorType(ir.IntType(32), _VECTOR),
+                              [(h + width) % _VECTOR for h in range(_VECTOR)]))
+        a = builder.fadd(a, high)
+    return builder.extract_element(a, ir.Constant(ir.IntType(32), 0))
+
+
+class _Lanes:
+    """A stack array of ``LANES`` doubles (in the function's entry block), read and written
+    as vectors (promoted to registers in the loop) and as doubles (the last coordinates)."""
+
+    def __init__(self, builder, intp):
+        self.builder = builder
+        self.intp = intp
+        self.vec = ir.VectorType(ir.DoubleType(), _VECTOR)
+        self.array = cgutils.alloca_once(builder, ir.ArrayType(ir.DoubleType(), LANES))
+        for k in range(LANES // _VECTOR):
+            builder.store(ir.Constant(self.vec, None), self._vector(k), align=8)
+
+    def _vector(self, k):
+        first = self.builder.gep(self.array, [ir.Constant(self.intp, 0),
+                                              ir.Constant(self.intp, k * _VECTOR)])
+        return self.builder.bitcast(first, self.vec.as_pointer())
+
+    def add_vector(self, k, terms):
+        ptr = self._vector(k)
+        self.builder.store(self.builder.fadd(self.builder.load(ptr, align=8), terms), ptr,
+                           align=8)
+
+    def add_single(self, lane, term):
+        ptr = self.builder.gep(self.array, [ir.Constant(self.intp, 0), lane])
+        self.builder.store(self.builder.fadd(self.builder.load(ptr), term), ptr)
+
+    def total(self):
+        return _combined(self.builder, [self.builder.load(self._vector(k), align=8)
+                                        for k in range(LANES // _VECTOR)])
+
+
+def _load_vector(builder, ptr, array_type, offset):
+    """Eight values of a float32 or float64 array from ``offset``, as <8 x double>."""
+    item = ptr.type.pointee
+    v = builder.load(builder.bitcast(builder.gep(ptr, [offset]),
+                                     ir.VectorType(item, _VECTOR).as_pointer()),
+                     align=array_type.dtype.bitwidth // 8)
+    return v if item == ir.DoubleType() else builder.fpext(v, ir.VectorType(ir.DoubleType(),
+                                                                              _VECTOR))
+
+
+def _load_single(builder, ptr, j):
+    v = builder.load(builder.gep(ptr, [j]))
+    return v if v.type == ir.DoubleType() else builder.fpext(v, ir.DoubleType())
 
 
 @intrinsic
@@ -171,8 +251,9 @@ def lane_sums(typingctx, X, row, center, out):
     same sums as vectorisable Numba loops cost a cold first BADGE call ~0.5 s more). Call
     it only from functions compiled without ``reassoc`` or ``contract`` (fastal's
     ``FASTMATH``, not ``FAST32``): Numba adds a function's fast-math flags to every
-    floating-point instruction of its module, an intrinsic's included. Measured per row (one thread, float32 rows in the caches) against four rows at a time
-    in coordinate order: d = 32 9 / 19 ns, 256 41 / 150-195 ns, 784 135 / 555 ns.
+    floating-point instruction of its module, an intrinsic's included. Measured per row
+    (one thread, float32 rows in the caches) against four rows at a time in coordinate
+    order: d = 32 9 / 19 ns, 256 41 / 150-195 ns, 784 135 / 555 ns.
     """
     with_center = not isinstance(center, types.NoneType)
     ok = (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
@@ -186,88 +267,33 @@ def lane_sums(typingctx, X, row, center, out):
     def codegen(context, builder, signature, args):
         x_type, row_type, c_type, out_type = signature.args
         intp = context.get_value_type(types.intp)
-        f64 = ir.DoubleType()
-        vec = ir.VectorType(f64, _VECTOR)
         x_arr = context.make_array(x_type)(context, builder, args[0])
         o_arr = context.make_array(out_type)(context, builder, args[3])
         c_ptr = context.make_array(c_type)(context, builder, args[2]).data \
             if with_center else None
         row = context.cast(builder, args[1], row_type, types.intp)
         d = cgutils.unpack_tuple(builder, x_arr.shape, 2)[1]
-        zero = ir.Constant(intp, 0)
-        x_ptr = cgutils.get_item_pointer(context, builder, x_type, x_arr, [row, zero])
-        item = x_ptr.type.pointee
-        x_vec = ir.VectorType(item, _VECTOR)
-        x_align = x_type.dtype.bitwidth // 8
-        # the lanes live in stack arrays, read and written as vectors (promoted to
-        # registers in the loop) and as doubles in the last < 8 coordinates
-        sums = [cgutils.alloca_once(builder, ir.ArrayType(f64, LANES))
-                for _ in range(2 if with_center else 1)]
+        x_ptr = cgutils.get_item_pointer(context, builder, x_type, x_arr,
+                                         [row, ir.Constant(intp, 0)])
+        sums = [_Lanes(builder, intp) for _ in range(2 if with_center else 1)]
 
-        def vector_at(array, k):
-            first = builder.gep(array, [zero, ir.Constant(intp, k * _VECTOR)])
-            return builder.bitcast(first, vec.as_pointer())
-
-        def add_terms(offset, k, xs, cs):
-            """Lanes of vector k += the terms of coordinates offset .. offset + 7."""
-            u = builder.fsub(xs, cs) if with_center else xs
-            terms = [builder.fmul(u, u)] + ([builder.fmul(u, cs)] if with_center else [])
-            for array, term in zip(sums, terms):
-                ptr = vector_at(array, k)
-                builder.store(builder.fadd(builder.load(ptr, align=8), term), ptr, align=8)
-
-        def load_vectors(offset):
-            xs = builder.load(builder.bitcast(builder.gep(x_ptr, [offset]), x_vec.as_pointer()),
-                              align=x_align)
-            if item != f64:
-                xs = builder.fpext(xs, vec)
-            cs = None
-            if with_center:
-                cs = builder.load(builder.bitcast(builder.gep(c_ptr, [offset]),
-                                                  vec.as_pointer()), align=8)
-            return xs, cs
-
-        for array in sums:
-            for k in range(LANES // _VECTOR):
-                builder.store(ir.Constant(vec, None), vector_at(array, k), align=8)
-        full = builder.and_(d, ir.Constant(intp, -LANES))
-        with cgutils.for_range_slice(builder, zero, full, ir.Constant(intp, LANES)) as (j0, _):
-            for k in range(LANES // _VECTOR):
-                offset = builder.add(j0, ir.Constant(intp, k * _VECTOR))
-                add_terms(offset, k, *load_vectors(offset))
-        # the last d mod LANES coordinates: whole vectors, then one at a time (lane j - full)
-        for k in range(LANES // _VECTOR - 1):
-            offset = builder.add(full, ir.Constant(intp, k * _VECTOR))
-            whole = builder.icmp_signed("<=", builder.add(offset, ir.Constant(intp, _VECTOR)),
-                                        d)
-            with builder.if_then(whole):
-                add_terms(offset, k, *load_vectors(offset))
-        rest = builder.add(full, builder.and_(builder.sub(d, full),
-                                              ir.Constant(intp, -_VECTOR)))
-        with cgutils.for_range_slice(builder, rest, d, ir.Constant(intp, 1)) as (j, _):
-            x = builder.load(builder.gep(x_ptr, [j]))
-            if item != f64:
-                x = builder.fpext(x, f64)
-            c = builder.load(builder.gep(c_ptr, [j])) if with_center else None
+        def terms(x, c):
             u = builder.fsub(x, c) if with_center else x
-            terms = [builder.fmul(u, u)] + ([builder.fmul(u, c)] if with_center else [])
-            lane = builder.sub(j, full)
-            for array, term in zip(sums, terms):
-                ptr = builder.gep(array, [zero, lane])
-                builder.store(builder.fadd(builder.load(ptr), term), ptr)
-        for slot, array in enumerate(sums):
-            v = [builder.load(vector_at(array, k), align=8) for k in range(LANES // _VECTOR)]
-            # s = 16: lanes 0-15 += 16-31; s = 8: lanes 0-7 += 8-15
-            a = builder.fadd(builder.fadd(v[0], v[2]), builder.fadd(v[1], v[3]))
-            width = _VECTOR
-            while width > 1:  # s = 4, 2, 1 inside the vector (only lanes < s are used)
-                width //= 2
-                high = builder.shuffle_vector(
-                    a, a, ir.Constant(ir.VectorType(ir.IntType(32), _VECTOR),
-                                      [(h + width) % _VECTOR for h in range(_VECTOR)]))
-                a = builder.fadd(a, high)
-            total = builder.extract_element(a, ir.Constant(ir.IntType(32), 0))
-            builder.store(total, builder.gep(o_arr.data, [ir.Constant(intp, slot)]))
+            return [builder.fmul(u, u)] + ([builder.fmul(u, c)] if with_center else [])
+
+        def add_vector(offset, k):
+            c = _load_vector(builder, c_ptr, c_type, offset) if with_center else None
+            for lanes, term in zip(sums, terms(_load_vector(builder, x_ptr, x_type, offset), c)):
+                lanes.add_vector(k, term)
+
+        def add_single(j, lane):
+            c = _load_single(builder, c_ptr, j) if with_center else None
+            for lanes, term in zip(sums, terms(_load_single(builder, x_ptr, j), c)):
+                lanes.add_single(lane, term)
+
+        _lane_loop(builder, intp, d, add_vector, add_single)
+        for slot, lanes in enumerate(sums):
+            builder.store(lanes.total(), builder.gep(o_arr.data, [ir.Constant(intp, slot)]))
         return context.get_dummy_value()
 
     return types.void(X, row, center, out), codegen
@@ -290,8 +316,6 @@ def lane_sq(typingctx, X, row, scale, Y, y_row, y_scale):
     def codegen(context, builder, signature, args):
         x_type, row_type, s_type, y_type, yr_type, t_type = signature.args
         intp = context.get_value_type(types.intp)
-        f64 = ir.DoubleType()
-        vec = ir.VectorType(f64, _VECTOR)
         zero = ir.Constant(intp, 0)
         x_arr = context.make_array(x_type)(context, builder, args[0])
         y_arr = context.make_array(y_type)(context, builder, args[3])
@@ -305,61 +329,25 @@ def lane_sq(typingctx, X, row, scale, Y, y_row, y_scale):
             y_ptr = y_arr.data
         s = context.cast(builder, args[2], s_type, types.float64)
         t = context.cast(builder, args[5], t_type, types.float64)
+        vec = ir.VectorType(ir.DoubleType(), _VECTOR)
         undef = ir.Constant(vec, ir.Undefined)
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), _VECTOR), [0] * _VECTOR)
-        s_vec = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)), undef, mask)
-        t_vec = builder.shuffle_vector(builder.insert_element(undef, t, ir.Constant(ir.IntType(32), 0)), undef, mask)
-        sums = cgutils.alloca_once(builder, ir.ArrayType(f64, LANES))
+        first = ir.Constant(ir.IntType(32), 0)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), _VECTOR), [0] * _VECTOR)
+        s_vec, t_vec = (builder.shuffle_vector(builder.insert_element(undef, v, first), undef,
+                                               splat) for v in (s, t))
+        sums = _Lanes(builder, intp)
 
-        def vector_at(k):
-            first = builder.gep(sums, [zero, ir.Constant(intp, k * _VECTOR)])
-            return builder.bitcast(first, vec.as_pointer())
+        def add_vector(offset, k):
+            u = builder.fsub(builder.fmul(_load_vector(builder, x_ptr, x_type, offset), s_vec),
+                             builder.fmul(_load_vector(builder, y_ptr, y_type, offset), t_vec))
+            sums.add_vector(k, builder.fmul(u, u))
 
-        def load(ptr, array_type, offset):
-            item = ptr.type.pointee
-            v = builder.load(builder.bitcast(builder.gep(ptr, [offset]),
-                                             ir.VectorType(item, _VECTOR).as_pointer()),
-                             align=array_type.dtype.bitwidth // 8)
-            return v if item == f64 else builder.fpext(v, vec)
+        def add_single(j, lane):
+            u = builder.fsub(builder.fmul(_load_single(builder, x_ptr, j), s),
+                             builder.fmul(_load_single(builder, y_ptr, j), t))
+            sums.add_single(lane, builder.fmul(u, u))
 
-        def add_terms(offset, k):
-            u = builder.fsub(builder.fmul(load(x_ptr, x_type, offset), s_vec),
-                             builder.fmul(load(y_ptr, y_type, offset), t_vec))
-            ptr = vector_at(k)
-            builder.store(builder.fadd(builder.load(ptr, align=8), builder.fmul(u, u)), ptr,
-                          align=8)
-
-        for k in range(LANES // _VECTOR):
-            builder.store(ir.Constant(vec, None), vector_at(k), align=8)
-        full = builder.and_(d, ir.Constant(intp, -LANES))
-        with cgutils.for_range_slice(builder, zero, full, ir.Constant(intp, LANES)) as (j0, _):
-            for k in range(LANES // _VECTOR):
-                add_terms(builder.add(j0, ir.Constant(intp, k * _VECTOR)), k)
-        for k in range(LANES // _VECTOR - 1):
-            offset = builder.add(full, ir.Constant(intp, k * _VECTOR))
-            whole = builder.icmp_signed("<=", builder.add(offset, ir.Constant(intp, _VECTOR)),
-                                        d)
-            with builder.if_then(whole):
-                add_terms(offset, k)
-        rest = builder.add(full, builder.and_(builder.sub(d, full),
-                                              ir.Constant(intp, -_VECTOR)))
-        with cgutils.for_range_slice(builder, rest, d, ir.Constant(intp, 1)) as (j, _):
-            x = builder.load(builder.gep(x_ptr, [j]))
-            y = builder.load(builder.gep(y_ptr, [j]))
-            x = x if x.type == f64 else builder.fpext(x, f64)
-            y = y if y.type == f64 else builder.fpext(y, f64)
-            u = builder.fsub(builder.fmul(x, s), builder.fmul(y, t))
-            ptr = builder.gep(sums, [zero, builder.sub(j, full)])
-            builder.store(builder.fadd(builder.load(ptr), builder.fmul(u, u)), ptr)
-        v = [builder.load(vector_at(k), align=8) for k in range(LANES // _VECTOR)]
-        a = builder.fadd(builder.fadd(v[0], v[2]), builder.fadd(v[1], v[3]))
-        width = _VECTOR
-        while width > 1:
-            width //= 2
-            high = builder.shuffle_vector(
-                a, a, ir.Constant(ir.VectorType(ir.IntType(32), _VECTOR),
-                                  [(h + width) % _VECTOR for h in range(_VECTOR)]))
-            a = builder.fadd(a, high)
-        return builder.extract_element(a, ir.Constant(ir.IntType(32), 0))
+        _lane_loop(builder, intp, d, add_vector, add_single)
+        return sums.total()
 
     return types.float64(X, row, scale, Y, y_row, y_scale), codegen

@@ -128,9 +128,10 @@ def _sq_4of(X, inv_norm, cosine, rows, p, last, Y, r, y_scale):
 @njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def _nearest_sq(X, i, scale, C, c_inv, cosine, c_rows):
     """The smallest ``_sq_rows`` of row ``i`` to the rows ``c_rows`` of ``C`` (scales
-    ``c_inv``), four at a time (``_sq_rows4``: the same bits as one at a time). Not inlined: compiled once for its callers (the
-    full scans' labeled set, the lazy path's distances to the picks, ``exact_mindist``);
-    float32 l2 pools' lazy kernels never compile it."""
+    ``c_inv``), four at a time (``_sq_rows4``: the same bits as one at a time). Not
+    inlined: compiled once for its callers (the full scans' labeled set, the lazy path's
+    distances to the picks, ``exact_mindist``); float32 l2 pools' lazy kernels never
+    compile it."""
     best = np.inf
     n = c_rows.shape[0]
     s = 0

@@ -86,11 +86,11 @@ def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, 
     pick is ``_add_center_tasks``'s one-centre pass over the thread's rows, four rows' sums
     at a time (``_sq_4rows``, the same bits as one row at a time; ``_lowered``'s selects
     instead of branches were 1.7-1.8x faster at d = 16-784 with the coordinate-order sums;
-    a last group of fewer than four rows sums a row again and lowers only its own rows); the threads'
-    (largest score, its row, largest ``D``) meet in ``shared`` (two slots, alternating per
-    pick, so one barrier per pick suffices) and every thread reduces them alike, threads
-    in row order and the first of equal scores kept: the lowest row. ``after`` gets the
-    next pick's (score, row)."""
+    a last group of fewer than four rows sums a row again and lowers only its own rows);
+    the threads' (largest score, its row, largest ``D``) meet in ``shared`` (two slots,
+    alternating per pick, so one barrier per pick suffices) and every thread reduces them
+    alike, threads in row order and the first of equal scores kept: the lowest row.
+    ``after`` gets the next pick's (score, row)."""
     tid = lo
     n = X.shape[0]
     start = n * tid // n_threads
