@@ -425,7 +425,7 @@ def _centroid_distances_tasks(X, inv_norm, cosine, perm, offsets, cq, grid, rep,
         end = offsets[g + 1]
         last = end - 1
         r_max = 0.0
-        for p in range(begin, end, 4):  # four rows at a time (independent chains)
+        for p in range(begin, end, 4):  # four rows at a time (each its own lane sum)
             sums = _sq_4of(X, inv_norm, cosine, perm, p, last, c, 0, 1.0)
             for h in range(4 if p + 4 <= end else end - p):
                 dist[p + h - begin] = np.sqrt(sums[h])
@@ -583,7 +583,7 @@ def _update_groups_tasks(X, inv_norm, cosine, center, forced_group, perm, offset
                 due[n_due] = p
                 n_due += 1
             if n_due == 4 or (p == stop and n_due):
-                # four rows' sums at once (independent chains, each _sq_to's bits); fewer
+                # four rows' sums at once (each _sq_to's bits); fewer
                 # at a group's end: the first one summed again, not stored again
                 sums = _sq_4rows(X, inv_norm, cosine, perm[due[0]],
                                  perm[due[1 if n_due > 1 else 0]],
@@ -779,7 +779,7 @@ def _seed_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, max_seeds, se
                     seed[0, j] = X[i, j] * scale
                 far_sq = -1.0
                 last = end - 1
-                for p in range(begin, end, 4):  # four rows at a time (independent chains)
+                for p in range(begin, end, 4):  # four rows at a time (each its own lane sum)
                     sums = _sq_4of(X, inv_norm, cosine, perm, p, last, seed, 0, 1.0)
                     for h in range(4 if p + 4 <= end else end - p):
                         a = near[p + h - begin]
@@ -841,7 +841,7 @@ def _lloyd_cells_tasks(X, inv_norm, cosine, perm, mindist, offsets, seed_pos, se
                 best = np.inf
                 best_q = 0
                 if s > 1:
-                    # four centroids at a time (independent chains, the same sums as
+                    # four centroids at a time (the same sums as
                     # _sq_to's); a last group of fewer repeats the last centroid
                     for q in range(0, s, 4):
                         q1 = q + 1 if q + 1 < s else s - 1

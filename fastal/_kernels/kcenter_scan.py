@@ -106,7 +106,7 @@ def _picks_tasks(X, inv_norm, cosine, weights, mindist, k, row, score, indices, 
         top_row = -1
         largest = 0.0
         last = stop - 1  # past it (the last group): rows summed again, not lowered
-        for i in range(start, stop, 4):  # four rows at once: independent chains, same bits
+        for i in range(start, stop, 4):  # four rows at once, each its own lane sum
             sums = _sq_4rows(X, inv_norm, cosine, i, i + 1 if i + 1 < last else last,
                              i + 2 if i + 2 < last else last,
                              i + 3 if i + 3 < last else last, X, row, c_scale)
