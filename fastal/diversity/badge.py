@@ -154,10 +154,6 @@ def _badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None, gang=None):
     pnorm2 = np.empty(n_pool, dtype=np.float64)
     xnorm2 = np.empty(n_pool, dtype=np.float64)
     bad = np.empty(n_pool, dtype=np.uint8)
-    use_gang = gang
-    if use_gang is None:
-        use_gang = k > 1 and (compiled(_k._picks_tasks, pool.dtype)
-                              or _cold_picks[0] + k > _COLD_PICKS)
     if _k.row_stats(pool, proba, PROBABILITY_TOLERANCE, yhat, pnorm2, xnorm2, bad):
         row = int(np.flatnonzero(bad)[0])
         if bad[row] == 1:
@@ -191,8 +187,9 @@ def _badge(X, probs, k, *, labeled=None, seed=0, chunk_rows=None, gang=None):
         args = (pool, proba, yhat, pnorm2, xnorm2, status, mindist, block_sums,
                 rng.random(k - 1), row, n_unlabeled, 1, indices, scores, probability)
         if gang is None:
-            _cold_picks[0] += 0 if use_gang else k
-        if use_gang:
+            gang = compiled(_k._picks_tasks, pool.dtype) or _cold_picks[0] + k > _COLD_PICKS
+            _cold_picks[0] += 0 if gang else k
+        if gang:
             n_uniform = _k.picks(*args)
         else:
             n_uniform = _stepwise_picks(*args, blocks_per_task)
