@@ -10,14 +10,14 @@ on the thread count or on the order partitions answer in:
 - the centre ``c`` is given in float64 in the metric's space (the row itself for l2, the row
   times its float64 inverse norm for cosine), and each row ``x`` is taken to that space as
   ``float64(x_j) * s`` (``s = 1`` for l2, which is exact);
-- ``sq = (L0 + L1) + (L2 + L3)`` where lane ``L_r`` is the left-to-right float64 sum of
-  ``(x_j s - c_j)^2`` over the coordinates ``j = r (mod 4)``; four lanes so that the adds
-  are not one serial chain, and no fastmath, so LLVM cannot reassociate or fuse them;
+- ``sq = sum_j (x_j s - c_j)^2`` in float64, summed in ``_intrinsics.lane_sums``' order
+  (coordinate j into lane j mod 32, the lanes combined by halving: explicit vectors, no
+  fast-math, the same bits on any CPU), the order ``fastal.kcenter``'s exact distances use;
 - ``D = sqrt(sq)`` for l2, ``sq / 2`` for cosine (``1 - cos`` for unit rows).
 
-``D`` is the same float64 distance as ``fastal.kcenter``'s up to the order of its float64
-additions: the values agree exactly for integer-valued data and to the last bit or so
-otherwise, so the picks agree unless two rows' distances tie to within float64 rounding.
+``D`` is bit for bit the float64 distance of ``fastal.kcenter`` (its centre ``y_j t``, taken
+to float64 and scaled there, is the ``c_j`` the driver sends), so the picks and covering
+radii are the single machine's exactly, ties included.
 
 The blocks are tasks of a serial kernel run on Python threads (``_parallel.run_tasks``,
 not ``prange``, whose lowering compiles 2-4x slower); each writes its own rows and its own
@@ -27,42 +27,12 @@ block's partial result, merged in block order afterwards.
 import numpy as np
 from numba import njit
 
-from ._math import HELPER, KERNEL
+from ._intrinsics import lane_sq
+from ._math import KERNEL
 from ._parallel import run_tasks
 
 #: Rows per parallel block of the farthest-row reduction (only affects speed).
 BLOCK = 4096
-
-
-@njit(inline="always")
-def _sq(X, i, scale, centres, c):
-    """Squared distance of row ``i`` (times ``scale``) to centre ``c``: see the module."""
-    d = X.shape[1]
-    a0 = 0.0
-    a1 = 0.0
-    a2 = 0.0
-    a3 = 0.0
-    j = 0
-    while j + 4 <= d:
-        t0 = np.float64(X[i, j]) * scale - centres[c, j]
-        t1 = np.float64(X[i, j + 1]) * scale - centres[c, j + 1]
-        t2 = np.float64(X[i, j + 2]) * scale - centres[c, j + 2]
-        t3 = np.float64(X[i, j + 3]) * scale - centres[c, j + 3]
-        a0 += t0 * t0
-        a1 += t1 * t1
-        a2 += t2 * t2
-        a3 += t3 * t3
-        j += 4
-    if j < d:
-        t0 = np.float64(X[i, j]) * scale - centres[c, j]
-        a0 += t0 * t0
-    if j + 1 < d:
-        t1 = np.float64(X[i, j + 1]) * scale - centres[c, j + 1]
-        a1 += t1 * t1
-    if j + 2 < d:
-        t2 = np.float64(X[i, j + 2]) * scale - centres[c, j + 2]
-        a2 += t2 * t2
-    return (a0 + a1) + (a2 + a3)
 
 
 @njit(nogil=True, cache=True, **KERNEL)
@@ -83,7 +53,7 @@ def _add_centers_tasks(X, inv_norm, cosine, centres, mindist, weights, weighted,
                 continue
             scale = inv_norm[i] if cosine else 1.0
             for c in range(m):
-                sq = _sq(X, i, scale, centres, c)
+                sq = lane_sq(X, i, scale, centres, c, 1.0)
                 dist = 0.5 * sq if cosine else np.sqrt(sq)
                 if dist < current:
                     current = dist
@@ -121,6 +91,7 @@ def add_centers(X, inv_norm, cosine, centres, mindist, weights, weighted, best):
         its position (the lowest one among equal scores; ``-1`` when every row is a
         centre), and the largest ``D`` over those rows (0 when there are none).
     """
+    centres = np.ascontiguousarray(centres, dtype=np.float64)  # ``lane_sq`` reads C rows
     n_blocks = -(-X.shape[0] // BLOCK)
     block_score = np.full(n_blocks, -np.inf)
     block_pos = np.full(n_blocks, -1, dtype=np.int64)
