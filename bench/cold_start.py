@@ -62,8 +62,10 @@ CALLS = {
     # same pools (small_jobs=False, as fastal warmup calls them): what such a job compiles
     "large-job path: lazy (500 labeled rows, 40,000-row pool)":
         "_kcenter(xr, 100, labeled=np.arange(500), small_jobs=False)",
+    "large-job path: lazy, weighted (500 labeled rows, 40,000-row pool)":
+        "_kcenter(xr, 100, labeled=np.arange(500), weights=ur, small_jobs=False)",
     "large-job path: groups (weighted, 40,000-row pool)":
-        "_kcenter(xr, 100, weights=ur, small_jobs=False)",
+        "_kcenter(xr, 100, weights=ur, path='grouped')",
     "large-job path: float32 scans (clustered 40,000-row pool, k = 300)":
         "_kcenter(xc, 300, path='scan')",
     "large-job path: lazy, gives up, float32 scans (clustered, k = 1,000)":

@@ -104,13 +104,17 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} embeddings", lambda x=emb, x2=pool: (
                 large(x, 4), large(x, 4, labeled=[0, 1]), large(x, 4, labeled=many),
                 large(x2, 4, labeled=np.arange(2000)))
-            # weighted picks run the triangle-inequality groups: cells without a labeled
-            # set, labeled cells; group centres as int16 levels, and as pool rows (wide
-            # embeddings: levels would take too many bytes per row)
+            # weighted picks: the lazy path (its kernels specialised for weights, and the
+            # covering radii's band), then the triangle-inequality groups it hands clustered
+            # pools with a labeled set to: cells without a labeled set, labeled cells; group
+            # centres as int16 levels, and as pool rows (wide embeddings: levels would take
+            # too many bytes per row)
             wide = rng.standard_normal((rows, 256)).astype(dtype)
+            grouped = partial(_kcenter, path="grouped")
             yield f"{name} weighted", lambda x=emb, w=weights, x2=wide: (
                 large(x, 4, weights=w), large(x, 4, labeled=many, weights=w),
-                large(x2, 4, weights=w))
+                grouped(x, 4, weights=w), grouped(x, 4, labeled=many, weights=w),
+                grouped(x2, 4, weights=w))
             # clustered pools, which the lazy path hands over to the groups (unweighted:
             # kernels specialised without weights)
             yield f"{name} clustered", lambda x=emb: (

@@ -26,11 +26,11 @@ from tests.reference import lane_sum
 def assert_matches_reference(X, k, *, labeled=None, metric="l2", seed=0, weights=None,
                              n_groups=None, chunk_rows=None):
     """Every algorithm (the small jobs' full scans, the lazy band and the
-    triangle-inequality groups; the lazy one is unweighted) against the reference; returns
+    triangle-inequality groups) against the reference; returns
     the default path's selection."""
     idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=seed,
                                         weights=weights)
-    paths = ["small", "grouped"] if weights is not None else ["small", "lazy", "grouped"]
+    paths = ["small", "lazy", "grouped"]
     for path in paths:
         stats = {}
         sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=seed, weights=weights,
@@ -256,7 +256,7 @@ def test_cold_processes_run_jobs_up_to_the_limit_as_full_scans(metric, monkeypat
                         lambda kernel, dtype: asked.append((kernel, dtype)) or ready[kernel])
     for labeled, weights, n_labeled, kernel in (
             ([3, 5], None, 2, module._lazy._lazy_picks),
-            (None, w, 0, module._k._update_groups_tasks),
+            (None, w, 0, module._lazy._lazy_radii),
             (None, None, 0, module._scan._scan32_tasks)):
         work = 2000 * (k + n_labeled) * 16
         monkeypatch.setattr(module, "_SCAN_FIRST_WORK", work if labeled is None else 0)
@@ -327,9 +327,9 @@ def test_small_jobs_same_bits_as_the_other_paths(dtype, metric):
     labeled = rng.choice(3000, 80, replace=False)
     w = rng.random(3000).astype(np.float32)
     for labels, weights, others in ((labeled, None, ("lazy", "grouped")),
-                                    (labeled, w, ("grouped",)),
+                                    (labeled, w, ("lazy", "grouped")),
                                     (None, None, ("lazy", "grouped", "scan")),
-                                    (None, w, ("grouped",))):
+                                    (None, w, ("lazy", "grouped"))):
         small = _kcenter(X, 200, labeled=labels, weights=weights, metric=metric,
                          path="small")
         for path in others:
@@ -942,6 +942,85 @@ def test_lazy_band_of_one_row_widened_many_times(metric, case, bounds, at_once, 
             assert stats["band_widenings"] > 3
             # at once: every widening before the first pick from a band of one row
             assert (stats["band_widenings_at_once"] > 3) == at_once
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "embeddings", "none"])
+@pytest.mark.parametrize("weights", ["uniform", "integers"])
+def test_weighted_lazy_bands_widened_many_times(metric, case, weights, monkeypatch):
+    # Weighted: the picks' band ranks rows by U w, the radii's band by U; both start at one
+    # row and double (many widenings, rows entering after many picks). Integer weights with
+    # zeros: exact score ties (to the lower row) and rows that score 0 at any distance.
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 1)
+    monkeypatch.setattr(module, "_LAZY_BAND_PER_PICK", 0)
+    monkeypatch.setattr(module, "_LAZY_SCAN_LABELED", 8)
+    monkeypatch.setattr(importlib.import_module("fastal._kernels.kcenter_scan"),
+                        "PICK_IMAGE_BYTES", 4 * 5 * 20)
+    rng = np.random.default_rng(33)
+    labeled = rng.choice(800, 60, replace=False)
+    X = {"random": lambda: rng.normal(size=(800, 5)).astype(np.float32),
+         "blobs": lambda: blobs(rng, 800, 5, 12, spread=0.2).astype(np.float32),
+         "duplicates": lambda: rng.normal(size=(9, 5)).astype(np.float32)[
+             rng.integers(9, size=800)],
+         "embeddings": lambda: rng.normal(size=(800, 5)),
+         "none": lambda: rng.normal(size=(800, 5)).astype(np.float32)}[case]()
+    if case == "embeddings":
+        labeled = rng.normal(size=(30, 5))
+    elif case == "none":
+        labeled = None
+    w = (rng.random(800) if weights == "uniform"
+         else rng.integers(0, 3, size=800).astype(np.float32))
+    n_unlabeled = 800 - (60 if case not in ("embeddings", "none") else 0)
+    for k in (1, 37, 300, n_unlabeled):
+        stats = {}
+        sel = _kcenter(X, k, labeled=labeled, metric=metric, seed=5, weights=w, path="lazy",
+                       stats=stats)
+        small = _kcenter(X, k, labeled=labeled, metric=metric, seed=5, weights=w,
+                         path="small")
+        idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, metric=metric, seed=5,
+                                            weights=w)
+        assert stats["path"] == "lazy"
+        np.testing.assert_array_equal(sel.indices, idx)
+        np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+        for name in ("indices", "scores"):  # the full scans' float64 bits
+            np.testing.assert_array_equal(getattr(sel, name), getattr(small, name))
+        np.testing.assert_array_equal(sel.extra["covering_radius"],
+                                      small.extra["covering_radius"])
+        if k >= 37 and case != "duplicates":
+            assert stats["band_widenings"] > 3 and stats["radius_band_widenings"] > 3
+
+
+@pytest.mark.parametrize("labeled_kind", ["positions", "none"])
+@pytest.mark.parametrize("radii", [False, True])
+def test_weighted_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, radii,
+                                                              monkeypatch):
+    # the picks' band or (picks made) the radii's band outgrows its share of the pool: the
+    # groups (with a labeled set) or full scans (without) take over from scratch with the
+    # same answer
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
+    monkeypatch.setattr(module, "_LAZY_BAND_MIN", 16)
+    rng = np.random.default_rng(34)
+    X = blobs(rng, 3000, 6, 40, spread=0.1).astype(np.float32)
+    labeled = rng.choice(3000, 20, replace=False) if labeled_kind == "positions" else None
+    w = rng.random(3000)
+    k = 200
+    if radii:  # the picks' band stays small: weights that single out 500 rows
+        w[rng.permutation(3000)[:2500]] = 0.0
+        k = 30
+        monkeypatch.setattr(module, "_LAZY_MAX_BAND", 0.2)
+    else:
+        monkeypatch.setattr(module, "_LAZY_MAX_BAND", 0.05)
+    stats = {}
+    sel = _kcenter(X, k, labeled=labeled, seed=3, weights=w, stats=stats, small_jobs=False)
+    idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, seed=3, weights=w)
+    assert stats["path"] == ("grouped" if labeled_kind == "positions" else "small")
+    assert ("lazy_radius_band_abandoned" in stats) == radii
+    assert ("lazy_band_abandoned" in stats) != radii
+    np.testing.assert_array_equal(sel.indices, idx)
+    np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
 
 
 def _lazy_gives_up_on_blobs(labeled_kind, monkeypatch, **constants):

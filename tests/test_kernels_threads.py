@@ -103,6 +103,9 @@ def _assert_thread_invariant(run, monkeypatch, kernels):
             assert a == b, f"{a[0]} differs"
         for name in ("indices", "scores"):
             np.testing.assert_array_equal(getattr(result, name), getattr(first, name))
+        if "covering_radius" in getattr(first, "extra", {}):
+            np.testing.assert_array_equal(result.extra["covering_radius"],
+                                          first.extra["covering_radius"])
 
 
 def _blobs(rng, n, d, n_centres, spread):
@@ -128,9 +131,11 @@ def test_badge_kernels(dtype, gang, monkeypatch):
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
 @pytest.mark.parametrize("n_labeled", [0, 20, 300])
-def test_lazy_kcenter_kernels(metric, n_labeled, monkeypatch):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lazy_kcenter_kernels(metric, n_labeled, weighted, monkeypatch):
     # a band that starts small and is widened after picks (rows_picked_mindist up to
-    # _LAZY_SCAN_LABELED picks, then the labeled-set kernels on the picks)
+    # _LAZY_SCAN_LABELED picks, then the labeled-set kernels on the picks); weighted, the
+    # radii's band too
     monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_MIN", 64)
     monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_PER_PICK", 0)
     monkeypatch.setattr(kcenter_driver, "_LAZY_BAND_YIELD", 0.0)
@@ -143,8 +148,9 @@ def test_lazy_kcenter_kernels(metric, n_labeled, monkeypatch):
                      "_rows_picked_mindist_tasks"],
                 300: ["_assign_lists_tasks", "_probe_upper_tasks", "_rows_labeled_mindist_tasks",
                       "_rows_picked_mindist_tasks"]}[n_labeled]
+    weights = rng.random(3000) if weighted else None
     _assert_thread_invariant(
-        lambda: _kcenter(X, 100, labeled=labeled, metric=metric, path="lazy"),
+        lambda: _kcenter(X, 100, labeled=labeled, metric=metric, path="lazy", weights=weights),
         monkeypatch, expected)
 
 

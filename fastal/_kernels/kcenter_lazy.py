@@ -307,11 +307,14 @@ def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key, images
 
 @njit(cache=True, fastmath=_FASTMATH, **KERNEL)
 def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, hkey, hrow,
-                hdone, n_heap, theta, picked, scores, t, k, evaluated, low):
+                hdone, n_heap, theta, w, picked, scores, t, k, evaluated, low):
     """Greedy picks ``t, t + 1, ...`` up to ``k`` from the band's heap (see the module
     docstring), after pushing the band's new rows ``rows`` with their keys ``keys`` (their
-    exact distances to the labeled set and the first ``t`` picks; the heap has room).
-    Writes ``picked[t]`` and ``scores[t]`` (the exact distance); ``evaluated[0]`` counts
+    exact scores given the labeled set and the first ``t`` picks; the heap has room).
+    The score of row i is ``D(i)``, or ``D(i) * w[i]`` (float64) when ``w`` is not None:
+    ``min(key, dist * w[i])`` is ``min(D, dist) * w[i]`` because rounding is monotone, so a
+    key lowered with a new distance stays the exact score.
+    Writes ``picked[t]`` and ``scores[t]`` (the exact score); ``evaluated[0]`` counts
     the row-to-pick distances computed, ``evaluated[1]`` the *knock-downs*: tops
     whose key was at least ``theta`` and fell below it when compared with newer picks (on
     clustered data, a pick knocks down its whole cluster; on unstructured data, hardly a
@@ -347,6 +350,8 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
                                    low, P, r_P, y, n_img)
             evaluated[0] += t - done
             dist = _to_score_units(best, cosine)
+            if w is not None:
+                dist = dist * w[i]
             if dist < hkey[0]:
                 if hkey[0] >= theta > dist:
                     evaluated[1] += 1
@@ -371,6 +376,58 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
     return t, n_heap
 
 
+@njit(cache=True, fastmath=_FASTMATH, **KERNEL)
+def _lazy_radii(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, hkey, hrow,
+                hdone, n_heap, theta, picked, radii, t, k, evaluated, low):
+    """The covering radius after picks ``t, t + 1, ...`` up to ``k`` of a pick list made
+    already (weighted picks, whose scores are not the largest distance): ``radii[t - 1]``
+    the largest ``D`` given the labeled set and ``picked[:t]``. The same lazy rule as
+    ``_lazy_picks`` on a heap keyed by ``D``, after pushing ``rows`` with their exact
+    distances ``keys`` to the labeled set and the first ``t`` picks: a top that has seen
+    the first ``t`` picks and is at least ``theta`` is the largest ``D``; it stays on the
+    heap (its ``D`` can only fall with later picks; a picked row's falls to 0).
+
+    Returns ``(t, n_heap)``: ``t == k + 1`` when done; otherwise the exact top is below
+    ``theta`` (or the heap is empty) and the band must be widened. ``evaluated[0]`` counts
+    the row-to-pick distances computed. ``low``: scratch of ``k`` floats."""
+    for r in range(rows.shape[0]):
+        hkey[n_heap] = keys[r]
+        hrow[n_heap] = rows[r]
+        hdone[n_heap] = t
+        _sift_up(hkey, hrow, hdone, n_heap)
+        n_heap += 1
+    while t <= k:
+        if n_heap == 0:
+            break
+        done = hdone[0]
+        if done < t:
+            i = hrow[0]
+            scale = inv_norm[i] if cosine is not None else 1.0
+            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel, slack,
+                                   low, P, r_P, y, n_img)
+            evaluated[0] += t - done
+            dist = _to_score_units(best, cosine)
+            if dist < hkey[0]:
+                hkey[0] = dist
+            hdone[0] = t
+            _sift_down(hkey, hrow, hdone, n_heap, 0)
+        else:
+            if hkey[0] < theta:
+                break
+            radii[t - 1] = hkey[0]
+            t += 1
+    return t, n_heap
+
+
+def lazy_radii(X, inv_norm, cosine, images, keys, rows, hkey, hrow, hdone, n_heap, theta,
+               picked, radii, t, k, evaluated):
+    """``_lazy_radii`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)
+    and ``images`` from ``pick_images`` as ``lazy_picks`` left them (every pick's)."""
+    return _lazy_radii(X, inv_norm, metric_flag(cosine), *images, *bounds32(X.shape[1]), keys,
+                       rows, hkey, hrow, hdone, n_heap, theta, picked, radii, t, k, evaluated,
+                       np.empty(k))
+
+
 def pick_images(X, cosine, k):
     """The picks' float32 images for ``lazy_picks``: ``(P, r_P, y, n_img)``, up to k x d
     float32 (``PICK_IMAGE_BYTES``), their radii, a row's scratch and the count made; all
@@ -384,12 +441,13 @@ def pick_images(X, cosine, k):
 
 
 def lazy_picks(X, inv_norm, cosine, images, keys, rows, hkey, hrow, hdone, n_heap, theta,
-               picked, scores, t, k, evaluated):
+               picked, scores, t, k, evaluated, w=None):
     """``_lazy_picks`` with ``cosine`` as a bool or ``True``/``None`` (see ``metric_flag``)
-    and ``images`` from ``pick_images``."""
+    and ``images`` from ``pick_images``; ``w``: the weights or None (unweighted: the kernel
+    then compiles no weighted code)."""
     return _lazy_picks(X, inv_norm, metric_flag(cosine), *images, *bounds32(X.shape[1]), keys,
-                       rows, hkey, hrow, hdone, n_heap, theta, picked, scores, t, k, evaluated,
-                       np.empty(k))
+                       rows, hkey, hrow, hdone, n_heap, theta, w, picked, scores, t, k,
+                       evaluated, np.empty(k))
 
 
 @njit(nogil=True, fastmath=FAST32, **HELPER)

@@ -200,7 +200,7 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     costs 2.5-4.5 s; ``fastal warmup`` fills the cache ahead of time). Larger jobs: three
     exact algorithms, chosen per call from measured pruning:
 
-    **Lazy evaluation** (unweighted calls; tried first). The pick is ``argmax D``, and an
+    **Lazy evaluation** (tried first). The pick is ``argmax w D``, and an
     *upper* bound ``U(i) >= D(i)`` is cheap: the distance to any one centre, and it stays
     valid as centres are added. Every row gets one from a few candidates (the ~``sqrt(L)``
     labeled points chosen as probes and the list of labeled points around its nearest
@@ -217,9 +217,14 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     per pick projected to pick ``k``, passes 1/8 of the pool (or the band grows like a
     power of about 1 of the picks, projected past half of it), the call starts over with
     the triangle-inequality groups below (the first random pick is drawn once, before
-    either). Exactness does not depend on any of these choices.
+    either). Exactness does not depend on any of these choices. Weighted calls rank the
+    band by ``w U`` (rounded up: a bound of the score ``w D``), and their covering radii
+    (the largest ``D`` after each pick, no longer the next pick's score) come afterwards
+    from a second band ranked by ``U`` and a heap of exact ``D`` whose top, compared with
+    the picks up to ``t``, is the radius after pick ``t``.
 
-    **Full scans** (unweighted, without a labeled set, when the lazy path gives up). Each
+    **Full scans** (without a labeled set, when the lazy path gives up; weighted calls as
+    float64 passes). Each
     pick is one pass over X in storage order: every row's distance to the new centre, the
     min-update of ``D`` and the running argmax, fused; the whole greedy is one kernel call
     whose threads meet at barriers. The pass is in float32 (vectorised, any summation
@@ -235,7 +240,7 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     chosen when the groups below skip under 0.5 % of the row distances over 8 picks on a
     sample of 16,384 rows, or under 5 % over their own first 8 picks.
 
-    **Triangle-inequality groups** (weighted calls, and clustered data):
+    **Triangle-inequality groups** (clustered data with a labeled set):
 
     1. ``D`` for the labeled set comes from exact FAISS flat searches of the pool in
        chunks (no N x L matrix, no copy of the labeled set: one float32 chunk of it at a
@@ -504,15 +509,16 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
              n_groups=None, grouping=None, stats=None, path=None, small_jobs=True):
     """``kcenter`` with the algorithm exposed (tests, benchmarks).
 
-    ``path``: ``"lazy"`` (band of upper bounds, ``_lazy_kcenter``; unweighted only, falls
-    back to ``"grouped"`` when the band grows past ``_LAZY_MAX_BAND`` of the pool),
+    ``path``: ``"lazy"`` (band of upper bounds, ``_lazy_kcenter``; falls back to
+    ``"grouped"`` when the band grows past ``_LAZY_MAX_BAND`` of the pool, or weighted
+    without a labeled set to ``"small"``),
     ``"grouped"`` (triangle-inequality groups; unweighted without a labeled set, falls
     back to ``"scan"`` when they prune nothing), ``"scan"`` (``_scan_kcenter``; unweighted,
     no labeled set), ``"small"`` (``_small_kcenter``: float64 full scans, any labeled set and
     weights) or None (``"small"`` for jobs of at most ``_SMALL_JOB_WORK`` coordinate
     visits, the float32 scans for jobs without labels of at most ``_SCAN_FIRST_WORK``
     (neither rule when ``small_jobs`` is False: ``fastal warmup``), else lazy unless
-    ``weights`` or ``grouping`` is given).
+    ``grouping`` is given).
 
     ``grouping``: ``"labeled"`` (cells around the labeled points, split), ``"labeled-cells"``
     (the same cells, unsplit), ``"cells"`` (``n_groups`` cells around random pool rows,
@@ -595,6 +601,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
 
     clock = _Clock()
     auto = path is None and grouping is None and n_groups is None and w is None
+    auto_weighted = path is None and grouping is None and n_groups is None
     # without labels, pools go to the float32 scans when the lazy path gives up (float64
     # and cosine pools through a float32 image, when it fits _IMAGE_BYTES)
     scan32 = auto and not n_labeled and _scan32_fits(pool, cosine)
@@ -605,7 +612,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         if work <= _SMALL_JOB_WORK:
             path = "small"
         elif work <= _COLD_JOB_WORK and _cold_scans[0] < _COLD_SCAN_SECONDS:
-            kernel = (_k._update_groups_tasks if w is not None else
+            kernel = (_lazy._lazy_radii if w is not None else
                       _scan._scan32_tasks if scans_first else _lazy._lazy_picks)
             cold = not compiled(kernel, pool.dtype)
             path = "small" if cold else None
@@ -624,7 +631,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             return sel
         # near-duplicates: the lazy path in full, then the groups (no second attempt)
     if path is None:
-        path = "lazy" if w is None and grouping is None else "grouped"
+        path = "lazy" if grouping is None else "grouped"
     if path not in _PATHS:
         raise ArgumentError(f"path must be one of {_PATHS}; got {path!r}")
     if path == "scan":
@@ -632,14 +639,18 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             raise ArgumentError("path 'scan' is unweighted, without a labeled set")
         return _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
     if path == "lazy":
-        if w is not None:
-            raise ArgumentError("path 'lazy' is unweighted; got weights")
         sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
                             first_row, shift, chunk, clock, stats,
-                            small_pools_give_up=scan32 and not scans_first)
+                            small_pools_give_up=scan32 and not scans_first, w=w)
         if sel is not None:
             return sel
         clock.lap("lazy (abandoned)")
+        if w is not None and not n_labeled and auto_weighted:
+            # weighted, no labeled set: float64 full scans beat the groups on every measured
+            # pool (Fashion-MNIST raw, k = 1,000: 5.0 against 9.2 s; 200,000 x 32: 0.9
+            # against 6.2 s)
+            return _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows,
+                                  lab_inv, w, first_row, clock, stats)
         if scan32 and not scans_first:
             # float32 scans beat the groups on every measured pool without labels, blobs
             # included (1M x 128, k = 1,000: 34 s against 44 s)
@@ -1057,7 +1068,7 @@ def _centroid_grid(pool, cosine, chunk):
 
 
 def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv, first_row,
-                  shift, chunk, clock, stats, small_pools_give_up=False):
+                  shift, chunk, clock, stats, small_pools_give_up=False, w=None):
     """Exact greedy k-center by lazy evaluation (``fastal._kernels.kcenter_lazy``), or None
     when the band of candidate rows grows past ``_LAZY_MAX_BAND`` of the pool (pools under
     ``_LAZY_SMALL_POOL`` rows never give up unless ``small_pools_give_up``).
@@ -1073,6 +1084,11 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     3. Picks come from the heap (``_lazy.lazy_picks``); a top row is compared only with the
        picks it has not seen. When the exact top falls below the band's threshold, the band
        is doubled (steps 2-3 again).
+
+    Weighted (``w``): the band and the heap rank rows by their score ``D w`` (the bounds
+    ``U w``, rounded up), and the covering radii, the largest ``D`` after each pick, come
+    from a second band and heap ranked by ``D`` (``_lazy.lazy_radii``) once the picks are
+    made.
     """
     n_pool, d = pool.shape
     n_labeled = lab_rows.shape[0]
@@ -1080,7 +1096,8 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
     inflate = 1.0 + (2 * d + 8) * 2.0**-53
     upper = np.empty(n_pool, dtype=np.float32)
     n_unlabeled = n_pool - (0 if positions is None else positions.size)
-    target = min(k + 1, n_unlabeled)  # one pick past k: the covering radius after pick k
+    # unweighted, one pick past k: its score is the covering radius after pick k
+    target = min(k + 1 if w is None else k, n_unlabeled)
     picked = np.empty(target + 1, dtype=np.int64)
     scores = np.empty(target + 1, dtype=np.float64)
     t = 0
@@ -1095,7 +1112,23 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         picked[0] = first_row
         scores[0] = np.inf
         t = 1
+    if w is not None:  # the band's bounds: U w rounded up (fl(U w) >= fl(D w): monotone)
+        band_upper = _ceil32_array(upper.astype(np.float64) * w)
+        band_upper[upper < 0.0] = upper[upper < 0.0]  # centres stay -1
+    else:
+        band_upper = upper
     clock.lap("bounds")
+
+    def exact_keys(rows, t):
+        """The band rows' exact ``D`` given the labeled set and the first t picks."""
+        key = np.full(rows.shape[0], np.inf)
+        fallback = 0
+        if n_labeled:
+            fallback = _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
+                                         lab_rows, lab_inv, chunk, key)
+        if t:
+            _lazy.rows_picked_mindist(pool, rows, inv_norm, cosine, picked, t, key, images)
+        return key, fallback
 
     t_first = t
     hist = np.empty(1 << 16, dtype=np.int32)
@@ -1125,7 +1158,7 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
                                      for a in (hkey, hrow, hdone))
             t, n_heap = _lazy.lazy_picks(pool, inv_norm, cosine, images, keys, rows, hkey,
                                          hrow, hdone, n_heap, theta, picked, scores, t,
-                                         target, evaluated)
+                                         target, evaluated, w)
             del keys, rows
             if t == target:
                 break
@@ -1133,7 +1166,7 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         # came from it: it just fell short of the picks' needs)
         want = (max(_LAZY_BAND_MIN, n_band // 2) if short
                 else max(_LAZY_BAND_MIN, _LAZY_BAND_PER_PICK * k, n_band))
-        new_theta, n_new, n_outside = _lazy.band_threshold(upper, want, hist)
+        new_theta, n_new, n_outside = _lazy.band_threshold(band_upper, want, hist)
         # Measured pruning: rows knocked down from the top per pick so far, projected to the
         # last pick. On clustered data each pick empties a whole cluster from the top and
         # the band would grow to most of the pool: give up early, the groups prune there.
@@ -1162,15 +1195,13 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
                              lazy_band_projected=int(projected),
                              lazy_band_growth_projected=int(grown_projected))
             return None
-        rows = np.flatnonzero(upper >= np.float32(new_theta))  # into the band
-        upper[rows] = -2.0
+        rows = np.flatnonzero(band_upper >= np.float32(new_theta))  # into the band
+        band_upper[rows] = -2.0
         n_new = rows.shape[0]
-        key = np.full(n_new, np.inf)
-        if n_labeled:
-            n_fallback += _complete_labeled(pool, rows, inv_norm, cosine, shift, lab_src,
-                                            lab_rows, lab_inv, chunk, key)
-        if t:
-            _lazy.rows_picked_mindist(pool, rows, inv_norm, cosine, picked, t, key, images)
+        key, fallback = exact_keys(rows, t)
+        n_fallback += fallback
+        if w is not None:
+            key *= w[rows]  # the score (float64, as every path computes it)
         new_keys.append(key)
         new_rows.append(rows)
         del rows, key
@@ -1188,8 +1219,22 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
 
     indices = picked[:k].copy()
     cover = np.empty(k, dtype=np.float64)
-    cover[:-1] = scores[1:k]
-    cover[-1] = scores[k] if target > k else 0.0
+    if w is None:
+        cover[:-1] = scores[1:k]
+        cover[-1] = scores[k] if target > k else 0.0
+    else:
+        del band_upper, hkey, hrow, hdone
+        radius_band = _lazy_cover(pool, k, n_pool, t_first, upper, exact_keys, images,
+                                  picked, cover, hist, inv_norm, cosine, evaluated,
+                                  small_pools_give_up)
+        if radius_band[0] is None:
+            if stats is not None:
+                stats.update(lazy_radius_band_abandoned=radius_band[1])
+            return None
+        if stats is not None:
+            stats.update(radius_band_rows=radius_band[0],
+                         radius_band_widenings=radius_band[1])
+        clock.lap("radii")
     if stats is not None:
         stats.update(path="lazy", band_rows=n_band, band_widenings=widenings,
                      band_widenings_at_once=short_widenings,
@@ -1198,6 +1243,57 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
                      seconds=clock.laps)
     return Selection(indices=indices, scores=scores[:k].astype(np.float32), method="kcenter",
                      n_pool=n_pool, extra={"covering_radius": cover})
+
+
+def _lazy_cover(pool, k, n_pool, t, upper, exact_keys, images, picked, cover, hist, inv_norm,
+                cosine, evaluated, small_pools_give_up):
+    """The covering radius after each of the ``k`` weighted ``picked`` rows into ``cover``:
+    the rows with the largest unweighted bounds ``upper`` form a band, their exact ``D``
+    enter a heap (``_lazy.lazy_radii``), the band doubles when the exact top falls below
+    its threshold. Returns ``(band rows, widenings)``, or ``(None, band rows)`` when the
+    band would grow past ``_LAZY_MAX_BAND`` of the pool (the rule of the picks' band)."""
+    if t == 0:
+        t = 1  # the radius after pick 1 and later; without labels t is 1 already
+    row_type = np.int32 if n_pool < 2**31 else np.int64
+    hkey = np.empty(0, dtype=np.float64)
+    hrow = np.empty(0, dtype=row_type)
+    hdone = np.empty(0, dtype=np.int32)
+    n_heap = 0
+    n_band = 0
+    theta = np.inf
+    keys = np.empty(0)
+    rows = np.empty(0, np.int64)
+    widenings = 0
+    while True:
+        if hkey.shape[0] < n_heap + rows.shape[0]:
+            hkey, hrow, hdone = (_grown(a, n_heap, n_heap + rows.shape[0])
+                                 for a in (hkey, hrow, hdone))
+        t, n_heap = _lazy.lazy_radii(pool, inv_norm, cosine, images, keys, rows, hkey, hrow,
+                                     hdone, n_heap, theta, picked, cover, t, k, evaluated)
+        if t > k:
+            return n_band, widenings
+        if n_heap == 0 and theta == -np.inf:  # every row is a centre: radius 0
+            cover[t - 1:] = 0.0
+            return n_band, widenings
+        want = max(_LAZY_BAND_MIN, _LAZY_BAND_PER_PICK * k, n_band)
+        theta, n_new, n_outside = _lazy.band_threshold(upper, want, hist)
+        if ((n_pool >= _LAZY_SMALL_POOL or small_pools_give_up)
+                and n_band + n_new > _LAZY_MAX_BAND * n_pool):
+            return None, n_band + n_new
+        rows = np.flatnonzero(upper >= np.float32(theta))
+        upper[rows] = -2.0
+        keys, _ = exact_keys(rows, t)
+        n_band += rows.shape[0]
+        widenings += 1
+        theta = theta if n_outside > rows.shape[0] else -np.inf
+
+
+def _ceil32_array(values):
+    """The smallest float32 >= each of ``values`` (float64, >= 0 or inf)."""
+    out = values.astype(np.float32)
+    low = out.astype(np.float64) < values
+    out[low] = np.nextafter(out[low], np.float32(np.inf))
+    return out
 
 
 def _grown(values, n_used, size):
