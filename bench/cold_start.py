@@ -49,7 +49,7 @@ CALLS = {
     "kcenter, 500 labeled rows (small job)": "fastal.kcenter(x, 10, labeled=np.arange(500))",
     "weighted kcenter (small job)": "fastal.kcenter(x, 10, weights=u)",
     # 40,000 x 16, past the small-job limit: in a fresh process whose cache lacks the lazy
-    # path's, the groups' or the float32 scans' kernels, jobs of up to 2**31 coordinate
+    # path's, the groups' or the float32 scans' kernels, jobs of up to 2**32 coordinate
     # visits (kcenter._COLD_JOB_WORK) run as full scans too
     "kcenter, 500 labeled rows, 40,000-row pool (cold: full scans)":
         "fastal.kcenter(xr, 100, labeled=np.arange(500))",

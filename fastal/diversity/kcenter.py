@@ -51,12 +51,13 @@ _NO_GRID = np.empty((2, 0), dtype=np.float64)
 _NO_LEVELS = np.empty((0, 0), dtype=np.int16)
 _GROUP_SEED = 1234  # groups only change speed, never the result: a fixed seed is fine
 _PATHS = ("lazy", "grouped", "scan", "small")
-# Small jobs: at most this many coordinate visits N (k + L) d (at most ~25 ms of float64
-# scans) run as plain full scans, labeled points and weights included: a first call in a
-# fresh process then compiles one scan kernel instead of the lazy path's or the groups' ten
-# (1.5-4.7 s less), for up to ~20 ms more per warm call (bench/README.md, "Exact greedy
-# k-center").
-_SMALL_JOB_WORK = 1 << 25
+# Small jobs: at most this many coordinate visits N (k + L) d (at most ~5 ms of float64
+# scans) run as plain full scans, labeled points and weights included: below it the other
+# paths' set-up costs more than they save (2^23 visits: their time over the scans' 0.3-2.0x,
+# median 1.0; 2^25: 0.2-1.4x, median 0.4-0.8; weighted alike since they take the lazy path;
+# 20 pools, session 25 in bench/README.md). Fresh processes whose cache lacks the other
+# paths' kernels run larger jobs as full scans too (the cold rule below).
+_SMALL_JOB_WORK = 1 << 24
 # Jobs without labels of at most this many coordinate visits N k d (~20-30 ms of float32
 # scans on 2 threads) go to the float32 scans without trying the lazy path first: a first
 # call in a fresh process then compiles none of the lazy path's kernels (~2 s), for up to
@@ -67,13 +68,14 @@ _SCAN_FIRST_WORK = 1 << 28
 # Cold processes: when the kernels of the path a job would take are neither compiled in this
 # process nor in Numba's cache (a fresh process with an empty cache: 2.5-4.5 s of compiling
 # for the lazy path, the groups or the float32 scans, ~1 s for the full scans), jobs of at
-# most this many coordinate visits N (k + L) d (0.4-1 s of float64 full scans on 2 threads,
-# measured from 1M x 16 to 20,000 x 768) run as full scans instead: the same picks, scores
+# most this many coordinate visits N (k + L) d (0.4-1.2 s of float64 full scans on 2
+# threads, measured from 1M x 16 to 20,000 x 768, float32 and float64 pools, with and without
+# labels: 0.17-0.67 s per 2^31 visits since their sums are vectorised) run as full scans instead: the same picks, scores
 # and radii (every path computes the same float64 distances). Within a process, once such
 # runs have taken _COLD_SCAN_SECONDS in all, the path's kernels are compiled instead, so a
 # process making many calls pays at most about twice what the better choice would have cost
 # it (the ski-rental rule); ``fastal warmup`` fills the cache beforehand.
-_COLD_JOB_WORK = 1 << 31
+_COLD_JOB_WORK = 1 << 32
 _COLD_SCAN_SECONDS = 2.0
 _cold_scans = [0.0]  # seconds of full scans run by the cold rule in this process
 # Scan path (see _scan_kcenter): without a labeled set, when the groups have skipped under
@@ -189,15 +191,15 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
 
     The result is exactly that of the plain greedy loop with float64 distances
     (``tests/reference_diversity.py``); only the work differs. Small jobs, of at most
-    2^25 coordinate visits ``N (k + L) d`` (e.g. 2,000 x 16 rows, 500 labeled, k = 10),
+    2^24 coordinate visits ``N (k + L) d`` (e.g. 2,000 x 16 rows, 500 labeled, k = 10),
     run float64 full scans: every row's ``D`` from the labeled points in one pass (four
-    at a time), then one pass per pick (labeled sets and weights alike; tens of ms at
-    most, up to ~20 ms more than the paths below would take warm), and a first call in a
-    fresh process compiles one small kernel instead of their ten (about 1 s instead of
-    2.5-6 s). Jobs of up to 2^31 visits (0.4-1 s of full scans on 2 threads) run the same
-    full scans while the kernels of the path they would take are neither compiled in this
-    process nor in Numba's cache, until such runs have taken 2 s in the process (compiling
-    costs 2.5-4.5 s; ``fastal warmup`` fills the cache ahead of time). Larger jobs: three
+    at a time), then one pass per pick (labeled sets and weights alike; a few ms at most,
+    where the paths below would cost as much in set-up). Jobs of up to 2^32 visits
+    (0.4-1.2 s of full scans on 2 threads) run the same full scans while the kernels of
+    the path they would take are neither compiled in this process nor in Numba's cache
+    (a first call then compiles one small kernel, about 1 s, instead of 2.5-6 s), until
+    such runs have taken 2 s in the process (``fastal warmup`` fills the cache ahead of
+    time). Larger jobs: three
     exact algorithms, chosen per call from measured pruning:
 
     **Lazy evaluation** (tried first). The pick is ``argmax w D``, and an
