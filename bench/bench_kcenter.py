@@ -88,13 +88,14 @@ REAL_KS = (100, 1000)
 REAL_LABELED = 1000
 
 
-def real_suite(seed=0, only=None, n_labeled=REAL_LABELED):
-    """``(label, X float32, labeled positions)`` of the issue-13 inputs, one at a time;
-    ``only``: the labels that contain this text (e.g. "Gaussian"); ``n_labeled`` 0: no
-    labeled set (a first round)."""
-    for label, X, labeled in _real_suite(seed, n_labeled):
+def real_suite(seed=0, only=None, n_labeled=REAL_LABELED, with_labels=False):
+    """``(label, X float32, labeled positions)`` of the issue-13 inputs, one at a time
+    (``with_labels``: ``(label, X, labeled, y)``, ``y`` the class labels, None for the
+    Gaussian pools); ``only``: the labels that contain this text (e.g. "Gaussian");
+    ``n_labeled`` 0: no labeled set (a first round)."""
+    for label, X, labeled, y in _real_suite(seed, n_labeled):
         if only is None or only.lower() in f"{label} {X.shape[0]}x{X.shape[1]}".lower():
-            yield label, X, labeled
+            yield (label, X, labeled, y) if with_labels else (label, X, labeled)
 
 
 def _real_suite(seed, n_labeled):
@@ -104,29 +105,30 @@ def _real_suite(seed, n_labeled):
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(n, n_labeled, replace=False)).astype(np.int64)
 
-    X, _ = load_fashion_mnist(subset="train")
+    X, y = load_fashion_mnist(subset="train")
     X = np.ascontiguousarray(X, dtype=np.float32)
     from sklearn.decomposition import PCA, TruncatedSVD
 
     Z = np.ascontiguousarray(PCA(50, random_state=0).fit_transform(X), dtype=np.float32)
-    yield "Fashion-MNIST PCA-50", Z, labeled_of(Z.shape[0])
+    yield "Fashion-MNIST PCA-50", Z, labeled_of(Z.shape[0]), y
     del Z
-    yield "Fashion-MNIST raw 784-d", X, labeled_of(X.shape[0])
+    yield "Fashion-MNIST raw 784-d", X, labeled_of(X.shape[0]), y
     del X
-    T, _ = load_rotten_tomatoes_tfidf()
+    T, y = load_rotten_tomatoes_tfidf()
     T = np.ascontiguousarray(TruncatedSVD(256, random_state=0).fit_transform(T),
                              dtype=np.float32)
-    yield "Rotten Tomatoes TF-IDF SVD-256", T, labeled_of(T.shape[0])
+    yield "Rotten Tomatoes TF-IDF SVD-256", T, labeled_of(T.shape[0]), y
     del T
     for n, d in ((300_000, 128), (1_000_000, 32), (1_000_000, 128)):
         G, labeled = make_data(n, d, n_labeled, "gaussian", seed)
-        yield "Gaussian", G, labeled
+        yield "Gaussian", G, labeled, None
         del G
 
 
-def numpy_loop(X, k, labeled):
+def numpy_loop(X, k, labeled, weights=None):
     """Plain incremental greedy: FAISS initial search + one float32 mat-vec per pick.
-    Without a labeled set the first pick is fastal's (seed 0)."""
+    Without a labeled set the first pick is fastal's (seed 0). ``weights``: each pick is
+    the argmax of ``weights * distance`` (the distance's square root taken per pick)."""
     import faiss
 
     n, d = X.shape
@@ -141,8 +143,14 @@ def numpy_loop(X, k, labeled):
     sq_norms = np.einsum("ij,ij->i", X, X)
     picks = np.empty(k, dtype=np.int64)
     for t in range(k):
-        i = int(np.argmax(mind)) if labeled.size or t else int(
-            np.random.default_rng(0).integers(n))
+        if weights is not None and (labeled.size or t):
+            score = np.sqrt(np.maximum(mind, 0.0))
+            score *= weights
+            score[mind < 0] = -1.0  # centres
+            i = int(np.argmax(score))
+        else:
+            i = int(np.argmax(mind)) if labeled.size or t else int(
+                np.random.default_rng(0).integers(n))
         picks[t] = i
         d2 = X @ X[i]
         d2 *= -2.0
@@ -161,7 +169,7 @@ def _status(field):
     raise RuntimeError(field)
 
 
-def _warm_up(method, d):
+def _warm_up(method, d, weighted=False):
     """Run ``method`` on a small pool of the case's dimension, through every code path.
 
     This loads the JIT cache and starts FAISS's and Numba's threads, and it touches the BLAS
@@ -173,7 +181,13 @@ def _warm_up(method, d):
     module = importlib.import_module("fastal.diversity.kcenter")
     small = np.random.default_rng(0).standard_normal((4000, d), dtype=np.float32)
     if method == "numpy":
-        numpy_loop(small, 20, np.arange(64))
+        numpy_loop(small, 20, np.arange(64), np.ones(4000) if weighted else None)
+        return
+    if weighted:
+        w = np.random.default_rng(1).random(4000)
+        for path in ("grouped", "lazy", "small"):
+            for labeled in (np.arange(64), None, np.arange(0, 4000, 20)):
+                module._kcenter(small, 20, labeled=labeled, path=path, weights=w)
         return
     level_bytes = module._LEVEL_ROW_BYTES
     try:
@@ -187,6 +201,19 @@ def _warm_up(method, d):
         module._kcenter(small, 20, path="scan")  # float32 scans (no labels, lazy given up)
     finally:
         module._LEVEL_ROW_BYTES = level_bytes
+
+
+def uncertainty_weights(X, y, labeled, seed):
+    """``(weights, source)`` for ``--weighted``: the predictive entropy of a logistic
+    regression fitted on the labeled rows (what ``weighted_kcenter`` multiplies the
+    distances by), or uniform random weights when there are no labels to fit."""
+    if y is None or labeled.size == 0:
+        return np.random.default_rng(seed).random(X.shape[0]), "uniform random"
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=300).fit(X[labeled], np.asarray(y)[labeled])
+    p = model.predict_proba(X)
+    return -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1), "entropy"
 
 
 def _release_free_heap():
@@ -209,7 +236,8 @@ def worker(args):
 
     X = np.load(args.data)
     labeled = np.load(args.labeled)
-    _warm_up(args.worker, X.shape[1])
+    weights = np.load(args.weights) if args.weights else None
+    _warm_up(args.worker, X.shape[1], weights is not None)
     _release_free_heap()
     base = _status("VmRSS")
     try:
@@ -224,9 +252,9 @@ def worker(args):
         if args.worker in ("fastal", "fastal-grouped"):
             path = "grouped" if args.worker == "fastal-grouped" else None
             picks = _kcenter(X, args.k, labeled=labeled if labeled.size else None, stats=stats,
-                             path=path).indices
+                             path=path, weights=weights).indices
         else:
-            picks = numpy_loop(X, args.k, labeled)
+            picks = numpy_loop(X, args.k, labeled, weights)
         times.append(time.perf_counter() - t0)
         if len(times) == 1:
             peak = _status("VmHWM")  # the first call: later calls reuse freed memory
@@ -235,9 +263,11 @@ def worker(args):
     print(json.dumps({"time": elapsed, "added": peak - base, "stats": stats}))
 
 
-def run_method(method, data, labeled, k, out, repeat=1):
+def run_method(method, data, labeled, k, out, repeat=1, weights=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", method, "--data", data,
            "--labeled", labeled, "--k", str(k), "--out", out, "--repeat", str(repeat)]
+    if weights:
+        cmd += ["--weights", weights]
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -297,8 +327,10 @@ def _row(name, n, d, n_labeled, k, seconds, note, added, same, reference_seconds
 
 def _phases(st):
     if st.get("path") == "lazy":
-        return (f"lazy: band {st['band_rows']:,} rows ({st['band_widenings']} widenings), "
-                f"{st['row_evaluations']:,} row-to-pick distances")
+        radii = (f", radii band {st['radius_band_rows']:,} rows" if "radius_band_rows" in st
+                 else "")
+        return (f"lazy: band {st['band_rows']:,} rows ({st['band_widenings']} widenings)"
+                f"{radii}, {st['row_evaluations']:,} row-to-pick distances")
     if st.get("path") == "scan":
         if st.get("precision") in ("float16", "float32"):
             image = "a half image" if st["precision"] == "float16" else "float32"
@@ -309,6 +341,11 @@ def _phases(st):
                if "groups_abandoned_at" in st else
                f"the groups' skip share on a sample: {1 - st['sampled_eval_share']:.4f}")
         return f"float64 scans ({why})"
+    if st.get("path") == "small":
+        why = ("the lazy path's radii band gave up" if "lazy_radius_band_abandoned" in st
+               else f"the lazy path gave up after {st['lazy_picks_done']} picks"
+               if "lazy_band_abandoned" in st else "a small job")
+        return f"float64 full scans ({why}); {st['row_evaluations']:,} row distances"
     note = (f"{st['grouping']} groups G={st['n_groups']:,}; {st['row_evaluations']:,} row "
             "distances")
     if "sampled_eval_share" in st:
@@ -333,16 +370,23 @@ def main_real(args, peers_python):
     notes = []
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, X, labeled in real_suite(args.seed, args.only, args.n_labeled):
+        for label, X, labeled, y in real_suite(args.seed, args.only, args.n_labeled,
+                                               with_labels=True):
             n, d = X.shape
             data, labf = os.path.join(tmp, "X.npy"), os.path.join(tmp, "labeled.npy")
             np.save(data, X)
             np.save(labf, labeled)
+            weights = None
+            if args.weighted:
+                weights = os.path.join(tmp, "weights.npy")
+                w, source = uncertainty_weights(X, y, labeled, args.seed)
+                np.save(weights, w)
+                label = f"{label} (weights: {source})"
             for k in REAL_KS:
                 res, picks = {}, {}
                 for method in ("fastal", "fastal-grouped", "numpy"):
                     out = os.path.join(tmp, f"{method}.npy")
-                    res[method] = run_method(method, data, labf, k, out, args.repeat)
+                    res[method] = run_method(method, data, labf, k, out, args.repeat, weights)
                     picks[method] = np.load(out)
                 fa = res["fastal"]["time"]
                 print(_row("fastal", n, d, labeled.size, k, fa, "", res["fastal"]["added"],
@@ -356,7 +400,7 @@ def main_real(args, peers_python):
                            nu["time"], "", nu["added"], _same(picks["numpy"], picks["fastal"]),
                            fa, label), flush=True)
                 peer = None
-                if peers_python:
+                if peers_python and not args.weighted:
                     peer, peer_picks, note = run_peer("lightly-mundig", X, labeled, k,
                                                       peers_python, args.peer_cap)
                     print(_row("lightly-mundig", n, d, labeled.size, k, peer, note, None,
@@ -410,6 +454,13 @@ def main(argv=None):
     parser.add_argument("--labeled", help=argparse.SUPPRESS)
     parser.add_argument("--k", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--weights", help=argparse.SUPPRESS)
+    parser.add_argument("--weighted", action="store_true",
+                        help="--suite real: weighted k-center (the weighted_kcenter "
+                             "strategy): weights = the entropy of a logistic regression "
+                             "fitted on the labeled rows (Fashion-MNIST, Rotten Tomatoes); "
+                             "uniform random in [0, 1) for the Gaussian pools or without "
+                             "labels; no peer takes weights")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)

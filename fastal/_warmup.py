@@ -125,6 +125,11 @@ def _calls(target: str, n_classes: int, dtypes, rng):
             yield f"{name} scans", lambda x=emb: (
                 _kcenter(x, 4, path="scan"), _kcenter(x, 4, path="scan", metric="cosine"),
                 _scan_half(x, False), _scan_half(x, True), _scan_float64(x))
+            # weighted pools without labels, past the lazy path: the same scans, weighted
+            yield f"{name} weighted scans", lambda x=emb, w=weights: (
+                _kcenter(x, 4, path="scan", weights=w),
+                _kcenter(x, 4, path="scan", metric="cosine", weights=w),
+                _scan_half(x, False, w), _scan_half(x, True, w))
             # the kernels are specialised per metric (see fastal._kernels.kcenter.metric_flag)
             yield f"{name} cosine", lambda x=emb, x2=pool: (
                 large(x, 4, metric="cosine"), large(x, 4, labeled=[0, 1], metric="cosine"),
@@ -136,14 +141,15 @@ def _calls(target: str, n_classes: int, dtypes, rng):
                 select(x, 4, "badge", probs=p), _badge(x, p, 4, gang=True))
 
 
-def _scan_half(x, cosine):
+def _scan_half(x, cosine, weights=None):
     """The float32 scans through a half image (jobs of at least
     ``kcenter._HALF_MIN_WORK`` coordinate visits) on ``x``'s dtype."""
     from ._kernels import kcenter_scan
 
     inv_norm = 1.0 / np.linalg.norm(x.astype(np.float64), axis=1) if cosine else None
     return kcenter_scan.scan32(x, 2, 0, 8, inv_norm, cosine,
-                               half=kcenter_scan.half_scale(x, inv_norm, cosine))
+                               half=kcenter_scan.half_scale(x, inv_norm, cosine),
+                               weights=weights)
 
 
 def _scan_float64(x):

@@ -206,7 +206,7 @@ def test_jobs_without_labels_up_to_the_limit_go_straight_to_the_scans(metric, dt
                                                                        monkeypatch):
     # N k d <= _SCAN_FIRST_WORK without labels: the float32 scans, no lazy attempt; one
     # visit more: the lazy path first (which on this small pool gives up to the scans).
-    # Labeled, weighted and explicit-path calls never.
+    # Weighted calls alike; labeled and explicit-path calls never.
     module = importlib.import_module("fastal.diversity.kcenter")
     rng = np.random.default_rng(23)
     X = rng.normal(size=(2000, 48)).astype(dtype)
@@ -234,10 +234,18 @@ def test_jobs_without_labels_up_to_the_limit_go_straight_to_the_scans(metric, dt
     assert stats["scan32_abandoned_at"] >= 1 and stats["path"] in ("lazy", "grouped")
     assert len(attempts) == 1
     np.testing.assert_array_equal(sel.indices, kcenter_greedy(D, k, metric=metric, seed=6)[0])
-    for kwargs in ({"labeled": [0, 1]}, {"weights": np.ones(2000)}, {"path": "lazy"}):
+    for kwargs in ({"labeled": [0, 1]}, {"path": "lazy"}):
         stats = {}
         _kcenter(X, k, metric=metric, seed=6, stats=stats, **kwargs)
         assert stats["path"] != "scan"
+    # weighted calls too (unit weights: the unweighted picks, scores and radii)
+    stats = {}
+    sel = _kcenter(X, k, metric=metric, seed=6, stats=stats, weights=np.ones(2000))
+    assert stats["path"] == "scan"
+    plain = _kcenter(X, k, metric=metric, seed=6)
+    for name in ("indices", "scores"):
+        np.testing.assert_array_equal(getattr(sel, name), getattr(plain, name))
+    np.testing.assert_array_equal(sel.extra["covering_radius"], plain.extra["covering_radius"])
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
@@ -997,8 +1005,8 @@ def test_weighted_lazy_bands_widened_many_times(metric, case, weights, monkeypat
 def test_weighted_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, radii,
                                                               monkeypatch):
     # the picks' band or (picks made) the radii's band outgrows its share of the pool: the
-    # groups (with a labeled set) or full scans (without) take over from scratch with the
-    # same answer
+    # groups (with a labeled set) or the float32 scans (without) take over from scratch
+    # with the same answer
     module = _lazy_module()
     monkeypatch.setattr(module, "_LAZY_SMALL_POOL", 0)
     monkeypatch.setattr(module, "_LAZY_BAND_MIN", 16)
@@ -1016,7 +1024,7 @@ def test_weighted_lazy_gives_up_to_groups_with_the_same_picks(labeled_kind, radi
     stats = {}
     sel = _kcenter(X, k, labeled=labeled, seed=3, weights=w, stats=stats, small_jobs=False)
     idx, scores, cover = kcenter_greedy(X, k, labeled=labeled, seed=3, weights=w)
-    assert stats["path"] == ("grouped" if labeled_kind == "positions" else "small")
+    assert stats["path"] == ("grouped" if labeled_kind == "positions" else "scan")
     assert ("lazy_radius_band_abandoned" in stats) == radii
     assert ("lazy_band_abandoned" in stats) != radii
     np.testing.assert_array_equal(sel.indices, idx)
@@ -1089,6 +1097,89 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
     monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
     monkeypatch.setattr(scan, "BLOCK32", 5)
     monkeypatch.setattr(scan, "PREFETCH_BYTES", 0)
+    X = _scan_case(case, metric)
+    # float64 and cosine pools: the first 20 picks' images kept, past them float64 sums
+    monkeypatch.setattr(scan, "PICK_IMAGE_BYTES", 4 * X.shape[1] * 20)
+    for k in (1, 37, 500):
+        stats = {}
+        sel = _kcenter(X, k, metric=metric, seed=5, path="scan", stats=stats)
+        if metric == "l2" and case in ("random", "blobs", "near-ties", "offset", "huge"):
+            assert stats["precision"] == ("float16" if half and k >= 16 else "float32")
+        idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5)
+        np.testing.assert_array_equal(sel.indices, idx)
+        np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
+        grouped = _kcenter(X, k, metric=metric, seed=5, path="grouped")
+        np.testing.assert_array_equal(grouped.indices, sel.indices)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("case", ["random", "blobs", "duplicates", "grid1d", "float64",
+                                  "near-ties", "offset", "tiny", "huge"])
+@pytest.mark.parametrize("half", [True, False])
+@pytest.mark.parametrize("weights", ["uniform", "integers", "spread"])
+def test_weighted_scan_path_is_exact(metric, case, half, weights, monkeypatch):
+    # Weighted full scans: candidates by bounds of w^2 sq (l2) or w sq (cosine), the pick
+    # the largest exact w D, the covering radius the largest exact D. The same bits as the
+    # float64 full scans ("small"), on the same threads and blocks as the unweighted test.
+    # Integer weights with zeros: score ties and an all-zero phase (candidates outgrow the
+    # limit there: the float64 scans take over); "spread": weights over 1e-15 to 1e15.
+    scan = importlib.import_module("fastal._kernels.kcenter_scan")
+    monkeypatch.setattr(_lazy_module(), "_half_pays", lambda n, d, k: half and k >= 16)
+    monkeypatch.setattr(scan, "MIN_ROWS_PER_THREAD", 7)
+    monkeypatch.setattr(scan, "BLOCK32", 5)
+    monkeypatch.setattr(scan, "PREFETCH_BYTES", 0)
+    X = _scan_case(case, metric)
+    monkeypatch.setattr(scan, "PICK_IMAGE_BYTES", 4 * X.shape[1] * 20)
+    rng = np.random.default_rng(42)
+    w = {"uniform": lambda: rng.random(500),
+         "integers": lambda: rng.integers(0, 3, size=500).astype(np.float32),
+         "spread": lambda: 10.0 ** rng.uniform(-15, 15, size=500)}[weights]()
+    for k in (1, 37, 500):
+        stats = {}
+        sel = _kcenter(X, k, metric=metric, seed=5, path="scan", weights=w, stats=stats)
+        small = _kcenter(X, k, metric=metric, seed=5, path="small", weights=w)
+        if (metric == "l2" and k < 500 and weights != "integers"
+                and case in ("random", "blobs", "near-ties", "offset", "huge")):
+            assert stats["precision"] == ("float16" if half and k >= 16 else "float32")
+        for name in ("indices", "scores"):
+            np.testing.assert_array_equal(getattr(sel, name), getattr(small, name))
+        np.testing.assert_array_equal(sel.extra["covering_radius"],
+                                      small.extra["covering_radius"])
+        if k == 37:
+            idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5, weights=w)
+            np.testing.assert_array_equal(sel.indices, idx)
+            np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9,
+                                       atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_weighted_scans_give_up_to_float64_scans(metric, monkeypatch):
+    # more candidates than the limit (integer weights with zeros: their all-zero phase makes
+    # every row a candidate): the float32 scans give up, the float64 scans finish, same bits
+    module = _lazy_module()
+    monkeypatch.setattr(module, "_SCAN32_MAX_CANDIDATES", 8)
+    rng = np.random.default_rng(43)
+    X = rng.normal(size=(400, 6)).astype(np.float32)
+    w = rng.integers(0, 2, size=400).astype(np.float64)
+    stats = {}
+    sel = _kcenter(X, 300, metric=metric, seed=1, path="scan", weights=w, stats=stats)
+    assert stats["scan32_abandoned_at"] >= 1 and "precision" not in stats
+    small = _kcenter(X, 300, metric=metric, seed=1, path="small", weights=w)
+    for name in ("indices", "scores"):
+        np.testing.assert_array_equal(getattr(sel, name), getattr(small, name))
+    np.testing.assert_array_equal(sel.extra["covering_radius"], small.extra["covering_radius"])
+    # weights whose keys would leave float64's normal range: the float64 scans directly
+    stats = {}
+    tiny = np.where(w > 0, 1e-200, 0.0)
+    sel = _kcenter(X, 30, metric=metric, seed=1, path="scan", weights=tiny, stats=stats)
+    assert "scan32_abandoned_at" not in stats and "precision" not in stats
+    np.testing.assert_array_equal(
+        sel.indices, _kcenter(X, 30, metric=metric, seed=1, path="small", weights=tiny).indices)
+
+
+def _scan_case(case, metric):
+    """The pools of the scan tests: 500 rows."""
     rng = np.random.default_rng(40)
     if case == "random":
         X = rng.normal(size=(500, 5)).astype(np.float32)
@@ -1110,19 +1201,7 @@ def test_scan_path_is_exact(metric, case, half, monkeypatch):
         X = (rng.normal(size=(500, 5)) * 1e-21).astype(np.float32)
     else:  # just under the l2 range limit
         X = (rng.normal(size=(500, 5)) * 3e17).astype(np.float32)
-    # float64 and cosine pools: the first 20 picks' images kept, past them float64 sums
-    monkeypatch.setattr(scan, "PICK_IMAGE_BYTES", 4 * X.shape[1] * 20)
-    for k in (1, 37, 500):
-        stats = {}
-        sel = _kcenter(X, k, metric=metric, seed=5, path="scan", stats=stats)
-        if metric == "l2" and case in ("random", "blobs", "near-ties", "offset", "huge"):
-            assert stats["precision"] == ("float16" if half and k >= 16 else "float32")
-        idx, scores, cover = kcenter_greedy(X, k, metric=metric, seed=5)
-        np.testing.assert_array_equal(sel.indices, idx)
-        np.testing.assert_allclose(sel.scores, scores.astype(np.float32), rtol=1e-6, atol=1e-12)
-        np.testing.assert_allclose(sel.extra["covering_radius"], cover, rtol=1e-9, atol=1e-12)
-        grouped = _kcenter(X, k, metric=metric, seed=5, path="grouped")
-        np.testing.assert_array_equal(grouped.indices, sel.indices)
+    return X
 
 
 @pytest.mark.parametrize("n", [129, 200, 256, 300])
@@ -1179,12 +1258,10 @@ def test_half_images_only_for_large_jobs(monkeypatch):
     assert pays(8 * block, 50, 10**6) and not pays(8 * block + 1, 50, 10**6)
 
 
-def test_scan_path_takes_no_labeled_set_or_weights():
+def test_scan_path_takes_no_labeled_set():
     X = np.random.default_rng(0).normal(size=(50, 3))
     with pytest.raises(ArgumentError, match="scan"):
         _kcenter(X, 3, labeled=[0, 1], path="scan")
-    with pytest.raises(ArgumentError, match="scan"):
-        _kcenter(X, 3, weights=np.ones(50), path="scan")
 
 
 def test_unstructured_data_without_labels_goes_to_the_scans(monkeypatch):

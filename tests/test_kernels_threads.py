@@ -155,10 +155,15 @@ def test_lazy_kcenter_kernels(metric, n_labeled, weighted, monkeypatch):
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_scan_kcenter_kernels(metric, monkeypatch):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_scan_kcenter_kernels(metric, weighted, monkeypatch):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(3000, 12)).astype(np.float32)
     X[2000:2100] = X[:100]  # duplicates: ties between tasks go to the lowest row
+    weights = None
+    if weighted:  # integer weights: score ties between tasks too
+        weights = rng.integers(1, 4, size=3000).astype(np.float64)
+        weights[2000:2100] = weights[:100]
     # (its per-task maxima are sized by the task count, so the results are compared, not
     # the kernel's arguments)
     # The float32 scans (l2): one gang of threads meeting at barriers, each owning at least
@@ -175,10 +180,11 @@ def test_scan_kcenter_kernels(metric, monkeypatch):
             numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
             try:
                 stats = {}
-                results.append(_kcenter(X, 150, metric=metric, path="scan", stats=stats))
+                results.append(_kcenter(X, 150, metric=metric, path="scan", stats=stats,
+                                        weights=weights))
             finally:
                 numba.set_num_threads(before)
-        assert stats["path"] == "scan"
+        assert stats["path"] == "scan" and stats["precision"] == "float32"
     for other in results[1:]:
         for name in ("indices", "scores"):
             np.testing.assert_array_equal(getattr(other, name), getattr(results[0], name))

@@ -361,7 +361,7 @@ _LOWEST_INT32 = -2**31
 
 @njit(nogil=True, fastmath=_FASTMATH, **HELPER)
 def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, rel, slack,
-               low, P, r_P, y, n_img):
+               low, P, r_P, y, n_img, weights):
     """The row of ``rows`` (increasing) with the largest exact distance to the first
     ``n_picked`` picks (the lowest of equal ones) and that distance in score units; (-1,
     -1.0) for no rows. ``sq[r]``: the exact squared distance of ``rows[r]`` to its first
@@ -372,9 +372,15 @@ def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, re
     run meets hundreds of picks). Other pools likewise through the picks' float32 images
     (``P``, ``r_P``: made here from pick ``n_img[0]`` on; ``y``: the row's), for as many
     picks as ``P`` holds, then every pick's float64 sum (``_nearest_sq``). ``radius`` is
-    unused (the passes' image's)."""
+    unused (the passes' image's).
+
+    Returns ``(row, distance, w_row, score)``: with ``weights``, also the row of the
+    largest score ``D w`` (the lowest of equal ones) and that score (float64, as every path
+    computes it); without, ``w_row, score`` repeat ``row, distance``."""
     top = -1.0
     top_row = -1
+    w_top = -1.0
+    w_row = -1
     for r in range(rows.shape[0]):
         i = rows[r]
         best = sq[r]
@@ -394,7 +400,14 @@ def _exact_top(X, inv_norm, cosine, radius, rows, sq, seen, picked, n_picked, re
         if dist > top:
             top = dist
             top_row = i
-    return top_row, top
+        if weights is not None:
+            score = dist * weights[i]
+            if score > w_top:
+                w_top = score
+                w_row = i
+    if weights is None:
+        return top_row, top, top_row, top
+    return top_row, top, w_row, w_top
 
 
 @njit(inline="always")
@@ -570,11 +583,27 @@ def _pass32(X, center, down, up, slack, radius, scale2, rel, slack0, m64, lower,
     return top
 
 
+# Weighted scans compare keys g(w) sq, monotone in the score w D for w >= 0 (l2: D = sqrt(sq),
+# g(w) = w^2; cosine: D = sq / 2, g(w) = w), from the float32 bounds of sq. A row is a
+# candidate when its upper key reaches the largest lower key times _KEY_MARGIN: the key's own
+# float64 roundings (a few 2^-53) are far inside that margin, and a row left out has a score
+# below the best by a relative 2^-42 at least, more than the float64 score's rounding, so it
+# cannot even tie. Weights must keep g(w) sq normal and finite (scan32's caller checks).
+_KEY_MARGIN = 1.0 - 2.0**-40
+
+
+@njit(inline="always")
+def _key(w, bound, cosine):
+    w = np.float64(w)
+    return (w * w if cosine is None else w) * np.float64(bound)
+
+
 @njit(nogil=True, cache=True, fastmath=FAST32, **KERNEL)
 def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, down, up,
-                  slack, rel, slack0, m64, lower, upper, lower_bits, upper_bits, indices,
-                  scores, cover, shared_i, shared_f, sync, status, n_threads, ahead, dist, c,
-                  low, rows_a, sq_a, seen_a, rows_b, sq_b, seen_b, P, r_P, y, n_img, lo, hi):
+                  slack, rel, slack0, m64, lower, upper, lower_bits, upper_bits, weights,
+                  indices, scores, cover, shared_i, shared_f, sync, status, n_threads, ahead,
+                  dist, c, low, rows_a, sq_a, seen_a, rows_b, sq_b, seen_b, P, r_P, y, n_img,
+                  lo, hi):
     """The float32 scans' whole greedy (``scan32``) as thread ``lo`` of ``n_threads``, all
     running at once (``_parallel.run_gang``). Thread ``tid`` owns the rows
     [N tid / n_threads, N (tid + 1) / n_threads) (each end rounded down to a block of the
@@ -587,7 +616,11 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
     values; thread 0 writes the outputs. Shared slots alternate between picks (``shared_i``
     (2, 3, n_threads): top bits, candidate counts, best rows; ``shared_f`` (2, n_threads):
     best distances), so a thread one barrier ahead never overwrites what another still
-    reads. ``status``: [pick at which the candidates outgrew ``rows_a`` (0: none), their
+    reads. Weighted (``weights`` not None; see ``scan32``), a row is also a candidate when
+    its upper bound of the key ``g(w) sq`` reaches the largest lower bound of it (less a
+    2^-40 margin), the pick is the candidate of the largest exact score ``D w`` and the
+    covering radius the largest exact ``D``; the shared slots hold both (``shared_i[:, 3]``,
+    ``shared_f[:, 1:]``). ``status``: [pick at which the candidates outgrew ``rows_a`` (0: none), their
     number then, candidates over all picks]. The passes read ``Y``: ``X`` itself (float32
     l2 pools, ``radius`` None) or its image (float32 or halves, with ``radius`` and
     ``scale2``: see ``_pass32``); exact distances come from ``X`` (scaled by ``inv_norm``
@@ -622,6 +655,13 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
         shared_i[par, 0, tid] = _pass32(Y, row, down, up, slack, radius, scale2, rel,
                                         slack0, m64, lower, upper, lower_bits, dist, c,
                                         first, last, ahead)
+        if weights is not None:  # this thread's largest lower bound of the key g(w) sq
+            w_low = -1.0
+            for i in range(first, last):
+                bound = lower[i]
+                if bound >= 0.0:
+                    w_low = max(w_low, _key(weights[i], bound, cosine))
+            shared_f[par, 1, tid] = w_low
         generation += 1
         barrier(sync, n_threads, generation)
         top = shared_i[par, 0, 0]
@@ -631,15 +671,27 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
             if tid == 0:
                 cover[t] = 0.0
             continue
+        w_cut = 0.0
+        if weights is not None:
+            w_low = shared_f[par, 1, 0]
+            for q in range(1, n_threads):
+                w_low = max(w_low, shared_f[par, 1, q])
+            w_cut = w_low * _KEY_MARGIN
         m = 0
         for i in range(first, last):  # upper >= the top lower bound, compared as int32
-            if upper_bits[i] >= top:
+            cand = upper_bits[i] >= top
+            if weights is not None and not cand:
+                bound = upper[i]
+                cand = bound >= 0.0 and _key(weights[i], bound, cosine) >= w_cut
+            if cand:
                 if m < cap:
                     rows_b[m] = i
                 m += 1
         shared_i[par, 1, tid] = m
         best_row = -1
         best = -1.0
+        w_best_row = -1
+        w_best = -1.0
         if m <= cap:
             p = 0  # the exact state of rows that were candidates at the last pick
             for r in range(m):
@@ -652,15 +704,17 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
                 else:
                     sq_b[r] = np.inf
                     seen_b[r] = 0
-            best_row, best = _exact_top(X, inv_norm, cosine, radius, rows_b[:m], sq_b[:m],
-                                        seen_b[:m], indices, t + 1, rel, slack0, low, P, r_P,
-                                        y, n_img)
+            best_row, best, w_best_row, w_best = _exact_top(
+                X, inv_norm, cosine, radius, rows_b[:m], sq_b[:m], seen_b[:m], indices, t + 1,
+                rel, slack0, low, P, r_P, y, n_img, weights)
             rows_a, rows_b = rows_b, rows_a
             sq_a, sq_b = sq_b, sq_a
             seen_a, seen_b = seen_b, seen_a
             n_cached = m
         shared_i[par, 2, tid] = best_row
-        shared_f[par, tid] = best
+        shared_f[par, 0, tid] = best
+        shared_i[par, 3, tid] = w_best_row
+        shared_f[par, 2, tid] = w_best
         generation += 1
         barrier(sync, n_threads, generation)
         total = 0
@@ -673,24 +727,32 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
             return 0
         score = -1.0
         for q in range(n_threads):  # the first thread of the largest: the lowest row
-            if shared_i[par, 2, q] >= 0 and shared_f[par, q] > score:
-                score = shared_f[par, q]
+            if shared_i[par, 2, q] >= 0 and shared_f[par, 0, q] > score:
+                score = shared_f[par, 0, q]
                 row = shared_i[par, 2, q]
         if tid == 0:
             status[2] += total
-            cover[t] = score
+            cover[t] = score  # the largest D after pick t
+        if weights is not None:  # the pick: the largest score
+            score = -1.0
+            for q in range(n_threads):
+                if shared_i[par, 3, q] >= 0 and shared_f[par, 2, q] > score:
+                    score = shared_f[par, 2, q]
+                    row = shared_i[par, 3, q]
     return 0
 
 
 def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=None,
-           radius=None, half=None):
+           radius=None, half=None, weights=None):
     """Exact greedy k-center by float32 scans, starting from ``first_row``: ``(indices,
     scores, cover, stats)`` (``_scan32_tasks``), or None and the stats when the rows whose
     interval reaches the top outgrow ``max_candidates`` at some pick. ``X``: a float32 l2
     pool, or any pool with its float32 ``image`` and ``radius`` (``float32_image``;
     cosine: with ``inv_norm``); or any pool scanned through a half image of scale
     ``2^half`` (``half_scale``), made by the kernel's threads (``_half_rows``). On Numba's
-    threads, each owning at least ``MIN_ROWS_PER_THREAD`` rows."""
+    threads, each owning at least ``MIN_ROWS_PER_THREAD`` rows. ``weights``: weighted
+    k-center (the pick the largest ``w D``, ``scores`` those; ``cover`` the largest ``D``),
+    the non-zero weights within [2^-300, 2^300] (``weights_fit``)."""
     n, d = X.shape
     half_s, scale2 = None, 1.0
     if half is not None:
@@ -734,14 +796,23 @@ def scan32(X, k, first_row, max_candidates, inv_norm=None, cosine=False, image=N
     run_gang(_scan32_tasks, threads, X, inv_norm, metric_flag(cosine), Y, radius, scale2,
              half_s, k, first_row, down, up, slack, *bounds32(max(d, width)),
              (d + 8) * 2.0**-52, lower, upper, lower.view(np.int32), upper.view(np.int32),
-             indices, scores, cover, np.zeros((2, 3, threads), np.int64),
-             np.zeros((2, threads)), np.zeros(8, np.int64), status, threads, ahead,
+             weights, indices, scores, cover, np.zeros((2, 4, threads), np.int64),
+             np.zeros((2, 3, threads)), np.zeros(8, np.int64), status, threads, ahead,
              scratch=(("scan32", cap, block, k, images, width), make))
     stats = {"abandoned_at": int(status[0]), "candidates": int(status[1]),
              "exact_candidates": int(status[2])}
     if status[0]:
         return None, stats
     return (indices, scores, cover), stats
+
+
+def weights_fit(weights):
+    """Whether ``scan32`` takes these weights: every non-zero one within [2^-300, 2^300]
+    (its keys then stay normal, finite float64 numbers)."""
+    w = np.asarray(weights)
+    nonzero = w[w != 0]
+    return nonzero.size == 0 or (float(nonzero.min()) >= 2.0**-300
+                                 and float(nonzero.max()) <= 2.0**300)
 
 
 def float32_image(X, inv_norm, cosine, chunk):

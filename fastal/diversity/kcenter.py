@@ -606,7 +606,9 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     auto_weighted = path is None and grouping is None and n_groups is None
     # without labels, pools go to the float32 scans when the lazy path gives up (float64
     # and cosine pools through a float32 image, when it fits _IMAGE_BYTES)
-    scan32 = auto and not n_labeled and _scan32_fits(pool, cosine)
+    # (weighted too: the float32 scans compare bounds of w^2 sq, see kcenter_scan._key)
+    scan32 = ((auto or (auto_weighted and _scan.weights_fit(w))) and not n_labeled
+              and _scan32_fits(pool, cosine))
     scans_first = scan32 and small_jobs and n_pool * k * d <= _SCAN_FIRST_WORK
     cold = False
     if path is None and grouping is None and n_groups is None and small_jobs:
@@ -628,7 +630,7 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
                 stats.update(cold=True)
         return sel
     if scans_first:
-        sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
+        sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, w)
         if sel is not None:
             return sel
         # near-duplicates: the lazy path in full, then the groups (no second attempt)
@@ -637,9 +639,9 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     if path not in _PATHS:
         raise ArgumentError(f"path must be one of {_PATHS}; got {path!r}")
     if path == "scan":
-        if w is not None or n_labeled:
-            raise ArgumentError("path 'scan' is unweighted, without a labeled set")
-        return _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
+        if n_labeled:
+            raise ArgumentError("path 'scan' is without a labeled set")
+        return _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, w=w)
     if path == "lazy":
         sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
                             first_row, shift, chunk, clock, stats,
@@ -648,9 +650,14 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             return sel
         clock.lap("lazy (abandoned)")
         if w is not None and not n_labeled and auto_weighted:
-            # weighted, no labeled set: float64 full scans beat the groups on every measured
-            # pool (Fashion-MNIST raw, k = 1,000: 5.0 against 9.2 s; 200,000 x 32: 0.9
-            # against 6.2 s)
+            # weighted, no labeled set: the float32 scans, else float64 full scans (faster
+            # than the groups on every measured pool: Fashion-MNIST raw, k = 1,000: 5.0
+            # against 9.2 s; 200,000 x 32: 0.9 against 6.2 s)
+            if scan32 and not scans_first:
+                sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock,
+                                      stats, w)
+                if sel is not None:
+                    return sel
             return _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows,
                                   lab_inv, w, first_row, clock, stats)
         if scan32 and not scans_first:
@@ -819,21 +826,24 @@ def _sampled_eval_share(pool, metric):
     return sample_stats["row_evaluations"] / (_SCAN_PROBE_PICKS * _SCAN_SAMPLE_ROWS)
 
 
-def _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, try32=True):
+def _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, try32=True,
+                  w=None):
     """Exact greedy k-center without a labeled set by full scans
     (``fastal._kernels.kcenter_scan``): each pick is one pass over X in storage order that
     lowers every row's distance to the centre set and finds the largest. float32 passes
     with certified bounds (``_scan32_kcenter``), 8 bytes per pool row (and a float32 image,
     4d bytes per row, for float64 and cosine pools); when their candidates outgrow
     ``_SCAN32_MAX_CANDIDATES`` (near-duplicate pools) or the image ``_IMAGE_BYTES``,
-    float64 distances, 8 bytes per pool row."""
-    if try32 and _scan32_fits(pool, cosine):
-        sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
+    float64 distances, 8 bytes per pool row. ``w``: weighted (the float32 scans when
+    ``_scan.weights_fit``)."""
+    if try32 and _scan32_fits(pool, cosine) and (w is None or _scan.weights_fit(w)):
+        sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, w)
         if sel is not None:
             return sel
     n_pool = pool.shape[0]
     mindist = np.full(n_pool, np.inf)
-    indices, scores, cover = _scan.picks(pool, inv_norm, cosine, first_row, np.inf, mindist, k)
+    indices, scores, cover = _scan.picks(pool, inv_norm, cosine, first_row, np.inf, mindist, k,
+                                         w)
     clock.lap("scan")
     if stats is not None:
         stats.update(path="scan", row_evaluations=k * n_pool, seconds=clock.laps)
@@ -872,7 +882,7 @@ def _scan32_fits(pool, cosine):
     return 4 * pool.shape[0] * pool.shape[1] <= _IMAGE_BYTES
 
 
-def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
+def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats, w=None):
     """``_scan_kcenter`` in float32 (``fastal._kernels.kcenter_scan.scan32``): each row
     keeps float32 lower and upper bounds of its squared distance to the centre set (a
     float32 pass with a rigorous error bound), and only the rows whose upper bound reaches
@@ -885,14 +895,14 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
     ``_SCAN32_MAX_CANDIDATES`` (images too coarse for the pool's distances), the pool
     itself (float32 l2) or a float32 image (``_scan.float32_image``). None when those
     candidates outgrow it too (near-duplicate pools: the groups then, or the float64
-    scans for an explicit ``path="scan"``)."""
+    scans for an explicit ``path="scan"``). ``w``: weighted (``scan32``'s ``weights``)."""
     n_pool, d = pool.shape
     e = None
     if _half_pays(n_pool, d, k):
         e = _scan.half_scale(pool, inv_norm, cosine)
     if e is not None:
         result, scan_stats = _scan.scan32(pool, k, first_row, _SCAN32_MAX_CANDIDATES,
-                                          inv_norm, cosine, half=e)
+                                          inv_norm, cosine, half=e, weights=w)
         if result is not None:
             return _scan32_selection(result, scan_stats, "float16", n_pool, k, clock, stats)
         if stats is not None:
@@ -904,7 +914,7 @@ def _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats):
         image, radius = _scan.float32_image(pool, inv_norm, cosine, chunk)
         clock.lap("float32 image")
     result, scan_stats = _scan.scan32(pool, k, first_row, _SCAN32_MAX_CANDIDATES,
-                                      inv_norm, cosine, image, radius)
+                                      inv_norm, cosine, image, radius, weights=w)
     if result is None:
         if stats is not None:
             stats.update(scan32_abandoned_at=scan_stats["abandoned_at"],
