@@ -9,11 +9,14 @@ function (``numba.core.caching``, Numba 0.59-0.68). If that ever changes, the an
 "ready", which keeps the choices made before this check existed.
 """
 
+import inspect
+
 import numpy as np
+from numba import types
 from numba.core.caching import NullCache
 
 
-def compiled(kernel, dtype):
+def compiled(kernel, dtype, none=None):
     """Whether ``kernel`` (a Numba dispatcher) has a specialisation whose first argument is
     an array of ``dtype``, compiled in this process or in Numba's cache for this CPU.
 
@@ -24,6 +27,9 @@ def compiled(kernel, dtype):
         function (``NUMBA_DISABLE_JIT``) is always ready.
     dtype : numpy dtype
         The dtype of the array passed as the kernel's first argument.
+    none : dict of {str: bool}, optional
+        Only specialisations whose argument of that name is None (True) or not (False):
+        kernels that compile different code for a None argument (e.g. no weights).
 
     Returns
     -------
@@ -34,9 +40,17 @@ def compiled(kernel, dtype):
         return True
     want = np.dtype(dtype)
 
+    positions = {}
+    if none:
+        names = list(inspect.signature(kernel.py_func).parameters)
+        positions = {names.index(name): is_none for name, is_none in none.items()}
+
     def first_is(signature):
         first = signature[0] if len(signature) else None
-        return getattr(getattr(first, "dtype", None), "name", None) == want.name
+        if getattr(getattr(first, "dtype", None), "name", None) != want.name:
+            return False
+        return all(len(signature) > at and isinstance(signature[at], types.NoneType) == is_none
+                   for at, is_none in positions.items())
 
     if any(first_is(signature) for signature in overloads):
         return True

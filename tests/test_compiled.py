@@ -16,6 +16,11 @@ from numba import njit
 @njit(cache=True)
 def first(x):
     return x[0]
+
+
+@njit(cache=True)
+def scaled(x, w):
+    return x[0] if w is None else x[0] * w[0]
 """
 
 _CHILD = """
@@ -60,3 +65,32 @@ def test_compiled_without_a_cache_counts_this_process():
 def test_plain_functions_are_ready():
     # NUMBA_DISABLE_JIT: kernels are Python functions, nothing to compile
     assert compiled(lambda x: x, np.float32)
+
+
+_NONE_CHILD = """
+import sys
+import numpy as np
+sys.path.insert(0, {path!r})
+from fastal._compiled import compiled
+from cached_kernel import scaled
+x = np.ones(3, np.float32)
+if {call}:
+    scaled(x, None)
+print([compiled(scaled, np.float32, {{"w": v}}) for v in (True, False)],
+      compiled(scaled, np.float32))
+"""
+
+
+def test_compiled_tells_none_arguments_apart(tmp_path):
+    # kernels compile other code for a None argument: ``none`` asks for one or the other,
+    # in this process (the first child) and in the cache (the second)
+    (tmp_path / "cached_kernel.py").write_text(_MODULE)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    outs = []
+    for call in (True, False):
+        out = subprocess.run(
+            [sys.executable, "-c", _NONE_CHILD.format(path=str(tmp_path), call=call)],
+            env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        outs.append(out.stdout.strip())
+    assert outs == ["[True, False] True", "[True, False] True"]

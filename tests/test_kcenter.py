@@ -260,12 +260,14 @@ def test_cold_processes_run_jobs_up_to_the_limit_as_full_scans(metric, monkeypat
     k = 30
     asked = []
     ready = {}
-    monkeypatch.setattr(module, "compiled",
-                        lambda kernel, dtype: asked.append((kernel, dtype)) or ready[kernel])
-    for labeled, weights, n_labeled, kernel in (
-            ([3, 5], None, 2, module._lazy._lazy_picks),
-            (None, w, 0, module._lazy._lazy_radii),
-            (None, None, 0, module._scan._scan32_tasks)):
+    monkeypatch.setattr(module, "compiled", lambda kernel, dtype, none: asked.append(
+        (kernel, dtype, none)) or ready[kernel])
+    # (the kernel asked about, and whether its weights argument must be None)
+    for labeled, weights, n_labeled, kernel, unweighted in (
+            ([3, 5], None, 2, module._lazy._lazy_picks, {"w": True}),
+            ([3, 5], w, 2, module._lazy._lazy_picks, {"w": False}),
+            (None, w, 0, module._scan._scan32_tasks, {"weights": False}),
+            (None, None, 0, module._scan._scan32_tasks, {"weights": True})):
         work = 2000 * (k + n_labeled) * 16
         monkeypatch.setattr(module, "_SCAN_FIRST_WORK", work if labeled is None else 0)
         expected = _kcenter(X, k, labeled=labeled, weights=weights, metric=metric, seed=2,
@@ -282,7 +284,8 @@ def test_cold_processes_run_jobs_up_to_the_limit_as_full_scans(metric, monkeypat
             sel = _kcenter(X, k, labeled=labeled, weights=weights, metric=metric, seed=2,
                            stats=stats)
             assert (stats["path"] == "small") == cold and stats.get("cold", False) == cold
-            assert asked == ([(kernel, np.float32)] if limit == work and not spent else [])
+            assert asked == ([(kernel, np.float32, unweighted)] if limit == work and not spent
+                             else [])
             assert (module._cold_scans[0] > spent) == cold
             for name in ("indices", "scores"):
                 np.testing.assert_array_equal(getattr(sel, name), getattr(expected, name))

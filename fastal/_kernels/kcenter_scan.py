@@ -656,11 +656,9 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
                                         slack0, m64, lower, upper, lower_bits, dist, c,
                                         first, last, ahead)
         if weights is not None:  # this thread's largest lower bound of the key g(w) sq
-            w_low = -1.0
+            w_low = -1.0  # (a centre's bound is -1: its key is <= 0, never above a row's)
             for i in range(first, last):
-                bound = lower[i]
-                if bound >= 0.0:
-                    w_low = max(w_low, _key(weights[i], bound, cosine))
+                w_low = max(w_low, _key(weights[i], lower[i], cosine))
             shared_f[par, 1, tid] = w_low
         generation += 1
         barrier(sync, n_threads, generation)
@@ -680,9 +678,9 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
         m = 0
         for i in range(first, last):  # upper >= the top lower bound, compared as int32
             cand = upper_bits[i] >= top
-            if weights is not None and not cand:
-                bound = upper[i]
-                cand = bound >= 0.0 and _key(weights[i], bound, cosine) >= w_cut
+            if weights is not None:  # (not a centre: a key of -0.0 would pass a cut of 0)
+                cand = cand | ((upper_bits[i] >= 0)
+                               & (_key(weights[i], upper[i], cosine) >= w_cut))
             if cand:
                 if m < cap:
                     rows_b[m] = i

@@ -616,9 +616,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         if work <= _SMALL_JOB_WORK:
             path = "small"
         elif work <= _COLD_JOB_WORK and _cold_scans[0] < _COLD_SCAN_SECONDS:
-            kernel = (_lazy._lazy_radii if w is not None else
-                      _scan._scan32_tasks if scans_first else _lazy._lazy_picks)
-            cold = not compiled(kernel, pool.dtype)
+            if scans_first:
+                ready = compiled(_scan._scan32_tasks, pool.dtype, {"weights": w is None})
+            else:
+                ready = compiled(_lazy._lazy_picks, pool.dtype, {"w": w is None})
+            cold = not ready
             path = "small" if cold else None
     if path == "small":
         started = time.perf_counter()
@@ -645,7 +647,8 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
     if path == "lazy":
         sel = _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_inv,
                             first_row, shift, chunk, clock, stats,
-                            small_pools_give_up=scan32 and not scans_first, w=w)
+                            small_pools_give_up=scan32 and not scans_first and w is None,
+                            w=w)
         if sel is not None:
             return sel
         clock.lap("lazy (abandoned)")
