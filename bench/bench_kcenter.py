@@ -188,6 +188,7 @@ def _warm_up(method, d, weighted=False):
         for path in ("grouped", "lazy", "small"):
             for labeled in (np.arange(64), None, np.arange(0, 4000, 20)):
                 module._kcenter(small, 20, labeled=labeled, path=path, weights=w)
+        module._kcenter(small, 20, path="scan", weights=w)  # float32 scans, weighted
         return
     level_bytes = module._LEVEL_ROW_BYTES
     try:

@@ -225,19 +225,22 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     from a second band ranked by ``U`` and a heap of exact ``D`` whose top, compared with
     the picks up to ``t``, is the radius after pick ``t``.
 
-    **Full scans** (without a labeled set, when the lazy path gives up; weighted calls as
-    float64 passes). Each
+    **Full scans** (without a labeled set: first for jobs of at most 2^28 visits
+    ``N k d``, else when the lazy path gives up). Each
     pick is one pass over X in storage order: every row's distance to the new centre, the
     min-update of ``D`` and the running argmax, fused; the whole greedy is one kernel call
     whose threads meet at barriers. The pass is in float32 (vectorised, any summation
     order) and keeps each row's squared ``D`` as an interval of float32 bounds (a rigorous
     error bound of the float32 sum); only the rows whose upper bound reaches the largest
     lower bound get their float64 ``D``, so the pick is exact (8 bytes per pool row).
+    Weighted, a row is also a candidate when its bound of ``w^2 D^2`` (cosine: ``w D``)
+    reaches the largest lower bound of it less a relative 2^-40; the pick is the largest
+    exact ``w D`` among the candidates, the covering radius the largest exact ``D``.
     float64 and cosine pools are read through a float32 image (the rows rounded, or
     normalised then rounded: 4 ``d`` bytes per row, at most 1 GiB), each row's bounds
     widened by its own and the centre's distance to their images (the triangle
     inequality). Near-duplicate pools, where too many intervals overlap, go to the groups
-    instead. Measured faster than the groups on every pool without labels, clustered ones
+    instead (weighted calls: to float64 full scans). Measured faster than the groups on every pool without labels, clustered ones
     included. Pools whose image would exceed 1 GiB: float64 passes (8 bytes per row),
     chosen when the groups below skip under 0.5 % of the row distances over 8 picks on a
     sample of 16,384 rows, or under 5 % over their own first 8 picks.
