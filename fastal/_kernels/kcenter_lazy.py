@@ -305,6 +305,29 @@ def rows_picked_mindist(X, rows, inv_norm, cosine, picked, n_picked, key, images
                                       lambda: (np.empty(n_picked), np.empty(d, np.float32))))
 
 
+@njit(inline="always")
+def _push(hkey, hrow, hdone, n_heap, keys, rows, t):
+    """Push ``rows`` with their ``keys`` (compared with ``t`` picks) onto the heap (it has
+    room); returns the new heap size."""
+    for r in range(rows.shape[0]):
+        hkey[n_heap] = keys[r]
+        hrow[n_heap] = rows[r]
+        hdone[n_heap] = t
+        _sift_up(hkey, hrow, hdone, n_heap)
+        n_heap += 1
+    return n_heap
+
+
+@njit(inline="always", fastmath=_FASTMATH)
+def _top_distance(X, inv_norm, cosine, i, picked, done, t, rel, slack, low, P, r_P, y, n_img):
+    """Row ``i``'s exact distance (score units) to the picks ``done`` to ``t`` it has not
+    seen (``_nearest_pick32``)."""
+    scale = inv_norm[i] if cosine is not None else 1.0
+    best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel, slack, low, P,
+                           r_P, y, n_img)
+    return _to_score_units(best, cosine)
+
+
 @njit(cache=True, fastmath=_FASTMATH, **KERNEL)
 def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, hkey, hrow,
                 hdone, n_heap, theta, w, picked, scores, t, k, evaluated, low):
@@ -332,12 +355,7 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
     ``low``: scratch of ``k`` floats (made by the caller: an allocation in a kernel costs
     0.1 s of compilation in every fresh process).
     """
-    for r in range(rows.shape[0]):
-        hkey[n_heap] = keys[r]
-        hrow[n_heap] = rows[r]
-        hdone[n_heap] = t
-        _sift_up(hkey, hrow, hdone, n_heap)
-        n_heap += 1
+    n_heap = _push(hkey, hrow, hdone, n_heap, keys, rows, t)
     while t < k:
         if n_heap == 0:
             break
@@ -345,11 +363,9 @@ def _lazy_picks(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
         if done < t:
             # compare the top with the picks it has not seen, then let it sink
             i = hrow[0]
-            scale = inv_norm[i] if cosine is not None else 1.0
-            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel, slack,
-                                   low, P, r_P, y, n_img)
+            dist = _top_distance(X, inv_norm, cosine, i, picked, done, t, rel, slack, low, P,
+                                 r_P, y, n_img)
             evaluated[0] += t - done
-            dist = _to_score_units(best, cosine)
             if w is not None:
                 dist = dist * w[i]
             if dist < hkey[0]:
@@ -390,23 +406,15 @@ def _lazy_radii(X, inv_norm, cosine, P, r_P, y, n_img, rel, slack, keys, rows, h
     Returns ``(t, n_heap)``: ``t == k + 1`` when done; otherwise the exact top is below
     ``theta`` (or the heap is empty) and the band must be widened. ``evaluated[0]`` counts
     the row-to-pick distances computed. ``low``: scratch of ``k`` floats."""
-    for r in range(rows.shape[0]):
-        hkey[n_heap] = keys[r]
-        hrow[n_heap] = rows[r]
-        hdone[n_heap] = t
-        _sift_up(hkey, hrow, hdone, n_heap)
-        n_heap += 1
+    n_heap = _push(hkey, hrow, hdone, n_heap, keys, rows, t)
     while t <= k:
         if n_heap == 0:
             break
         done = hdone[0]
         if done < t:
-            i = hrow[0]
-            scale = inv_norm[i] if cosine is not None else 1.0
-            best = _nearest_pick32(X, i, scale, inv_norm, cosine, picked, done, t, rel, slack,
-                                   low, P, r_P, y, n_img)
+            dist = _top_distance(X, inv_norm, cosine, hrow[0], picked, done, t, rel, slack,
+                                 low, P, r_P, y, n_img)
             evaluated[0] += t - done
-            dist = _to_score_units(best, cosine)
             if dist < hkey[0]:
                 hkey[0] = dist
             hdone[0] = t

@@ -1150,11 +1150,7 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
 
     t_first = t
     hist = np.empty(1 << 16, dtype=np.int32)
-    # the band's heap: 16 bytes per band row (float64 key, int32 row and picks seen)
-    row_type = np.int32 if n_pool < 2**31 else np.int64
-    hkey = np.empty(0, dtype=np.float64)
-    hrow = np.empty(0, dtype=row_type)
-    hdone = np.empty(0, dtype=np.int32)
+    hkey, hrow, hdone = _empty_heap(n_pool)
     n_heap = 0
     n_band = 0
     band_at = (0, 0)  # (picks, band rows) at the first widening past the first picks
@@ -1272,10 +1268,7 @@ def _lazy_cover(pool, k, n_pool, t, upper, exact_keys, images, picked, cover, hi
     band would grow past ``_LAZY_MAX_BAND`` of the pool (the rule of the picks' band)."""
     if t == 0:
         t = 1  # the radius after pick 1 and later; without labels t is 1 already
-    row_type = np.int32 if n_pool < 2**31 else np.int64
-    hkey = np.empty(0, dtype=np.float64)
-    hrow = np.empty(0, dtype=row_type)
-    hdone = np.empty(0, dtype=np.int32)
+    hkey, hrow, hdone = _empty_heap(n_pool)
     n_heap = 0
     n_band = 0
     theta = np.inf
@@ -1304,6 +1297,14 @@ def _lazy_cover(pool, k, n_pool, t, upper, exact_keys, images, picked, cover, hi
         n_band += rows.shape[0]
         widenings += 1
         theta = theta if n_outside > rows.shape[0] else -np.inf
+
+
+def _empty_heap(n_pool):
+    """A band's heap, grown by ``_grown``: 16 bytes per band row (float64 key, int32 row
+    (int64 past 2^31 rows) and picks seen)."""
+    row_type = np.int32 if n_pool < 2**31 else np.int64
+    return (np.empty(0, dtype=np.float64), np.empty(0, dtype=row_type),
+            np.empty(0, dtype=np.int32))
 
 
 def _ceil32_array(values):
