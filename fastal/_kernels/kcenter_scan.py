@@ -605,29 +605,29 @@ def _scan32_tasks(X, inv_norm, cosine, Y, radius, scale2, half_s, k, first_row, 
                   dist, c, low, rows_a, sq_a, seen_a, rows_b, sq_b, seen_b, P, r_P, y, n_img,
                   lo, hi):
     """The float32 scans' whole greedy (``scan32``) as thread ``lo`` of ``n_threads``, all
-    running at once (``_parallel.run_gang``). Thread ``tid`` owns the rows
-    [N tid / n_threads, N (tid + 1) / n_threads) (each end rounded down to a block of the
-    half image, if any; the last thread's to N); per pick: its pass (``_pass32``), a
-    barrier, the largest lower bound over all threads, its rows whose upper bound reaches
-    it (the candidates) and their exact float64 distances to the picks (``_exact_top``,
-    kept for the next pick while a row stays a candidate), a barrier, then the best
-    candidate over all threads: the largest distance, the lowest row among equal ones
-    (threads in row order). Every thread makes the same choices from the same shared
-    values; thread 0 writes the outputs. Shared slots alternate between picks (``shared_i``
-    (2, 3, n_threads): top bits, candidate counts, best rows; ``shared_f`` (2, n_threads):
-    best distances), so a thread one barrier ahead never overwrites what another still
-    reads. Weighted (``weights`` not None; see ``scan32``), a row is also a candidate when
-    its upper bound of the key ``g(w) sq`` reaches the largest lower bound of it (less a
-    2^-40 margin), the pick is the candidate of the largest exact score ``D w`` and the
-    covering radius the largest exact ``D``; the shared slots hold both (``shared_i[:, 3]``,
-    ``shared_f[:, 1:]``). ``status``: [pick at which the candidates outgrew ``rows_a`` (0: none), their
-    number then, candidates over all picks]. The passes read ``Y``: ``X`` itself (float32
-    l2 pools, ``radius`` None) or its image (float32 or halves, with ``radius`` and
-    ``scale2``: see ``_pass32``); exact distances come from ``X`` (scaled by ``inv_norm``
-    for cosine). ``half_s`` (None, or the half image's scale ``s``): each thread first
-    makes its rows of the half image ``Y`` and their ``radius`` (``_half_rows``), then
-    waits for the others. ``rel`` and ``slack0`` (``bounds32``) bound every float32 sum: the
-    passes' and the picks' images' (the larger of the two dimensions)."""
+    running at once (``_parallel.run_gang``). Thread ``tid`` owns the rows [N tid /
+    n_threads, N (tid + 1) / n_threads) (each end rounded down to a block of the half image,
+    if any; the last thread's to N); per pick: its pass (``_pass32``), a barrier, the
+    largest lower bound over all threads, its rows whose upper bound reaches it (the
+    candidates) and their exact float64 distances to the picks (``_exact_top``, kept for the
+    next pick while a row stays a candidate), a barrier, then the best candidate over all
+    threads: the largest distance, the lowest row among equal ones (threads in row order).
+    Every thread makes the same choices from the same shared values; thread 0 writes the
+    outputs. Shared slots alternate between picks (``shared_i`` (2, 4, n_threads): top bits,
+    candidate counts, best rows, best weighted rows; ``shared_f`` (2, 3, n_threads): best
+    distances, largest lower keys, best scores), so a thread one barrier ahead never
+    overwrites what another still reads. Weighted (``weights`` not None; see ``scan32``), a
+    row is also a candidate when its upper bound of the key ``g(w) sq`` reaches the largest
+    lower bound of it (less a 2^-40 margin), the pick is the candidate of the largest exact
+    score ``D w`` and the covering radius the largest exact ``D``. ``status``: [pick at
+    which the candidates outgrew ``rows_a`` (0: none), their number then, candidates over
+    all picks]. The passes read ``Y``: ``X`` itself (float32 l2 pools, ``radius`` None) or
+    its image (float32 or halves, with ``radius`` and ``scale2``: see ``_pass32``); exact
+    distances come from ``X`` (scaled by ``inv_norm`` for cosine). ``half_s`` (None, or the
+    half image's scale ``s``): each thread first makes its rows of the half image ``Y`` and
+    their ``radius`` (``_half_rows``), then waits for the others. ``rel`` and ``slack0``
+    (``bounds32``) bound every float32 sum: the passes' and the picks' images' (the larger
+    of the two dimensions)."""
     tid = lo
     n = X.shape[0]
     if n_img is not None:

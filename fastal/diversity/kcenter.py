@@ -69,9 +69,10 @@ _SCAN_FIRST_WORK = 1 << 28
 # process nor in Numba's cache (a fresh process with an empty cache: 2.5-4.5 s of compiling
 # for the lazy path, the groups or the float32 scans, ~1 s for the full scans), jobs of at
 # most this many coordinate visits N (k + L) d (0.4-1.2 s of float64 full scans on 2
-# threads, measured from 1M x 16 to 20,000 x 768, float32 and float64 pools, with and without
-# labels: 0.17-0.67 s per 2^31 visits since their sums are vectorised) run as full scans instead: the same picks, scores
-# and radii (every path computes the same float64 distances). Within a process, once such
+# threads, measured from 1M x 16 to 20,000 x 768, float32 and float64 pools, with and
+# without labels: 0.17-0.67 s per 2^31 visits since their sums are vectorised) run as full
+# scans instead: the same picks, scores and radii (every path computes the same float64
+# distances). Within a process, once such
 # runs have taken _COLD_SCAN_SECONDS in all, the path's kernels are compiled instead, so a
 # process making many calls pays at most about twice what the better choice would have cost
 # it (the ski-rental rule); ``fastal warmup`` fills the cache beforehand.
@@ -199,8 +200,7 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     the path they would take are neither compiled in this process nor in Numba's cache
     (a first call then compiles one small kernel, about 1 s, instead of 2.5-6 s), until
     such runs have taken 2 s in the process (``fastal warmup`` fills the cache ahead of
-    time). Larger jobs: three
-    exact algorithms, chosen per call from measured pruning:
+    time). Larger jobs: three exact algorithms, chosen per call from measured pruning:
 
     **Lazy evaluation** (tried first). The pick is ``argmax w D``, and an
     *upper* bound ``U(i) >= D(i)`` is cheap: the distance to any one centre, and it stays
@@ -208,8 +208,9 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     labeled points chosen as probes and the list of labeled points around its nearest
     probe (the probes alone when the lists are very uneven), found in float32 by one kernel
     and recomputed exactly: O(sqrt(L) d) per row instead of the O(L d) of a full labeled
-    search; without a labeled set, the exact distance to the first pick). Only the *band* of rows with the largest bounds gets its exact ``D``
-    (FAISS candidates with the error certificate of step 1 below) and enters a heap; a
+    search; without a labeled set, the exact distance to the first pick). Only the *band*
+    of rows with the largest bounds gets its exact ``D`` (FAISS candidates with the error
+    certificate of step 1 below) and enters a heap; a
     heap top is compared only with the picks it has not seen, and it is the pick once it
     is exact and at least the band's threshold, which bounds every row left outside. When
     the exact top falls below the threshold, the band doubles. On embeddings and
@@ -225,25 +226,25 @@ def kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_rows
     from a second band ranked by ``U`` and a heap of exact ``D`` whose top, compared with
     the picks up to ``t``, is the radius after pick ``t``.
 
-    **Full scans** (without a labeled set: first for jobs of at most 2^28 visits
-    ``N k d``, else when the lazy path gives up). Each
-    pick is one pass over X in storage order: every row's distance to the new centre, the
-    min-update of ``D`` and the running argmax, fused; the whole greedy is one kernel call
-    whose threads meet at barriers. The pass is in float32 (vectorised, any summation
-    order) and keeps each row's squared ``D`` as an interval of float32 bounds (a rigorous
-    error bound of the float32 sum); only the rows whose upper bound reaches the largest
-    lower bound get their float64 ``D``, so the pick is exact (8 bytes per pool row).
-    Weighted, a row is also a candidate when its bound of ``w^2 D^2`` (cosine: ``w D``)
-    reaches the largest lower bound of it less a relative 2^-40; the pick is the largest
-    exact ``w D`` among the candidates, the covering radius the largest exact ``D``.
-    float64 and cosine pools are read through a float32 image (the rows rounded, or
-    normalised then rounded: 4 ``d`` bytes per row, at most 1 GiB), each row's bounds
-    widened by its own and the centre's distance to their images (the triangle
+    **Full scans** (without a labeled set: first for jobs of at most 2^28 visits ``N k d``,
+    else when the lazy path gives up). Each pick is one pass over X in storage order: every
+    row's distance to the new centre, the min-update of ``D`` and the running argmax, fused;
+    the whole greedy is one kernel call whose threads meet at barriers. The pass is in
+    float32 (vectorised, any summation order) and keeps each row's squared ``D`` as an
+    interval of float32 bounds (a rigorous error bound of the float32 sum); only the rows
+    whose upper bound reaches the largest lower bound get their float64 ``D``, so the pick
+    is exact (8 bytes per pool row). Weighted, a row is also a candidate when its bound of
+    ``w^2 D^2`` (cosine: ``w D``) reaches the largest lower bound of it less a relative
+    2^-40; the pick is the largest exact ``w D`` among the candidates, the covering radius
+    the largest exact ``D``. float64 and cosine pools are read through a float32 image (the
+    rows rounded, or normalised then rounded: 4 ``d`` bytes per row, at most 1 GiB), each
+    row's bounds widened by its own and the centre's distance to their images (the triangle
     inequality). Near-duplicate pools, where too many intervals overlap, go to the groups
-    instead (weighted calls: to float64 full scans). Measured faster than the groups on every pool without labels, clustered ones
-    included. Pools whose image would exceed 1 GiB: float64 passes (8 bytes per row),
-    chosen when the groups below skip under 0.5 % of the row distances over 8 picks on a
-    sample of 16,384 rows, or under 5 % over their own first 8 picks.
+    instead (weighted calls: to float64 full scans). Measured faster than the groups on
+    every pool without labels, clustered ones included. Pools whose image would exceed 1
+    GiB: float64 passes (8 bytes per row), chosen when the groups below skip under 0.5 % of
+    the row distances over 8 picks on a sample of 16,384 rows, or under 5 % over their own
+    first 8 picks.
 
     **Triangle-inequality groups** (clustered data with a labeled set):
 
@@ -516,10 +517,10 @@ def _kcenter(X, k, *, labeled=None, metric="l2", seed=0, weights=None, chunk_row
 
     ``path``: ``"lazy"`` (band of upper bounds, ``_lazy_kcenter``; falls back to
     ``"grouped"`` when the band grows past ``_LAZY_MAX_BAND`` of the pool, or weighted
-    without a labeled set to ``"small"``),
+    without a labeled set to the float32 scans, then ``"small"``),
     ``"grouped"`` (triangle-inequality groups; unweighted without a labeled set, falls
-    back to ``"scan"`` when they prune nothing), ``"scan"`` (``_scan_kcenter``; unweighted,
-    no labeled set), ``"small"`` (``_small_kcenter``: float64 full scans, any labeled set and
+    back to ``"scan"`` when they prune nothing), ``"scan"`` (``_scan_kcenter``; no labeled
+    set), ``"small"`` (``_small_kcenter``: float64 full scans, any labeled set and
     weights) or None (``"small"`` for jobs of at most ``_SMALL_JOB_WORK`` coordinate
     visits, the float32 scans for jobs without labels of at most ``_SCAN_FIRST_WORK``
     (neither rule when ``small_jobs`` is False: ``fastal warmup``), else lazy unless
@@ -1131,8 +1132,12 @@ def _lazy_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows, lab_i
         scores[0] = np.inf
         t = 1
     if w is not None:  # the band's bounds: U w rounded up (fl(U w) >= fl(D w): monotone)
-        band_upper = _ceil32_array(upper.astype(np.float64) * w)
-        band_upper[upper < 0.0] = upper[upper < 0.0]  # centres stay -1
+        band_upper = np.empty_like(upper)
+        for start in range(0, n_pool, chunk):  # (bounded temporaries)
+            part = upper[start:start + chunk]
+            band = _ceil32_array(part.astype(np.float64) * w[start:start + chunk])
+            band[part < 0.0] = part[part < 0.0]  # centres stay -1
+            band_upper[start:start + chunk] = band
     else:
         band_upper = upper
     clock.lap("bounds")
