@@ -390,9 +390,9 @@ def _parse_weights(weights, n_pool):
     if w.shape != (n_pool,):
         raise DataError(f"weights must have shape ({n_pool},) (one per pool row); "
                         f"got shape {w.shape}")
-    if w.dtype != np.float32 and w.dtype != np.float64:
-        w = w.astype(np.float64)
-    w = np.ascontiguousarray(w)
+    # float64 always (exact for float32 input, and every score is computed in float64):
+    # one specialisation of each weighted kernel, the one ``fastal warmup`` compiles
+    w = np.ascontiguousarray(w, dtype=np.float64)
     if not np.isfinite(w).all():
         raise DataError("weights must be finite; got NaN or inf at position "
                         f"{int(np.flatnonzero(~np.isfinite(w))[0])}")
