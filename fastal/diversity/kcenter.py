@@ -606,16 +606,16 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         shift = (shift / n_labeled).astype(np.float32).astype(np.float64)
 
     clock = _Clock()
-    auto = path is None and grouping is None and n_groups is None and w is None
-    auto_weighted = path is None and grouping is None and n_groups is None
+    auto_path = path is None and grouping is None and n_groups is None  # ours to choose
+    auto = auto_path and w is None
     # without labels, pools go to the float32 scans when the lazy path gives up (float64
-    # and cosine pools through a float32 image, when it fits _IMAGE_BYTES)
-    # (weighted too: the float32 scans compare bounds of w^2 sq, see kcenter_scan._key)
-    scan32 = ((auto or (auto_weighted and _scan.weights_fit(w))) and not n_labeled
+    # and cosine pools through a float32 image, when it fits _IMAGE_BYTES), weighted ones
+    # too (the scans then compare bounds of w^2 sq, see kcenter_scan._key)
+    scan32 = (auto_path and (w is None or _scan.weights_fit(w)) and not n_labeled
               and _scan32_fits(pool, cosine))
     scans_first = scan32 and small_jobs and n_pool * k * d <= _SCAN_FIRST_WORK
     cold = False
-    if path is None and grouping is None and n_groups is None and small_jobs:
+    if auto_path and small_jobs:
         work = n_pool * (k + n_labeled) * d
         if work <= _SMALL_JOB_WORK:
             path = "small"
@@ -656,21 +656,11 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
         if sel is not None:
             return sel
         clock.lap("lazy (abandoned)")
-        if w is not None and not n_labeled and auto_weighted:
-            # weighted, no labeled set: the float32 scans, else float64 full scans (faster
-            # than the groups on every measured pool: Fashion-MNIST raw, k = 1,000: 5.0
-            # against 9.2 s; 200,000 x 32: 0.9 against 6.2 s)
-            if scan32 and not scans_first:
-                sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock,
-                                      stats, w)
-                if sel is not None:
-                    return sel
-            return _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows,
-                                  lab_inv, w, first_row, clock, stats)
         if scan32 and not scans_first:
             # float32 scans beat the groups on every measured pool without labels, blobs
             # included (1M x 128, k = 1,000: 34 s against 44 s)
-            sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats)
+            sel = _scan32_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats,
+                                  w)
             if sel is not None:
                 return sel
         elif (auto and not n_labeled and n_pool >= 4 * _SCAN_SAMPLE_ROWS
@@ -682,6 +672,12 @@ def _kcenter_run(X, k, *, labeled, metric, seed, weights, chunk_rows, n_groups, 
             if share >= _SCAN_SAMPLE_SHARE:
                 return _scan_kcenter(pool, k, cosine, inv_norm, first_row, chunk, clock, stats,
                                      try32=False)
+        if w is not None and not n_labeled and auto_path:
+            # weighted, no labeled set, the float32 scans given up or not taken: float64
+            # full scans (faster than the groups on every measured pool: Fashion-MNIST raw,
+            # k = 1,000: 5.0 against 9.2 s; 200,000 x 32: 0.9 against 6.2 s)
+            return _small_kcenter(pool, k, cosine, inv_norm, positions, lab_src, lab_rows,
+                                  lab_inv, w, first_row, clock, stats)
 
     if grouping is None:
         grouping = "labeled" if _labeled_groups_pay(n_pool, n_labeled) else "cells"
