@@ -72,16 +72,28 @@ def test_top_k_is_the_in_memory_answer(tmp_path, probs, row_group_rows, readahea
     assert not fastal_threads()
 
 
+@pytest.mark.parametrize("row_group_rows", [97, 3000])
 @pytest.mark.parametrize("layout", ["list", "columns"])
-def test_other_layouts(tmp_path, probs, layout):
-    path = write(tmp_path / "pool.parquet", probs, 97, layout, compression="zstd")
+def test_other_layouts(tmp_path, probs, layout, row_group_rows):
+    """Also the streamed reader (readahead 0), whose batches of per-class columns hold
+    several chunks (cut into chunks before scoring)."""
+    path = write(tmp_path / "pool.parquet", probs, row_group_rows, layout, compression="zstd")
     column = [f"p{j}" for j in range(C)] if layout == "columns" else None
     want = fastal.top_k(probs, 25, "margin")
-    for readahead in (None, 2):
-        source = ParquetSource(path, column, "id", readahead=readahead)
-        got = fastal.top_k(source, 25, "margin", chunk_rows=50)
-        np.testing.assert_array_equal(got.indices, want.indices)
-        np.testing.assert_array_equal(got.scores, want.scores)
+    want_scores = fastal.score(probs, "margin")
+    for readahead in (None, 0, 2):
+        for chunk_rows in (50, 333):
+            source = ParquetSource(path, column, "id", readahead=readahead)
+            got = fastal.top_k(source, 25, "margin", chunk_rows=chunk_rows)
+            np.testing.assert_array_equal(got.indices, want.indices)
+            np.testing.assert_array_equal(got.scores, want.scores)
+            np.testing.assert_array_equal(got.ids, want.indices * 3 + 1)
+            chunks = list(ParquetSource(path, column, "id", readahead=readahead).chunks(chunk_rows))
+            assert max(c.values.shape[0] for c in chunks) <= chunk_rows
+            np.testing.assert_array_equal(np.concatenate([c.values for c in chunks]), probs)
+            scores = fastal.score(ParquetSource(path, column, readahead=readahead), "margin",
+                                  chunk_rows=chunk_rows)
+            np.testing.assert_array_equal(scores, want_scores)
 
 
 def test_row_groups_subset_in_given_order(tmp_path, probs):
