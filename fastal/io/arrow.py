@@ -524,16 +524,21 @@ class ParquetSource(ArrowSource):
         """Record batches of the row groups in order, on one thread (memory O(batch)).
 
         With ``background`` the next batch is decoded on a thread while the caller scores
-        the current one.
+        the current one, one column per class with pyarrow's threads.
         """
         # One column per class: batches of up to _COLUMN_BATCH_CHUNKS chunks, as in _parallel
         # (10M x 10 float32 in 3.4M-row groups, 2 cores, best of 4 scans in two processes:
         # 0.31-0.38 -> 0.25-0.27 s uncompressed, 0.43-0.47 -> 0.35-0.38 s snappy; decoding
-        # a half of the columns on each of two threads instead was no faster, 0.31-0.40 s
-        # and 0.35-0.39 s: the scanning thread's copies and kernels take the other core).
+        # a half of the columns on each of two threads of ours was no faster, 0.31-0.40 s
+        # and 0.35-0.39 s).
+        # With ``background``, pyarrow's threads decode a batch's columns at once (10M x 10 in
+        # 1M-row groups, best of 4 scans in two processes: zstd 0.76 -> 0.52-0.53 s, snappy
+        # 0.42 -> 0.35 s, uncompressed 0.29 -> 0.28-0.32 s; a list column, one column, is
+        # not split: 0.89-0.92 s either way). Without, one thread does everything.
         most = batch_rows if self.columns.is_list else batch_rows * _COLUMN_BATCH_CHUNKS
         batches = self.file.iter_batches(batch_size=most, columns=self.columns.read,
-                                         row_groups=self.row_groups, use_threads=False)
+                                         row_groups=self.row_groups,
+                                         use_threads=background and not self.columns.is_list)
         if not background:
             yield from batches
             return
