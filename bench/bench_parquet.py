@@ -11,7 +11,8 @@ batch at a time on the calling thread, ``readahead=0``). Every pick is checked a
 process after a warm-up on a small file of the same layout and codec (three row groups,
 so the warm-up runs the same parallel reader): the high-water mark is reset through
 ``/proc/self/clear_refs`` after the warm-up (the scan's peak, not the warm-up's) minus the
-RSS at that point. Last, each layout
+RSS at that point; the median of ``--rss-runs`` such processes (default 3) is reported,
+with their range. Last, each layout
 converted once with ``fastal.io.convert`` and scanned as Arrow IPC (memory-mapped).
 
     nice -n 5 python bench/bench_parquet.py                  # 10M x 10, about 5 minutes
@@ -115,6 +116,8 @@ def main(argv=None):
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--codecs", default=",".join(CODECS))
     parser.add_argument("--no-convert", action="store_true", help="skip the Arrow IPC rows")
+    parser.add_argument("--rss-runs", type=int, default=3,
+                        help="fresh processes measuring each file's peak RSS (the median shown)")
     parser.add_argument("--quick", action="store_true", help="1M rows, 2 repeats")
     args = parser.parse_args(argv)
     if args.quick:
@@ -161,8 +164,13 @@ def main(argv=None):
                         ParquetSource(path, column, "id", readahead=0), 100, "margin"),
                 }, args.repeat, cpu)
                 size = os.path.getsize(path)
-                rss = _common.peak_rss_of(RSS_CODE.format(path=path, small=small_path,
-                                                          column=column))
+                # One fresh process's peak moves by tens of MB with the allocator's timing
+                # (7-68 MB for the same file, session 26): the median of --rss-runs, and
+                # the range beside it.
+                added = sorted(_common.peak_rss_of(RSS_CODE.format(
+                    path=path, small=small_path, column=column))["added"]
+                    for _ in range(args.rss_runs))
+                rss = {"added": added[len(added) // 2], "low": added[0], "high": added[-1]}
                 rows.append([layout, codec, f"{size / 1e6:,.0f} MB",
                              _common.fmt_rate(n / best["read_table"]),
                              _common.fmt_rate(n / best["fastal"]),
@@ -172,7 +180,8 @@ def main(argv=None):
                              f"{cpu['read_table']:.2f} / {cpu['fastal']:.2f} / "
                              f"{cpu['sequential']:.2f}",
                              str(readahead),
-                             f"{rss['added'] / 1e6:,.1f} MB", f"{rss['added'] / size:.1%}"])
+                             f"{rss['added'] / 1e6:,.1f} MB ({rss['low'] / 1e6:,.1f}-"
+                             f"{rss['high'] / 1e6:,.1f})", f"{rss['added'] / size:.1%}"])
                 print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
             if args.no_convert:
                 continue
@@ -199,7 +208,8 @@ def main(argv=None):
     print(_common.table(
         ["layout", "codec", "file", "read_table rows/s", "fastal rows/s",
          "fastal / read_table", "sequential reader rows/s", "sequential / read_table",
-         "CPU s: read_table / fastal / sequential", "units ahead", "peak RSS added", "RSS added / file"], rows))
+         "CPU s: read_table / fastal / sequential", "units ahead",
+         f"peak RSS added (median of {args.rss_runs}, range)", "RSS added / file"], rows))
     if ipc_rows:
         print(f"\nConverted once with `fastal convert` (from the {args.codecs.split(',')[0]} "
               f"file), then scanned memory-mapped:\n")
