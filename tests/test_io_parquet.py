@@ -1,8 +1,10 @@
 """Parquet scans: row groups decoded on threads give the in-memory answer, in bounded memory."""
 
+import queue
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -162,6 +164,26 @@ def test_a_thread_that_finishes_its_unit_starts_the_next(tmp_path, probs, monkey
         ids.append(chunk.ids)
     np.testing.assert_array_equal(np.concatenate(ids), np.arange(N) * 3 + 1)
     assert sorted(started) == list(range(N // 100))
+    assert not fastal_threads()
+
+
+@pytest.mark.parametrize("readahead", [1, 3])
+def test_no_rows_lost_when_decoders_pause_after_their_last_batch(tmp_path, probs, monkeypatch,
+                                                                 readahead):
+    """A decoding thread paused right after queueing a unit's end (its unit can be scanned
+    and dropped meanwhile) must not leave the scan thinking nothing is left to start."""
+    path = write(tmp_path / "pool.parquet", probs, 100)
+
+    class PausingQueue(queue.SimpleQueue):
+        def put(self, item, *args, **kwargs):
+            super().put(item, *args, **kwargs)
+            if item is arrow._END and threading.current_thread().name.startswith("fastal"):
+                time.sleep(0.02)
+    monkeypatch.setattr(arrow.queue, "SimpleQueue", PausingQueue)
+    source = ParquetSource(path, id_column="id", readahead=readahead)
+    chunks = list(source.chunks(100))
+    np.testing.assert_array_equal(np.concatenate([c.ids for c in chunks]), np.arange(N) * 3 + 1)
+    np.testing.assert_array_equal(np.concatenate([c.values for c in chunks]), probs)
     assert not fastal_threads()
 
 

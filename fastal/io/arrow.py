@@ -400,16 +400,16 @@ class ParquetSource(ArrowSource):
     several consecutive small ones). Each unit in flight is decoded by its own thread (one
     ``ParquetFile`` handle per thread, record batch by record batch into a queue); the scan
     takes the batches of the oldest unit as they arrive, and a thread that finishes a unit
-    starts the next one in file order. Decoding releases the GIL, so on C cores C units are decoded at once, as
-    ``pq.read_table`` decodes row groups, while the caller scores the current batch (its
-    Numba kernels then run on the scanning thread alone).
+    starts the next one in file order. Decoding releases the GIL, so on C cores C units are
+    decoded at once, as ``pq.read_table`` decodes row groups, while the caller scores the
+    current batch (its Numba kernels then run on the scanning thread alone).
 
     Memory stays O(unit), not O(file): the decoder of the unit being scored waits when
     ``_FRONT_BATCHES`` of its batches are queued, and only the ``readahead`` units after it
     (and one spare, if it fits too) are decoded in full ahead of the scan. Units are
-    decoded ahead only while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes, from the footer); a file of larger
-    row groups is streamed batch by batch on one background thread (decoding overlaps
-    scoring but uses one core). Column chunks are read through a 1 MiB buffered stream,
+    decoded ahead only while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes,
+    from the footer); a file of larger row groups is streamed batch by batch on one
+    background thread (decoding overlaps scoring but uses one core). Column chunks are read through a 1 MiB buffered stream,
     not pre-buffered: pre-buffering holds a row group's compressed column chunks as well,
     and was no faster on local files (within noise, 4M x 10 float32, three codecs).
 
@@ -504,14 +504,21 @@ class ParquetSource(ArrowSource):
         return 1 if self._units_that_fit(self._tasks()) > ahead else 0
 
     def _batches(self, chunk_rows):
+        rows = 0
         try:
             ahead = self.readahead()  # reads column paths from the footer: may not be UTF-8
             if ahead:
-                yield from self._parallel(chunk_rows, ahead)
+                batches = self._parallel(chunk_rows, ahead)
             else:
-                yield from self._streamed(chunk_rows, background=self._readahead != 0)
+                batches = self._streamed(chunk_rows, background=self._readahead != 0)
+            for batch in batches:
+                rows += batch.num_rows
+                yield batch
         except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise FileError(f"cannot read {self.path}: {exc}") from exc
+        if rows != self.n_rows:  # never a partial answer: the footer's count is the check
+            raise FileError(f"cannot read {self.path}: {rows:,} rows read where its footer "
+                            f"says {self.n_rows:,}")
 
     def _peek_width(self) -> int:
         for batch in self._streamed(1024, background=False):
@@ -583,14 +590,17 @@ class ParquetSource(ArrowSource):
                     if stop.is_set():
                         break
                     out.put(batch)
-                out.put(_END)
+                last = _END
             except BaseException as exc:  # handed to the scan, which raises it
-                out.put(exc)
-            finally:
-                with taken:
-                    decoding[0] -= 1
-                    if not stop.is_set():
-                        refill()
+                last = exc
+            # This thread is free before the scan can see the unit's end: once the scan has
+            # dropped the unit, its decoder no longer counts against the threads, so a scan
+            # with no unit in flight has nothing left to start.
+            with taken:
+                decoding[0] -= 1
+                if not stop.is_set():
+                    refill()
+            out.put(last)
 
         pool = ThreadPoolExecutor(ahead + 1, thread_name_prefix="fastal-parquet")
         in_flight = deque()
