@@ -187,6 +187,71 @@ def test_no_rows_lost_when_decoders_pause_after_their_last_batch(tmp_path, probs
     assert not fastal_threads()
 
 
+def write_directory(directory, values, cuts, layout, row_group_rows=400):
+    """Files of rows cuts[i]:cuts[i + 1] (ids 3 * row + 1 across the files)."""
+    directory.mkdir()
+    for i, (lo, hi) in enumerate(zip(cuts, cuts[1:])):
+        table = pool_table(values[lo:hi], layout)
+        table = table.set_column(0, "id", pa.array(np.arange(lo, hi, dtype=np.int64) * 3 + 1))
+        pq.write_table(table, directory / f"part-{i:03d}.parquet", row_group_size=row_group_rows)
+    return directory
+
+
+@pytest.mark.parametrize("layout", ["fixed", "columns"])
+def test_a_directory_is_decoded_as_one_sequence_of_units(tmp_path, probs, monkeypatch, layout):
+    """The files' units decode on threads as one sequence (the next file while the scan
+    reads this one): rows, ids and scores as in memory, for any chunk size."""
+    cuts = [0, 700, 1500, 1501, 2200, 3000]  # one file of one row, files of 1-2 row groups
+    directory = write_directory(tmp_path / "pool", probs, cuts, layout)
+    column = [f"p{j}" for j in range(C)] if layout == "columns" else None
+    calls = []
+    decode_in_order = arrow._decode_in_order
+
+    def spy(tasks, *args):
+        calls.append(sorted({source.path for source, _ in tasks}))
+        return decode_in_order(tasks, *args)
+    monkeypatch.setattr(arrow, "_decode_in_order", spy)
+    want = fastal.top_k(probs, 30, "margin")
+    for chunk_rows in (64, 333, None):
+        source = fastal.io.as_source(str(directory), column=column, id_column="id")
+        chunks = list(source.chunks(chunk_rows))
+        assert calls[-1] == sorted(str(directory / f"part-{i:03d}.parquet") for i in range(5))
+        assert [c.start for c in chunks] == [0] + [c.stop for c in chunks[:-1]]
+        np.testing.assert_array_equal(np.concatenate([c.values for c in chunks]), probs)
+        np.testing.assert_array_equal(np.concatenate([c.ids for c in chunks]), np.arange(N) * 3 + 1)
+        got = fastal.top_k(str(directory), 30, "margin", column=column, id_column="id",
+                           chunk_rows=chunk_rows)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.scores, want.scores)
+        np.testing.assert_array_equal(got.ids, want.indices * 3 + 1)
+    assert not fastal_threads()
+
+
+def test_a_directory_names_the_file_it_cannot_read(tmp_path, probs):
+    cuts = [0, 1000, 2000, 3000]
+    bad = probs.copy()
+    bad[2100, 1] = np.nan
+    directory = write_directory(tmp_path / "pool", bad, cuts, "columns")
+    column = [f"p{j}" for j in range(C)]
+    with pytest.raises(FastalError, match=r"row 2100"):
+        fastal.top_k(str(directory), 5, "margin", column=column)
+    nulls = pool_table(probs[:1000], "columns")
+    nulls = nulls.set_column(2, "p1", pa.array([None] + [0.5] * 999, pa.float32()))
+    pq.write_table(nulls, directory / "part-001.parquet", row_group_size=400)
+    with pytest.raises(FastalError, match=r"part-001.parquet is null at row 0"):
+        fastal.top_k(str(directory), 5, "margin", column=column)
+    directory = write_directory(tmp_path / "pool2", probs, cuts, "columns")
+    path = directory / "part-002.parquet"
+    meta = pq.ParquetFile(path).metadata
+    offset = meta.row_group(1).column(1).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset:offset + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    with pytest.raises(FileError, match=r"cannot read .*part-002.parquet"):
+        fastal.top_k(str(directory), 5, "margin", column=column)
+    assert not fastal_threads()
+
+
 def test_small_row_groups_are_decoded_together(tmp_path, probs, monkeypatch):
     path = write(tmp_path / "pool.parquet", probs, 100)
     source = ParquetSource(path, id_column="id", readahead=2)

@@ -409,9 +409,11 @@ class ParquetSource(ArrowSource):
     (and one spare, if it fits too) are decoded in full ahead of the scan. Units are
     decoded ahead only while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes,
     from the footer); a file of larger row groups is streamed batch by batch on one
-    background thread (decoding overlaps scoring but uses one core). Column chunks are read through a 1 MiB buffered stream,
-    not pre-buffered: pre-buffering holds a row group's compressed column chunks as well,
-    and was no faster on local files (within noise, 4M x 10 float32, three codecs).
+    background thread (decoding overlaps scoring but uses one core). The files of a
+    directory are decoded as one sequence of units (``ConcatSource``). Column chunks are
+    read through a 1 MiB buffered stream, not pre-buffered: pre-buffering holds a row
+    group's compressed column chunks as well, and was no faster on local files (within
+    noise, 4M x 10 float32, three codecs).
 
     Parameters
     ----------
@@ -486,8 +488,7 @@ class ParquetSource(ArrowSource):
 
     def _units_that_fit(self, tasks) -> int:
         """Units of the largest size that fit ``PARQUET_READAHEAD_BYTES``."""
-        largest = max(sum(self._row_group_bytes(g) for g in task) for task in tasks)
-        return PARQUET_READAHEAD_BYTES // max(1, largest)
+        return _units_that_fit([(self, task) for task in tasks])
 
     def readahead(self) -> int:
         """Units of row groups decoded ahead of the one being scored (0: one batch at a time)."""
@@ -514,6 +515,8 @@ class ParquetSource(ArrowSource):
             for batch in batches:
                 rows += batch.num_rows
                 yield batch
+        except FileError:
+            raise
         except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
             raise FileError(f"cannot read {self.path}: {exc}") from exc
         if rows != self.n_rows:  # never a partial answer: the footer's count is the check
@@ -560,102 +563,126 @@ class ParquetSource(ArrowSource):
 
     def _parallel(self, batch_rows, ahead: int):
         """Record batches in file order; ``ahead + 1`` units of row groups decoded at once."""
-        local = threading.local()
+        tasks = [(self, task) for task in self._tasks()]
+        limit = ahead + 1 + self._spare(ahead)
+        for _, batch in _decode_in_order(tasks, batch_rows, ahead, limit):
+            yield batch
+
+    def _unit_batches(self, task, batch_rows, local):
+        """The record batches of one unit of row groups, read with this thread's handle of
+        the file (``local``: the decoding thread's storage)."""
+        handles = local.__dict__.setdefault("files", {})
+        handle = handles.get(self.path)
         meta = self.file.metadata
-        columns = self.columns.read
+        if handle is None:
+            handle = handles[self.path] = pq.ParquetFile(
+                self.path, metadata=meta, pre_buffer=False, buffer_size=_BUFFER_BYTES)
         # One column per class: batches of up to _COLUMN_BATCH_CHUNKS chunks (see there).
         most = batch_rows if self.columns.is_list else batch_rows * _COLUMN_BATCH_CHUNKS
-        stop = threading.Event()
+        # Equal batches: a short last batch per unit would make Source.chunks concatenate
+        # (copy) every later chunk to full size.
+        step = _equal_step(sum(meta.row_group(g).num_rows for g in task), most)
+        return handle.iter_batches(batch_size=max(1, step), columns=self.columns.read,
+                                   row_groups=task, use_threads=False)
 
-        def decode(task, out: queue.SimpleQueue):
-            try:
-                handle = getattr(local, "file", None)
-                if handle is None:
-                    handle = local.file = pq.ParquetFile(
-                        self.path, metadata=meta, pre_buffer=False, buffer_size=_BUFFER_BYTES)
-                # Equal batches: a short last batch per unit would make Source.chunks
-                # concatenate (copy) every later chunk to full size.
-                rows = sum(meta.row_group(g).num_rows for g in task)
-                step = _equal_step(rows, most)
-                for batch in handle.iter_batches(batch_size=max(1, step),
-                                                 columns=columns, row_groups=task,
-                                                 use_threads=False):
-                    with taken:
-                        # The row group being scored need not run far ahead of the scan:
-                        # its decoder waits at _FRONT_BATCHES batches (the others are
-                        # decoded in full).
-                        while (out is in_flight[0] and out.qsize() >= _FRONT_BATCHES
-                               and not stop.is_set()):
-                            taken.wait()
-                    if stop.is_set():
-                        break
-                    out.put(batch)
-                last = _END
-            except BaseException as exc:  # handed to the scan, which raises it
-                last = exc
-            # This thread is free before the scan can see the unit's end: once the scan has
-            # dropped the unit, its decoder no longer counts against the threads, so a scan
-            # with no unit in flight has nothing left to start.
-            with taken:
-                decoding[0] -= 1
-                if not stop.is_set():
-                    refill()
-            out.put(last)
 
-        pool = ThreadPoolExecutor(ahead + 1, thread_name_prefix="fastal-parquet")
-        in_flight = deque()
-        todo = iter(self._tasks())
+def _units_that_fit(tasks) -> int:
+    """Units of the largest size among ``tasks`` (``(ParquetSource, unit)`` pairs) that fit
+    ``PARQUET_READAHEAD_BYTES``."""
+    largest = max(sum(source._row_group_bytes(g) for g in task) for source, task in tasks)
+    return PARQUET_READAHEAD_BYTES // max(1, largest)
 
-        taken = threading.Condition()  # the scan took a batch or moved to the next unit
 
-        # Units started and not yet scanned in full: the one being scanned, the ``ahead``
-        # decoded after it and a spare within the byte budget. A thread that finishes its
-        # unit starts the next at once (else it would wait for the scan to finish a unit,
-        # and one core would decode alone meanwhile). Measured, 10M x 10 float32, one column
-        # per class, uncompressed, 2 cores (best of 4 scans, 3 fresh processes each): 0.31-
-        # 0.34 s with no spare unit, 0.29-0.31 s with one, 0.28-0.32 s with two.
-        limit = ahead + 1 + self._spare(ahead)
-        decoding = [0]  # units being decoded (at most a thread each)
+def _decode_in_order(tasks, batch_rows, ahead: int, limit: int):
+    """``(source, batch)`` for the record batches of ``tasks`` (``(ParquetSource, unit of
+    row groups)`` pairs) in task order, ``ahead + 1`` units decoded at once.
 
-        def refill():  # with ``taken`` held: start units in file order while there is room
-            while len(in_flight) < limit and decoding[0] < ahead + 1:
-                task = next(todo, None)
-                if task is None:
-                    return
-                out = queue.SimpleQueue()
-                in_flight.append(out)
-                decoding[0] += 1
-                pool.submit(decode, task, out)
+    Each unit is decoded by a thread of its own into a queue; the scan takes the batches of
+    the oldest unit as they arrive. The unit being scanned waits at ``_FRONT_BATCHES``
+    queued batches; the others are decoded in full. At most ``limit`` units are started and
+    not yet scanned in full (the one being scanned, the ``ahead`` after it and the spare
+    the byte budget may hold). A thread that finishes its unit starts the next at once
+    (else it would wait for the scan to finish a unit, and one core would decode alone
+    meanwhile). Measured, 10M x 10 float32, one column per class, uncompressed, 2 cores
+    (best of 4 scans, 3 fresh processes each): 0.31-0.34 s with no spare unit, 0.29-0.31 s
+    with one, 0.28-0.32 s with two.
+    """
+    local = threading.local()
+    stop = threading.Event()
+    taken = threading.Condition()  # the scan took a batch or moved to the next unit
+    in_flight = deque()  # (source, output queue) of each unit started, not scanned in full
+    decoding = [0]  # units being decoded (at most a thread each)
+    todo = iter(tasks)
 
+    def decode(source, task, out: queue.SimpleQueue):
         try:
-            with taken:
-                refill()
-            while in_flight:
-                out = in_flight[0]
-                while (item := out.get()) is not _END:
-                    if isinstance(item, BaseException):
-                        raise item
-                    with taken:
-                        taken.notify_all()
-                    # The decoders keep the other cores busy: the caller's kernels run on
-                    # this thread alone meanwhile (handing half of a 1 MiB chunk to a pool
-                    # thread cost more wall time than it saved, 2 cores).
-                    threads = numba.get_num_threads()
-                    numba.set_num_threads(1)
-                    try:
-                        yield item
-                    finally:
-                        numba.set_num_threads(threads)
+            for batch in source._unit_batches(task, batch_rows, local):
                 with taken:
-                    in_flight.popleft()
-                    refill()
+                    # The unit being scored need not run far ahead of the scan: its decoder
+                    # waits at _FRONT_BATCHES batches (the others are decoded in full).
+                    while (out is in_flight[0][1] and out.qsize() >= _FRONT_BATCHES
+                           and not stop.is_set()):
+                        taken.wait()
+                if stop.is_set():
+                    break
+                out.put(batch)
+            last = _END
+        except BaseException as exc:  # handed to the scan, which raises it
+            last = exc
+        # This thread is free before the scan can see the unit's end: once the scan has
+        # dropped the unit, its decoder no longer counts against the threads, so a scan with
+        # no unit in flight has nothing left to start.
+        with taken:
+            decoding[0] -= 1
+            if not stop.is_set():
+                refill()
+        out.put(last)
+
+    def refill():  # with ``taken`` held: start units in task order while there is room
+        while len(in_flight) < limit and decoding[0] < ahead + 1:
+            item = next(todo, None)
+            if item is None:
+                return
+            out = queue.SimpleQueue()
+            in_flight.append((item[0], out))
+            decoding[0] += 1
+            pool.submit(decode, item[0], item[1], out)
+
+    pool = ThreadPoolExecutor(ahead + 1, thread_name_prefix="fastal-parquet")
+    try:
+        with taken:
+            refill()
+        while in_flight:
+            source, out = in_flight[0]
+            while (item := out.get()) is not _END:
+                if isinstance(item, FileError):
+                    raise item
+                if isinstance(item, (pa.ArrowInvalid, pa.ArrowException, OSError,
+                                     UnicodeDecodeError)):
+                    raise FileError(f"cannot read {source.path}: {item}") from item
+                if isinstance(item, BaseException):
+                    raise item
+                with taken:
                     taken.notify_all()
-        finally:
-            # A scan that stops early (bad values in a chunk) must not leave decoders running.
-            stop.set()
+                # The decoders keep the other cores busy: the caller's kernels run on this
+                # thread alone meanwhile (handing half of a 1 MiB chunk to a pool thread cost
+                # more wall time than it saved, 2 cores).
+                threads = numba.get_num_threads()
+                numba.set_num_threads(1)
+                try:
+                    yield source, item
+                finally:
+                    numba.set_num_threads(threads)
             with taken:
+                in_flight.popleft()
+                refill()
                 taken.notify_all()
-            pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        # A scan that stops early (bad values in a chunk) must not leave decoders running.
+        stop.set()
+        with taken:
+            taken.notify_all()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ConcatSource(Source):
@@ -679,12 +706,50 @@ class ConcatSource(Source):
         self.dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float64)
 
     def _pieces(self, chunk_rows):
+        plan = self._parquet_plan()
+        if plan is not None:
+            yield from self._parquet_pieces(chunk_rows, *plan)
+            return
         offset = 0
         for s in self.sources:
             for chunk in s.chunks(chunk_rows):
                 values = chunk.values.astype(self.dtype, copy=False)
                 yield Chunk(offset + chunk.start, values, chunk.ids)
             offset += s.n_rows
+
+    def _parquet_plan(self):
+        """``(tasks, ahead, limit)`` to decode the units of all files as one sequence
+        (``_decode_in_order``), or None: for Parquet files only (default readahead), whose
+        units fit the byte budget. A directory of files of one row group each (as Spark
+        writes them) then decodes the next file while the scan reads this one, instead of
+        one file at a time on one thread."""
+        sources = self.sources
+        if len(sources) < 2 or not all(isinstance(s, ParquetSource) and s._readahead is None
+                                       for s in sources):
+            return None
+        tasks = [(s, task) for s in sources for task in s._tasks()]
+        fits = _units_that_fit(tasks)
+        ahead = int(min(fits, pa.cpu_count() - 1, len(tasks) - 1))
+        if ahead < 1:
+            return None
+        return tasks, ahead, ahead + 1 + (1 if fits > ahead else 0)
+
+    def _parquet_pieces(self, chunk_rows, tasks, ahead, limit):
+        offsets, offset = {}, 0
+        for s in self.sources:
+            offsets[id(s)] = offset
+            offset += s.n_rows
+        read = dict.fromkeys(offsets, 0)  # rows of each file read so far
+        for source, batch in _decode_in_order(tasks, chunk_rows, ahead, limit):
+            start = read[id(source)]
+            for chunk in source._convert(batch, start, chunk_rows):
+                values = chunk.values.astype(self.dtype, copy=False)
+                yield Chunk(offsets[id(source)] + chunk.start, values, chunk.ids)
+            read[id(source)] = start + batch.num_rows
+        for s in self.sources:  # never a partial answer: each footer's count is the check
+            if read[id(s)] != s.n_rows:
+                raise FileError(f"cannot read {s.path}: {read[id(s)]:,} rows read where its "
+                                f"footer says {s.n_rows:,}")
 
 
 def file_source(path, column=None, id_column=None, *, readahead=None) -> Source:
