@@ -227,6 +227,22 @@ def test_a_directory_is_decoded_as_one_sequence_of_units(tmp_path, probs, monkey
     assert not fastal_threads()
 
 
+def test_a_directory_of_files_without_row_groups(tmp_path, probs):
+    """Files with no row group (a writer closed before any row) hold no units: the scan of
+    the directory gives the other files' rows, or none."""
+    directory = tmp_path / "pool"
+    directory.mkdir()
+    schema = pool_table(probs[:1]).schema
+    for name in ("a", "b"):
+        pq.ParquetWriter(directory / f"{name}.parquet", schema).close()
+    source = fastal.io.as_source(str(directory), id_column="id")
+    assert source.n_rows == 0 and list(source.chunks(100)) == []
+    pq.write_table(pool_table(probs[:500]), directory / "c.parquet", row_group_size=100)
+    source = fastal.io.as_source(str(directory), id_column="id")
+    values = np.concatenate([c.values for c in source.chunks(64)])
+    np.testing.assert_array_equal(values, probs[:500])
+
+
 def test_a_directory_names_the_file_it_cannot_read(tmp_path, probs):
     cuts = [0, 1000, 2000, 3000]
     bad = probs.copy()

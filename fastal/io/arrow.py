@@ -728,6 +728,8 @@ class ConcatSource(Source):
                                        for s in sources):
             return None
         tasks = [(s, task) for s in sources for task in s._tasks()]
+        if len(tasks) < 2:  # files without row groups have no units
+            return None
         fits = _units_that_fit(tasks)
         ahead = int(min(fits, pa.cpu_count() - 1, len(tasks) - 1))
         if ahead < 1:
