@@ -12,8 +12,10 @@ process after a warm-up on a small file of the same layout and codec (three row 
 so the warm-up runs the same parallel reader): the high-water mark is reset through
 ``/proc/self/clear_refs`` after the warm-up (the scan's peak, not the warm-up's) minus the
 RSS at that point; the median of ``--rss-runs`` such processes (default 3) is reported,
-with their range. Last, each layout
-converted once with ``fastal.io.convert`` and scanned as Arrow IPC (memory-mapped).
+with their range. Then, with ``--parts N``
+(default 20), the same pool as a directory of N part files of one row group each (as Spark
+writes them), ``pq.read_table(directory)`` against ``fastal.top_k(directory)``. Last, each
+layout converted once with ``fastal.io.convert`` and scanned as Arrow IPC (memory-mapped).
 
     nice -n 5 python bench/bench_parquet.py                  # 10M x 10, about 5 minutes
     nice -n 5 python bench/bench_parquet.py --quick          # 1M x 10, a smoke test
@@ -106,6 +108,30 @@ def interleaved_best(fns: dict, repeat: int, cpu: dict | None = None) -> dict:
     return best
 
 
+def directory_row(args, tmp, table, layout, codec, column, read_columns, want):
+    """The pool written as ``args.parts`` files of one row group each; one table row."""
+    import pyarrow.parquet as pq
+
+    n = table.num_rows
+    directory = os.path.join(tmp, f"parts-{layout}-{codec}")
+    os.makedirs(directory)
+    step = -(-n // args.parts)
+    for i, lo in enumerate(range(0, n, step)):
+        pq.write_table(table.slice(lo, step), os.path.join(directory, f"part-{i:05d}.parquet"),
+                       row_group_size=step, compression=codec)
+    got = fastal.top_k(directory, 100, "margin", column=column, id_column="id")
+    assert np.array_equal(got.indices, want.indices), (layout, codec, "parts")
+    assert np.array_equal(got.scores, want.scores), (layout, codec, "parts")
+    cpu = {}
+    best = interleaved_best({
+        "read_table": lambda: pq.read_table(directory, columns=read_columns),
+        "fastal": lambda: fastal.top_k(directory, 100, "margin", column=column, id_column="id"),
+    }, args.repeat, cpu)
+    return [layout, codec, _common.fmt_rate(n / best["read_table"]),
+            _common.fmt_rate(n / best["fastal"]), f"**{best['read_table'] / best['fastal']:.0%}**",
+            f"{cpu['read_table']:.2f} / {cpu['fastal']:.2f}"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -116,6 +142,9 @@ def main(argv=None):
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--codecs", default=",".join(CODECS))
     parser.add_argument("--no-convert", action="store_true", help="skip the Arrow IPC rows")
+    parser.add_argument("--parts", type=int, default=20,
+                        help="also write the pool as this many part files of one row group "
+                             "each in a directory, as Spark writes them (0: skip)")
     parser.add_argument("--rss-runs", type=int, default=3,
                         help="fresh processes measuring each file's peak RSS (the median shown)")
     parser.add_argument("--quick", action="store_true", help="1M rows, 2 repeats")
@@ -137,7 +166,7 @@ def main(argv=None):
     # The warm-up file has three row groups, so that it runs the same parallel reader: the
     # decoding threads' allocator heaps are a fixed cost, whatever the pool size.
     small = make_probs(3 * args.row_group_rows, c, seed=2)
-    rows, ipc_rows = [], []
+    rows, ipc_rows, part_rows = [], [], []
     with tempfile.TemporaryDirectory(prefix="fastal-bench-pq-", dir=os.environ.get("TMPDIR")) as tmp:
         for layout in args.layouts.split(","):
             table = layout_table(probs, layout)
@@ -183,6 +212,10 @@ def main(argv=None):
                              f"{rss['added'] / 1e6:,.1f} MB ({rss['low'] / 1e6:,.1f}-"
                              f"{rss['high'] / 1e6:,.1f})", f"{rss['added'] / size:.1%}"])
                 print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+                if args.parts:
+                    part_rows.append(directory_row(args, tmp, table, layout, codec, column,
+                                                   read_columns, want))
+                    print(" | ".join(part_rows[-1]), file=sys.stderr, flush=True)
             if args.no_convert:
                 continue
             source = os.path.join(tmp, f"{layout}-{args.codecs.split(',')[0]}.parquet")
@@ -210,6 +243,12 @@ def main(argv=None):
          "fastal / read_table", "sequential reader rows/s", "sequential / read_table",
          "CPU s: read_table / fastal / sequential", "units ahead",
          f"peak RSS added (median of {args.rss_runs}, range)", "RSS added / file"], rows))
+    if part_rows:
+        print(f"\nThe same pool as a directory of {args.parts} part files of one row group "
+              f"each (as Spark writes them), `pq.read_table(directory)` against "
+              f"`fastal.top_k(directory)`, best of {args.repeat}:\n")
+        print(_common.table(["layout", "codec", "read_table rows/s", "fastal rows/s",
+                             "fastal / read_table", "CPU s: read_table / fastal"], part_rows))
     if ipc_rows:
         print(f"\nConverted once with `fastal convert` (from the {args.codecs.split(',')[0]} "
               f"file), then scanned memory-mapped:\n")
