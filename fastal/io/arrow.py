@@ -44,6 +44,8 @@ _FRONT_BATCHES = 8
 # keep one chunk per batch (4-16 added 20-30 % of the file in RSS and saved nothing).
 _COLUMN_BATCH_CHUNKS = 4
 _END = object()  # a unit's last batch was queued
+# What pyarrow raises on a file it cannot read (reported as FileError with the file's path).
+_READ_ERRORS = (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError)
 
 _IPC_FILE_MAGIC = b"ARROW1"
 _IPC_STREAM_MAGIC = b"\xff\xff\xff\xff"
@@ -486,10 +488,6 @@ class ParquetSource(ArrowSource):
             tasks.append(current)
         return tasks
 
-    def _units_that_fit(self, tasks) -> int:
-        """Units of the largest size that fit ``PARQUET_READAHEAD_BYTES``."""
-        return _units_that_fit([(self, task) for task in tasks])
-
     def readahead(self) -> int:
         """Units of row groups decoded ahead of the one being scored (0: one batch at a time)."""
         if self._readahead is not None:
@@ -497,12 +495,8 @@ class ParquetSource(ArrowSource):
         tasks = self._tasks()
         if len(tasks) < 2:
             return 0
-        return int(max(0, min(self._units_that_fit(tasks), pa.cpu_count() - 1, len(tasks) - 1)))
-
-    def _spare(self, ahead: int) -> int:
-        """1 if a unit more than ``ahead`` fits the byte budget, else 0: the unit a decoding
-        thread starts when it finishes its own before the scan has reached it."""
-        return 1 if self._units_that_fit(self._tasks()) > ahead else 0
+        fits = _units_that_fit([(self, task) for task in tasks])
+        return int(max(0, min(fits, pa.cpu_count() - 1, len(tasks) - 1)))
 
     def _batches(self, chunk_rows):
         rows = 0
@@ -517,11 +511,9 @@ class ParquetSource(ArrowSource):
                 yield batch
         except FileError:
             raise
-        except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        except _READ_ERRORS as exc:
             raise FileError(f"cannot read {self.path}: {exc}") from exc
-        if rows != self.n_rows:  # never a partial answer: the footer's count is the check
-            raise FileError(f"cannot read {self.path}: {rows:,} rows read where its footer "
-                            f"says {self.n_rows:,}")
+        _check_rows(self, rows)
 
     def _peek_width(self) -> int:
         for batch in self._streamed(1024, background=False):
@@ -564,8 +556,7 @@ class ParquetSource(ArrowSource):
     def _parallel(self, batch_rows, ahead: int):
         """Record batches in file order; ``ahead + 1`` units of row groups decoded at once."""
         tasks = [(self, task) for task in self._tasks()]
-        limit = ahead + 1 + self._spare(ahead)
-        for _, batch in _decode_in_order(tasks, batch_rows, ahead, limit):
+        for _, batch in _decode_in_order(tasks, batch_rows, ahead):
             yield batch
 
     def _unit_batches(self, task, batch_rows, local):
@@ -586,6 +577,13 @@ class ParquetSource(ArrowSource):
                                    row_groups=task, use_threads=False)
 
 
+def _check_rows(source, rows: int) -> None:
+    """Never a partial answer: the rows a scan of ``source`` read against its footer's count."""
+    if rows != source.n_rows:
+        raise FileError(f"cannot read {source.path}: {rows:,} rows read where its footer "
+                        f"says {source.n_rows:,}")
+
+
 def _units_that_fit(tasks) -> int:
     """Units of the largest size among ``tasks`` (``(ParquetSource, unit)`` pairs) that fit
     ``PARQUET_READAHEAD_BYTES``."""
@@ -593,20 +591,21 @@ def _units_that_fit(tasks) -> int:
     return PARQUET_READAHEAD_BYTES // max(1, largest)
 
 
-def _decode_in_order(tasks, batch_rows, ahead: int, limit: int):
+def _decode_in_order(tasks, batch_rows, ahead: int):
     """``(source, batch)`` for the record batches of ``tasks`` (``(ParquetSource, unit of
     row groups)`` pairs) in task order, ``ahead + 1`` units decoded at once.
 
     Each unit is decoded by a thread of its own into a queue; the scan takes the batches of
     the oldest unit as they arrive. The unit being scanned waits at ``_FRONT_BATCHES``
-    queued batches; the others are decoded in full. At most ``limit`` units are started and
-    not yet scanned in full (the one being scanned, the ``ahead`` after it and the spare
-    the byte budget may hold). A thread that finishes its unit starts the next at once
+    queued batches; the others are decoded in full. Units started and not yet scanned in
+    full: the one being scanned, the ``ahead`` after it and one spare if the byte budget
+    holds a unit more than ``ahead``. A thread that finishes its unit starts the next at once
     (else it would wait for the scan to finish a unit, and one core would decode alone
     meanwhile). Measured, 10M x 10 float32, one column per class, uncompressed, 2 cores
     (best of 4 scans, 3 fresh processes each): 0.31-0.34 s with no spare unit, 0.29-0.31 s
     with one, 0.28-0.32 s with two.
     """
+    limit = ahead + 1 + (1 if _units_that_fit(tasks) > ahead else 0)
     local = threading.local()
     stop = threading.Event()
     taken = threading.Condition()  # the scan took a batch or moved to the next unit
@@ -657,8 +656,7 @@ def _decode_in_order(tasks, batch_rows, ahead: int, limit: int):
             while (item := out.get()) is not _END:
                 if isinstance(item, FileError):
                     raise item
-                if isinstance(item, (pa.ArrowInvalid, pa.ArrowException, OSError,
-                                     UnicodeDecodeError)):
+                if isinstance(item, _READ_ERRORS):
                     raise FileError(f"cannot read {source.path}: {item}") from item
                 if isinstance(item, BaseException):
                     raise item
@@ -718,7 +716,7 @@ class ConcatSource(Source):
             offset += s.n_rows
 
     def _parquet_plan(self):
-        """``(tasks, ahead, limit)`` to decode the units of all files as one sequence
+        """``(tasks, ahead)`` to decode the units of all files as one sequence
         (``_decode_in_order``), or None: for Parquet files only (default readahead), whose
         units fit the byte budget. A directory of files of one row group each (as Spark
         writes them) then decodes the next file while the scan reads this one, instead of
@@ -730,28 +728,23 @@ class ConcatSource(Source):
         tasks = [(s, task) for s in sources for task in s._tasks()]
         if len(tasks) < 2:  # files without row groups have no units
             return None
-        fits = _units_that_fit(tasks)
-        ahead = int(min(fits, pa.cpu_count() - 1, len(tasks) - 1))
-        if ahead < 1:
-            return None
-        return tasks, ahead, ahead + 1 + (1 if fits > ahead else 0)
+        ahead = int(min(_units_that_fit(tasks), pa.cpu_count() - 1, len(tasks) - 1))
+        return (tasks, ahead) if ahead >= 1 else None
 
-    def _parquet_pieces(self, chunk_rows, tasks, ahead, limit):
+    def _parquet_pieces(self, chunk_rows, tasks, ahead):
         offsets, offset = {}, 0
         for s in self.sources:
             offsets[id(s)] = offset
             offset += s.n_rows
         read = dict.fromkeys(offsets, 0)  # rows of each file read so far
-        for source, batch in _decode_in_order(tasks, chunk_rows, ahead, limit):
+        for source, batch in _decode_in_order(tasks, chunk_rows, ahead):
             start = read[id(source)]
             for chunk in source._convert(batch, start, chunk_rows):
                 values = chunk.values.astype(self.dtype, copy=False)
                 yield Chunk(offsets[id(source)] + chunk.start, values, chunk.ids)
             read[id(source)] = start + batch.num_rows
-        for s in self.sources:  # never a partial answer: each footer's count is the check
-            if read[id(s)] != s.n_rows:
-                raise FileError(f"cannot read {s.path}: {read[id(s)]:,} rows read where its "
-                                f"footer says {s.n_rows:,}")
+        for s in self.sources:
+            _check_rows(s, read[id(s)])
 
 
 def file_source(path, column=None, id_column=None, *, readahead=None) -> Source:
