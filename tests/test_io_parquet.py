@@ -119,7 +119,8 @@ def test_readahead_follows_the_byte_budget(tmp_path, probs, monkeypatch):
     monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", 3 * row_group)
     assert source.readahead() == 3
     monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", row_group - 1)
-    assert source.readahead() == 0  # too large: streamed on one background thread
+    assert source.readahead() == 7  # too large to hold: each decoded ahead in part
+    monkeypatch.setattr(arrow.pa, "cpu_count", lambda: 8)
     want = fastal.top_k(probs, 10, "ratio")
     got = fastal.top_k(ParquetSource(path), 10, "ratio", chunk_rows=64)
     np.testing.assert_array_equal(got.indices, want.indices)
@@ -165,6 +166,51 @@ def test_a_thread_that_finishes_its_unit_starts_the_next(tmp_path, probs, monkey
     np.testing.assert_array_equal(np.concatenate(ids), np.arange(N) * 3 + 1)
     assert sorted(started) == list(range(N // 100))
     assert not fastal_threads()
+
+
+@pytest.mark.parametrize("layout", ["fixed", "columns"])
+def test_units_over_the_budget_are_decoded_ahead_in_part(tmp_path, probs, monkeypatch, layout):
+    """A unit larger than the byte budget (pyarrow's default 1M-row groups) is decoded
+    beside the one being scanned, up to half the budget, then waits for the scan."""
+    path = write(tmp_path / "pool.parquet", probs, 1000, layout=layout)
+    column = [f"p{j}" for j in range(C)] if layout == "columns" else None
+    source = ParquetSource(path, column, id_column="id")
+    unit = max(source._row_group_bytes(g) for g in source.row_groups)
+    monkeypatch.setattr(arrow.pa, "cpu_count", lambda: 2)
+    monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", unit - 1)
+    assert source.readahead() == 1
+    cap = (unit - 1) // 2
+    units, batches = [], []
+
+    class Recorded(arrow._Unit):
+        def __init__(self, *args):
+            super().__init__(*args)
+            units.append(self)
+    monkeypatch.setattr(arrow, "_Unit", Recorded)
+    ids = []
+    for chunk in source.chunks(50):
+        batches.append(chunk.values.shape[0])
+        if chunk.start == 0:  # hold the scan on the first unit until the second's decoder waits
+            seen, still = None, 0
+            for _ in range(1000):  # up to 10 s on a busy machine
+                held = units[1].held if len(units) > 1 else None
+                still = still + 1 if held and held == seen else 0
+                if still >= 20:  # unchanged for 0.2 s
+                    break
+                seen = held
+                threading.Event().wait(0.01)
+            assert len(units) == 2  # no third unit while the second is held
+            whole = pq.read_table(path, columns=source.columns.read).slice(1000, 1000).nbytes
+            batch = whole / 1000 * 50 * (4 if layout == "columns" else 1)
+            assert 0 < held <= cap + batch + 1, (held, cap, batch)
+            assert held < whole  # decoded in part, not in full
+        ids.append(chunk.ids)
+    np.testing.assert_array_equal(np.concatenate(ids), np.arange(N) * 3 + 1)
+    assert len(units) == 3 and not fastal_threads()
+    got = fastal.top_k(ParquetSource(path, column, id_column="id"), 10, "margin", chunk_rows=64)
+    want = fastal.top_k(probs, 10, "margin")
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.scores, want.scores)
 
 
 @pytest.mark.parametrize("readahead", [1, 3])

@@ -492,11 +492,7 @@ class ParquetSource(ArrowSource):
         """Units of row groups decoded ahead of the one being scored (0: one batch at a time)."""
         if self._readahead is not None:
             return max(0, int(self._readahead))
-        tasks = self._tasks()
-        if len(tasks) < 2:
-            return 0
-        fits = _units_that_fit([(self, task) for task in tasks])
-        return int(max(0, min(fits, pa.cpu_count() - 1, len(tasks) - 1)))
+        return _default_ahead([(self, task) for task in self._tasks()])
 
     def _batches(self, chunk_rows):
         rows = 0
@@ -591,40 +587,68 @@ def _units_that_fit(tasks) -> int:
     return PARQUET_READAHEAD_BYTES // max(1, largest)
 
 
+def _default_ahead(tasks) -> int:
+    """Units decoded ahead of the one being scanned by default: one per core but the
+    scanning thread's, fewer if fewer fit the byte budget. Units larger than the budget
+    are decoded ahead too, each only in part (see ``_decode_in_order``); a single unit
+    (nothing to decode ahead) is streamed."""
+    if len(tasks) < 2:
+        return 0
+    most = min(pa.cpu_count() - 1, len(tasks) - 1)
+    fits = _units_that_fit(tasks)
+    return int(max(0, min(fits, most) if fits else most))
+
+
 def _decode_in_order(tasks, batch_rows, ahead: int):
     """``(source, batch)`` for the record batches of ``tasks`` (``(ParquetSource, unit of
     row groups)`` pairs) in task order, ``ahead + 1`` units decoded at once.
 
     Each unit is decoded by a thread of its own into a queue; the scan takes the batches of
     the oldest unit as they arrive. The unit being scanned waits at ``_FRONT_BATCHES``
-    queued batches; the others are decoded in full. Units started and not yet scanned in
-    full: the one being scanned, the ``ahead`` after it and one spare if the byte budget
-    holds a unit more than ``ahead``. A thread that finishes its unit starts the next at once
-    (else it would wait for the scan to finish a unit, and one core would decode alone
-    meanwhile). Measured, 10M x 10 float32, one column per class, uncompressed, 2 cores
-    (best of 4 scans, 3 fresh processes each): 0.31-0.34 s with no spare unit, 0.29-0.31 s
-    with one, 0.28-0.32 s with two.
+    queued batches; the others at ``PARQUET_READAHEAD_BYTES`` shared among them, which
+    holds them in full when they fit (the readahead was chosen so). Units started and not
+    yet scanned in full: the one being scanned, the ``ahead`` after it and one spare if the
+    byte budget holds a unit more than ``ahead``. A thread that finishes its unit starts
+    the next at once (else it would wait for the scan to finish a unit, and one core would
+    decode alone meanwhile). Measured, 10M x 10 float32, one column per class,
+    uncompressed, 2 cores (best of 4 scans, 3 fresh processes each): 0.31-0.34 s with no
+    spare unit, 0.29-0.31 s with one, 0.28-0.32 s with two.
+
+    Units larger than the budget (pyarrow's default 1M-row groups at 10 classes with ids,
+    Spark's 128 MB ones) are decoded ahead in part: up to half the budget each, so the
+    thread that decodes the next unit works beside the one the scan reads from and
+    pauses at the cap; memory stays O(budget), not O(row group).
     """
-    limit = ahead + 1 + (1 if _units_that_fit(tasks) > ahead else 0)
+    fits = _units_that_fit(tasks)
+    limit = ahead + 1 + (1 if fits > ahead else 0)
+    cap = PARQUET_READAHEAD_BYTES // max(1, limit - 1) if fits else \
+        PARQUET_READAHEAD_BYTES // (2 * max(1, ahead))
     local = threading.local()
     stop = threading.Event()
     taken = threading.Condition()  # the scan took a batch or moved to the next unit
-    in_flight = deque()  # (source, output queue) of each unit started, not scanned in full
+    in_flight = deque()  # _Unit of each unit started, not scanned in full
     decoding = [0]  # units being decoded (at most a thread each)
     todo = iter(tasks)
 
-    def decode(source, task, out: queue.SimpleQueue):
+    def must_wait(unit):  # with ``taken`` held
+        if stop.is_set():
+            return False
+        if unit is in_flight[0]:
+            # The unit being scored need not run far ahead of the scan.
+            return unit.out.qsize() >= _FRONT_BATCHES
+        return unit.held >= cap
+
+    def decode(unit, task):
         try:
-            for batch in source._unit_batches(task, batch_rows, local):
+            for batch in unit.source._unit_batches(task, batch_rows, local):
+                size = batch.nbytes
                 with taken:
-                    # The unit being scored need not run far ahead of the scan: its decoder
-                    # waits at _FRONT_BATCHES batches (the others are decoded in full).
-                    while (out is in_flight[0][1] and out.qsize() >= _FRONT_BATCHES
-                           and not stop.is_set()):
+                    while must_wait(unit):
                         taken.wait()
-                if stop.is_set():
-                    break
-                out.put(batch)
+                    if stop.is_set():
+                        break
+                    unit.held += size
+                unit.out.put((batch, size))
             last = _END
         except BaseException as exc:  # handed to the scan, which raises it
             last = exc
@@ -635,32 +659,34 @@ def _decode_in_order(tasks, batch_rows, ahead: int):
             decoding[0] -= 1
             if not stop.is_set():
                 refill()
-        out.put(last)
+        unit.out.put(last)
 
     def refill():  # with ``taken`` held: start units in task order while there is room
         while len(in_flight) < limit and decoding[0] < ahead + 1:
             item = next(todo, None)
             if item is None:
                 return
-            out = queue.SimpleQueue()
-            in_flight.append((item[0], out))
+            unit = _Unit(item[0])
+            in_flight.append(unit)
             decoding[0] += 1
-            pool.submit(decode, item[0], item[1], out)
+            pool.submit(decode, unit, item[1])
 
     pool = ThreadPoolExecutor(ahead + 1, thread_name_prefix="fastal-parquet")
     try:
         with taken:
             refill()
         while in_flight:
-            source, out = in_flight[0]
-            while (item := out.get()) is not _END:
+            unit = in_flight[0]
+            while (item := unit.out.get()) is not _END:
                 if isinstance(item, FileError):
                     raise item
                 if isinstance(item, _READ_ERRORS):
-                    raise FileError(f"cannot read {source.path}: {item}") from item
+                    raise FileError(f"cannot read {unit.source.path}: {item}") from item
                 if isinstance(item, BaseException):
                     raise item
+                batch, size = item
                 with taken:
+                    unit.held -= size
                     taken.notify_all()
                 # The decoders keep the other cores busy: the caller's kernels run on this
                 # thread alone meanwhile (handing half of a 1 MiB chunk to a pool thread cost
@@ -668,7 +694,7 @@ def _decode_in_order(tasks, batch_rows, ahead: int):
                 threads = numba.get_num_threads()
                 numba.set_num_threads(1)
                 try:
-                    yield source, item
+                    yield unit.source, batch
                 finally:
                     numba.set_num_threads(threads)
             with taken:
@@ -681,6 +707,17 @@ def _decode_in_order(tasks, batch_rows, ahead: int):
         with taken:
             taken.notify_all()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Unit:
+    """A unit of row groups being decoded: its batches' queue and their bytes queued."""
+
+    __slots__ = ("source", "out", "held")
+
+    def __init__(self, source):
+        self.source = source
+        self.out = queue.SimpleQueue()
+        self.held = 0
 
 
 class ConcatSource(Source):
@@ -726,9 +763,7 @@ class ConcatSource(Source):
                                        for s in sources):
             return None
         tasks = [(s, task) for s in sources for task in s._tasks()]
-        if len(tasks) < 2:  # files without row groups have no units
-            return None
-        ahead = int(min(_units_that_fit(tasks), pa.cpu_count() - 1, len(tasks) - 1))
+        ahead = _default_ahead(tasks)  # 0 for fewer than two units (files without row groups)
         return (tasks, ahead) if ahead >= 1 else None
 
     def _parquet_pieces(self, chunk_rows, tasks, ahead):
