@@ -41,8 +41,8 @@ IN_MEMORY_CHUNK_BYTES = 32 << 20
 MIN_CHUNK_ROWS = 1024
 
 # Decoded bytes of Parquet row groups a scan may hold ahead of the row group it scores
-# (which streams through); fastal.io.arrow.ParquetSource decodes row groups in parallel
-# only when one fits, and streams larger ones batch by batch on one thread.
+# (which streams through); fastal.io.arrow.ParquetSource decodes whole row groups ahead
+# when they fit, and larger ones in part (half of this among them).
 PARQUET_READAHEAD_BYTES = 48 << 20
 # Default chunk of a Parquet scan (rows = this / row width): each record batch is decoded at
 # this size and scored as it is. Peak RSS added by a first scan decoding row groups on two

@@ -243,12 +243,17 @@ def write_directory(directory, values, cuts, layout, row_group_rows=400):
     return directory
 
 
+@pytest.mark.parametrize("over_budget", [False, True])
 @pytest.mark.parametrize("layout", ["fixed", "columns"])
-def test_a_directory_is_decoded_as_one_sequence_of_units(tmp_path, probs, monkeypatch, layout):
+def test_a_directory_is_decoded_as_one_sequence_of_units(tmp_path, probs, monkeypatch, layout,
+                                                         over_budget):
     """The files' units decode on threads as one sequence (the next file while the scan
-    reads this one): rows, ids and scores as in memory, for any chunk size."""
+    reads this one), also units over the byte budget (decoded ahead in part): rows, ids
+    and scores as in memory, for any chunk size."""
     cuts = [0, 700, 1500, 1501, 2200, 3000]  # one file of one row, files of 1-2 row groups
     directory = write_directory(tmp_path / "pool", probs, cuts, layout)
+    if over_budget:
+        monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", 1000)
     column = [f"p{j}" for j in range(C)] if layout == "columns" else None
     calls = []
     decode_in_order = arrow._decode_in_order

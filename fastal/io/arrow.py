@@ -30,8 +30,9 @@ _PARQUET_MAGIC = b"PAR1"
 _RELEASE_BYTES = 16 << 20  # see IpcSource._release
 _BUFFER_BYTES = 1 << 20  # Parquet column chunks are read through a buffer of this size
 # Batches the decoder of the row groups being scored may run ahead of the scan (the units
-# after it are decoded in full). Measured, 10M x 10 fixed_size_list snappy, 2 cores, best of
-# 5 interleaved: 2 -> 70 % of read_table's rate, 8 -> 81 %, 32 -> 78 %; 8 MiB at 1 MiB chunks.
+# after it are decoded in full, or up to their byte cap). Measured, 10M x 10
+# fixed_size_list snappy, 2 cores, best of 5 interleaved: 2 -> 70 % of read_table's rate,
+# 8 -> 81 %, 32 -> 78 %; 8 MiB at 1 MiB chunks.
 _FRONT_BATCHES = 8
 
 
@@ -409,9 +410,9 @@ class ParquetSource(ArrowSource):
     Memory stays O(unit), not O(file): the decoder of the unit being scored waits when
     ``_FRONT_BATCHES`` of its batches are queued, and only the ``readahead`` units after it
     (and one spare, if it fits too) are decoded in full ahead of the scan. Units are
-    decoded ahead only while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes,
-    from the footer); a file of larger row groups is streamed batch by batch on one
-    background thread (decoding overlaps scoring but uses one core). The files of a
+    decoded ahead in full while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes,
+    from the footer); larger ones are decoded ahead in part (see ``_decode_in_order``), and
+    a file of one unit is streamed batch by batch on one background thread. The files of a
     directory are decoded as one sequence of units (``ConcatSource``). Column chunks are
     read through a 1 MiB buffered stream, not pre-buffered: pre-buffering holds a row
     group's compressed column chunks as well, and was no faster on local files (within
@@ -754,8 +755,8 @@ class ConcatSource(Source):
 
     def _parquet_plan(self):
         """``(tasks, ahead)`` to decode the units of all files as one sequence
-        (``_decode_in_order``), or None: for Parquet files only (default readahead), whose
-        units fit the byte budget. A directory of files of one row group each (as Spark
+        (``_decode_in_order``), or None: for Parquet files only (default readahead). A
+        directory of files of one row group each (as Spark
         writes them) then decodes the next file while the scan reads this one, instead of
         one file at a time on one thread."""
         sources = self.sources
