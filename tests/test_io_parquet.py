@@ -332,7 +332,10 @@ def test_small_row_groups_are_decoded_together(tmp_path, probs, monkeypatch):
     np.testing.assert_array_equal(got.ids, want.indices * 3 + 1)
 
 
-def test_bad_values_stop_the_decoders(tmp_path, probs):
+@pytest.mark.parametrize("over_budget", [False, True])  # True: units decoded ahead in part
+def test_bad_values_stop_the_decoders(tmp_path, probs, monkeypatch, over_budget):
+    if over_budget:
+        monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", 1000)
     bad = probs.copy()
     bad[2500, 1] = np.nan
     path = write(tmp_path / "pool.parquet", bad, 100)
@@ -341,7 +344,10 @@ def test_bad_values_stop_the_decoders(tmp_path, probs):
     assert not fastal_threads()
 
 
-def test_corrupt_row_group_is_a_file_error(tmp_path, probs):
+@pytest.mark.parametrize("over_budget", [False, True])
+def test_corrupt_row_group_is_a_file_error(tmp_path, probs, monkeypatch, over_budget):
+    if over_budget:
+        monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", 1000)
     path = write(tmp_path / "pool.parquet", probs, 300)
     meta = pq.ParquetFile(path).metadata
     offset = meta.row_group(6).column(1).data_page_offset
