@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fastal
 from fastal import FastalError, FileError
@@ -230,6 +232,40 @@ def test_no_rows_lost_when_decoders_pause_after_their_last_batch(tmp_path, probs
     chunks = list(source.chunks(100))
     np.testing.assert_array_equal(np.concatenate([c.ids for c in chunks]), np.arange(N) * 3 + 1)
     np.testing.assert_array_equal(np.concatenate([c.values for c in chunks]), probs)
+    assert not fastal_threads()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(groups=st.lists(st.integers(1, 400), min_size=1, max_size=8),
+       budget_units=st.sampled_from([0.001, 0.4, 0.9, 1.5, 3.0, 100.0]),
+       readahead=st.sampled_from([None, 1, 2, 3]), cores=st.integers(2, 4),
+       chunk_rows=st.integers(1, 500), layout=st.sampled_from(["fixed", "columns"]))
+def test_any_budget_gives_every_row_once_in_order(tmp_path_factory, probs, monkeypatch, groups,
+                                                  budget_units, readahead, cores, chunk_rows,
+                                                  layout):
+    """Row groups of random sizes, byte budgets from far under one unit (decoded ahead in
+    part) to many units, any readahead and chunk size: every row once, in file order, with
+    its id, and no decoding thread left behind."""
+    path = tmp_path_factory.mktemp("pool") / "pool.parquet"
+    n = sum(groups)
+    values = probs[:n] if n <= N else np.concatenate([probs] * (n // N + 1))[:n]
+    table = pool_table(values, layout)
+    with pq.ParquetWriter(path, table.schema) as writer:
+        start = 0
+        for rows in groups:
+            writer.write_table(table.slice(start, rows))
+            start += rows
+    column = [f"p{j}" for j in range(C)] if layout == "columns" else None
+    source = ParquetSource(path, column, id_column="id", readahead=readahead)
+    unit = max(source._row_group_bytes(g) for g in source.row_groups)
+    monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", max(1, int(budget_units * unit)))
+    monkeypatch.setattr(arrow.pa, "cpu_count", lambda: cores)
+    chunks = list(source.chunks(chunk_rows))
+    assert [c.start for c in chunks] == [0] + [c.stop for c in chunks[:-1]]
+    assert all(c.values.shape[0] <= chunk_rows for c in chunks)
+    np.testing.assert_array_equal(np.concatenate([c.values for c in chunks]), values)
+    np.testing.assert_array_equal(np.concatenate([c.ids for c in chunks]), np.arange(n) * 3 + 1)
     assert not fastal_threads()
 
 
