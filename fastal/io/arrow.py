@@ -407,12 +407,12 @@ class ParquetSource(ArrowSource):
     decoded at once, as ``pq.read_table`` decodes row groups, while the caller scores the
     current batch (its Numba kernels then run on the scanning thread alone).
 
-    Memory stays O(unit), not O(file): the decoder of the unit being scored waits when
+    Memory stays O(budget), not O(file): the decoder of the unit being scored waits when
     ``_FRONT_BATCHES`` of its batches are queued, and only the ``readahead`` units after it
-    (and one spare, if it fits too) are decoded in full ahead of the scan. Units are
-    decoded ahead in full while they fit ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes,
-    from the footer); larger ones are decoded ahead in part (see ``_decode_in_order``), and
-    a file of one unit is streamed batch by batch on one background thread. The files of a
+    (and one spare, if it fits too) are decoded ahead of the scan, in full while they fit
+    ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes, from the footer), larger ones in part
+    (see ``_decode_in_order``); a file of one unit is streamed batch by batch on one
+    background thread. The files of a
     directory are decoded as one sequence of units (``ConcatSource``). Column chunks are
     read through a 1 MiB buffered stream, not pre-buffered: pre-buffering holds a row
     group's compressed column chunks as well, and was no faster on local files (within
@@ -425,8 +425,9 @@ class ParquetSource(ArrowSource):
     row_groups : sequence of int, optional
         Read only these row groups, in this order (default: all of them).
     readahead : int, optional
-        Units decoded ahead of the one being scored (default: cores - 1, within the byte
-        budget). 0 reads one batch at a time on the calling thread, which is what a
+        Units decoded ahead of the one being scored (default: cores - 1, fewer if fewer
+        fit the byte budget; units over the budget are decoded ahead in part, within
+        it). 0 reads one batch at a time on the calling thread, which is what a
         cluster worker running one task per core wants.
     """
 
