@@ -757,9 +757,9 @@ class ConcatSource(Source):
     def _parquet_plan(self):
         """``(tasks, ahead)`` to decode the units of all files as one sequence
         (``_decode_in_order``), or None: for Parquet files only (default readahead). A
-        directory of files of one row group each (as Spark
-        writes them) then decodes the next file while the scan reads this one, instead of
-        one file at a time on one thread."""
+        directory of files of one row group each (as Spark writes them) then decodes the
+        next file while the scan reads this one, instead of one file at a time on one
+        thread."""
         sources = self.sources
         if len(sources) < 2 or not all(isinstance(s, ParquetSource) and s._readahead is None
                                        for s in sources):
