@@ -233,32 +233,41 @@ def test_no_rows_lost_when_decoders_pause_after_their_last_batch(tmp_path, probs
     assert not fastal_threads()
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(groups=st.lists(st.integers(1, 400), min_size=1, max_size=8),
+       files=st.integers(1, 3),
        budget_units=st.sampled_from([0.001, 0.4, 0.9, 1.5, 3.0, 100.0]),
        readahead=st.sampled_from([None, 1, 2, 3]), cores=st.integers(2, 4),
        chunk_rows=st.integers(1, 500), layout=st.sampled_from(["fixed", "columns"]))
 def test_any_budget_gives_every_row_once_in_order(tmp_path_factory, probs, monkeypatch, groups,
-                                                  budget_units, readahead, cores, chunk_rows,
-                                                  layout):
-    """Row groups of random sizes, byte budgets from far under one unit (decoded ahead in
-    part) to many units, any readahead and chunk size: every row once, in file order, with
-    its id, and no decoding thread left behind."""
-    path = tmp_path_factory.mktemp("pool") / "pool.parquet"
+                                                  files, budget_units, readahead, cores,
+                                                  chunk_rows, layout):
+    """Row groups of random sizes in one file or a directory of several, byte budgets from
+    far under one unit (decoded ahead in part) to many units, any readahead and chunk
+    size: every row once, in order, with its id, and no decoding thread left behind."""
+    directory = tmp_path_factory.mktemp("pool")
     n = sum(groups)
     values = probs[:n] if n <= N else np.concatenate([probs] * (n // N + 1))[:n]
     table = pool_table(values, layout)
-    with pq.ParquetWriter(path, table.schema) as writer:
-        start = 0
-        for rows in groups:
-            writer.write_table(table.slice(start, rows))
-            start += rows
+    files = min(files, len(groups))
+    per_file = -(-len(groups) // files)
+    start = 0
+    for f in range(0, len(groups), per_file):
+        with pq.ParquetWriter(directory / f"part-{f:03d}.parquet", table.schema) as writer:
+            for rows in groups[f:f + per_file]:
+                writer.write_table(table.slice(start, rows))
+                start += rows
     column = [f"p{j}" for j in range(C)] if layout == "columns" else None
-    source = ParquetSource(path, column, id_column="id", readahead=readahead)
-    unit = max(source._row_group_bytes(g) for g in source.row_groups)
+    paths = sorted(directory.iterdir())
+    sources = [ParquetSource(p, column, id_column="id") for p in paths]
+    unit = max(s._row_group_bytes(g) for s in sources for g in s.row_groups)
     monkeypatch.setattr(arrow, "PARQUET_READAHEAD_BYTES", max(1, int(budget_units * unit)))
     monkeypatch.setattr(arrow.pa, "cpu_count", lambda: cores)
+    if len(paths) == 1:
+        source = ParquetSource(paths[0], column, id_column="id", readahead=readahead)
+    else:  # a directory: the default readahead
+        source = fastal.io.as_source(str(directory), column=column, id_column="id")
     chunks = list(source.chunks(chunk_rows))
     assert [c.start for c in chunks] == [0] + [c.stop for c in chunks[:-1]]
     assert all(c.values.shape[0] <= chunk_rows for c in chunks)
