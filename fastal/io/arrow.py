@@ -412,11 +412,10 @@ class ParquetSource(ArrowSource):
     (and one spare, if it fits too) are decoded ahead of the scan, in full while they fit
     ``PARQUET_READAHEAD_BYTES`` (uncompressed sizes, from the footer), larger ones in part
     (see ``_decode_in_order``); a file of one unit is streamed batch by batch on one
-    background thread. The files of a
-    directory are decoded as one sequence of units (``ConcatSource``). Column chunks are
-    read through a 1 MiB buffered stream, not pre-buffered: pre-buffering holds a row
-    group's compressed column chunks as well, and was no faster on local files (within
-    noise, 4M x 10 float32, three codecs).
+    background thread. The files of a directory are decoded as one sequence of units
+    (``ConcatSource``). Column chunks are read through a 1 MiB buffered stream, not
+    pre-buffered: pre-buffering holds a row group's compressed column chunks as well, and
+    was no faster on local files (within noise, 4M x 10 float32, three codecs).
 
     Parameters
     ----------
@@ -750,9 +749,13 @@ class ConcatSource(Source):
         offset = 0
         for s in self.sources:
             for chunk in s.chunks(chunk_rows):
-                values = chunk.values.astype(self.dtype, copy=False)
-                yield Chunk(offset + chunk.start, values, chunk.ids)
+                yield self._rebased(chunk, offset)
             offset += s.n_rows
+
+    def _rebased(self, chunk, offset):
+        """A file's chunk numbered in the directory (its file starts at row ``offset``)."""
+        return Chunk(offset + chunk.start, chunk.values.astype(self.dtype, copy=False),
+                     chunk.ids)
 
     def _parquet_plan(self):
         """``(tasks, ahead)`` to decode the units of all files as one sequence
@@ -777,8 +780,7 @@ class ConcatSource(Source):
         for source, batch in _decode_in_order(tasks, chunk_rows, ahead):
             start = read[id(source)]
             for chunk in source._convert(batch, start, chunk_rows):
-                values = chunk.values.astype(self.dtype, copy=False)
-                yield Chunk(offsets[id(source)] + chunk.start, values, chunk.ids)
+                yield self._rebased(chunk, offsets[id(source)])
             read[id(source)] = start + batch.num_rows
         for s in self.sources:
             _check_rows(s, read[id(s)])
